@@ -1,0 +1,8 @@
+//! allot: GPU-aware placement for Kubernetes.
+//!
+//! The pure core (`model`, `policy`, `sim`, `rng`) has no Kubernetes, HTTP or async
+//! dependency; the cluster-facing layers (`crd`, ...) sit behind the `k8s` feature.
+
+pub mod model;
+pub mod policy;
+pub mod rng;

@@ -1,0 +1,14 @@
+//! The core data model: resources in integer units (millicores, bytes, milli-GPU per
+//! device), nodes, pod demands and placements. Pure data; every other layer builds on it.
+
+pub mod cluster;
+pub mod frag;
+pub mod gpu;
+pub mod node;
+pub mod pod;
+pub mod quantity;
+
+pub use cluster::{Cluster, Placement};
+pub use gpu::{ModelCatalog, ModelId, ModelSet};
+pub use node::{DeviceSet, MAX_GPUS_PER_NODE, Misfit, Node};
+pub use pod::{GpuDemand, MILLI_PER_GPU, PodDemand, PodShape};

@@ -1,0 +1,381 @@
+//! A node: allocatable CPU and memory, a GPU model, and the free milli of each device.
+
+use super::gpu::{ModelId, ModelSet};
+use super::pod::{GpuDemand, MILLI_PER_GPU, PodDemand};
+
+/// Most GPUs one node may carry (one bit each in [`DeviceSet`]); real servers have up to 16.
+pub const MAX_GPUS_PER_NODE: usize = 16;
+
+/// A set of device indices on one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct DeviceSet(u16);
+
+impl DeviceSet {
+    pub const EMPTY: DeviceSet = DeviceSet(0);
+
+    pub fn single(index: usize) -> Self {
+        DeviceSet(1 << index)
+    }
+    pub fn with(self, index: usize) -> Self {
+        DeviceSet(self.0 | (1 << index))
+    }
+    pub fn contains(self, index: usize) -> bool {
+        self.0 & (1 << index) != 0
+    }
+    pub fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    pub fn iter(self) -> impl Iterator<Item = usize> {
+        (0..MAX_GPUS_PER_NODE).filter(move |&i| self.contains(i))
+    }
+}
+
+/// Counts of the GPU pods a node hosts, by kind: index 0 = shared, k = k whole GPUs.
+/// GpuClustering scores on these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GpuPodKinds([u16; MAX_GPUS_PER_NODE + 1]);
+
+impl GpuPodKinds {
+    pub fn kind_of(gpu: GpuDemand) -> Option<usize> {
+        match gpu {
+            GpuDemand::None => None,
+            GpuDemand::Shared { .. } => Some(0),
+            GpuDemand::Whole { count } => Some((count as usize).min(MAX_GPUS_PER_NODE)),
+        }
+    }
+    pub fn count(&self, kind: usize) -> u16 {
+        self.0[kind]
+    }
+    /// Whether the node hosts any GPU pod at all.
+    pub fn any(&self) -> bool {
+        self.0.iter().any(|&c| c > 0)
+    }
+    /// Whether the node hosts a GPU pod of a kind other than `kind`.
+    pub fn any_other(&self, kind: usize) -> bool {
+        self.0.iter().enumerate().any(|(k, &c)| k != kind && c > 0)
+    }
+    fn add(&mut self, gpu: GpuDemand) {
+        if let Some(k) = Self::kind_of(gpu) {
+            self.0[k] = self.0[k].saturating_add(1);
+        }
+    }
+    fn remove(&mut self, gpu: GpuDemand) {
+        if let Some(k) = Self::kind_of(gpu) {
+            self.0[k] = self.0[k].saturating_sub(1);
+        }
+    }
+}
+
+/// Why a pod does not fit a node. `permanent()` separates "never on this node" from "not now".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Misfit {
+    Cpu { need: u64, free: u64, capacity: u64 },
+    Memory { need: u64, free: u64, capacity: u64 },
+    NoGpus,
+    Model,
+    GpuShare { need: u32, best_free: u32 },
+    WholeGpus { need: u32, free: u32, total: u32 },
+}
+
+impl Misfit {
+    /// True when waiting cannot help: the node lacks the capacity or the model outright.
+    pub fn permanent(&self) -> bool {
+        match *self {
+            Misfit::Cpu { need, capacity, .. } | Misfit::Memory { need, capacity, .. } => {
+                need > capacity
+            }
+            Misfit::NoGpus | Misfit::Model => true,
+            Misfit::WholeGpus { need, total, .. } => need > total,
+            Misfit::GpuShare { .. } => false,
+        }
+    }
+}
+
+/// One node's capacity and current free resources.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub name: String,
+    pub cpu_capacity: u64,
+    pub memory_capacity: u64,
+    pub model: Option<ModelId>,
+    gpu_count: u8,
+    pub cpu_free: u64,
+    pub memory_free: u64,
+    gpu_free: [u16; MAX_GPUS_PER_NODE],
+    pub kinds: GpuPodKinds,
+    /// Bumped on every change, so callers can cache per-node results.
+    pub generation: u64,
+}
+
+/// Why a node description is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeError {
+    #[error("node has {0} GPUs; at most {MAX_GPUS_PER_NODE} per node are supported")]
+    TooManyGpus(usize),
+    #[error("node has GPUs but no GPU model")]
+    GpusWithoutModel,
+}
+
+impl Node {
+    pub fn new(
+        name: impl Into<String>,
+        cpu_milli: u64,
+        memory_bytes: u64,
+        gpus: usize,
+        model: Option<ModelId>,
+    ) -> Result<Self, NodeError> {
+        if gpus > MAX_GPUS_PER_NODE {
+            return Err(NodeError::TooManyGpus(gpus));
+        }
+        if gpus > 0 && model.is_none() {
+            return Err(NodeError::GpusWithoutModel);
+        }
+        let mut gpu_free = [0u16; MAX_GPUS_PER_NODE];
+        gpu_free[..gpus].fill(MILLI_PER_GPU as u16);
+        Ok(Node {
+            name: name.into(),
+            cpu_capacity: cpu_milli,
+            memory_capacity: memory_bytes,
+            model: if gpus > 0 { model } else { None },
+            gpu_count: gpus as u8,
+            cpu_free: cpu_milli,
+            memory_free: memory_bytes,
+            gpu_free,
+            kinds: GpuPodKinds::default(),
+            generation: 0,
+        })
+    }
+
+    pub fn gpu_count(&self) -> usize {
+        usize::from(self.gpu_count)
+    }
+
+    /// Free milli of each device, by index.
+    pub fn gpu_free(&self) -> &[u16] {
+        &self.gpu_free[..self.gpu_count()]
+    }
+
+    /// Idle GPU milli on the node (the paper's U).
+    pub fn idle_gpu_milli(&self) -> u32 {
+        self.gpu_free().iter().map(|&g| u32::from(g)).sum()
+    }
+
+    pub fn full_free_gpus(&self) -> u32 {
+        self.gpu_free()
+            .iter()
+            .filter(|&&g| u32::from(g) == MILLI_PER_GPU)
+            .count() as u32
+    }
+
+    pub fn model_allowed(&self, models: ModelSet) -> bool {
+        models.is_any() || self.model.is_some_and(|m| models.contains(m))
+    }
+
+    /// Whether `pod` fits now; the reason when it does not.
+    pub fn check(&self, pod: &PodDemand) -> Result<(), Misfit> {
+        if pod.cpu_milli > self.cpu_free {
+            return Err(Misfit::Cpu {
+                need: pod.cpu_milli,
+                free: self.cpu_free,
+                capacity: self.cpu_capacity,
+            });
+        }
+        if pod.memory_bytes > self.memory_free {
+            return Err(Misfit::Memory {
+                need: pod.memory_bytes,
+                free: self.memory_free,
+                capacity: self.memory_capacity,
+            });
+        }
+        match pod.gpu {
+            GpuDemand::None => Ok(()),
+            _ if self.gpu_count == 0 => Err(Misfit::NoGpus),
+            _ if !self.model_allowed(pod.models) => Err(Misfit::Model),
+            GpuDemand::Shared { milli } => {
+                let best_free = self.gpu_free().iter().copied().max().unwrap_or(0);
+                if u32::from(best_free) >= milli {
+                    Ok(())
+                } else {
+                    Err(Misfit::GpuShare {
+                        need: milli,
+                        best_free: u32::from(best_free),
+                    })
+                }
+            }
+            GpuDemand::Whole { count } => {
+                let free = self.full_free_gpus();
+                if free >= count {
+                    Ok(())
+                } else {
+                    Err(Misfit::WholeGpus {
+                        need: count,
+                        free,
+                        total: u32::from(self.gpu_count),
+                    })
+                }
+            }
+        }
+    }
+
+    pub fn fits(&self, pod: &PodDemand) -> bool {
+        self.check(pod).is_ok()
+    }
+
+    /// The default device choice: the best-fit device for a share (least free milli that
+    /// still fits, lowest index on ties); the lowest-index free devices for whole GPUs.
+    pub fn default_devices(&self, gpu: GpuDemand) -> Option<DeviceSet> {
+        match gpu {
+            GpuDemand::None => Some(DeviceSet::EMPTY),
+            GpuDemand::Shared { milli } => self
+                .gpu_free()
+                .iter()
+                .enumerate()
+                .filter(|&(_, &g)| u32::from(g) >= milli)
+                .min_by_key(|&(i, &g)| (g, i))
+                .map(|(i, _)| DeviceSet::single(i)),
+            GpuDemand::Whole { count } => {
+                let mut set = DeviceSet::EMPTY;
+                for (i, &g) in self.gpu_free().iter().enumerate() {
+                    if set.len() == count as usize {
+                        break;
+                    }
+                    if u32::from(g) == MILLI_PER_GPU {
+                        set = set.with(i);
+                    }
+                }
+                (set.len() == count as usize).then_some(set)
+            }
+        }
+    }
+
+    /// Whether `devices` is a valid choice for `gpu` on this node right now.
+    pub fn devices_fit(&self, gpu: GpuDemand, devices: DeviceSet) -> bool {
+        let per = gpu.per_gpu_milli();
+        devices.len() == gpu.num_gpu() as usize
+            && devices
+                .iter()
+                .all(|i| i < self.gpu_count() && u32::from(self.gpu_free[i]) >= per)
+    }
+
+    /// Take `pod`'s resources on `devices`. The caller has checked `fits` and `devices_fit`;
+    /// a violation is reported instead of corrupting the node.
+    pub fn assign(&mut self, pod: &PodDemand, devices: DeviceSet) -> Result<(), Misfit> {
+        self.check(pod)?;
+        if !self.devices_fit(pod.gpu, devices) {
+            return Err(Misfit::GpuShare {
+                need: pod.gpu.per_gpu_milli(),
+                best_free: 0,
+            });
+        }
+        self.cpu_free -= pod.cpu_milli;
+        self.memory_free -= pod.memory_bytes;
+        let per = pod.gpu.per_gpu_milli() as u16;
+        for i in devices.iter() {
+            self.gpu_free[i] -= per;
+        }
+        self.kinds.add(pod.gpu);
+        self.generation += 1;
+        Ok(())
+    }
+
+    /// Give back what `assign` took. Saturates at capacity so a double release cannot
+    /// invent resources.
+    pub fn release(&mut self, pod: &PodDemand, devices: DeviceSet) {
+        self.cpu_free = (self.cpu_free + pod.cpu_milli).min(self.cpu_capacity);
+        self.memory_free = (self.memory_free + pod.memory_bytes).min(self.memory_capacity);
+        let per = pod.gpu.per_gpu_milli() as u16;
+        let count = self.gpu_count();
+        for i in devices.iter().filter(|&i| i < count) {
+            self.gpu_free[i] = (self.gpu_free[i] + per).min(MILLI_PER_GPU as u16);
+        }
+        self.kinds.remove(pod.gpu);
+        self.generation += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::gpu::ModelCatalog;
+
+    fn node(gpus: usize) -> (Node, ModelCatalog) {
+        let mut c = ModelCatalog::default();
+        let t4 = c.intern("T4").unwrap();
+        (Node::new("n", 32_000, 64 << 30, gpus, Some(t4)).unwrap(), c)
+    }
+
+    fn pod(cpu: u64, gpu: GpuDemand) -> PodDemand {
+        PodDemand {
+            cpu_milli: cpu,
+            memory_bytes: 1 << 30,
+            gpu,
+            models: ModelSet::ANY,
+        }
+    }
+
+    #[test]
+    fn shares_take_the_tightest_device() {
+        let (mut n, _) = node(4);
+        let half = pod(1000, GpuDemand::Shared { milli: 500 });
+        let d0 = n.default_devices(half.gpu).unwrap();
+        assert_eq!(d0, DeviceSet::single(0));
+        n.assign(&half, d0).unwrap();
+        let small = pod(1000, GpuDemand::Shared { milli: 300 });
+        assert_eq!(n.default_devices(small.gpu), Some(DeviceSet::single(0)));
+        let whole = pod(1000, GpuDemand::Whole { count: 3 });
+        assert_eq!(
+            n.default_devices(whole.gpu),
+            Some(DeviceSet::single(1).with(2).with(3))
+        );
+        let four = pod(1000, GpuDemand::Whole { count: 4 });
+        assert_eq!(
+            n.check(&four),
+            Err(Misfit::WholeGpus {
+                need: 4,
+                free: 3,
+                total: 4
+            })
+        );
+        assert!(!n.check(&four).unwrap_err().permanent());
+    }
+
+    #[test]
+    fn model_and_size_misfits_are_permanent() {
+        let (n, mut c) = node(2);
+        let v100 = c.intern("V100M32").unwrap();
+        let mut p = pod(1000, GpuDemand::Whole { count: 1 });
+        p.models = ModelSet::only(v100);
+        assert_eq!(n.check(&p), Err(Misfit::Model));
+        assert!(Misfit::Model.permanent());
+        let big = pod(1000, GpuDemand::Whole { count: 8 });
+        assert!(n.check(&big).unwrap_err().permanent());
+        let cpu = pod(64_000, GpuDemand::None);
+        assert!(n.check(&cpu).unwrap_err().permanent());
+    }
+
+    #[test]
+    fn assign_then_release_restores_the_node() {
+        let (mut n, _) = node(2);
+        let before = n.clone();
+        let p = pod(4000, GpuDemand::Shared { milli: 250 });
+        let d = n.default_devices(p.gpu).unwrap();
+        n.assign(&p, d).unwrap();
+        assert_eq!(n.idle_gpu_milli(), 1750);
+        n.release(&p, d);
+        assert_eq!(n.gpu_free(), before.gpu_free());
+        assert_eq!(n.cpu_free, before.cpu_free);
+        assert_eq!(n.kinds, before.kinds);
+    }
+
+    #[test]
+    fn assign_refuses_overbooking() {
+        let (mut n, _) = node(1);
+        let p = pod(1000, GpuDemand::Shared { milli: 700 });
+        n.assign(&p, DeviceSet::single(0)).unwrap();
+        assert!(n.assign(&p, DeviceSet::single(0)).is_err());
+        assert_eq!(n.gpu_free(), &[300]);
+    }
+}

@@ -1,0 +1,232 @@
+//! Placement policies: one [`Policy`] trait, one implementation per published heuristic.
+//! The simulator and the extender both call [`Decider::decide`], so what the benchmark
+//! measures is what the cluster runs. Exact definitions: `traces/README-benchmark-notes.md`
+//! §6 (from the FGD paper's simulator).
+
+mod bestfit;
+mod clustering;
+mod dotprod;
+mod fgd;
+mod kube;
+mod packing;
+mod random;
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::model::frag::TargetWorkload;
+use crate::model::{Cluster, DeviceSet, Misfit, Node, Placement, PodDemand};
+
+pub use bestfit::BestFit;
+pub use clustering::GpuClustering;
+pub use dotprod::DotProd;
+pub use fgd::Fgd;
+pub use kube::{Allocated, AllocatedMode};
+pub use packing::GpuPacking;
+pub use random::RandomFit;
+
+/// Normalisation constant for CPU: the largest node in the paper's cluster (128 cores).
+pub const MAX_CPU_MILLI: f64 = 128_000.0;
+/// Normalisation constant for GPU: the largest node in the paper's cluster (8 GPUs).
+pub const MAX_GPU_MILLI: f64 = 8_000.0;
+
+/// Scores candidate nodes for one pod. Higher is better; ties are broken by the caller.
+pub trait Policy: Send {
+    /// The policy's stable name, as accepted by [`PolicyKind::from_str`].
+    fn name(&self) -> &'static str;
+
+    /// Score `pod` on every node of `candidates` (all feasible); `out[i]` scores
+    /// `candidates[i]`. `out` has the same length as `candidates`.
+    fn score(&mut self, cluster: &Cluster, pod: &PodDemand, candidates: &[usize], out: &mut [i64]);
+
+    /// The devices `pod` takes on the chosen node. The default is best fit for a share and
+    /// the lowest-index free devices for whole GPUs.
+    fn devices(&mut self, node: &Node, pod: &PodDemand) -> Option<DeviceSet> {
+        node.default_devices(pod.gpu)
+    }
+}
+
+/// The policies allot ships, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PolicyKind {
+    Random,
+    DotProd,
+    Clustering,
+    Packing,
+    BestFit,
+    Fgd,
+    LeastAllocated,
+    MostAllocated,
+}
+
+impl PolicyKind {
+    pub const ALL: [PolicyKind; 8] = [
+        PolicyKind::Random,
+        PolicyKind::DotProd,
+        PolicyKind::Clustering,
+        PolicyKind::Packing,
+        PolicyKind::BestFit,
+        PolicyKind::Fgd,
+        PolicyKind::LeastAllocated,
+        PolicyKind::MostAllocated,
+    ];
+
+    /// The six policies of the FGD paper, in its column order.
+    pub const PAPER: [PolicyKind; 6] = [
+        PolicyKind::Random,
+        PolicyKind::DotProd,
+        PolicyKind::Clustering,
+        PolicyKind::Packing,
+        PolicyKind::BestFit,
+        PolicyKind::Fgd,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyKind::Random => "random",
+            PolicyKind::DotProd => "dotprod",
+            PolicyKind::Clustering => "clustering",
+            PolicyKind::Packing => "packing",
+            PolicyKind::BestFit => "bestfit",
+            PolicyKind::Fgd => "fgd",
+            PolicyKind::LeastAllocated => "least-allocated",
+            PolicyKind::MostAllocated => "most-allocated",
+        }
+    }
+
+    /// The label the FGD authors' published results use for this policy, if any.
+    pub fn published_label(self) -> Option<&'static str> {
+        Some(match self {
+            PolicyKind::Random => "01-Random",
+            PolicyKind::DotProd => "02-DotProd",
+            PolicyKind::Clustering => "03-GpuClustering",
+            PolicyKind::Packing => "04-GpuPacking",
+            PolicyKind::BestFit => "05-BestFit",
+            PolicyKind::Fgd => "06-FGD",
+            PolicyKind::LeastAllocated | PolicyKind::MostAllocated => return None,
+        })
+    }
+
+    /// Build the policy. `target` is the typical workload FGD measures fragmentation
+    /// against; `seed` drives Random.
+    pub fn build(self, target: &TargetWorkload, seed: u64) -> Box<dyn Policy> {
+        match self {
+            PolicyKind::Random => Box::new(RandomFit::new(seed)),
+            PolicyKind::DotProd => Box::new(DotProd),
+            PolicyKind::Clustering => Box::new(GpuClustering),
+            PolicyKind::Packing => Box::new(GpuPacking),
+            PolicyKind::BestFit => Box::new(BestFit::default()),
+            PolicyKind::Fgd => Box::new(Fgd::new(target.clone())),
+            PolicyKind::LeastAllocated => Box::new(Allocated::new(AllocatedMode::Least)),
+            PolicyKind::MostAllocated => Box::new(Allocated::new(AllocatedMode::Most)),
+        }
+    }
+}
+
+impl fmt::Display for PolicyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown policy name; the message lists the valid ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown policy {name:?}; valid policies: {}", valid_names())]
+pub struct UnknownPolicy {
+    pub name: String,
+}
+
+fn valid_names() -> String {
+    PolicyKind::ALL.map(PolicyKind::name).join(", ")
+}
+
+impl FromStr for PolicyKind {
+    type Err = UnknownPolicy;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let wanted = s.trim().to_ascii_lowercase().replace('_', "-");
+        PolicyKind::ALL
+            .into_iter()
+            .find(|k| k.name() == wanted)
+            .ok_or_else(|| UnknownPolicy {
+                name: s.to_string(),
+            })
+    }
+}
+
+/// Why a pod could not be placed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unplaced {
+    /// No node passes the filter; `example` is the first node's reason, if any node exists.
+    NoFeasibleNode { example: Option<Misfit> },
+    /// The policy could not choose devices on the winning node (a policy bug, reported).
+    NoDevices,
+}
+
+/// Runs filter -> score -> pick with a fixed tie-break rank, reusing its buffers.
+#[derive(Debug, Clone)]
+pub struct Decider {
+    /// Tie-break rank per node: among equal scores the lowest rank wins.
+    rank: Vec<u32>,
+    candidates: Vec<usize>,
+    scores: Vec<i64>,
+}
+
+impl Decider {
+    /// `rank[i]` orders node `i` among ties (a permutation of node indices in the replay).
+    pub fn new(rank: Vec<u32>) -> Self {
+        Decider {
+            rank,
+            candidates: Vec::new(),
+            scores: Vec::new(),
+        }
+    }
+
+    /// Choose a node and devices for `pod`. Does not change the cluster.
+    pub fn decide(
+        &mut self,
+        policy: &mut dyn Policy,
+        cluster: &Cluster,
+        pod: &PodDemand,
+    ) -> Result<Placement, Unplaced> {
+        self.candidates.clear();
+        self.candidates.extend(
+            cluster
+                .nodes()
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| n.fits(pod))
+                .map(|(i, _)| i),
+        );
+        if self.candidates.is_empty() {
+            let example = cluster.nodes().first().and_then(|n| n.check(pod).err());
+            return Err(Unplaced::NoFeasibleNode { example });
+        }
+        self.scores.clear();
+        self.scores.resize(self.candidates.len(), 0);
+        policy.score(cluster, pod, &self.candidates, &mut self.scores);
+        let rank = |node: usize| self.rank.get(node).copied().unwrap_or(u32::MAX);
+        let best = self
+            .candidates
+            .iter()
+            .zip(&self.scores)
+            .max_by(|(a, sa), (b, sb)| sa.cmp(sb).then_with(|| rank(**b).cmp(&rank(**a))))
+            .map(|(node, _)| *node)
+            .ok_or(Unplaced::NoFeasibleNode { example: None })?;
+        let node = &cluster.nodes()[best];
+        let devices = policy
+            .devices(node, pod)
+            .filter(|d| node.devices_fit(pod.gpu, *d))
+            .ok_or(Unplaced::NoDevices)?;
+        Ok(Placement {
+            node: best,
+            devices,
+        })
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testkit;
+
+#[cfg(test)]
+mod tests;
