@@ -6,3 +6,5 @@
 pub mod model;
 pub mod policy;
 pub mod rng;
+pub mod sim;
+#[cfg(feature = "k8s")] pub mod crd;

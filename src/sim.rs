@@ -1,0 +1,14 @@
+//! The trace-driven simulator: load a cluster and a pod list, replay the pods under each
+//! policy with the FGD paper's protocol, and measure unallocated GPU and fragmentation as
+//! the paper did. Pure and deterministic in its seeds.
+
+pub mod bundled;
+pub mod experiment;
+pub mod metrics;
+pub mod published;
+pub mod replay;
+pub mod trace;
+
+pub use bundled::{LoadedTrace, load_trace};
+pub use experiment::{PolicyResult, Progress, SeedRun, Workload, run_experiment};
+pub use published::Published;

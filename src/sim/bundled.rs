@@ -1,0 +1,128 @@
+//! The trace bundled into the binary, and how trace names resolve to files.
+//!
+//! Source: Alibaba cluster-trace-gpu-v2023 ("openb"), as used by Weng et al., "Beware of
+//! Fragmentation: Scheduling GPU-Sharing Workloads with Fragmentation Gradient Descent",
+//! USENIX ATC'23. See `traces/README.md` for provenance.
+
+use std::path::{Path, PathBuf};
+
+use super::trace::{PodList, TraceError, load_nodes, load_pods, parse_nodes_csv, parse_pods_csv};
+use crate::model::Cluster;
+
+/// The paper's GPU-node cluster: 1213 nodes, 6212 GPUs.
+const NODES_CSV: &str = include_str!("../../traces/openb/openb_node_list_gpu_node.csv");
+/// The paper's default workload: 8152 pods.
+const DEFAULT_PODS_CSV: &str = include_str!("../../traces/openb/openb_pod_list_default.csv");
+
+/// The node list file name next to openb pod lists.
+pub const OPENB_NODES_FILE: &str = "openb_node_list_gpu_node.csv";
+/// Name of the embedded pod list.
+pub const EMBEDDED_PODS: &str = "default";
+
+/// Where a trace came from, for reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Embedded,
+    File(PathBuf),
+}
+
+impl Origin {
+    pub fn describe(&self) -> String {
+        match self {
+            Origin::Embedded => "embedded".to_string(),
+            Origin::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// A resolved trace: the cluster and the pod list, with where each came from.
+#[derive(Debug, Clone)]
+pub struct LoadedTrace {
+    /// Short name for reports (`default`, `gpushare40`, or the file stem).
+    pub name: String,
+    pub cluster: Cluster,
+    pub pods: PodList,
+    pub nodes_origin: Origin,
+    pub pods_origin: Origin,
+}
+
+/// Resolve `pods` (a trace NAME or a file path) and `nodes` (a file path, or None for the
+/// openb node list next to the pods, falling back to the embedded one).
+///
+/// A NAME is looked up as `openb_pod_list_NAME.csv` in each of `dirs`; `default` falls back
+/// to the copy embedded in the binary.
+pub fn load_trace(pods: &str, nodes: Option<&Path>, dirs: &[PathBuf]) -> Result<LoadedTrace, TraceError> {
+    let pods_path = resolve_pods(pods, dirs)?;
+    let (mut cluster, nodes_origin) = match (nodes, &pods_path) {
+        (Some(path), _) => (load_nodes(path)?, Origin::File(path.to_path_buf())),
+        (None, Some(p)) => match p.parent().map(|d| d.join(OPENB_NODES_FILE)).filter(|n| n.is_file()) {
+            Some(path) => (load_nodes(&path)?, Origin::File(path)),
+            None => (embedded_nodes()?, Origin::Embedded),
+        },
+        (None, None) => (embedded_nodes()?, Origin::Embedded),
+    };
+    let (list, pods_origin) = match &pods_path {
+        Some(path) => (load_pods(path, &mut cluster.models)?, Origin::File(path.clone())),
+        None => (
+            parse_pods_csv("<embedded openb_pod_list_default.csv>", DEFAULT_PODS_CSV, &mut cluster.models)?,
+            Origin::Embedded,
+        ),
+    };
+    Ok(LoadedTrace {
+        name: trace_name(pods),
+        cluster,
+        pods: list,
+        nodes_origin,
+        pods_origin,
+    })
+}
+
+fn embedded_nodes() -> Result<Cluster, TraceError> {
+    parse_nodes_csv("<embedded openb_node_list_gpu_node.csv>", NODES_CSV)
+}
+
+/// `default` for a NAME, the file stem (minus `openb_pod_list_`) for a path.
+fn trace_name(pods: &str) -> String {
+    let stem = Path::new(pods)
+        .file_stem()
+        .map_or_else(|| pods.to_string(), |s| s.to_string_lossy().into_owned());
+    stem.strip_prefix("openb_pod_list_").unwrap_or(&stem).to_string()
+}
+
+/// A path to read, or None for the embedded default.
+fn resolve_pods(pods: &str, dirs: &[PathBuf]) -> Result<Option<PathBuf>, TraceError> {
+    let as_path = Path::new(pods);
+    let looks_like_path = pods.contains(std::path::MAIN_SEPARATOR)
+        || pods.ends_with(".csv")
+        || pods.ends_with(".json");
+    if looks_like_path {
+        return if as_path.is_file() {
+            Ok(Some(as_path.to_path_buf()))
+        } else {
+            Err(TraceError {
+                file: pods.to_string(),
+                line: None,
+                column: None,
+                problem: "no such file".to_string(),
+            })
+        };
+    }
+    let file = format!("openb_pod_list_{pods}.csv");
+    if let Some(found) = dirs.iter().map(|d| d.join(&file)).find(|p| p.is_file()) {
+        return Ok(Some(found));
+    }
+    if pods == EMBEDDED_PODS {
+        return Ok(None);
+    }
+    let searched: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+    Err(TraceError {
+        file,
+        line: None,
+        column: None,
+        problem: format!(
+            "trace {pods:?} not found (searched: {}); only {EMBEDDED_PODS:?} is embedded; \
+             pass --trace-dir with the folder of openb_pod_list_*.csv files, or a file path",
+            if searched.is_empty() { "no folders".to_string() } else { searched.join(", ") }
+        ),
+    })
+}

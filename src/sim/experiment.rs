@@ -1,0 +1,155 @@
+//! Many replays: every policy x every seed on one trace, spread over threads, each replay
+//! independent and deterministic in its seed.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::metrics::{Band, MeanSd, RunCurves};
+use super::replay::{arrivals, node_rank, replay};
+use crate::model::frag::TargetWorkload;
+use crate::model::{Cluster, PodDemand, PodShape};
+use crate::policy::PolicyKind;
+
+/// The workload to replay: pods in name order with their model-constraint text.
+#[derive(Debug, Clone)]
+pub struct Workload<'a> {
+    pub cluster: &'a Cluster,
+    pub pods: &'a [PodDemand],
+    pub specs: &'a [String],
+}
+
+impl Workload<'_> {
+    /// The fragmentation target: the original (un-tuned) pods' most frequent classes.
+    pub fn target(&self) -> TargetWorkload {
+        let mut spec_of: HashMap<PodShape, &str> = HashMap::new();
+        for (pod, spec) in self.pods.iter().zip(self.specs) {
+            spec_of.entry(pod.shape()).or_insert(spec);
+        }
+        let shapes: Vec<PodShape> = self.pods.iter().map(PodDemand::shape).collect();
+        TargetWorkload::from_pods(&shapes, |s| spec_of.get(s).map_or_else(String::new, |t| t.to_string()))
+    }
+}
+
+/// One replay's results.
+#[derive(Debug, Clone)]
+pub struct SeedRun {
+    pub seed: u64,
+    pub arrivals: usize,
+    pub placed: usize,
+    pub failed: usize,
+    pub failed_gpu_milli: u64,
+    pub curves: RunCurves,
+    pub elapsed: Duration,
+}
+
+/// All seeds of one policy.
+#[derive(Debug, Clone)]
+pub struct PolicyResult {
+    pub policy: PolicyKind,
+    pub runs: Vec<SeedRun>,
+}
+
+impl PolicyResult {
+    /// Mean and sd over seeds of the unallocated GPU % at arrived = `x`%.
+    pub fn unallocated_at(&self, x: usize) -> Option<MeanSd> {
+        self.stat(x, |r| &r.curves.unallocated_pct)
+    }
+
+    pub fn frag_at(&self, x: usize) -> Option<MeanSd> {
+        self.stat(x, |r| &r.curves.frag_pct)
+    }
+
+    pub fn frag_ratio_at(&self, x: usize) -> Option<MeanSd> {
+        self.stat(x, |r| &r.curves.frag_ratio_pct)
+    }
+
+    pub fn failed(&self) -> Option<MeanSd> {
+        MeanSd::of(&self.runs.iter().map(|r| r.failed as f64).collect::<Vec<_>>())
+    }
+
+    fn stat(&self, x: usize, curve: impl Fn(&SeedRun) -> &super::metrics::Curve) -> Option<MeanSd> {
+        let values: Vec<f64> = self.runs.iter().filter_map(|r| curve(r).get(x).copied().flatten()).collect();
+        MeanSd::of(&values)
+    }
+
+    /// Median and quartiles over seeds of the unallocated GPU % curve.
+    pub fn unallocated_band(&self) -> Band {
+        Band::of(&self.runs.iter().map(|r| &r.curves.unallocated_pct).collect::<Vec<_>>())
+    }
+
+    /// Mean wall time of one replay.
+    pub fn mean_elapsed(&self) -> Duration {
+        let total: Duration = self.runs.iter().map(|r| r.elapsed).sum();
+        total / self.runs.len().max(1) as u32
+    }
+}
+
+/// Progress of an experiment, reported after each replay.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    pub policy: PolicyKind,
+    pub seed: u64,
+}
+
+/// Replay every policy over every seed with `threads` workers.
+pub fn run_experiment(
+    workload: &Workload<'_>,
+    policies: &[PolicyKind],
+    seeds: &[u64],
+    threads: usize,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Vec<PolicyResult> {
+    let target = workload.target();
+    let capacity = workload.cluster.gpu_capacity_milli();
+    let jobs: Vec<(usize, u64)> = (0..policies.len())
+        .flat_map(|p| seeds.iter().map(move |&s| (p, s)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, SeedRun)>> = Mutex::new(Vec::with_capacity(jobs.len()));
+    let worker = || {
+        while let Some(&(p, seed)) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+            let started = Instant::now();
+            let arr = arrivals(workload.pods, capacity, seed);
+            let mut policy = policies[p].build(&target, seed);
+            let out = replay(workload.cluster, &arr, policy.as_mut(), node_rank(workload.cluster.len(), seed), &target);
+            let run = SeedRun {
+                seed,
+                arrivals: arr.len(),
+                placed: out.placed,
+                failed: out.failed,
+                failed_gpu_milli: out.failed_gpu_milli,
+                curves: RunCurves::from_samples(&out.samples, capacity),
+                elapsed: started.elapsed(),
+            };
+            if let Ok(mut r) = results.lock() {
+                r.push((p, run));
+            }
+            progress(Progress {
+                done: done.fetch_add(1, Ordering::Relaxed) + 1,
+                total: jobs.len(),
+                policy: policies[p],
+                seed,
+            });
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..threads.clamp(1, jobs.len().max(1)) {
+            scope.spawn(worker);
+        }
+    });
+    let mut runs = results.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    runs.sort_by_key(|(p, r)| (*p, r.seed));
+    policies
+        .iter()
+        .enumerate()
+        .map(|(i, &policy)| PolicyResult {
+            policy,
+            runs: runs.iter().filter(|(p, _)| *p == i).map(|(_, r)| r.clone()).collect(),
+        })
+        .collect()
+}
