@@ -7,4 +7,7 @@ pub mod model;
 pub mod policy;
 pub mod rng;
 pub mod sim;
-#[cfg(feature = "k8s")] pub mod crd;
+
+pub mod cli;
+#[cfg(feature = "k8s")]
+pub mod crd;

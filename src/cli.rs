@@ -1,0 +1,148 @@
+//! Command-line interface: the clap definitions of every subcommand and their dispatch.
+//! Offline tools (`simulate`) live here; cluster-facing roles are wired as they land.
+
+mod plot;
+mod report;
+mod simulate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+pub use simulate::SimulateArgs;
+
+/// GPU-aware scheduling for Kubernetes: a scheduler extender, a batch-planning controller,
+/// a node agent, and an offline simulator that measures placement policies on real traces.
+#[derive(Debug, Parser)]
+#[command(name = "allot", version, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve kube-scheduler's extender protocol (filter, prioritize, bind, preempt).
+    Extender(ExtenderArgs),
+    /// Reconcile ScheduleRequest resources: plan each batch, create and follow its pods.
+    Controller(ControllerArgs),
+    /// Node agent (DaemonSet): report this node's CPU, memory and GPUs as NodeTelemetry.
+    Agent(AgentArgs),
+    /// Replay a GPU cluster trace under placement policies and measure unallocated GPU and
+    /// fragmentation, as the FGD paper (USENIX ATC'23) measured them. Needs no cluster.
+    Simulate(SimulateArgs),
+    /// Train the learned placement policy from traces (supervised, then Q-learning).
+    Train(TrainArgs),
+    /// Solve a ScheduleRequest against a cluster snapshot and print the plan.
+    Plan(PlanArgs),
+    /// Write the CustomResourceDefinitions (ScheduleRequest, NodeTelemetry) as YAML.
+    Crdgen(CrdgenArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ExtenderArgs {
+    /// Address for the extender verbs (/filter, /prioritize, /bind, /preempt).
+    #[arg(long, default_value = "127.0.0.1:8888")]
+    pub listen: String,
+    /// Address for /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "127.0.0.1:8889")]
+    pub admin_listen: String,
+    /// Serve from a static cluster snapshot (JSON) instead of watching an API server.
+    #[arg(long)]
+    pub snapshot: Option<PathBuf>,
+    /// Also run the ScheduleRequest controller in this process, sharing its caches.
+    #[arg(long)]
+    pub controller: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Namespace of the coordination.k8s.io Lease used for leader election.
+    #[arg(long, default_value = "allot-system")]
+    pub lease_namespace: String,
+    /// Address for /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "127.0.0.1:8890")]
+    pub admin_listen: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Name of the Node this agent reports for (usually from the downward API).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: Option<String>,
+    /// Seconds between heartbeats when nothing changes.
+    #[arg(long, default_value_t = 30)]
+    pub heartbeat_seconds: u64,
+    /// Address for /healthz and /metrics.
+    #[arg(long, default_value = "0.0.0.0:9400")]
+    pub listen: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Pod list to train on (trace NAME or file), as for `simulate --pods`.
+    #[arg(long, default_value = "default")]
+    pub pods: String,
+    /// Where to write the trained policy file.
+    #[arg(long, short, default_value = "policy.json")]
+    pub output: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The ScheduleRequest to plan (YAML).
+    #[arg(long, short = 'f')]
+    pub file: PathBuf,
+    /// Cluster snapshot (JSON) to plan against.
+    #[arg(long)]
+    pub snapshot: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CrdgenArgs {
+    /// Write one file per CRD into this folder instead of printing them to stdout.
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+}
+
+/// Run a parsed command line; the exit code says whether it worked.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Simulate(args) => simulate::run(&args),
+        Command::Crdgen(args) => crdgen(&args),
+        Command::Extender(_) => not_yet("extender"),
+        Command::Controller(_) => not_yet("controller"),
+        Command::Agent(_) => not_yet("agent"),
+        Command::Train(_) => not_yet("train"),
+        Command::Plan(_) => not_yet("plan"),
+    }
+}
+
+/// Roles that later work fills in say so plainly instead of pretending to run.
+fn not_yet(command: &str) -> anyhow::Result<ExitCode> {
+    eprintln!("allot {command}: not implemented yet");
+    Ok(ExitCode::from(2))
+}
+
+#[cfg(feature = "k8s")]
+fn crdgen(args: &CrdgenArgs) -> anyhow::Result<ExitCode> {
+    match &args.out_dir {
+        Some(dir) => {
+            for path in crate::crd::write_all(dir)? {
+                eprintln!("wrote {}", path.display());
+            }
+        }
+        None => {
+            for (_, yaml) in crate::crd::render_all()? {
+                println!("---\n{yaml}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(not(feature = "k8s"))]
+fn crdgen(_: &CrdgenArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("this allot was built without the `k8s` feature; rebuild with default features")
+}

@@ -1,0 +1,240 @@
+//! `allot simulate`: load a trace, replay it under the chosen policies and seeds, and print
+//! the comparison (table or JSON), optionally writing CSV, JSON and SVG plots.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{plot, report};
+use crate::policy::PolicyKind;
+use crate::sim::{Published, Workload, load_trace, run_experiment};
+
+/// The FGD authors' published curves, bundled for the comparison columns and plot overlay.
+const PUBLISHED_CSV: &str = include_str!("../../traces/fgd_published/analysis_allo_discrete.csv");
+
+#[derive(Debug, Args)]
+#[command(after_help = "\
+Examples:
+  allot simulate                                    # embedded openb default trace, all policies, seeds 42-51
+  allot simulate --policy fgd,bestfit --seeds 42-44
+  allot simulate --trace-dir ../shared/traces/openb --pods gpushare40 --json
+  allot simulate --pods my-pods.csv --nodes my-nodes.json --out results/
+
+NAME resolves to openb_pod_list_NAME.csv in each --trace-dir (then ./traces/openb);
+`default` is also embedded in the binary. Files may be CSV (openb columns, or name,cpu,memory,
+num_gpu,gpu_milli,gpu_spec with Kubernetes quantities) or JSON; see the README.")]
+pub struct SimulateArgs {
+    /// Pod list: a trace NAME (e.g. default, gpushare40, multigpu40) or a CSV/JSON file.
+    #[arg(long, default_value = "default", value_name = "NAME_OR_PATH")]
+    pub pods: String,
+    /// Node list (CSV/JSON). Default: the openb GPU node list next to the pod list, else the
+    /// embedded one (1213 nodes, 6212 GPUs).
+    #[arg(long, value_name = "PATH")]
+    pub nodes: Option<PathBuf>,
+    /// Folders to look up trace NAMEs in (repeatable).
+    #[arg(long, value_name = "DIR", env = "ALLOT_TRACE_DIR")]
+    pub trace_dir: Vec<PathBuf>,
+    /// Policies to compare, comma-separated: random, dotprod, clustering, packing, bestfit,
+    /// fgd, least-allocated, most-allocated; or `paper` (the six of the FGD paper) or `all`.
+    #[arg(long, default_value = "all", value_name = "P[,P...]")]
+    pub policy: String,
+    /// Seeds, as a range and/or list: 42-51, 1,5,9.
+    #[arg(long, default_value = "42-51", value_name = "SEEDS")]
+    pub seeds: String,
+    /// Arrived workload (% of GPU capacity) at which the table reports; 0..=130.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(0..=130))]
+    pub at: u16,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write summary.json, runs.csv, curves.csv and unallocated.svg into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Published per-seed results to compare with (analysis_allo_discrete.csv). Default: the
+    /// bundled copy of the FGD authors' results.
+    #[arg(long, value_name = "PATH")]
+    pub published: Option<PathBuf>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
+    let policies = parse_policies(&args.policy)?;
+    let seeds = parse_seeds(&args.seeds)?;
+    let mut dirs = args.trace_dir.clone();
+    dirs.push(PathBuf::from("traces/openb"));
+    let trace = load_trace(&args.pods, args.nodes.as_deref(), &dirs)?;
+    if trace.cluster.gpu_capacity_milli() == 0 {
+        bail!(
+            "the cluster in {} has no GPUs; the simulator measures GPU allocation and needs at least one GPU node",
+            trace.nodes_origin.describe()
+        );
+    }
+    let published = match &args.published {
+        Some(path) => Published::load(path)?,
+        None => Published::parse("<bundled analysis_allo_discrete.csv>", PUBLISHED_CSV)?,
+    };
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let workload = Workload {
+        cluster: &trace.cluster,
+        pods: &trace.pods.pods,
+        specs: &trace.pods.specs,
+    };
+    let bar = progress_bar(args.quiet || args.json, policies.len() * seeds.len());
+    eprintln!(
+        "trace {}: {} pods ({}), {} nodes / {} GPUs ({}); {} policies x {} seeds on {} threads",
+        trace.name,
+        trace.pods.pods.len(),
+        trace.pods_origin.describe(),
+        trace.cluster.len(),
+        trace.cluster.gpu_count(),
+        trace.nodes_origin.describe(),
+        policies.len(),
+        seeds.len(),
+        threads,
+    );
+    let started = Instant::now();
+    let results = run_experiment(&workload, &policies, &seeds, threads, &|p| {
+        bar.set_message(format!("{} seed {}", p.policy, p.seed));
+        bar.inc(1);
+    });
+    bar.finish_and_clear();
+    let summary = report::Summary::new(&trace, &seeds, &results, &published, usize::from(args.at));
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print!("{}", report::table(&summary));
+        eprintln!(
+            "{} replays in {:.1} s",
+            policies.len() * seeds.len(),
+            started.elapsed().as_secs_f64()
+        );
+    }
+    if let Some(dir) = &args.out {
+        write_outputs(dir, &summary, &trace.name, &results, &published)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_outputs(
+    dir: &Path,
+    summary: &report::Summary,
+    trace: &str,
+    results: &[crate::sim::PolicyResult],
+    published: &Published,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let write = |name: &str, text: String| -> anyhow::Result<()> {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+        Ok(())
+    };
+    write("summary.json", serde_json::to_string_pretty(summary)?)?;
+    write("runs.csv", report::runs_csv(trace, results))?;
+    write("curves.csv", report::curves_csv(trace, results))?;
+    write(
+        "unallocated.svg",
+        plot::unallocated_svg(trace, results, published)?,
+    )?;
+    Ok(())
+}
+
+fn progress_bar(hidden: bool, total: usize) -> ProgressBar {
+    if hidden {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} replays {msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// `fgd,bestfit`, `paper` or `all`; duplicates are dropped, order kept.
+pub fn parse_policies(text: &str) -> anyhow::Result<Vec<PolicyKind>> {
+    let mut out: Vec<PolicyKind> = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let kinds: Vec<PolicyKind> = match part {
+            "all" => PolicyKind::ALL.to_vec(),
+            "paper" => PolicyKind::PAPER.to_vec(),
+            name => vec![name.parse()?],
+        };
+        for k in kinds {
+            if !out.contains(&k) {
+                out.push(k);
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!("--policy is empty; name at least one policy");
+    }
+    Ok(out)
+}
+
+/// Most seeds one run accepts: a guard against a typo like `42-5100000`.
+const MAX_SEEDS: usize = 10_000;
+
+/// `42-51`, `1,5,9`, or a mix; each seed once, in the order given.
+pub fn parse_seeds(text: &str) -> anyhow::Result<Vec<u64>> {
+    let mut out: Vec<u64> = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let num = |s: &str| -> anyhow::Result<u64> {
+            s.trim()
+                .parse()
+                .with_context(|| format!("--seeds: {s:?} is not a non-negative integer"))
+        };
+        let (lo, hi) = match part.split_once('-') {
+            Some((a, b)) => (num(a)?, num(b)?),
+            None => (num(part)?, num(part)?),
+        };
+        if lo > hi {
+            bail!("--seeds: range {part:?} is empty (start > end)");
+        }
+        if hi - lo >= MAX_SEEDS as u64 || out.len() + ((hi - lo) as usize) >= MAX_SEEDS {
+            bail!("--seeds: more than {MAX_SEEDS} seeds");
+        }
+        out.extend((lo..=hi).filter(|s| !out.contains(s)).collect::<Vec<_>>());
+    }
+    if out.is_empty() {
+        bail!("--seeds is empty; give e.g. 42-51");
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_parse_ranges_and_lists() {
+        assert_eq!(parse_seeds("42-44").unwrap(), vec![42, 43, 44]);
+        assert_eq!(parse_seeds("1,5,5,2-3").unwrap(), vec![1, 5, 2, 3]);
+        for bad in ["", "a", "5-1", "-3", "1-", "0-99999999"] {
+            assert!(parse_seeds(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn policies_parse_groups_and_reject_unknown_names() {
+        assert_eq!(
+            parse_policies("fgd, bestfit,fgd").unwrap(),
+            vec![PolicyKind::Fgd, PolicyKind::BestFit]
+        );
+        assert_eq!(parse_policies("paper").unwrap().len(), 6);
+        let err = parse_policies("fgd,tetris").unwrap_err().to_string();
+        assert!(err.contains("tetris"), "{err}");
+    }
+}
