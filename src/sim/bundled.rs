@@ -51,20 +51,35 @@ pub struct LoadedTrace {
 ///
 /// A NAME is looked up as `openb_pod_list_NAME.csv` in each of `dirs`; `default` falls back
 /// to the copy embedded in the binary.
-pub fn load_trace(pods: &str, nodes: Option<&Path>, dirs: &[PathBuf]) -> Result<LoadedTrace, TraceError> {
+pub fn load_trace(
+    pods: &str,
+    nodes: Option<&Path>,
+    dirs: &[PathBuf],
+) -> Result<LoadedTrace, TraceError> {
     let pods_path = resolve_pods(pods, dirs)?;
     let (mut cluster, nodes_origin) = match (nodes, &pods_path) {
         (Some(path), _) => (load_nodes(path)?, Origin::File(path.to_path_buf())),
-        (None, Some(p)) => match p.parent().map(|d| d.join(OPENB_NODES_FILE)).filter(|n| n.is_file()) {
+        (None, Some(p)) => match p
+            .parent()
+            .map(|d| d.join(OPENB_NODES_FILE))
+            .filter(|n| n.is_file())
+        {
             Some(path) => (load_nodes(&path)?, Origin::File(path)),
             None => (embedded_nodes()?, Origin::Embedded),
         },
         (None, None) => (embedded_nodes()?, Origin::Embedded),
     };
     let (list, pods_origin) = match &pods_path {
-        Some(path) => (load_pods(path, &mut cluster.models)?, Origin::File(path.clone())),
+        Some(path) => (
+            load_pods(path, &mut cluster.models)?,
+            Origin::File(path.clone()),
+        ),
         None => (
-            parse_pods_csv("<embedded openb_pod_list_default.csv>", DEFAULT_PODS_CSV, &mut cluster.models)?,
+            parse_pods_csv(
+                "<embedded openb_pod_list_default.csv>",
+                DEFAULT_PODS_CSV,
+                &mut cluster.models,
+            )?,
             Origin::Embedded,
         ),
     };
@@ -86,7 +101,9 @@ fn trace_name(pods: &str) -> String {
     let stem = Path::new(pods)
         .file_stem()
         .map_or_else(|| pods.to_string(), |s| s.to_string_lossy().into_owned());
-    stem.strip_prefix("openb_pod_list_").unwrap_or(&stem).to_string()
+    stem.strip_prefix("openb_pod_list_")
+        .unwrap_or(&stem)
+        .to_string()
 }
 
 /// A path to read, or None for the embedded default.
@@ -122,7 +139,11 @@ fn resolve_pods(pods: &str, dirs: &[PathBuf]) -> Result<Option<PathBuf>, TraceEr
         problem: format!(
             "trace {pods:?} not found (searched: {}); only {EMBEDDED_PODS:?} is embedded; \
              pass --trace-dir with the folder of openb_pod_list_*.csv files, or a file path",
-            if searched.is_empty() { "no folders".to_string() } else { searched.join(", ") }
+            if searched.is_empty() {
+                "no folders".to_string()
+            } else {
+                searched.join(", ")
+            }
         ),
     })
 }

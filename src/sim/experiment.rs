@@ -28,7 +28,9 @@ impl Workload<'_> {
             spec_of.entry(pod.shape()).or_insert(spec);
         }
         let shapes: Vec<PodShape> = self.pods.iter().map(PodDemand::shape).collect();
-        TargetWorkload::from_pods(&shapes, |s| spec_of.get(s).map_or_else(String::new, |t| t.to_string()))
+        TargetWorkload::from_pods(&shapes, |s| {
+            spec_of.get(s).map_or_else(String::new, |t| t.to_string())
+        })
     }
 }
 
@@ -66,17 +68,33 @@ impl PolicyResult {
     }
 
     pub fn failed(&self) -> Option<MeanSd> {
-        MeanSd::of(&self.runs.iter().map(|r| r.failed as f64).collect::<Vec<_>>())
+        MeanSd::of(
+            &self
+                .runs
+                .iter()
+                .map(|r| r.failed as f64)
+                .collect::<Vec<_>>(),
+        )
     }
 
     fn stat(&self, x: usize, curve: impl Fn(&SeedRun) -> &super::metrics::Curve) -> Option<MeanSd> {
-        let values: Vec<f64> = self.runs.iter().filter_map(|r| curve(r).get(x).copied().flatten()).collect();
+        let values: Vec<f64> = self
+            .runs
+            .iter()
+            .filter_map(|r| curve(r).get(x).copied().flatten())
+            .collect();
         MeanSd::of(&values)
     }
 
     /// Median and quartiles over seeds of the unallocated GPU % curve.
     pub fn unallocated_band(&self) -> Band {
-        Band::of(&self.runs.iter().map(|r| &r.curves.unallocated_pct).collect::<Vec<_>>())
+        Band::of(
+            &self
+                .runs
+                .iter()
+                .map(|r| &r.curves.unallocated_pct)
+                .collect::<Vec<_>>(),
+        )
     }
 
     /// Mean wall time of one replay.
@@ -116,7 +134,13 @@ pub fn run_experiment(
             let started = Instant::now();
             let arr = arrivals(workload.pods, capacity, seed);
             let mut policy = policies[p].build(&target, seed);
-            let out = replay(workload.cluster, &arr, policy.as_mut(), node_rank(workload.cluster.len(), seed), &target);
+            let out = replay(
+                workload.cluster,
+                &arr,
+                policy.as_mut(),
+                node_rank(workload.cluster.len(), seed),
+                &target,
+            );
             let run = SeedRun {
                 seed,
                 arrivals: arr.len(),
@@ -142,14 +166,20 @@ pub fn run_experiment(
             scope.spawn(worker);
         }
     });
-    let mut runs = results.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let mut runs = results
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     runs.sort_by_key(|(p, r)| (*p, r.seed));
     policies
         .iter()
         .enumerate()
         .map(|(i, &policy)| PolicyResult {
             policy,
-            runs: runs.iter().filter(|(p, _)| *p == i).map(|(_, r)| r.clone()).collect(),
+            runs: runs
+                .iter()
+                .filter(|(p, _)| *p == i)
+                .map(|(_, r)| r.clone())
+                .collect(),
         })
         .collect()
 }

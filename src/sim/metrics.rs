@@ -27,7 +27,11 @@ impl RunCurves {
             frag_pct: curve(&|s| s.frag / cap * 100.0),
             frag_ratio_pct: curve(&|s| {
                 let idle = cap - s.allocated as f64;
-                if idle > 0.0 { s.frag / idle * 100.0 } else { 0.0 }
+                if idle > 0.0 {
+                    s.frag / idle * 100.0
+                } else {
+                    0.0
+                }
             }),
         }
     }
@@ -35,7 +39,11 @@ impl RunCurves {
 
 /// Mean of the events whose rounded x equals each point; where there are none, the mean of
 /// the events within x +/- 1.
-fn discretise(samples: &[Sample], x_of: &dyn Fn(&Sample) -> usize, value: &dyn Fn(&Sample) -> f64) -> Curve {
+fn discretise(
+    samples: &[Sample],
+    x_of: &dyn Fn(&Sample) -> usize,
+    value: &dyn Fn(&Sample) -> f64,
+) -> Curve {
     let mut sum = vec![0.0; MAX_X + 1];
     let mut count = vec![0u32; MAX_X + 1];
     for s in samples {
@@ -93,7 +101,10 @@ impl Band {
         let at = |q: f64| -> Curve {
             (0..=MAX_X)
                 .map(|x| {
-                    let mut v: Vec<f64> = curves.iter().filter_map(|c| c.get(x).copied().flatten()).collect();
+                    let mut v: Vec<f64> = curves
+                        .iter()
+                        .filter_map(|c| c.get(x).copied().flatten())
+                        .collect();
                     quantile(&mut v, q)
                 })
                 .collect()

@@ -34,14 +34,18 @@ impl Published {
             column: None,
             problem,
         };
-        let headers = reader.headers().map_err(|e| err(None, e.to_string()))?.clone();
+        let headers = reader
+            .headers()
+            .map_err(|e| err(None, e.to_string()))?
+            .clone();
         let col = |name: &str| {
             headers
                 .iter()
                 .position(|h| h == name)
                 .ok_or_else(|| err(Some(1), format!("missing column `{name}`")))
         };
-        let (workload, policy, seed, first_x) = (col("workload")?, col("sc_policy")?, col("seed")?, col("0")?);
+        let (workload, policy, seed, first_x) =
+            (col("workload")?, col("sc_policy")?, col("seed")?, col("0")?);
         let mut out = Published::default();
         for record in reader.records() {
             let record = record.map_err(|e| err(e.position().map(|p| p.line()), e.to_string()))?;
@@ -69,12 +73,17 @@ impl Published {
 
     fn runs(&self, trace: &str, policy: PolicyKind) -> Option<&Vec<(u64, Curve)>> {
         let label = policy.published_label()?;
-        self.curves.get(&(format!("openb_pod_list_{trace}"), label.to_string()))
+        self.curves
+            .get(&(format!("openb_pod_list_{trace}"), label.to_string()))
     }
 
     /// Mean and sd over the published seeds of unallocated GPU % at `x`.
     pub fn unallocated_at(&self, trace: &str, policy: PolicyKind, x: usize) -> Option<MeanSd> {
-        let values: Vec<f64> = self.runs(trace, policy)?.iter().filter_map(|(_, c)| c.get(x).copied().flatten()).collect();
+        let values: Vec<f64> = self
+            .runs(trace, policy)?
+            .iter()
+            .filter_map(|(_, c)| c.get(x).copied().flatten())
+            .collect();
         MeanSd::of(&values)
     }
 
@@ -85,7 +94,9 @@ impl Published {
     }
 
     pub fn seeds(&self, trace: &str, policy: PolicyKind) -> Vec<u64> {
-        self.runs(trace, policy).map(|r| r.iter().map(|(s, _)| *s).collect()).unwrap_or_default()
+        self.runs(trace, policy)
+            .map(|r| r.iter().map(|(s, _)| *s).collect())
+            .unwrap_or_default()
     }
 }
 
@@ -109,6 +120,9 @@ mod tests {
         let at = p.unallocated_at("default", PolicyKind::Fgd, 100).unwrap();
         assert_eq!(at.mean, 100.0 - 50.5);
         assert_eq!(p.seeds("default", PolicyKind::Fgd), vec![42, 43]);
-        assert!(p.unallocated_at("default", PolicyKind::LeastAllocated, 100).is_none());
+        assert!(
+            p.unallocated_at("default", PolicyKind::LeastAllocated, 100)
+                .is_none()
+        );
     }
 }

@@ -82,7 +82,11 @@ pub fn replay(
 ) -> Outcome {
     let mut cluster = cluster.clone();
     let mut decider = Decider::new(rank);
-    let mut node_frag: Vec<f64> = cluster.nodes().iter().map(|n| target.node_frag(n)).collect();
+    let mut node_frag: Vec<f64> = cluster
+        .nodes()
+        .iter()
+        .map(|n| target.node_frag(n))
+        .collect();
     let mut frag: f64 = node_frag.iter().sum();
     let mut out = Outcome {
         samples: Vec::with_capacity(arrivals.len()),
@@ -146,7 +150,14 @@ mod tests {
     #[test]
     fn replay_is_deterministic_and_accounts_every_pod() {
         let c = cluster(&[8, 4, 2, 1]);
-        let pods = vec![share(300), share(700), whole(1), whole(2), whole(8), pod(2000, GpuDemand::None)];
+        let pods = vec![
+            share(300),
+            share(700),
+            whole(1),
+            whole(2),
+            whole(8),
+            pod(2000, GpuDemand::None),
+        ];
         let t = target(&pods);
         let arr = arrivals(&pods, c.gpu_capacity_milli(), 7);
         let run = |kind: PolicyKind| {
@@ -160,7 +171,10 @@ mod tests {
             assert_eq!(a.placed + a.failed, arr.len());
             let last = a.samples.last().unwrap();
             assert!(last.allocated <= c.gpu_capacity_milli());
-            assert_eq!(last.arrived, arr.iter().map(|p| p.gpu.total_milli()).sum::<u64>());
+            assert_eq!(
+                last.arrived,
+                arr.iter().map(|p| p.gpu.total_milli()).sum::<u64>()
+            );
         }
     }
 }

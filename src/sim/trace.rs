@@ -172,7 +172,11 @@ pub fn parse_nodes_csv(file: &str, text: &str) -> Result<Cluster, TraceError> {
         let (gpu_col, gpus) = row.pick(&["gpu", "gpus"])?;
         let gpus = row.integer(gpu_col, gpus)? as usize;
         let model = match row.get("model").filter(|m| !m.is_empty() && *m != "nan") {
-            Some(m) => Some(models.intern(m).map_err(|e| row.error("model", e.to_string()))?),
+            Some(m) => Some(
+                models
+                    .intern(m)
+                    .map_err(|e| row.error("model", e.to_string()))?,
+            ),
             None => None,
         };
         let node = Node::new(name, cpu, memory, gpus, model)
@@ -183,7 +187,11 @@ pub fn parse_nodes_csv(file: &str, text: &str) -> Result<Cluster, TraceError> {
     finish_cluster(file, models, nodes)
 }
 
-fn finish_cluster(file: &str, models: ModelCatalog, nodes: Vec<Node>) -> Result<Cluster, TraceError> {
+fn finish_cluster(
+    file: &str,
+    models: ModelCatalog,
+    nodes: Vec<Node>,
+) -> Result<Cluster, TraceError> {
     if nodes.is_empty() {
         return Err(TraceError::file(file, "the node list has no nodes"));
     }
@@ -192,7 +200,12 @@ fn finish_cluster(file: &str, models: ModelCatalog, nodes: Vec<Node>) -> Result<
         if let Some(j) = seen.insert(n.name.as_str(), i) {
             return Err(TraceError::file(
                 file,
-                format!("node {:?} is listed twice (entries {} and {})", n.name, j + 1, i + 1),
+                format!(
+                    "node {:?} is listed twice (entries {} and {})",
+                    n.name,
+                    j + 1,
+                    i + 1
+                ),
             ));
         }
     }
@@ -200,7 +213,11 @@ fn finish_cluster(file: &str, models: ModelCatalog, nodes: Vec<Node>) -> Result<
 }
 
 /// Parse a pod list (CSV). GPU model names are interned into the cluster's catalog.
-pub fn parse_pods_csv(file: &str, text: &str, models: &mut ModelCatalog) -> Result<PodList, TraceError> {
+pub fn parse_pods_csv(
+    file: &str,
+    text: &str,
+    models: &mut ModelCatalog,
+) -> Result<PodList, TraceError> {
     let mut list = PodList::default();
     read_csv(file, text, |row| {
         let (_, name) = row.pick(&["name"])?;
@@ -284,13 +301,20 @@ pub fn parse_nodes_json(file: &str, text: &str) -> Result<Cluster, TraceError> {
             Some(m) => Some(models.intern(m).map_err(|x| at("model", x.to_string()))?),
             None => None,
         };
-        nodes.push(Node::new(&e.name, cpu, memory, e.gpus, model).map_err(|x| at("gpus", x.to_string()))?);
+        nodes.push(
+            Node::new(&e.name, cpu, memory, e.gpus, model)
+                .map_err(|x| at("gpus", x.to_string()))?,
+        );
     }
     finish_cluster(file, models, nodes)
 }
 
 /// Parse a JSON pod list (an array of [`PodEntry`]).
-pub fn parse_pods_json(file: &str, text: &str, models: &mut ModelCatalog) -> Result<PodList, TraceError> {
+pub fn parse_pods_json(
+    file: &str,
+    text: &str,
+    models: &mut ModelCatalog,
+) -> Result<PodList, TraceError> {
     let entries: Vec<PodEntry> = serde_json::from_str(text).map_err(|e| json_error(file, &e))?;
     let mut list = PodList::default();
     for (i, e) in entries.iter().enumerate() {
@@ -309,7 +333,9 @@ pub fn parse_pods_json(file: &str, text: &str, models: &mut ModelCatalog) -> Res
         };
         let gpu = GpuDemand::from_parts(num, milli).map_err(|x| at("gpuMilli", x.to_string()))?;
         let spec = e.gpu_models.join("|");
-        let allowed = models.parse_set(&spec, '|').map_err(|x| at("gpuModels", x.to_string()))?;
+        let allowed = models
+            .parse_set(&spec, '|')
+            .map_err(|x| at("gpuModels", x.to_string()))?;
         list.names.push(e.name.clone());
         list.specs.push(spec);
         list.pods.push(PodDemand {
@@ -335,7 +361,8 @@ fn json_error(file: &str, e: &serde_json::Error) -> TraceError {
 }
 
 fn is_json(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
 fn read(path: &Path) -> Result<String, TraceError> {
@@ -347,7 +374,11 @@ fn read(path: &Path) -> Result<String, TraceError> {
 pub fn load_nodes(path: &Path) -> Result<Cluster, TraceError> {
     let text = read(path)?;
     let file = path.display().to_string();
-    if is_json(path) { parse_nodes_json(&file, &text) } else { parse_nodes_csv(&file, &text) }
+    if is_json(path) {
+        parse_nodes_json(&file, &text)
+    } else {
+        parse_nodes_csv(&file, &text)
+    }
 }
 
 /// Load a pod list from a `.csv` or `.json` file.

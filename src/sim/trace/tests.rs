@@ -36,7 +36,10 @@ fn bad_rows_name_file_line_and_column() {
     let bad = "name,cpu_milli,memory_mib,num_gpu,gpu_milli\np0,1000,10,1,500\np1,abc,10,0,0\n";
     let e = parse_pods_csv("pods.csv", bad, &mut models).unwrap_err();
     assert_eq!((e.line, e.column.as_deref()), (Some(3), Some("cpu_milli")));
-    assert!(e.to_string().starts_with("pods.csv:3: column `cpu_milli`:"), "{e}");
+    assert!(
+        e.to_string().starts_with("pods.csv:3: column `cpu_milli`:"),
+        "{e}"
+    );
 
     let shared_multi = "name,cpu_milli,memory_mib,num_gpu,gpu_milli\np0,1000,10,2,500\n";
     let e = parse_pods_csv("pods.csv", shared_multi, &mut models).unwrap_err();
@@ -59,10 +62,20 @@ fn bad_rows_name_file_line_and_column() {
     assert_eq!((e.line, e.column.as_deref()), (Some(2), Some("gpu")));
 
     let twice = "sn,cpu_milli,memory_mib,gpu,model\nn0,1000,10,0,\nn0,1000,10,0,\n";
-    assert!(parse_nodes_csv("nodes.csv", twice).unwrap_err().to_string().contains("twice"));
+    assert!(
+        parse_nodes_csv("nodes.csv", twice)
+            .unwrap_err()
+            .to_string()
+            .contains("twice")
+    );
 
     let empty = "sn,cpu_milli,memory_mib,gpu,model\n";
-    assert!(parse_nodes_csv("nodes.csv", empty).unwrap_err().to_string().contains("no nodes"));
+    assert!(
+        parse_nodes_csv("nodes.csv", empty)
+            .unwrap_err()
+            .to_string()
+            .contains("no nodes")
+    );
 }
 
 #[test]
@@ -79,7 +92,12 @@ fn json_lists_load_and_errors_point_at_the_entry() {
     let e = parse_pods_json("pods.json", bad, &mut c.models).unwrap_err();
     assert_eq!(e.column.as_deref(), Some("[0].memory"));
     let unknown = r#"[{"name":"p0","cpu":"4","memory":"1Gi","gpu":1}]"#;
-    assert!(parse_pods_json("pods.json", unknown, &mut c.models).unwrap_err().to_string().contains("unknown field"));
+    assert!(
+        parse_pods_json("pods.json", unknown, &mut c.models)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown field")
+    );
 }
 
 #[test]
@@ -100,9 +118,17 @@ fn the_bundled_openb_trace_matches_its_published_statistics() {
         specs: &trace.pods.specs,
     }
     .target();
-    assert_eq!((target.classes().len(), target.distinct_classes()), (35, 91));
+    assert_eq!(
+        (target.classes().len(), target.distinct_classes()),
+        (35, 91)
+    );
     // Fragmentation ratio of the empty cluster: 14.01% in the published results.
-    let frag: f64 = trace.cluster.nodes().iter().map(|n| target.node_frag(n)).sum();
+    let frag: f64 = trace
+        .cluster
+        .nodes()
+        .iter()
+        .map(|n| target.node_frag(n))
+        .sum();
     let ratio = frag / trace.cluster.gpu_capacity_milli() as f64 * 100.0;
     assert!((ratio - 14.0).abs() < 0.2, "{ratio}");
 }
