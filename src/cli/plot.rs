@@ -44,6 +44,7 @@ pub fn unallocated_svg(
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE)?;
+        let (upper, footer) = root.split_vertically(SIZE.1 - 26);
         let bands: Vec<(usize, &PolicyResult, Band)> = results
             .iter()
             .enumerate()
@@ -54,7 +55,7 @@ pub fn unallocated_svg(
             .flat_map(|(_, _, b)| b.p75.iter().skip(X_FROM).flatten().copied())
             .fold(50.0_f64, f64::max)
             .ceil();
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(&upper)
             .caption(
                 format!("Unallocated GPU vs arrived workload — trace {trace}"),
                 ("sans-serif", 20),
@@ -67,6 +68,8 @@ pub fn unallocated_svg(
             .configure_mesh()
             .x_desc("arrived GPU workload (% of capacity)")
             .y_desc("unallocated GPU (%)")
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
             .draw()?;
         let ideal = (X_FROM..=MAX_X).map(|x| (x as f64, (100.0 - x as f64).max(0.0)));
         chart
@@ -102,9 +105,9 @@ pub fn unallocated_svg(
             .background_style(WHITE.mix(0.85))
             .border_style(BLACK.mix(0.3))
             .draw()?;
-        root.draw(&Text::new(
+        footer.draw(&Text::new(
             "solid: allot (median over seeds, band 25-75%); dashed: FGD authors' published median",
-            (60, (SIZE.1 - 18) as i32),
+            (60, 4),
             ("sans-serif", 13),
         ))?;
         root.present()?;
