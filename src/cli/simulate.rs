@@ -58,6 +58,10 @@ pub struct SimulateArgs {
     /// bundled copy of the FGD authors' results.
     #[arg(long, value_name = "PATH")]
     pub published: Option<PathBuf>,
+    /// Exit with status 1 when a policy with published results lands outside their spread
+    /// (mean +/- max(2 sd, 0.5)); for reproduction checks in CI.
+    #[arg(long)]
+    pub check_published: bool,
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -122,6 +126,31 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(dir) = &args.out {
         write_outputs(dir, &summary, &trace.name, &results, &published)?;
+    }
+    if args.check_published {
+        let off: Vec<&str> = summary
+            .policies
+            .iter()
+            .filter(|p| p.within_published_spread == Some(false))
+            .map(|p| p.policy.as_str())
+            .collect();
+        if !off.is_empty() {
+            eprintln!(
+                "trace {}: outside the published spread: {}",
+                trace.name,
+                off.join(", ")
+            );
+            return Ok(ExitCode::FAILURE);
+        }
+        let checked = summary
+            .policies
+            .iter()
+            .filter(|p| p.within_published_spread.is_some())
+            .count();
+        eprintln!(
+            "trace {}: {checked} policies within the published spread",
+            trace.name
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
