@@ -6,8 +6,9 @@ use std::hint::black_box;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
-use allot::model::{Cluster, Node};
-use allot::policy::PolicyKind;
+use allot::model::frag::TargetWorkload;
+use allot::model::{Cluster, Node, PodDemand};
+use allot::policy::{Decider, PolicyKind};
 use allot::sim::replay::{arrivals, node_rank, replay};
 use allot::sim::{Workload, load_trace};
 
@@ -26,6 +27,30 @@ fn scaled(base: &Cluster, n: usize) -> Cluster {
     Cluster::new(base.models.clone(), nodes)
 }
 
+/// `cluster` loaded with FGD to half its GPU capacity by openb arrivals, and the next
+/// `BATCH` arrivals to measure.
+fn half_loaded(
+    cluster: &Cluster,
+    trace_pods: &[PodDemand],
+    target: &TargetWorkload,
+) -> (Cluster, Vec<PodDemand>) {
+    let mut loaded = cluster.clone();
+    let mut policy = PolicyKind::Fgd.build(target, 42);
+    let mut decider = Decider::new(node_rank(cluster.len(), 42));
+    let mut pods =
+        (42u64..).flat_map(|seed| arrivals(trace_pods, cluster.gpu_capacity_milli(), seed));
+    // Pods that fit nowhere (model constraints, large gangs of GPUs) are skipped, as in a replay.
+    for pod in pods.by_ref() {
+        if loaded.gpu_allocated_milli() >= cluster.gpu_capacity_milli() / 2 {
+            break;
+        }
+        if let Ok(at) = decider.decide(policy.as_mut(), &loaded, &pod) {
+            loaded.place(&pod, at).expect("a decided placement fits");
+        }
+    }
+    (loaded, pods.take(BATCH).collect())
+}
+
 fn placement(c: &mut Criterion) {
     let trace = load_trace("default", None, &[]).expect("the embedded trace loads");
     let workload = Workload {
@@ -39,37 +64,7 @@ fn placement(c: &mut Criterion) {
     group.throughput(Throughput::Elements(BATCH as u64));
     for &n in &SIZES {
         let cluster = scaled(&trace.cluster, n);
-        // Load the cluster to about half its GPU capacity with FGD, then measure the next pods.
-        let mut pods = Vec::new();
-        while pods.len() < 2 * BATCH
-            || (pods
-                .iter()
-                .map(|p: &allot::model::PodDemand| p.gpu.total_milli())
-                .sum::<u64>())
-                < cluster.gpu_capacity_milli() / 2
-        {
-            pods.extend(arrivals(
-                &trace.pods.pods,
-                trace.cluster.gpu_capacity_milli(),
-                42 + pods.len() as u64,
-            ));
-        }
-        let split = pods.len() - BATCH;
-        let mut warm = cluster.clone();
-        let mut fgd = PolicyKind::Fgd.build(&target, 42);
-        let mut decider = allot::policy::Decider::new(node_rank(n, 42));
-        let mut loaded = 0u64;
-        for pod in &pods[..split] {
-            if loaded >= warm.gpu_capacity_milli() / 2 {
-                break;
-            }
-            if let Ok(at) = decider.decide(fgd.as_mut(), &warm, pod) {
-                if warm.place(pod, at).is_ok() {
-                    loaded += pod.gpu.total_milli();
-                }
-            }
-        }
-        let measured = &pods[split..];
+        let (warm, measured) = half_loaded(&cluster, &trace.pods.pods, &target);
         for kind in [PolicyKind::Fgd, PolicyKind::BestFit] {
             group.bench_function(format!("{kind}/{n}-nodes"), |b| {
                 b.iter_batched(
@@ -77,7 +72,7 @@ fn placement(c: &mut Criterion) {
                     |(cluster, mut policy)| {
                         black_box(replay(
                             &cluster,
-                            measured,
+                            &measured,
                             policy.as_mut(),
                             node_rank(n, 42),
                             &target,
@@ -91,5 +86,36 @@ fn placement(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, placement);
+/// One whole replay of the paper's default experiment: FGD, openb default trace, seed 42
+/// (8,152 pods tuned to ~10,600 arrivals on 1,213 nodes), as `allot simulate` runs it.
+fn replay_default(c: &mut Criterion) {
+    let trace = load_trace("default", None, &[]).expect("the embedded trace loads");
+    let workload = Workload {
+        cluster: &trace.cluster,
+        pods: &trace.pods.pods,
+        specs: &trace.pods.specs,
+    };
+    let target = workload.target();
+    let capacity = trace.cluster.gpu_capacity_milli();
+    let mut group = c.benchmark_group("replay");
+    group.sample_size(10);
+    for kind in [PolicyKind::Fgd, PolicyKind::BestFit] {
+        group.bench_function(format!("{kind}/default/seed-42"), |b| {
+            b.iter(|| {
+                let arr = arrivals(&trace.pods.pods, capacity, 42);
+                let mut policy = kind.build(&target, 42);
+                black_box(replay(
+                    &trace.cluster,
+                    &arr,
+                    policy.as_mut(),
+                    node_rank(trace.cluster.len(), 42),
+                    &target,
+                ))
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, replay_default, placement);
 criterion_main!(benches);

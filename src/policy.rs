@@ -115,7 +115,7 @@ impl PolicyKind {
             PolicyKind::DotProd => Box::new(DotProd),
             PolicyKind::Clustering => Box::new(GpuClustering),
             PolicyKind::Packing => Box::new(GpuPacking),
-            PolicyKind::BestFit => Box::new(BestFit::default()),
+            PolicyKind::BestFit => Box::new(BestFit),
             PolicyKind::Fgd => Box::new(Fgd::new(target.clone())),
             PolicyKind::LeastAllocated => Box::new(Allocated::new(AllocatedMode::Least)),
             PolicyKind::MostAllocated => Box::new(Allocated::new(AllocatedMode::Most)),

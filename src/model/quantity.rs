@@ -171,7 +171,7 @@ impl fmt::Display for Bytes {
         const UNITS: [&str; 6] = ["Ei", "Pi", "Ti", "Gi", "Mi", "Ki"];
         for (i, unit) in UNITS.iter().enumerate() {
             let size = 1u64 << (10 * (6 - i));
-            if self.0 >= size && self.0 % size == 0 {
+            if self.0 >= size && self.0.is_multiple_of(size) {
                 return write!(f, "{}{}", self.0 / size, unit);
             }
         }
@@ -185,7 +185,7 @@ pub struct Millicores(pub u64);
 
 impl fmt::Display for Millicores {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 % 1000 == 0 {
+        if self.0.is_multiple_of(1000) {
             write!(f, "{}", self.0 / 1000)
         } else {
             write!(f, "{}m", self.0)

@@ -39,8 +39,8 @@ pub struct Outcome {
 }
 
 /// Shuffle `pods` (already in name order) with `seed` and tune their total GPU request to
-/// `TUNE_RATIO` x `capacity_milli`: append uniform draws while under, delete uniform pods
-/// while over.
+/// `TUNE_RATIO` x `capacity_milli`: append uniform draws while under (the last draw may
+/// overshoot, as in the paper's simulator), or delete uniform pods while over.
 pub fn arrivals(pods: &[PodDemand], capacity_milli: u64, seed: u64) -> Vec<PodDemand> {
     let mut list = pods.to_vec();
     Rng::derive(seed, STREAM_SHUFFLE).shuffle(&mut list);
@@ -58,10 +58,11 @@ pub fn arrivals(pods: &[PodDemand], capacity_milli: u64, seed: u64) -> Vec<PodDe
             total += pod.gpu.total_milli();
             list.push(pod);
         }
-    }
-    while total > target && !list.is_empty() {
-        let removed = list.remove(rng.below(list.len()));
-        total -= removed.gpu.total_milli();
+    } else {
+        while total > target && !list.is_empty() {
+            let removed = list.remove(rng.below(list.len()));
+            total -= removed.gpu.total_milli();
+        }
     }
     list
 }

@@ -1,0 +1,180 @@
+//! `allot simulate` as users run it: the binary, its output and its errors.
+
+use std::process::{Command, Output};
+
+fn allot(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_allot"))
+        .args(args)
+        .output()
+        .expect("the allot binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn json_output_has_the_documented_fields() {
+    let out = allot(&[
+        "simulate",
+        "--policy",
+        "bestfit,fgd",
+        "--seeds",
+        "42",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    assert_eq!(v["trace"], "default");
+    assert_eq!(v["gpus"], 6212);
+    let policies = v["policies"].as_array().expect("policies array");
+    assert_eq!(policies.len(), 2);
+    for p in policies {
+        assert_eq!(p["trace"], "default");
+        assert_eq!(p["seeds"], serde_json::json!([42]));
+        let mean = p["unallocated_gpu_pct_at_100"]["mean"]
+            .as_f64()
+            .expect("mean");
+        assert!((0.0..=100.0).contains(&mean), "{mean}");
+        assert!(p["unallocated_gpu_pct_at_100"]["sd"].is_number());
+        assert!(p["published_unallocated_gpu_pct_at"]["mean"].is_number());
+    }
+}
+
+#[test]
+fn files_are_written_with_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out_dir = dir.path().join("res");
+    let out = allot(&[
+        "simulate",
+        "-q",
+        "--policy",
+        "packing",
+        "--seeds",
+        "1",
+        "--out",
+        out_dir.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    for file in ["summary.json", "runs.csv", "curves.csv", "unallocated.svg"] {
+        let text = std::fs::read_to_string(out_dir.join(file)).expect(file);
+        assert!(text.len() > 100, "{file} is nearly empty");
+    }
+    let svg = std::fs::read_to_string(out_dir.join("unallocated.svg")).expect("svg");
+    assert!(svg.starts_with("<svg") && svg.contains("packing"));
+    let runs = std::fs::read_to_string(out_dir.join("runs.csv")).expect("runs");
+    assert_eq!(runs.lines().count(), 2);
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pods = dir.path().join("pods.csv");
+    std::fs::write(
+        &pods,
+        "name,cpu_milli,memory_mib,num_gpu,gpu_milli\np0,1000,1024,1,500\np1,1000,-5,0,0\n",
+    )
+    .expect("write");
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--policy".into(), "tetris".into()],
+            "unknown policy \"tetris\"",
+        ),
+        (vec!["--seeds".into(), "9-1".into()], "start > end"),
+        (
+            vec!["--pods".into(), "nosuchtrace".into()],
+            "trace \"nosuchtrace\" not found",
+        ),
+        (
+            vec!["--pods".into(), "missing.csv".into()],
+            "missing.csv: no such file",
+        ),
+        (
+            vec!["--pods".into(), pods.display().to_string()],
+            "pods.csv:3: column `memory_mib`",
+        ),
+        (vec!["--at".into(), "200".into()], "200"),
+    ];
+    for (args, expected) in cases {
+        let mut full = vec!["simulate".to_string(), "-q".to_string()];
+        full.extend(args.iter().cloned());
+        let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+        let out = allot(&refs);
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = stderr(&out);
+        assert!(
+            err.contains(expected),
+            "{args:?}: expected {expected:?} in {err}"
+        );
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+    }
+}
+
+#[test]
+fn a_cluster_without_gpus_is_refused_and_impossible_pods_just_fail() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cpu_nodes = dir.path().join("nodes.csv");
+    std::fs::write(&cpu_nodes, "name,cpu,memory,gpus,model\nc0,32,128Gi,0,\n").expect("write");
+    let out = allot(&[
+        "simulate",
+        "-q",
+        "--nodes",
+        cpu_nodes.to_str().expect("utf-8"),
+    ]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("has no GPUs"), "{}", stderr(&out));
+
+    let nodes = dir.path().join("gpu-nodes.csv");
+    // Eight 1-GPU nodes: an 8-GPU pod fits nowhere and must count as a failed placement.
+    let rows: String = (0..8).map(|i| format!("g{i},8,64Gi,1,T4\n")).collect();
+    std::fs::write(&nodes, format!("name,cpu,memory,gpus,model\n{rows}")).expect("write");
+    let pods = dir.path().join("pods.json");
+    std::fs::write(
+        &pods,
+        r#"[{"name":"huge","cpu":"1","memory":"1Gi","gpus":8},{"name":"small","cpu":"1","memory":"1Gi","gpuMilli":500}]"#,
+    )
+    .expect("write");
+    let out = allot(&[
+        "simulate",
+        "--json",
+        "--policy",
+        "fgd",
+        "--seeds",
+        "1",
+        "--nodes",
+        nodes.to_str().expect("utf-8"),
+        "--pods",
+        pods.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert!(
+        v["policies"][0]["failed_pods"]["mean"]
+            .as_f64()
+            .expect("failed")
+            >= 1.0
+    );
+}
+
+#[test]
+fn every_subcommand_has_help_and_unbuilt_ones_say_so() {
+    let out = allot(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for cmd in [
+        "extender",
+        "controller",
+        "agent",
+        "simulate",
+        "train",
+        "plan",
+        "crdgen",
+    ] {
+        assert!(help.contains(cmd), "--help lacks {cmd}");
+        let sub = allot(&[cmd, "--help"]);
+        assert!(sub.status.success(), "{cmd} --help failed");
+    }
+    let out = allot(&["train"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("not implemented yet"));
+}
