@@ -1,0 +1,118 @@
+# shellcheck shell=bash
+# Process helpers for e2e/up and e2e/down: start a component with a log and a pid file, wait for
+# it with a deadline while watching that nothing crashed, pick free ports, stop everything.
+# Sourced after lib.sh, never run.
+
+# Components in start order; stop_all goes backwards.
+E2E_COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+
+pid_of() { cat "$E2E_DIR/pids/$1.pid" 2>/dev/null || true; }
+
+# alive NAME: the recorded process still runs and is the binary we started (not a reused pid).
+alive() {
+    local pid
+    pid=$(pid_of "$1")
+    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null &&
+        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "/$1 "
+}
+
+any_alive() {
+    local c
+    for c in "${E2E_COMPONENTS[@]}"; do alive "$c" && return 0; done
+    return 1
+}
+
+# start NAME CMD...: run CMD in the background; output to logs/NAME.log, pid to pids/NAME.pid.
+start() {
+    local name=$1
+    shift
+    "$@" >"$E2E_DIR/logs/$name.log" 2>&1 </dev/null &
+    echo $! >"$E2E_DIR/pids/$name.pid"
+}
+
+# crashed NAME: die with the tail of NAME's log.
+crashed() {
+    local name=$1 logf=$E2E_DIR/logs/$1.log
+    printf -- '----- last lines of %s -----\n' "$logf" >&2
+    tail -n 30 "$logf" >&2 || true
+    printf -- '-----\n' >&2
+    die "$name exited during start-up (see $logf)"
+}
+
+# check_started: every component started so far is still running.
+check_started() {
+    local c
+    for c in "${E2E_COMPONENTS[@]}"; do
+        [[ -f $E2E_DIR/pids/$c.pid ]] || continue
+        alive "$c" || crashed "$c"
+    done
+}
+
+# wait_for WHAT TIMEOUT_S CMD...: retry CMD until it succeeds; die on timeout or on a crash.
+wait_for() {
+    local what=$1 timeout=$2
+    shift 2
+    local deadline=$(($(now_ms) + timeout * 1000))
+    while true; do
+        check_started
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        if (($(now_ms) > deadline)); then
+            local logf=$E2E_DIR/logs/$what.log
+            if [[ -f $logf ]]; then
+                printf -- '----- last lines of %s -----\n' "$logf" >&2
+                tail -n 30 "$logf" >&2 || true
+            fi
+            die "$what not healthy after ${timeout}s (check: $*)"
+        fi
+        sleep 0.2
+    done
+}
+
+# port_in_use PORT: something accepts connections on 127.0.0.1:PORT.
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# pick_port PORT LABEL: PORT if free (die if taken), or a free one when PORT is 0. Ports chosen
+# in this run are remembered in the run directory so two components never get the same one.
+pick_port() {
+    local want=$1 label=$2 taken=$E2E_DIR/ports p i
+    [[ $want =~ ^[0-9]+$ ]] || die "port for $label must be a number, got '$want'"
+    if ((want != 0)); then
+        if port_in_use "$want"; then
+            local who
+            who=$(ss -ltnpH "sport = :$want" 2>/dev/null | head -n 1 || true)
+            die "port $want for $label is already in use on 127.0.0.1${who:+ ($who)}"
+        fi
+        echo "$want" >>"$taken"
+        echo "$want"
+        return
+    fi
+    for ((i = 0; i < 200; i++)); do
+        # Below the kernel's ephemeral range (32768+), so outgoing connections never hold them.
+        p=$((20000 + RANDOM % 12000))
+        grep -qx "$p" "$taken" 2>/dev/null && continue
+        port_in_use "$p" && continue
+        echo "$p" >>"$taken"
+        echo "$p"
+        return
+    done
+    die "found no free port for $label"
+}
+
+# stop NAME: SIGTERM, up to 10 s to exit, then SIGKILL.
+stop() {
+    local name=$1 pid i
+    alive "$name" || return 0
+    pid=$(pid_of "$name")
+    kill -TERM "$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || return 0
+        sleep 0.1
+    done
+    warn "$name (pid $pid) ignored SIGTERM for 10 s; killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+}
+
+stop_all() {
+    local i
+    for ((i = ${#E2E_COMPONENTS[@]} - 1; i >= 0; i--)); do stop "${E2E_COMPONENTS[i]}"; done
+}

@@ -1,0 +1,194 @@
+//! The real kube-scheduler with the `allot` profile places GPU pods on kwok's fake GPU nodes.
+//!
+//! These run with the scheduler configured to tolerate a missing extender (`E2E_EXTENDER=0`):
+//! they prove the profile, the GPU capacity of the nodes and the pod lifecycle. The proof that
+//! the scheduler calls the allot extender belongs to the extender's own tests.
+
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use kube::api::{Api, ListParams, PostParams};
+use kube::runtime::wait::{await_condition, conditions};
+use serde_json::json;
+
+use crate::support::{Cluster, WAIT, poll, skip};
+
+const GPU: &str = "nvidia.com/gpu";
+const MODEL_LABEL: &str = "allot.dev/gpu-model";
+
+fn pod(name: &str, scheduler: &str, gpus: Option<u32>) -> Result<Pod> {
+    let mut resources = json!({ "requests": { "cpu": "100m", "memory": "64Mi" } });
+    if let Some(n) = gpus {
+        // Extended resources are requested through limits (requests default to them).
+        resources["limits"] = json!({ GPU: n.to_string() });
+    }
+    Ok(serde_json::from_value(json!({
+        "metadata": { "name": name },
+        "spec": {
+            "schedulerName": scheduler,
+            // kwok never pulls or runs images: any name will do.
+            "containers": [{ "name": "main", "image": "allot-e2e/pause:never-pulled", "resources": resources }]
+        }
+    }))?)
+}
+
+/// Skip (with a note) when kube-scheduler requires an extender that these tests do not start.
+fn needs_optional_extender(cluster: &Cluster, test: &str) -> bool {
+    if cluster.extender_required {
+        skip(
+            test,
+            "the scheduler requires the allot extender (E2E_EXTENDER=1); this test needs E2E_EXTENDER=0",
+        );
+        return false;
+    }
+    true
+}
+
+async fn wait_running(pods: &Api<Pod>, name: &str) -> Result<Pod> {
+    tokio::time::timeout(
+        WAIT,
+        await_condition(pods.clone(), name, conditions::is_pod_running()),
+    )
+    .await
+    .with_context(|| format!("pod {name} not Running after {WAIT:?}"))??
+    .with_context(|| format!("pod {name} disappeared"))
+}
+
+#[tokio::test]
+async fn allot_profile_binds_a_gpu_pod_to_a_kwok_gpu_node() -> Result<()> {
+    let test = "allot_profile_binds_a_gpu_pod_to_a_kwok_gpu_node";
+    let Some(cluster) = Cluster::from_env(test).await? else {
+        return Ok(());
+    };
+    if !needs_optional_extender(&cluster, test) {
+        return Ok(());
+    }
+    cluster
+        .in_namespace("gpu-pod", |cluster, ns| async move {
+            let pods = Api::<Pod>::namespaced(cluster.client.clone(), &ns);
+            pods.create(&PostParams::default(), &pod("gpu-1", "allot", Some(1))?)
+                .await?;
+            let running = wait_running(&pods, "gpu-1").await?;
+            let node_name = running
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.clone())
+                .context("a Running pod without a node")?;
+
+            let node = Api::<Node>::all(cluster.client.clone())
+                .get(&node_name)
+                .await?;
+            let labels = node.metadata.labels.unwrap_or_default();
+            ensure!(
+                labels.contains_key(MODEL_LABEL),
+                "node {node_name} has no {MODEL_LABEL} label"
+            );
+            let gpus = node
+                .status
+                .and_then(|s| s.allocatable)
+                .and_then(|a| a.get(GPU).cloned())
+                .with_context(|| format!("node {node_name} has no allocatable {GPU}"))?;
+            ensure!(
+                gpus.0 != "0",
+                "node {node_name} has no GPUs but got a GPU pod"
+            );
+
+            // The Scheduled event comes from the `allot` profile, not the default one.
+            let events = Api::<Event>::namespaced(cluster.client.clone(), &ns);
+            let seen: Vec<String> = poll("the Scheduled event of gpu-1", WAIT, || {
+                let events = events.clone();
+                async move {
+                    let list = events
+                        .list(&ListParams::default().fields("involvedObject.name=gpu-1"))
+                        .await?;
+                    let seen: Vec<String> = list
+                        .items
+                        .into_iter()
+                        .filter(|e| e.reason.as_deref() == Some("Scheduled"))
+                        .map(|e| {
+                            e.reporting_component
+                                .filter(|c| !c.is_empty())
+                                .or_else(|| e.source.and_then(|s| s.component))
+                                .unwrap_or_default()
+                        })
+                        .collect();
+                    Ok((!seen.is_empty()).then_some(seen))
+                }
+            })
+            .await?;
+            ensure!(
+                seen.iter().all(|c| c == "allot"),
+                "Scheduled by {seen:?}, expected the allot profile"
+            );
+            println!(
+                "gpu-1 bound to {node_name} ({}: {}) by {seen:?}",
+                MODEL_LABEL, labels[MODEL_LABEL]
+            );
+            Ok(())
+        })
+        .await
+}
+
+#[tokio::test]
+async fn a_pod_wanting_more_gpus_than_any_node_stays_pending() -> Result<()> {
+    let test = "a_pod_wanting_more_gpus_than_any_node_stays_pending";
+    let Some(cluster) = Cluster::from_env(test).await? else {
+        return Ok(());
+    };
+    if !needs_optional_extender(&cluster, test) {
+        return Ok(());
+    }
+    cluster
+        .in_namespace("too-many-gpus", |cluster, ns| async move {
+            let pods = Api::<Pod>::namespaced(cluster.client.clone(), &ns);
+            // openb's largest GPU node has 8 GPUs.
+            pods.create(&PostParams::default(), &pod("gpu-64", "allot", Some(64))?)
+                .await?;
+            let message = poll("gpu-64 to be reported Unschedulable", WAIT, || {
+                let pods = pods.clone();
+                async move {
+                    let p = pods.get("gpu-64").await?;
+                    let cond = p
+                        .status
+                        .and_then(|s| s.conditions)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .find(|c| c.type_ == "PodScheduled" && c.status == "False");
+                    Ok(cond
+                        .filter(|c| c.reason.as_deref() == Some("Unschedulable"))
+                        .map(|c| c.message.unwrap_or_default()))
+                }
+            })
+            .await?;
+            ensure!(
+                message.contains(GPU),
+                "Unschedulable without naming {GPU}: {message}"
+            );
+            let p = pods.get("gpu-64").await?;
+            ensure!(
+                p.spec.and_then(|s| s.node_name).is_none(),
+                "gpu-64 was bound"
+            );
+            Ok(())
+        })
+        .await
+}
+
+#[tokio::test]
+async fn the_default_profile_still_schedules_plain_pods() -> Result<()> {
+    let Some(cluster) = Cluster::from_env("the_default_profile_still_schedules_plain_pods").await?
+    else {
+        return Ok(());
+    };
+    cluster
+        .in_namespace("default-profile", |cluster, ns| async move {
+            let pods = Api::<Pod>::namespaced(cluster.client.clone(), &ns);
+            pods.create(
+                &PostParams::default(),
+                &pod("plain", "default-scheduler", None)?,
+            )
+            .await?;
+            wait_running(&pods, "plain").await?;
+            Ok(())
+        })
+        .await
+}
