@@ -1,8 +1,10 @@
 //! allot: GPU-aware placement for Kubernetes.
 //!
-//! The pure core (`model`, `policy`, `sim`, `rng`) has no Kubernetes, HTTP or async
-//! dependency; the cluster-facing layers (`crd`, ...) sit behind the `k8s` feature.
+//! The pure core (`model`, `alloc`, `policy`, `sim`, `rng`) has no Kubernetes, HTTP or async
+//! dependency (`.ci/core-check` proves it); the cluster-facing layers (`crd`, ...) sit behind
+//! the default `k8s` feature. `cli` wires both into the `allot` binary.
 
+pub mod alloc;
 pub mod model;
 pub mod policy;
 pub mod rng;

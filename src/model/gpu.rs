@@ -36,6 +36,10 @@ impl ModelSet {
     pub fn is_any(self) -> bool {
         self == Self::ANY
     }
+    /// Whether a device of `model` satisfies this constraint.
+    pub fn allows(self, model: Option<ModelId>) -> bool {
+        self.is_any() || model.is_some_and(|m| self.contains(m))
+    }
 }
 
 /// Why a GPU model name was rejected.

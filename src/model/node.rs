@@ -171,7 +171,7 @@ impl Node {
     }
 
     pub fn model_allowed(&self, models: ModelSet) -> bool {
-        models.is_any() || self.model.is_some_and(|m| models.contains(m))
+        models.allows(self.model)
     }
 
     /// Whether `pod` fits now; the reason when it does not.

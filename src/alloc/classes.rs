@@ -1,0 +1,165 @@
+//! Aggregation: identical pods become one pod class with a count, identical nodes one node
+//! class with a member list. This is what keeps the LP small (openb: ~90 pod shapes, a few
+//! dozen node shapes) whatever the number of pods and nodes.
+
+use std::collections::HashMap;
+
+use crate::model::{Cluster, GpuDemand, ModelId, Node, PodDemand};
+
+use super::BatchPod;
+
+/// Pods that are interchangeable for the LP: same demand, priority and gang.
+#[derive(Debug, Clone)]
+pub struct PodClass {
+    pub demand: PodDemand,
+    pub priority: i32,
+    pub gang: Option<u32>,
+    /// Objective weight of one placed pod.
+    pub weight: f64,
+    /// Indices into the batch.
+    pub members: Vec<usize>,
+}
+
+impl PodClass {
+    pub fn count(&self) -> usize {
+        self.members.len()
+    }
+}
+
+/// Nodes that are interchangeable for the LP: same free CPU, memory, model and multiset of
+/// per-device free milli.
+#[derive(Debug, Clone)]
+pub struct NodeClass {
+    pub cpu_free: u64,
+    pub memory_free: u64,
+    pub cpu_capacity: u64,
+    pub memory_capacity: u64,
+    pub model: Option<ModelId>,
+    /// Free milli per device, sorted descending.
+    pub gpu_free: Vec<u16>,
+    pub gpu_count: usize,
+    /// Indices into the cluster.
+    pub members: Vec<usize>,
+}
+
+impl NodeClass {
+    pub fn count(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn idle_milli(&self) -> u64 {
+        self.gpu_free.iter().map(|&g| u64::from(g)).sum()
+    }
+
+    pub fn full_free(&self) -> u64 {
+        self.gpu_free.iter().filter(|&&g| g == 1000).count() as u64
+    }
+
+    /// How many pods of `gpu` one node of this class holds at most, counting devices only.
+    pub fn device_slots(&self, gpu: GpuDemand) -> u64 {
+        match gpu {
+            GpuDemand::None => u64::MAX,
+            GpuDemand::Shared { milli } => self
+                .gpu_free
+                .iter()
+                .map(|&g| u64::from(g) / u64::from(milli))
+                .sum(),
+            GpuDemand::Whole { count } => self.full_free() / u64::from(count),
+        }
+    }
+
+    /// Whether one pod of `demand` fits one (fresh) node of this class.
+    pub fn admits(&self, demand: &PodDemand) -> bool {
+        let model_ok =
+            !demand.needs_gpu() || (self.gpu_count > 0 && demand.models.allows(self.model));
+        model_ok
+            && demand.cpu_milli <= self.cpu_free
+            && demand.memory_bytes <= self.memory_free
+            && self.device_slots(demand.gpu) >= 1
+    }
+
+    /// GPU utilisation of the class before placement, 0..=1 (0 for CPU-only nodes).
+    pub fn gpu_used_fraction(&self) -> f64 {
+        if self.gpu_count == 0 {
+            return 0.0;
+        }
+        1.0 - self.idle_milli() as f64 / (self.gpu_count as f64 * 1000.0)
+    }
+
+    pub fn cpu_used_fraction(&self) -> f64 {
+        if self.cpu_capacity == 0 {
+            return 1.0;
+        }
+        1.0 - self.cpu_free as f64 / self.cpu_capacity as f64
+    }
+
+    /// Whether the class's nodes host nothing yet.
+    pub fn is_idle(&self) -> bool {
+        self.cpu_free == self.cpu_capacity && self.idle_milli() == self.gpu_count as u64 * 1000
+    }
+}
+
+/// Group the batch's pods into classes, in first-seen order.
+pub fn pod_classes(pods: &[BatchPod]) -> Vec<PodClass> {
+    let mut index: HashMap<(PodDemand, i32, Option<u32>), usize> = HashMap::new();
+    let mut classes: Vec<PodClass> = Vec::new();
+    for (i, pod) in pods.iter().enumerate() {
+        let key = (pod.demand, pod.priority, pod.gang);
+        let slot = *index.entry(key).or_insert_with(|| {
+            classes.push(PodClass {
+                demand: pod.demand,
+                priority: pod.priority,
+                gang: pod.gang,
+                weight: super::lp::weight(pod.priority),
+                members: Vec::new(),
+            });
+            classes.len() - 1
+        });
+        classes[slot].members.push(i);
+    }
+    classes
+}
+
+/// Free CPU, free memory, CPU and memory capacity, model, device free milli (descending).
+type NodeKey = (u64, u64, u64, u64, Option<ModelId>, Vec<u16>);
+
+fn node_key(node: &Node) -> NodeKey {
+    let mut free = node.gpu_free().to_vec();
+    free.sort_unstable_by(|a, b| b.cmp(a));
+    (
+        node.cpu_free,
+        node.memory_free,
+        node.cpu_capacity,
+        node.memory_capacity,
+        node.model,
+        free,
+    )
+}
+
+/// Group the cluster's nodes into classes, in first-seen order.
+pub fn node_classes(cluster: &Cluster) -> Vec<NodeClass> {
+    let mut index: HashMap<NodeKey, usize> = HashMap::new();
+    let mut classes: Vec<NodeClass> = Vec::new();
+    for (i, node) in cluster.nodes().iter().enumerate() {
+        let key = node_key(node);
+        let slot = match index.get(&key) {
+            Some(&slot) => slot,
+            None => {
+                classes.push(NodeClass {
+                    cpu_free: node.cpu_free,
+                    memory_free: node.memory_free,
+                    cpu_capacity: node.cpu_capacity,
+                    memory_capacity: node.memory_capacity,
+                    model: node.model,
+                    gpu_free: key.5.clone(),
+                    gpu_count: node.gpu_count(),
+                    members: Vec::new(),
+                });
+                index.insert(key, classes.len() - 1);
+                classes.len() - 1
+            }
+        };
+        classes[slot].members.push(i);
+    }
+    classes
+}
