@@ -50,7 +50,7 @@ use std::time::Duration;
 
 pub use bound::{OfflineBound, offline_bound};
 pub use classes::{NodeClass, PodClass};
-pub use lp::Backend;
+pub use lp::{Backend, SolveError};
 
 use crate::model::{Placement, PodDemand};
 

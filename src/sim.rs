@@ -10,5 +10,5 @@ pub mod replay;
 pub mod trace;
 
 pub use bundled::{LoadedTrace, load_trace};
-pub use experiment::{PolicyResult, Progress, SeedRun, Workload, run_experiment};
+pub use experiment::{PolicyResult, Progress, SeedRun, Workload, offline_bounds, run_experiment};
 pub use published::Published;

@@ -4,7 +4,8 @@
 
 use plotters::prelude::*;
 
-use crate::sim::metrics::{Band, Curve, MAX_X};
+use crate::alloc::OfflineBound;
+use crate::sim::metrics::{Band, Curve, MAX_X, quantile};
 use crate::sim::{PolicyResult, Published};
 
 /// The plot starts where policies begin to differ; below it every curve is the ideal line.
@@ -39,6 +40,7 @@ pub fn unallocated_svg(
     trace: &str,
     results: &[PolicyResult],
     published: &Published,
+    bounds: Option<&[(u64, OfflineBound)]>,
 ) -> anyhow::Result<String> {
     let mut svg = String::new();
     {
@@ -76,6 +78,31 @@ pub fn unallocated_svg(
             .draw_series(LineSeries::new(ideal, BLACK.mix(0.5).stroke_width(1)))?
             .label("ideal max(0, 100 - x)")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.mix(0.5)));
+        if let Some(bounds) = bounds {
+            let mut xs: Vec<usize> = bounds
+                .iter()
+                .flat_map(|(_, b)| b.points.iter().map(|(x, _)| *x))
+                .collect();
+            xs.sort_unstable();
+            xs.dedup();
+            let line: Vec<(f64, f64)> = xs
+                .into_iter()
+                .filter(|&x| x >= X_FROM)
+                .filter_map(|x| {
+                    let mut v: Vec<f64> = bounds
+                        .iter()
+                        .filter_map(|(_, b)| b.unallocated_pct_at(x))
+                        .collect();
+                    quantile(&mut v, 0.5).map(|m| (x as f64, m))
+                })
+                .collect();
+            chart
+                .draw_series(DashedLineSeries::new(line, 3, 3, BLACK.stroke_width(2)))?
+                .label("offline LP bound (median)")
+                .legend(|(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], BLACK.stroke_width(2))
+                });
+        }
         for (i, result, band) in &bands {
             let color = palette(*i);
             let mut area: Vec<(f64, f64)> = points(&band.p25);

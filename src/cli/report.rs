@@ -4,6 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::alloc::OfflineBound;
 use crate::sim::metrics::{MAX_X, MeanSd};
 use crate::sim::{LoadedTrace, PolicyResult, Published};
 
@@ -24,6 +25,8 @@ pub struct Summary {
     pub seeds: Vec<u64>,
     /// Arrived workload (% of GPU capacity) of the `*_at` fields.
     pub at: usize,
+    /// Lower bound on unallocated GPU % at `at` from the offline LP (with `--bound`).
+    pub lp_bound_unallocated_gpu_pct_at: Option<MeanSd>,
     pub policies: Vec<PolicySummary>,
 }
 
@@ -41,6 +44,8 @@ pub struct PolicySummary {
     /// Whether our mean lies within the published mean +/- max(2 sd, 0.5); None when the
     /// authors published no run for this trace and policy.
     pub within_published_spread: Option<bool>,
+    /// Mean over seeds of (ours - offline LP bound) in unallocated GPU points (with `--bound`).
+    pub gap_to_bound_pct_points: Option<f64>,
     pub mean_replay_ms: f64,
     pub mean_decision_us: f64,
 }
@@ -52,7 +57,20 @@ impl Summary {
         results: &[PolicyResult],
         published: &Published,
         at: usize,
+        bounds: Option<&[(u64, OfflineBound)]>,
     ) -> Self {
+        let bound_of = |seed: u64| {
+            bounds
+                .and_then(|b| b.iter().find(|(s, _)| *s == seed))
+                .and_then(|(_, b)| b.unallocated_pct_at(at))
+        };
+        let lp_bound = bounds.and_then(|b| {
+            MeanSd::of(
+                &b.iter()
+                    .filter_map(|(_, b)| b.unallocated_pct_at(at))
+                    .collect::<Vec<_>>(),
+            )
+        });
         let policies = results
             .iter()
             .map(|r| {
@@ -73,6 +91,19 @@ impl Summary {
                     within_published_spread: ours
                         .zip(theirs)
                         .map(|(o, t)| (o.mean - t.mean).abs() <= reproduction_tolerance(t)),
+                    gap_to_bound_pct_points: {
+                        let gaps: Vec<f64> = r
+                            .runs
+                            .iter()
+                            .filter_map(|run| {
+                                Some(
+                                    run.curves.unallocated_pct.get(at).copied().flatten()?
+                                        - bound_of(run.seed)?,
+                                )
+                            })
+                            .collect();
+                        MeanSd::of(&gaps).map(|g| g.mean)
+                    },
                     mean_replay_ms: r.mean_elapsed().as_secs_f64() * 1e3,
                     mean_decision_us: if arrivals == 0 {
                         0.0
@@ -91,6 +122,7 @@ impl Summary {
             gpus: trace.cluster.gpu_count(),
             seeds: seeds.to_vec(),
             at,
+            lp_bound_unallocated_gpu_pct_at: lp_bound,
             policies,
         }
     }
@@ -118,10 +150,11 @@ pub fn table(s: &Summary) -> String {
         "frag %".to_string(),
         "frag ratio %".to_string(),
         "failed pods".to_string(),
+        "gap to LP".to_string(),
         "ms/replay".to_string(),
         "µs/pod".to_string(),
     ];
-    let body: Vec<[String; 9]> = rows
+    let body: Vec<[String; 10]> = rows
         .iter()
         .map(|p| {
             [
@@ -140,6 +173,8 @@ pub fn table(s: &Summary) -> String {
                     || "-".to_string(),
                     |v| format!("{:.0} ± {:.0}", v.mean, v.sd),
                 ),
+                p.gap_to_bound_pct_points
+                    .map_or_else(|| "-".to_string(), |g| format!("+{g:.2}")),
                 format!("{:.0}", p.mean_replay_ms),
                 format!("{:.1}", p.mean_decision_us),
             ]
@@ -193,6 +228,13 @@ pub fn table(s: &Summary) -> String {
     );
     for row in &body {
         let _ = writeln!(out, "{}", line(row));
+    }
+    if let Some(b) = s.lp_bound_unallocated_gpu_pct_at {
+        let _ = writeln!(
+            out,
+            "offline LP bound (every arrival known in advance): unallocated GPU % >= {:.2} ± {:.2}; gap to LP = points above it",
+            b.mean, b.sd
+        );
     }
     let _ = writeln!(
         out,

@@ -10,8 +10,13 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{plot, report};
+use crate::alloc::OfflineBound;
 use crate::policy::PolicyKind;
-use crate::sim::{Published, Workload, load_trace, run_experiment};
+use crate::sim::metrics::MAX_X;
+use crate::sim::{Published, Workload, load_trace, offline_bounds, run_experiment};
+
+/// The bound is drawn from here on; below ~90% arrived every pod fits and it is the ideal line.
+const BOUND_PLOT_FROM: usize = 80;
 
 /// The FGD authors' published curves, bundled for the comparison columns and plot overlay.
 const PUBLISHED_CSV: &str = include_str!("../../traces/fgd_published/analysis_allo_discrete.csv");
@@ -58,6 +63,10 @@ pub struct SimulateArgs {
     /// bundled copy of the FGD authors' results.
     #[arg(long, value_name = "PATH")]
     pub published: Option<PathBuf>,
+    /// Also solve the offline LP bound for each seed's arrivals (the most GPU any placement
+    /// could allocate knowing every pod in advance): a "gap to bound" column and a limit line.
+    #[arg(long)]
+    pub bound: bool,
     /// Exit with status 1 when a policy with published results lands outside their spread
     /// (mean +/- max(2 sd, 0.5)); for reproduction checks in CI.
     #[arg(long)]
@@ -113,7 +122,22 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         bar.inc(1);
     });
     bar.finish_and_clear();
-    let summary = report::Summary::new(&trace, &seeds, &results, &published, usize::from(args.at));
+    let at = usize::from(args.at);
+    let bounds = if args.bound {
+        let mut points: Vec<usize> = (BOUND_PLOT_FROM..=MAX_X).step_by(5).collect();
+        if !points.contains(&at) {
+            points.push(at);
+        }
+        eprintln!(
+            "solving the offline LP bound at {} points x {} seeds",
+            points.len(),
+            seeds.len()
+        );
+        Some(offline_bounds(&workload, &seeds, &points, threads)?)
+    } else {
+        None
+    };
+    let summary = report::Summary::new(&trace, &seeds, &results, &published, at, bounds.as_deref());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -125,7 +149,14 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if let Some(dir) = &args.out {
-        write_outputs(dir, &summary, &trace.name, &results, &published)?;
+        write_outputs(
+            dir,
+            &summary,
+            &trace.name,
+            &results,
+            &published,
+            bounds.as_deref(),
+        )?;
     }
     if args.check_published {
         let off: Vec<&str> = summary
@@ -161,6 +192,7 @@ fn write_outputs(
     trace: &str,
     results: &[crate::sim::PolicyResult],
     published: &Published,
+    bounds: Option<&[(u64, OfflineBound)]>,
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let write = |name: &str, text: String| -> anyhow::Result<()> {
@@ -174,7 +206,7 @@ fn write_outputs(
     write("curves.csv", report::curves_csv(trace, results))?;
     write(
         "unallocated.svg",
-        plot::unallocated_svg(trace, results, published)?,
+        plot::unallocated_svg(trace, results, published, bounds)?,
     )?;
     Ok(())
 }

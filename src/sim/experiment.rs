@@ -8,9 +8,14 @@ use std::time::{Duration, Instant};
 
 use super::metrics::{Band, MeanSd, RunCurves};
 use super::replay::{arrivals, node_rank, replay};
+use crate::alloc::{Backend, OfflineBound, SolveError, offline_bound};
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, PodDemand, PodShape};
 use crate::policy::PolicyKind;
+
+/// Time limit of one offline-bound LP; the class-aggregated LP of a whole openb replay solves
+/// in well under a second.
+const BOUND_TIME_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The workload to replay: pods in name order with their model-constraint text.
 #[derive(Debug, Clone)]
@@ -182,4 +187,46 @@ pub fn run_experiment(
                 .collect(),
         })
         .collect()
+}
+
+/// The offline LP bound (see [`crate::alloc::offline_bound`]) of each seed's arrivals at each
+/// of `points` (% arrived), seeds spread over `threads` workers.
+pub fn offline_bounds(
+    workload: &Workload<'_>,
+    seeds: &[u64],
+    points: &[usize],
+    threads: usize,
+) -> Result<Vec<(u64, OfflineBound)>, SolveError> {
+    let capacity = workload.cluster.gpu_capacity_milli();
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(u64, Result<OfflineBound, SolveError>)>> = Mutex::new(Vec::new());
+    let worker = || {
+        while let Some(&seed) = seeds.get(next.fetch_add(1, Ordering::Relaxed)) {
+            let arr = arrivals(workload.pods, capacity, seed);
+            let bound = offline_bound(
+                workload.cluster,
+                &arr,
+                points,
+                Backend::default(),
+                BOUND_TIME_LIMIT,
+            );
+            if let Ok(mut r) = results.lock() {
+                r.push((seed, bound));
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..threads.clamp(1, seeds.len().max(1)) {
+            scope.spawn(worker);
+        }
+    });
+    let mut out = Vec::new();
+    for (seed, bound) in results
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    {
+        out.push((seed, bound?));
+    }
+    out.sort_by_key(|(seed, _)| *seed);
+    Ok(out)
 }
