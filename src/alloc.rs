@@ -111,6 +111,8 @@ pub struct ClassPrices {
 pub enum Method {
     /// LP relaxation, rounding, greedy repair.
     Lp,
+    /// The LP was solved, but plain greedy best fit gave a better plan, which is returned.
+    GreedyBeatLp,
     /// The LP did not finish within the time limit (or failed); greedy best fit only.
     GreedyAfterTimeout,
     /// The LP solver reported an error; greedy best fit only.

@@ -8,7 +8,7 @@ use super::classes::{NodeClass, node_classes, pod_classes};
 use super::explain::explain;
 use super::lp::{self, Relaxation, SPREAD_COST, SolveError, weight};
 use super::{BatchPod, Method, Objective, Plan, PlanError, PlanOptions, validate};
-use crate::model::{Cluster, Node, Placement};
+use crate::model::{Cluster, GpuDemand, Node, Placement};
 
 /// Plan `pods` onto `cluster` (which is not changed).
 pub fn plan(
@@ -23,19 +23,30 @@ pub fn plan(
     let started = Instant::now();
     let pod_cls = pod_classes(pods);
     let node_cls = node_classes(cluster);
-    let mut state = cluster.clone();
-    let mut placements: Vec<Option<Placement>> = vec![None; pods.len()];
-    let (method, bound, prices, solve_millis) = if pods.is_empty() {
-        (Method::Empty, 0.0, None, 0)
+    let objective = options.objective;
+    let greedy = || {
+        complete(
+            pods,
+            cluster,
+            cluster.clone(),
+            vec![None; pods.len()],
+            objective,
+            &node_cls,
+        )
+    };
+    let (method, bound, prices, solve_millis, outcome) = if pods.is_empty() {
+        (Method::Empty, 0.0, None, 0, greedy())
     } else {
         match lp::solve(
             &pod_cls,
             &node_cls,
-            options.objective,
+            objective,
             options.backend,
             options.time_limit,
         ) {
             Ok(relaxation) => {
+                let mut state = cluster.clone();
+                let mut placements = vec![None; pods.len()];
                 assign_relaxation(
                     &relaxation,
                     &pod_cls,
@@ -43,13 +54,23 @@ pub fn plan(
                     pods,
                     &mut state,
                     &mut placements,
-                    options.objective,
+                    objective,
                 );
+                let guided = complete(pods, cluster, state, placements, objective, &node_cls);
+                // Rounding a loose relaxation can lose to plain greedy (shares pack worse
+                // into devices than the LP assumes): keep whichever plan is worth more.
+                let plain = greedy();
+                let (method, outcome) = if plain.value > guided.value + 1e-9 {
+                    (Method::GreedyBeatLp, plain)
+                } else {
+                    (Method::Lp, guided)
+                };
                 (
-                    Method::Lp,
+                    method,
                     relaxation.objective,
                     relaxation.prices,
                     relaxation.millis,
+                    outcome,
                 )
             }
             Err(err) => {
@@ -58,20 +79,22 @@ pub fn plan(
                     SolveError::Solver(_) => Method::GreedyAfterSolverError,
                 };
                 let trivial: f64 = pods.iter().map(|p| weight(p.priority)).sum();
-                (method, trivial, None, started.elapsed().as_millis() as u64)
+                (
+                    method,
+                    trivial,
+                    None,
+                    started.elapsed().as_millis() as u64,
+                    greedy(),
+                )
             }
         }
     };
-    repair(pods, &mut state, &mut placements, options.objective, |_| {
-        true
-    });
-    let withdrawn = withdraw_incomplete_gangs(pods, cluster, &mut state, &mut placements);
-    if !withdrawn.is_empty() {
-        repair(pods, &mut state, &mut placements, options.objective, |p| {
-            p.gang.is_none()
-        });
-    }
-    let value = evaluate(pods, &placements, &node_cls, &state, options.objective);
+    let Outcome {
+        state,
+        placements,
+        withdrawn,
+        value,
+    } = outcome;
     let bound = bound.max(value);
     let reasons = placements
         .iter()
@@ -101,6 +124,39 @@ pub fn plan(
     })
 }
 
+/// A complete plan: placements, the cluster with them applied, withdrawn gangs, value.
+struct Outcome {
+    state: Cluster,
+    placements: Vec<Option<Placement>>,
+    withdrawn: BTreeMap<u32, (usize, usize)>,
+    value: f64,
+}
+
+/// Repair greedily, withdraw incomplete gangs (then repair the others again), evaluate.
+fn complete(
+    pods: &[BatchPod],
+    cluster: &Cluster,
+    mut state: Cluster,
+    mut placements: Vec<Option<Placement>>,
+    objective: Objective,
+    node_cls: &[NodeClass],
+) -> Outcome {
+    repair(pods, &mut state, &mut placements, objective, |_| true);
+    let withdrawn = withdraw_incomplete_gangs(pods, cluster, &mut state, &mut placements);
+    if !withdrawn.is_empty() {
+        repair(pods, &mut state, &mut placements, objective, |p| {
+            p.gang.is_none()
+        });
+    }
+    let value = evaluate(pods, &placements, node_cls, &state, objective);
+    Outcome {
+        state,
+        placements,
+        withdrawn,
+        value,
+    }
+}
+
 /// Larger pods first: they are the hardest to fit once capacity is fragmented.
 fn size_key(pod: &BatchPod) -> (i32, u64, u64, u64) {
     (
@@ -112,20 +168,37 @@ fn size_key(pod: &BatchPod) -> (i32, u64, u64, u64) {
 }
 
 /// How good `node` is for the pod under `objective` (higher is better).
-fn preference(node: &Node, pod: &BatchPod, objective: Objective) -> (i64, i64) {
+fn preference(node: &Node, pod: &BatchPod, objective: Objective) -> (i64, i64, i64) {
     let gpu_left = i64::from(node.idle_gpu_milli()) - pod.demand.gpu.total_milli() as i64;
     let cpu_left = node.cpu_free as i64 - pod.demand.cpu_milli as i64;
+    // Device-level fit: the free milli left on the tightest device that takes a share, or
+    // the fully free devices left after taking whole ones (keep large blocks intact).
+    let device_left = match pod.demand.gpu {
+        GpuDemand::None => 0,
+        GpuDemand::Shared { milli } => node
+            .gpu_free()
+            .iter()
+            .map(|&g| i64::from(g) - i64::from(milli))
+            .filter(|&left| left >= 0)
+            .min()
+            .unwrap_or(0),
+        GpuDemand::Whole { count } => i64::from(node.full_free_gpus()) - i64::from(count),
+    };
     match objective {
-        // Best fit: least left over, GPU first.
-        Objective::MaxPlaced => (-gpu_left, -cpu_left),
+        // Best fit: the tightest device, then the least GPU and CPU left on the node.
+        Objective::MaxPlaced => (-device_left, -gpu_left, -cpu_left),
         // Pack: prefer nodes already in use, then best fit.
         Objective::Pack => {
             let used = node.cpu_free < node.cpu_capacity
                 || node.idle_gpu_milli() < node.gpu_count() as u32 * 1000;
-            (i64::from(used), -gpu_left * 1_000_000 - cpu_left / 1000)
+            (
+                i64::from(used),
+                -device_left,
+                -gpu_left * 1_000_000 - cpu_left / 1000,
+            )
         }
         // Spread: most left over.
-        Objective::Spread => (gpu_left, cpu_left),
+        Objective::Spread => (gpu_left, cpu_left, device_left),
     }
 }
 
@@ -159,7 +232,10 @@ fn place_best(
     true
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Follow the relaxation: each pod class places round(sum_j x_kj) pods, filling the node
+/// classes the LP chose (up to ceil(x_kj) each, in decreasing x_kj) and then any node.
+/// Rounding per class rather than per (class, node class) pair loses at most one pod per
+/// class to rounding.
 fn assign_relaxation(
     relaxation: &Relaxation,
     pod_cls: &[super::PodClass],
@@ -169,11 +245,9 @@ fn assign_relaxation(
     placements: &mut [Option<Placement>],
     objective: Objective,
 ) {
-    // Integral counts per (pod class, node class), largest pod classes first.
     let mut order: Vec<usize> = (0..pod_cls.len()).collect();
     order.sort_by_key(|&k| std::cmp::Reverse(size_key(&pods[pod_cls[k].members[0]])));
     for k in order {
-        let mut members = pod_cls[k].members.iter().copied();
         let mut targets: Vec<(usize, f64)> = relaxation
             .x
             .iter()
@@ -181,10 +255,14 @@ fn assign_relaxation(
             .map(|(_, j, v)| (*j, *v))
             .collect();
         targets.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let total: f64 = targets.iter().map(|t| t.1).sum();
+        let want = ((total + 0.5).floor() as usize).min(pod_cls[k].count());
+        let mut queue = pod_cls[k].members[..want].iter().copied().peekable();
+        let mut spill = Vec::new();
         for (j, value) in targets {
-            let count = (value + 1e-6).floor() as usize;
-            for _ in 0..count {
-                let Some(i) = members.next() else { break };
+            let room = (value - 1e-6).ceil().max(0.0) as usize;
+            for _ in 0..room {
+                let Some(i) = queue.next() else { break };
                 if !place_best(
                     pods,
                     i,
@@ -193,15 +271,20 @@ fn assign_relaxation(
                     placements,
                     objective,
                 ) {
-                    // Aggregation let the LP over-fill this class; the repair pass retries.
-                    continue;
+                    spill.push(i);
+                    break;
                 }
             }
+        }
+        // Aggregation can over-fill a class; what did not fit goes wherever it fits.
+        for i in spill.into_iter().chain(queue) {
+            place_best(pods, i, 0..state.len(), state, placements, objective);
         }
     }
 }
 
-/// Greedy best fit over all nodes for every unplaced pod that `eligible` accepts.
+/// Greedy best fit over all nodes for every unplaced pod that `eligible` accepts, higher
+/// priority first and, within a priority, smaller pods first (most pods placed).
 fn repair(
     pods: &[BatchPod],
     state: &mut Cluster,
@@ -212,7 +295,10 @@ fn repair(
     let mut order: Vec<usize> = (0..pods.len())
         .filter(|&i| placements[i].is_none() && eligible(&pods[i]))
         .collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(size_key(&pods[i])));
+    order.sort_by_key(|&i| {
+        let (priority, gpu, cpu, memory) = size_key(&pods[i]);
+        (std::cmp::Reverse(priority), gpu, cpu, memory)
+    });
     let all = 0..state.len();
     for i in order {
         place_best(pods, i, all.clone(), state, placements, objective);

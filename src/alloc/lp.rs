@@ -155,7 +155,8 @@ fn build(pods: &[PodClass], nodes: &[NodeClass], objective: Objective) -> Model 
             None => Expression::from(m),
         };
         let on_j: Vec<&(usize, usize, Variable)> = x.iter().filter(|(_, jj, _)| *jj == j).collect();
-        let resources: [(usize, f64, Request); 4] = [
+        let devices_over = |t: u16| node.gpu_free.iter().filter(|&&g| g > t).count() as f64;
+        let resources: [(usize, f64, Request); 6] = [
             (0, node.cpu_free as f64, |p| p.demand.cpu_milli as f64),
             (1, node.memory_free as f64, |p| p.demand.memory_bytes as f64),
             (2, node.idle_milli() as f64, |p| {
@@ -164,6 +165,19 @@ fn build(pods: &[PodClass], nodes: &[NodeClass], objective: Objective) -> Model 
             (3, node.full_free() as f64, |p| match p.demand.gpu {
                 crate::model::GpuDemand::Whole { count } => f64::from(count),
                 _ => 0.0,
+            }),
+            // Valid inequalities for packing shares into devices (dual feasible functions):
+            // no device holds two pods needing more than half of one GPU, and weighting pods
+            // by 1 above 2/3 of a GPU and 1/2 above 1/3, no device holds more than 1.
+            (4, devices_over(500), |p| {
+                per_device(p, |m| if m > 500 { 1.0 } else { 0.0 })
+            }),
+            (5, devices_over(333), |p| {
+                per_device(p, |m| match m {
+                    667.. => 1.0,
+                    334..=666 => 0.5,
+                    _ => 0.0,
+                })
             }),
         ];
         for (r, free, request) in resources {
@@ -178,7 +192,8 @@ fn build(pods: &[PodClass], nodes: &[NodeClass], objective: Objective) -> Model 
                 }
             }
             if any {
-                rows.push((Some((j, r)), (lhs - open.clone()).leq(0.0)));
+                let tag = (r < 4).then_some((j, r));
+                rows.push((tag, (lhs - open.clone()).leq(0.0)));
             }
         }
         if let Some(u) = spread {
@@ -235,6 +250,11 @@ fn build(pods: &[PodClass], nodes: &[NodeClass], objective: Objective) -> Model 
         secondary,
         rows,
     }
+}
+
+/// `f(per-device milli)` times the devices a pod of the class takes.
+fn per_device(p: &PodClass, f: impl Fn(u32) -> f64) -> f64 {
+    f(p.demand.gpu.per_gpu_milli()) * f64::from(p.demand.gpu.num_gpu())
 }
 
 /// Solve the relaxation within `limit`.
