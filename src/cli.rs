@@ -1,6 +1,8 @@
 //! Command-line interface: the clap definitions of every subcommand and their dispatch.
 //! Offline tools (`simulate`) live here; cluster-facing roles are wired as they land.
 
+#[cfg(feature = "k8s")]
+mod plan;
 mod plot;
 mod report;
 mod simulate;
@@ -90,13 +92,27 @@ pub struct TrainArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "\
+The snapshot is JSON: {\"nodes\": [{\"name\", \"cpu\", \"memory\", \"gpus\", \"model\"}],
+\"pods\": [{\"name\", \"node\", \"cpu\", \"memory\", \"gpus\" | \"gpuMilli\", \"devices\"}]} (pods already
+running). The output is a table and the YAML status (plan, unplaced, solver, counts).")]
 pub struct PlanArgs {
-    /// The ScheduleRequest to plan (YAML).
+    /// The ScheduleRequest to plan (YAML, as for kubectl apply).
     #[arg(long, short = 'f')]
     pub file: PathBuf,
     /// Cluster snapshot (JSON) to plan against.
     #[arg(long)]
     pub snapshot: PathBuf,
+    /// LP backend: clarabel (default, reports shadow prices), microlp, or highs (when built
+    /// with the `highs` feature).
+    #[arg(long, default_value = "clarabel")]
+    pub backend: String,
+    /// Wall-clock limit for the LP; past it the greedy plan is returned and says so.
+    #[arg(long, default_value_t = 2000)]
+    pub time_limit_ms: u64,
+    /// Print only the YAML status.
+    #[arg(long)]
+    pub yaml_only: bool,
 }
 
 #[derive(Debug, Args)]
@@ -115,7 +131,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Controller(_) => not_yet("controller"),
         Command::Agent(_) => not_yet("agent"),
         Command::Train(_) => not_yet("train"),
-        Command::Plan(_) => not_yet("plan"),
+        Command::Plan(args) => plan_command(&args),
     }
 }
 
@@ -123,6 +139,18 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn not_yet(command: &str) -> anyhow::Result<ExitCode> {
     eprintln!("allot {command}: not implemented yet");
     Ok(ExitCode::from(2))
+}
+
+#[cfg(feature = "k8s")]
+fn plan_command(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    plan::run(args)
+}
+
+#[cfg(not(feature = "k8s"))]
+fn plan_command(_: &PlanArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "this allot was built without the `k8s` feature (needed to read ScheduleRequests)"
+    )
 }
 
 #[cfg(feature = "k8s")]

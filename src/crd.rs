@@ -1,6 +1,7 @@
 //! Custom resources of `allot.dev/v1alpha1`: the Rust types are the source of truth, and
 //! `crds/*.yaml` are rendered from them (`allot crdgen`; a test fails when they drift).
 
+pub mod batch;
 mod node_telemetry;
 mod schedule_request;
 

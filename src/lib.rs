@@ -9,6 +9,7 @@ pub mod model;
 pub mod policy;
 pub mod rng;
 pub mod sim;
+pub mod snapshot;
 
 pub mod cli;
 #[cfg(feature = "k8s")]

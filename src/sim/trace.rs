@@ -286,13 +286,18 @@ pub struct PodEntry {
 /// Parse a JSON node list (an array of [`NodeEntry`]).
 pub fn parse_nodes_json(file: &str, text: &str) -> Result<Cluster, TraceError> {
     let entries: Vec<NodeEntry> = serde_json::from_str(text).map_err(|e| json_error(file, &e))?;
+    nodes_from_entries(file, &entries)
+}
+
+/// Build a cluster from node entries; errors name the entry (`[3].memory`).
+pub fn nodes_from_entries(file: &str, entries: &[NodeEntry]) -> Result<Cluster, TraceError> {
     let mut models = ModelCatalog::default();
     let mut nodes = Vec::with_capacity(entries.len());
     for (i, e) in entries.iter().enumerate() {
         let at = |column: &str, problem: String| TraceError {
             file: file.to_string(),
             line: None,
-            column: Some(format!("[{i}].{column}")),
+            column: Some(format!("nodes[{i}].{column}")),
             problem,
         };
         let cpu = parse_cpu_milli(&e.cpu).map_err(|x| at("cpu", x.to_string()))?;
@@ -309,6 +314,40 @@ pub fn parse_nodes_json(file: &str, text: &str) -> Result<Cluster, TraceError> {
     finish_cluster(file, models, nodes)
 }
 
+/// A demand from quantity strings and GPU fields; on error, the offending field and why.
+pub fn demand_from_parts(
+    cpu: &str,
+    memory: &str,
+    gpus: u32,
+    gpu_milli: Option<u32>,
+    gpu_models: &[String],
+    models: &mut ModelCatalog,
+) -> Result<PodDemand, (&'static str, String)> {
+    let cpu_milli = parse_cpu_milli(cpu).map_err(|x| ("cpu", x.to_string()))?;
+    let memory_bytes = parse_bytes(memory).map_err(|x| ("memory", x.to_string()))?;
+    let (num, milli) = match gpu_milli {
+        Some(_) if gpus > 1 => {
+            return Err((
+                "gpuMilli",
+                format!("a GPU share must be on one GPU, but gpus is {gpus}"),
+            ));
+        }
+        Some(m) => (1, m),
+        None if gpus > 0 => (gpus, MILLI_PER_GPU),
+        None => (0, 0),
+    };
+    let gpu = GpuDemand::from_parts(num, milli).map_err(|x| ("gpuMilli", x.to_string()))?;
+    let allowed = models
+        .parse_set(&gpu_models.join("|"), '|')
+        .map_err(|x| ("gpuModels", x.to_string()))?;
+    Ok(PodDemand {
+        cpu_milli,
+        memory_bytes,
+        gpu,
+        models: allowed,
+    })
+}
+
 /// Parse a JSON pod list (an array of [`PodEntry`]).
 pub fn parse_pods_json(
     file: &str,
@@ -318,32 +357,23 @@ pub fn parse_pods_json(
     let entries: Vec<PodEntry> = serde_json::from_str(text).map_err(|e| json_error(file, &e))?;
     let mut list = PodList::default();
     for (i, e) in entries.iter().enumerate() {
-        let at = |column: &str, problem: String| TraceError {
+        let demand = demand_from_parts(
+            &e.cpu,
+            &e.memory,
+            e.gpus,
+            e.gpu_milli,
+            &e.gpu_models,
+            models,
+        )
+        .map_err(|(column, problem)| TraceError {
             file: file.to_string(),
             line: None,
             column: Some(format!("[{i}].{column}")),
             problem,
-        };
-        let cpu = parse_cpu_milli(&e.cpu).map_err(|x| at("cpu", x.to_string()))?;
-        let memory = parse_bytes(&e.memory).map_err(|x| at("memory", x.to_string()))?;
-        let (num, milli) = match e.gpu_milli {
-            Some(m) => (e.gpus.max(1), m),
-            None if e.gpus > 0 => (e.gpus, MILLI_PER_GPU),
-            None => (0, 0),
-        };
-        let gpu = GpuDemand::from_parts(num, milli).map_err(|x| at("gpuMilli", x.to_string()))?;
-        let spec = e.gpu_models.join("|");
-        let allowed = models
-            .parse_set(&spec, '|')
-            .map_err(|x| at("gpuModels", x.to_string()))?;
+        })?;
         list.names.push(e.name.clone());
-        list.specs.push(spec);
-        list.pods.push(PodDemand {
-            cpu_milli: cpu,
-            memory_bytes: memory,
-            gpu,
-            models: allowed,
-        });
+        list.specs.push(e.gpu_models.join("|"));
+        list.pods.push(demand);
     }
     if list.pods.is_empty() {
         return Err(TraceError::file(file, "the pod list has no pods"));

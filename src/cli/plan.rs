@@ -1,0 +1,148 @@
+//! `allot plan`: solve a ScheduleRequest against a cluster snapshot, print the plan as a
+//! table and as the YAML status the controller would write.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use super::PlanArgs;
+use crate::alloc::{Method, PlanOptions, plan};
+use crate::crd::batch::{objective, replicas};
+use crate::crd::{PlannedReplica, ReplicaCounts, ScheduleRequest, SolverStats, UnplacedReplica};
+use crate::snapshot::load_snapshot;
+
+/// The part of a ScheduleRequest status that planning decides.
+#[derive(Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PlanStatus {
+    plan: Vec<PlannedReplica>,
+    unplaced: Vec<UnplacedReplica>,
+    solver: SolverStats,
+    counts: ReplicaCounts,
+}
+
+pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let request: ScheduleRequest = serde_yaml::from_str(&text).with_context(|| {
+        format!(
+            "{} is not a ScheduleRequest (apiVersion allot.dev/v1alpha1)",
+            args.file.display()
+        )
+    })?;
+    let snapshot = load_snapshot(&args.snapshot)?;
+    let mut cluster = snapshot.cluster;
+    let replicas = match replicas(&request.spec, &mut cluster.models) {
+        Ok(r) => r,
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{}: {e}", args.file.display());
+            }
+            bail!(
+                "the request is invalid ({} problems); nothing was planned",
+                errors.len()
+            );
+        }
+    };
+    let options = PlanOptions {
+        objective: objective(&request.spec),
+        backend: args.backend.parse().map_err(anyhow::Error::msg)?,
+        time_limit: Duration::from_millis(args.time_limit_ms),
+    };
+    let pods: Vec<_> = replicas.iter().map(|r| r.pod).collect();
+    let result = plan(&cluster, &pods, &options)?;
+    let mut status = PlanStatus {
+        plan: Vec::new(),
+        unplaced: Vec::new(),
+        solver: SolverStats {
+            objective: result.value,
+            bound: result.bound,
+            gap: result.gap,
+            millis: result.total_millis,
+            backend: result.backend.to_string(),
+            timed_out: result.method == Method::GreedyAfterTimeout,
+        },
+        counts: ReplicaCounts {
+            replicas: replicas.len() as i32,
+            planned: result.placed() as i32,
+            ..ReplicaCounts::default()
+        },
+    };
+    let mut table = String::from("TASK\tREPLICA\tNODE\tGPU DEVICES\tREASON\n");
+    for ((replica, at), reason) in replicas.iter().zip(&result.placements).zip(&result.reasons) {
+        match at {
+            Some(at) => {
+                let node = cluster.nodes()[at.node].name.clone();
+                let devices: Vec<u32> = at.devices.iter().map(|d| d as u32).collect();
+                let shown: Vec<String> = devices.iter().map(u32::to_string).collect();
+                let _ = writeln!(
+                    table,
+                    "{}\t{}\t{node}\t{}\t",
+                    replica.task,
+                    replica.index,
+                    shown.join(",")
+                );
+                status.plan.push(PlannedReplica {
+                    task: replica.task.clone(),
+                    replica: replica.index,
+                    node,
+                    gpu_devices: devices,
+                });
+            }
+            None => {
+                let reason = reason.clone().unwrap_or_default();
+                let _ = writeln!(table, "{}\t{}\t-\t-\t{reason}", replica.task, replica.index);
+                status.unplaced.push(UnplacedReplica {
+                    task: replica.task.clone(),
+                    replica: replica.index,
+                    reason,
+                });
+            }
+        }
+    }
+    if !args.yaml_only {
+        print!("{}", align(&table));
+        println!(
+            "\nplanned {}/{} replicas; objective {:.3}, bound {:.3}, gap {:.2}%; {} ({:?}) in {} ms; {} pod classes x {} node classes\n",
+            result.placed(),
+            replicas.len(),
+            result.value,
+            result.bound,
+            result.gap * 100.0,
+            result.backend,
+            result.method,
+            result.total_millis,
+            result.pod_classes,
+            result.node_classes
+        );
+    }
+    print!("{}", serde_yaml::to_string(&status)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Tab-separated rows as aligned columns.
+fn align(table: &str) -> String {
+    let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split('\t').collect()).collect();
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, s)| format!("{s:<w$}", w = widths[c]))
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    out
+}

@@ -1,0 +1,169 @@
+//! From a ScheduleRequest spec to the LP's batch: validate every task (pure) and expand it
+//! into one [`BatchPod`] per replica. Errors name the field (`spec.tasks[1].resources.cpu`).
+
+use std::collections::HashSet;
+
+use super::schedule_request::{Objective as SpecObjective, ScheduleRequestSpec};
+use crate::alloc::{BatchPod, Objective};
+use crate::model::ModelCatalog;
+use crate::sim::trace::demand_from_parts;
+
+/// Most replicas one request may ask for: a bound on the plan's size and the pods created.
+pub const MAX_REPLICAS: i64 = 100_000;
+
+/// A field of the spec that cannot be planned, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+/// One replica of one task.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replica {
+    pub task: String,
+    pub index: i32,
+    pub pod: BatchPod,
+}
+
+/// The gang id every replica of a `gang: true` request shares.
+const REQUEST_GANG: u32 = 0;
+
+pub fn objective(spec: &ScheduleRequestSpec) -> Objective {
+    match spec.objective {
+        SpecObjective::MaxPlaced => Objective::MaxPlaced,
+        SpecObjective::Pack => Objective::Pack,
+        SpecObjective::Spread => Objective::Spread,
+    }
+}
+
+/// Validate `spec` and expand its tasks into replicas; every problem is reported, not just
+/// the first. GPU model names are interned into `models` (a model no node has is valid; its
+/// replicas are reported unplaceable by the plan).
+pub fn replicas(
+    spec: &ScheduleRequestSpec,
+    models: &mut ModelCatalog,
+) -> Result<Vec<Replica>, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut out = Vec::new();
+    let mut names = HashSet::new();
+    let mut total: i64 = 0;
+    if spec.tasks.is_empty() {
+        errors.push(FieldError {
+            field: "spec.tasks".into(),
+            message: "at least one task is required".into(),
+        });
+    }
+    for (t, task) in spec.tasks.iter().enumerate() {
+        let field = |f: &str| format!("spec.tasks[{t}].{f}");
+        let mut fail = |f: &str, message: String| {
+            errors.push(FieldError {
+                field: field(f),
+                message,
+            })
+        };
+        if !names.insert(task.name.as_str()) {
+            fail("name", format!("task name {:?} is used twice", task.name));
+        }
+        if task.replicas < 0 {
+            fail("replicas", format!("must be >= 0, got {}", task.replicas));
+            continue;
+        }
+        total += i64::from(task.replicas);
+        let r = &task.resources;
+        if r.gpu.is_some() && r.gpu_milli.is_some() {
+            fail(
+                "resources",
+                "set either gpu (whole GPUs) or gpuMilli (a share of one GPU), not both".into(),
+            );
+            continue;
+        }
+        let demand = match demand_from_parts(
+            &r.cpu.0,
+            &r.memory.0,
+            r.gpu.unwrap_or(0),
+            r.gpu_milli,
+            &task.gpu_models,
+            models,
+        ) {
+            Ok(d) => d,
+            Err((column, message)) => {
+                fail(&format!("resources.{column}"), message);
+                continue;
+            }
+        };
+        if demand.cpu_milli == 0 && demand.memory_bytes == 0 && !demand.needs_gpu() {
+            fail(
+                "resources",
+                "a replica must request some cpu, memory or GPU".into(),
+            );
+            continue;
+        }
+        for index in 0..task.replicas {
+            out.push(Replica {
+                task: task.name.clone(),
+                index,
+                pod: BatchPod {
+                    demand,
+                    priority: spec.priority,
+                    gang: spec.gang.then_some(REQUEST_GANG),
+                },
+            });
+        }
+    }
+    if total > MAX_REPLICAS {
+        errors.push(FieldError {
+            field: "spec.tasks".into(),
+            message: format!("{total} replicas in total; at most {MAX_REPLICAS} per request"),
+        });
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(yaml: &str) -> ScheduleRequestSpec {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    #[test]
+    fn tasks_expand_into_replicas() {
+        let s = spec(
+            "gang: true\npriority: 5\ntasks:\n- name: train\n  replicas: 2\n  resources: {cpu: '8', memory: 32Gi, gpu: 4}\n  gpuModels: [A100]\n- name: eval\n  replicas: 1\n  resources: {cpu: 500m, memory: 2Gi, gpuMilli: 250}\n",
+        );
+        let mut models = ModelCatalog::default();
+        let r = replicas(&s, &mut models).unwrap();
+        assert_eq!(r.len(), 3);
+        assert_eq!((r[1].task.as_str(), r[1].index), ("train", 1));
+        assert_eq!(r[0].pod.gang, Some(REQUEST_GANG));
+        assert_eq!(r[2].pod.demand.cpu_milli, 500);
+        assert!(!r[0].pod.demand.models.is_any());
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let s = spec(
+            "tasks:\n- name: a\n  replicas: -1\n  resources: {cpu: '1', memory: 1Gi}\n- name: b\n  replicas: 1\n  resources: {cpu: lots, memory: 1Gi}\n- name: c\n  replicas: 1\n  resources: {cpu: '1', memory: 1Gi, gpu: 2, gpuMilli: 500}\n- name: c\n  replicas: 1\n  resources: {cpu: '0', memory: '0'}\n",
+        );
+        let errors = replicas(&s, &mut ModelCatalog::default()).unwrap_err();
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(
+            fields,
+            [
+                "spec.tasks[0].replicas",
+                "spec.tasks[1].resources.cpu",
+                "spec.tasks[2].resources",
+                "spec.tasks[3].name",
+                "spec.tasks[3].resources"
+            ]
+        );
+        assert!(errors[1].message.contains("lots"));
+    }
+}

@@ -1,0 +1,167 @@
+//! A cluster snapshot file: nodes and the pods already bound to them (with their devices).
+//! `allot plan --snapshot` and `allot extender --snapshot` read it; no cluster needed.
+//!
+//! ```json
+//! {"nodes": [{"name": "gpu-1", "cpu": "64", "memory": "256Gi", "gpus": 8, "model": "A100"}],
+//!  "pods":  [{"name": "train-0", "node": "gpu-1", "cpu": "8", "memory": "32Gi", "gpus": 2,
+//!             "devices": [0, 1]},
+//!            {"name": "notebook", "node": "gpu-1", "cpu": "2", "memory": "8Gi",
+//!             "gpuMilli": 500, "devices": [2]}]}
+//! ```
+//! Nodes are [`NodeEntry`] values; a pod's `devices` may be omitted (the default device
+//! choice is then used). A pod on an unknown node, or one that overbooks its node, is an
+//! error naming the pod.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::model::{Cluster, DeviceSet, MAX_GPUS_PER_NODE, Placement, PodDemand};
+use crate::sim::trace::{NodeEntry, TraceError, demand_from_parts, nodes_from_entries};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotFile {
+    pub nodes: Vec<NodeEntry>,
+    #[serde(default)]
+    pub pods: Vec<BoundPodEntry>,
+}
+
+/// A pod that already runs on a node.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct BoundPodEntry {
+    pub name: String,
+    #[serde(default)]
+    pub namespace: Option<String>,
+    pub node: String,
+    pub cpu: String,
+    pub memory: String,
+    #[serde(default)]
+    pub gpus: u32,
+    #[serde(default)]
+    pub gpu_milli: Option<u32>,
+    #[serde(default)]
+    pub devices: Option<Vec<usize>>,
+}
+
+/// A loaded snapshot: the cluster with every listed pod applied.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub cluster: Cluster,
+    /// Per bound pod: `namespace/name`, its demand and where it runs.
+    pub pods: Vec<(String, PodDemand, Placement)>,
+}
+
+/// Read and apply a snapshot file.
+pub fn load_snapshot(path: &Path) -> Result<Snapshot, TraceError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| TraceError {
+        file: file.clone(),
+        line: None,
+        column: None,
+        problem: format!("cannot read: {e}"),
+    })?;
+    parse_snapshot(&file, &text)
+}
+
+pub fn parse_snapshot(file: &str, text: &str) -> Result<Snapshot, TraceError> {
+    let parsed: SnapshotFile = serde_json::from_str(text).map_err(|e| TraceError {
+        file: file.to_string(),
+        line: Some(e.line() as u64),
+        column: None,
+        problem: format!("invalid snapshot JSON: {e}"),
+    })?;
+    let mut cluster = nodes_from_entries(file, &parsed.nodes)?;
+    let index: HashMap<String, usize> = cluster
+        .nodes()
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.clone(), i))
+        .collect();
+    let mut pods = Vec::with_capacity(parsed.pods.len());
+    for (i, p) in parsed.pods.iter().enumerate() {
+        let at = |column: &str, problem: String| TraceError {
+            file: file.to_string(),
+            line: None,
+            column: Some(format!("pods[{i}].{column}")),
+            problem: format!("pod {:?}: {problem}", p.name),
+        };
+        let demand = demand_from_parts(
+            &p.cpu,
+            &p.memory,
+            p.gpus,
+            p.gpu_milli,
+            &[],
+            &mut cluster.models,
+        )
+        .map_err(|(column, problem)| at(column, problem))?;
+        let node = *index
+            .get(&p.node)
+            .ok_or_else(|| at("node", format!("node {:?} is not in the snapshot", p.node)))?;
+        let devices = match &p.devices {
+            Some(list) => {
+                let mut set = DeviceSet::EMPTY;
+                for &d in list {
+                    if d >= MAX_GPUS_PER_NODE || set.contains(d) {
+                        return Err(at(
+                            "devices",
+                            format!("device {d} is out of range or listed twice"),
+                        ));
+                    }
+                    set = set.with(d);
+                }
+                set
+            }
+            None => cluster.nodes()[node]
+                .default_devices(demand.gpu)
+                .ok_or_else(|| at("node", format!("does not fit node {:?}", p.node)))?,
+        };
+        let placement = Placement { node, devices };
+        cluster
+            .place(&demand, placement)
+            .map_err(|misfit| at("node", format!("overbooks node {:?}: {misfit:?}", p.node)))?;
+        let key = format!("{}/{}", p.namespace.as_deref().unwrap_or("default"), p.name);
+        pods.push((key, demand, placement));
+    }
+    Ok(Snapshot { cluster, pods })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{"nodes": [{"name": "g1", "cpu": "64", "memory": "256Gi", "gpus": 4, "model": "A100"}],
+        "pods": [{"name": "a", "node": "g1", "cpu": "8", "memory": "32Gi", "gpus": 2, "devices": [0, 1]},
+                 {"name": "b", "node": "g1", "cpu": "2", "memory": "8Gi", "gpuMilli": 500}]}"#;
+
+    #[test]
+    fn applies_bound_pods() {
+        let s = parse_snapshot("snap.json", GOOD).unwrap();
+        let n = &s.cluster.nodes()[0];
+        assert_eq!(n.gpu_free(), &[0, 0, 500, 1000]);
+        assert_eq!(n.cpu_free, 54_000);
+        assert_eq!(s.pods[1].0, "default/b");
+    }
+
+    #[test]
+    fn bad_pods_are_named() {
+        let unknown = GOOD.replace(r#""node": "g1", "cpu": "2""#, r#""node": "g9", "cpu": "2""#);
+        let e = parse_snapshot("snap.json", &unknown)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("pods[1].node") && e.contains("\"g9\" is not in the snapshot"),
+            "{e}"
+        );
+        let overbooked = GOOD.replace(r#""devices": [0, 1]"#, r#""devices": [0, 0]"#);
+        let e = parse_snapshot("snap.json", &overbooked)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listed twice"), "{e}");
+        let twice = GOOD.replace(r#""gpuMilli": 500}"#, r#""gpuMilli": 500, "devices": [0]}"#);
+        let e = parse_snapshot("snap.json", &twice).unwrap_err().to_string();
+        assert!(e.contains("overbooks node"), "{e}");
+    }
+}
