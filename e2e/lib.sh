@@ -13,6 +13,8 @@ source "$E2E_HERE/versions.env"
 E2E_CACHE_ROOT=${ALLOT_E2E_CACHE:-$HOME/.cache/allot-e2e}
 E2E_CACHE_KEY="k8s-${K8S_VERSION}_etcd-${ETCD_VERSION}_kwok-${KWOK_VERSION}_helm-${HELM_VERSION}"
 E2E_BIN=${ALLOT_E2E_BIN:-$E2E_CACHE_ROOT/$E2E_CACHE_KEY/bin}
+# Data files that belong to the binaries (kwok's stages), next to bin/.
+E2E_SHARE=$(dirname "$E2E_BIN")/share
 # Run directory of one control plane: certificates, configs, data, logs, pid files.
 E2E_DIR=${ALLOT_E2E_DIR:-/tmp/allot-e2e}
 

@@ -10,10 +10,11 @@ pid_of() { cat "$E2E_DIR/pids/$1.pid" 2>/dev/null || true; }
 
 # alive NAME: the recorded process still runs and is the binary we started (not a reused pid).
 alive() {
-    local pid
+    local pid cmd
     pid=$(pid_of "$1")
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null &&
-        tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "/$1 "
+    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 1
+    cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
+    [[ $cmd == *"/$1 "* ]]
 }
 
 any_alive() {
@@ -98,21 +99,40 @@ pick_port() {
     die "found no free port for $label"
 }
 
-# stop NAME: SIGTERM, up to 10 s to exit, then SIGKILL.
-stop() {
-    local name=$1 pid i
-    alive "$name" || return 0
-    pid=$(pid_of "$name")
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    warn "$name (pid $pid) ignored SIGTERM for 10 s; killing it"
-    kill -KILL "$pid" 2>/dev/null || true
+# running PID: the process exists and is not a zombie (a child of this shell that exited stays
+# a zombie until reaped, and kill -0 still succeeds on it).
+running() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [[ ${stat%% *} != Z ]]
 }
 
+# stop_group NAME...: SIGTERM to these components at once (each takes ~2 s to shut down
+# gracefully, so one after another adds up), up to 10 s for them to exit, then SIGKILL.
+stop_group() {
+    local c pid pids=() i
+    for c in "$@"; do
+        alive "$c" || continue
+        pid=$(pid_of "$c")
+        kill -TERM "$pid" 2>/dev/null && pids+=("$pid")
+    done
+    for ((i = 0; i < 100; i++)); do
+        local left=()
+        for pid in ${pids[@]+"${pids[@]}"}; do running "$pid" && left+=("$pid"); done
+        pids=(${left[@]+"${left[@]}"})
+        ((${#pids[@]} == 0)) && return 0
+        sleep 0.1
+    done
+    warn "pids ${pids[*]} ignored SIGTERM for 10 s; killing them"
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+}
+
+# stop_all: everything but etcd first, then etcd: kube-apiserver never finishes shutting down
+# once etcd is gone.
 stop_all() {
-    local i
-    for ((i = ${#E2E_COMPONENTS[@]} - 1; i >= 0; i--)); do stop "${E2E_COMPONENTS[i]}"; done
+    local others=() c
+    for c in "${E2E_COMPONENTS[@]}"; do [[ $c == etcd ]] || others+=("$c"); done
+    stop_group "${others[@]}"
+    stop_group etcd
 }
