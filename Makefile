@@ -34,8 +34,9 @@ reproduce: build ## the FGD paper's baselines on five traces, checked against th
 	    --policy paper --seeds 42-51 --check-published --out out/$$t || exit 1; \
 	done
 
-bench: ## criterion benchmarks (placement decision time vs cluster size)
+bench: ## criterion benchmarks: placement decision time vs cluster size, LP plan sizes
 	$(CARGO) bench --bench placement
+	$(CARGO) bench --bench alloc
 
 core-check: ## prove the pure core builds without kube, axum or tokio
 	./.ci/core-check
