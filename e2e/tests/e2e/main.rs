@@ -6,5 +6,6 @@
 //! Each test works in its own temporary namespace, removed at its end.
 
 mod crds;
+mod nodes;
 mod scheduling;
 mod support;

@@ -1,0 +1,112 @@
+//! kwok's fake GPU nodes are what `e2e/up` promised: one Ready, untainted Node per row of the
+//! openb node list, with that row's cpu, memory, `nvidia.com/gpu` and GPU model.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, ListParams};
+
+use crate::support::{Cluster, skip};
+
+/// One row of an openb node list: sn,cpu_milli,memory_mib,gpu,model.
+struct Row {
+    cpu_milli: String,
+    memory_mib: String,
+    gpu: String,
+    model: String,
+}
+
+fn read_rows(csv: &str, n: usize) -> Result<BTreeMap<String, Row>> {
+    let text = std::fs::read_to_string(csv).with_context(|| format!("reading {csv}"))?;
+    let mut rows = BTreeMap::new();
+    for line in text.lines().skip(1).take(n) {
+        let f: Vec<&str> = line.trim_end().split(',').collect();
+        ensure!(f.len() == 5, "{csv}: bad row {line:?}");
+        let row = Row {
+            cpu_milli: f[1].into(),
+            memory_mib: f[2].into(),
+            gpu: f[3].into(),
+            model: f[4].into(),
+        };
+        rows.insert(f[0].to_lowercase(), row);
+    }
+    Ok(rows)
+}
+
+#[tokio::test]
+async fn kwok_nodes_match_the_openb_node_list() -> Result<()> {
+    let test = "kwok_nodes_match_the_openb_node_list";
+    let Some(cluster) = Cluster::from_env(test).await? else {
+        return Ok(());
+    };
+    let (Ok(csv), Ok(n)) = (
+        std::env::var("ALLOT_E2E_NODE_CSV"),
+        std::env::var("ALLOT_E2E_NODES"),
+    ) else {
+        skip(
+            test,
+            "ALLOT_E2E_NODE_CSV / ALLOT_E2E_NODES not set (source $ALLOT_E2E_DIR/env)",
+        );
+        return Ok(());
+    };
+    let rows = read_rows(&csv, n.parse().context("ALLOT_E2E_NODES")?)?;
+    let nodes = Api::<Node>::all(cluster.client.clone())
+        .list(&ListParams::default())
+        .await?;
+    ensure!(
+        nodes.items.len() == rows.len(),
+        "{} nodes, expected {}",
+        nodes.items.len(),
+        rows.len()
+    );
+
+    for node in nodes.items {
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let row = rows
+            .get(&name)
+            .with_context(|| format!("node {name} is not in {csv}"))?;
+        let labels = node.metadata.labels.unwrap_or_default();
+        ensure!(
+            labels.get("allot.dev/gpu-model") == Some(&row.model),
+            "{name}: model label {:?}, expected {}",
+            labels.get("allot.dev/gpu-model"),
+            row.model
+        );
+        let spec = node.spec.unwrap_or_default();
+        ensure!(
+            spec.taints.unwrap_or_default().is_empty(),
+            "{name} is tainted"
+        );
+        let status = node.status.unwrap_or_default();
+        let ready = status
+            .conditions
+            .unwrap_or_default()
+            .into_iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        ensure!(ready, "{name} is not Ready");
+        let alloc = status.allocatable.unwrap_or_default();
+        let get = |k: &str| alloc.get(k).map(|q| q.0.clone()).unwrap_or_default();
+        // The API server keeps the quantities as e2e/nodes wrote them, or in canonical form.
+        let cpu = get("cpu");
+        ensure!(
+            cpu == format!("{}m", row.cpu_milli) || format!("{cpu}000") == row.cpu_milli,
+            "{name}: cpu {cpu}, expected {}m",
+            row.cpu_milli
+        );
+        let memory = get("memory");
+        let mib: u64 = row.memory_mib.parse()?;
+        ensure!(
+            memory == format!("{mib}Mi")
+                || (mib.is_multiple_of(1024) && memory == format!("{}Gi", mib / 1024)),
+            "{name}: memory {memory}, expected {mib}Mi"
+        );
+        ensure!(
+            get("nvidia.com/gpu") == row.gpu,
+            "{name}: nvidia.com/gpu {}, expected {}",
+            get("nvidia.com/gpu"),
+            row.gpu
+        );
+    }
+    Ok(())
+}
