@@ -42,12 +42,7 @@ fn instance(pods: usize, nodes: usize, preload_pct: u64) -> (Cluster, Vec<BatchP
     let mut stream =
         (42u64..).flat_map(|seed| arrivals(&trace.pods.pods, base.gpu_capacity_milli(), seed));
     if preload_pct > 0 {
-        let target = allot::sim::Workload {
-            cluster: base,
-            pods: &trace.pods.pods,
-            specs: &trace.pods.specs,
-        }
-        .target();
+        let target = trace.workload().target();
         let mut fgd = PolicyKind::Fgd.build(&target, 42);
         let mut decider = Decider::new((0..nodes as u32).collect());
         let goal = cluster.gpu_capacity_milli() * preload_pct / 100;

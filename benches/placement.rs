@@ -9,8 +9,8 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use allot::model::frag::TargetWorkload;
 use allot::model::{Cluster, Node, PodDemand};
 use allot::policy::{Decider, PolicyKind};
+use allot::sim::load_trace;
 use allot::sim::replay::{arrivals, node_rank, replay};
-use allot::sim::{Workload, load_trace};
 
 const SIZES: [usize; 3] = [1_000, 5_000, 20_000];
 /// Pods placed per measured iteration.
@@ -53,11 +53,7 @@ fn half_loaded(
 
 fn placement(c: &mut Criterion) {
     let trace = load_trace("default", None, &[]).expect("the embedded trace loads");
-    let workload = Workload {
-        cluster: &trace.cluster,
-        pods: &trace.pods.pods,
-        specs: &trace.pods.specs,
-    };
+    let workload = trace.workload();
     let target = workload.target();
     let mut group = c.benchmark_group("placement");
     group.sample_size(10);
@@ -90,11 +86,7 @@ fn placement(c: &mut Criterion) {
 /// (8,152 pods tuned to ~10,600 arrivals on 1,213 nodes), as `allot simulate` runs it.
 fn replay_default(c: &mut Criterion) {
     let trace = load_trace("default", None, &[]).expect("the embedded trace loads");
-    let workload = Workload {
-        cluster: &trace.cluster,
-        pods: &trace.pods.pods,
-        specs: &trace.pods.specs,
-    };
+    let workload = trace.workload();
     let target = workload.target();
     let capacity = trace.cluster.gpu_capacity_milli();
     let mut group = c.benchmark_group("replay");

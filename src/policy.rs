@@ -71,15 +71,8 @@ impl PolicyKind {
         PolicyKind::MostAllocated,
     ];
 
-    /// The six policies of the FGD paper, in its column order.
-    pub const PAPER: [PolicyKind; 6] = [
-        PolicyKind::Random,
-        PolicyKind::DotProd,
-        PolicyKind::Clustering,
-        PolicyKind::Packing,
-        PolicyKind::BestFit,
-        PolicyKind::Fgd,
-    ];
+    /// The six policies of the FGD paper, in its column order (the first six of `ALL`).
+    pub const PAPER: &[PolicyKind] = Self::ALL.split_at(6).0;
 
     pub fn name(self) -> &'static str {
         match self {

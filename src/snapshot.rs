@@ -18,7 +18,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 use crate::model::{Cluster, DeviceSet, MAX_GPUS_PER_NODE, Placement, PodDemand};
-use crate::sim::trace::{NodeEntry, TraceError, demand_from_parts, nodes_from_entries};
+use crate::sim::trace::{NodeEntry, TraceError, demand_from_parts, nodes_from_entries, read_text};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,13 +56,8 @@ pub struct Snapshot {
 
 /// Read and apply a snapshot file.
 pub fn load_snapshot(path: &Path) -> Result<Snapshot, TraceError> {
+    let text = read_text(path)?;
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| TraceError {
-        file: file.clone(),
-        line: None,
-        column: None,
-        problem: format!("cannot read: {e}"),
-    })?;
     parse_snapshot(&file, &text)
 }
 

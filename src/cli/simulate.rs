@@ -13,7 +13,7 @@ use super::{plot, report};
 use crate::alloc::OfflineBound;
 use crate::policy::PolicyKind;
 use crate::sim::metrics::MAX_X;
-use crate::sim::{Published, Workload, load_trace, offline_bounds, run_experiment};
+use crate::sim::{Published, load_trace, offline_bounds, run_experiment};
 
 /// The bound is drawn from here on; below ~90% arrived every pod fits and it is the ideal line.
 const BOUND_PLOT_FROM: usize = 80;
@@ -98,11 +98,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     let threads = args
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let workload = Workload {
-        cluster: &trace.cluster,
-        pods: &trace.pods.pods,
-        specs: &trace.pods.specs,
-    };
+    let workload = trace.workload();
     let bar = progress_bar(args.quiet || args.json, policies.len() * seeds.len());
     eprintln!(
         "trace {}: {} pods ({}), {} nodes / {} GPUs ({}); {} policies x {} seeds on {} threads",

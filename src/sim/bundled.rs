@@ -46,6 +46,17 @@ pub struct LoadedTrace {
     pub pods_origin: Origin,
 }
 
+impl LoadedTrace {
+    /// The pods to replay against the cluster.
+    pub fn workload(&self) -> super::Workload<'_> {
+        super::Workload {
+            cluster: &self.cluster,
+            pods: &self.pods.pods,
+            specs: &self.pods.specs,
+        }
+    }
+}
+
 /// Resolve `pods` (a trace NAME or a file path) and `nodes` (a file path, or None for the
 /// openb node list next to the pods, falling back to the embedded one).
 ///

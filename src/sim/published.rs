@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::metrics::{Band, Curve, MAX_X, MeanSd};
-use super::trace::TraceError;
+use super::trace::{TraceError, read_text};
 use crate::policy::PolicyKind;
 
 /// Published curves of unallocated GPU % by (workload, policy label), one per seed.
@@ -16,13 +16,8 @@ pub struct Published {
 
 impl Published {
     pub fn load(path: &Path) -> Result<Self, TraceError> {
+        let text = read_text(path)?;
         let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| TraceError {
-            file: file.clone(),
-            line: None,
-            column: None,
-            problem: format!("cannot read: {e}"),
-        })?;
         Self::parse(&file, &text)
     }
 

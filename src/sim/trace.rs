@@ -395,14 +395,15 @@ fn is_json(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
-fn read(path: &Path) -> Result<String, TraceError> {
+/// Read a whole text file; the error names the file.
+pub fn read_text(path: &Path) -> Result<String, TraceError> {
     std::fs::read_to_string(path)
         .map_err(|e| TraceError::file(&path.display().to_string(), format!("cannot read: {e}")))
 }
 
 /// Load a node list from a `.csv` or `.json` file.
 pub fn load_nodes(path: &Path) -> Result<Cluster, TraceError> {
-    let text = read(path)?;
+    let text = read_text(path)?;
     let file = path.display().to_string();
     if is_json(path) {
         parse_nodes_json(&file, &text)
@@ -413,7 +414,7 @@ pub fn load_nodes(path: &Path) -> Result<Cluster, TraceError> {
 
 /// Load a pod list from a `.csv` or `.json` file.
 pub fn load_pods(path: &Path, models: &mut ModelCatalog) -> Result<PodList, TraceError> {
-    let text = read(path)?;
+    let text = read_text(path)?;
     let file = path.display().to_string();
     if is_json(path) {
         parse_pods_json(&file, &text, models)

@@ -112,12 +112,7 @@ fn the_bundled_openb_trace_matches_its_published_statistics() {
     assert_eq!(gpu, 6_086_800);
     let cpu_only = trace.pods.pods.iter().filter(|p| !p.needs_gpu()).count();
     assert_eq!(cpu_only, 1088);
-    let target = crate::sim::Workload {
-        cluster: &trace.cluster,
-        pods: &trace.pods.pods,
-        specs: &trace.pods.specs,
-    }
-    .target();
+    let target = trace.workload().target();
     assert_eq!(
         (target.classes().len(), target.distinct_classes()),
         (35, 91)
