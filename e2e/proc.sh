@@ -24,11 +24,19 @@ any_alive() {
 }
 
 # start NAME CMD...: run CMD in the background; output to logs/NAME.log, pid to pids/NAME.pid.
+# Returns once the forked shell has exec'd the binary (or died): until then the pid's cmdline is
+# this script's, and alive() would take the component for crashed.
 start() {
-    local name=$1
+    local name=$1 pid i
     shift
     "$@" >"$E2E_DIR/logs/$name.log" 2>&1 </dev/null &
-    echo $! >"$E2E_DIR/pids/$name.pid"
+    pid=$!
+    echo "$pid" >"$E2E_DIR/pids/$name.pid"
+    for ((i = 0; i < 100; i++)); do
+        alive "$name" && return 0
+        running "$pid" || return 0
+        sleep 0.02
+    done
 }
 
 # crashed NAME: die with the tail of NAME's log.
