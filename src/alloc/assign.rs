@@ -58,12 +58,14 @@ pub fn plan(
                 );
                 let guided = complete(pods, cluster, state, placements, objective, &node_cls);
                 // Rounding a loose relaxation can lose to plain greedy (shares pack worse
-                // into devices than the LP assumes): keep whichever plan is worth more.
-                let plain = greedy();
-                let (method, outcome) = if plain.value > guided.value + 1e-9 {
-                    (Method::GreedyBeatLp, plain)
-                } else {
-                    (Method::Lp, guided)
+                // into devices than the LP assumes): when something is left unplaced, keep
+                // whichever plan is worth more. A plan that places every pod needs no rival.
+                let complete_plan = guided.placements.iter().all(Option::is_some);
+                let (method, outcome) = match (!complete_plan).then(greedy) {
+                    Some(plain) if plain.value > guided.value + 1e-9 => {
+                        (Method::GreedyBeatLp, plain)
+                    }
+                    _ => (Method::Lp, guided),
                 };
                 (
                     method,
