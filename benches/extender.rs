@@ -1,1 +1,136 @@
-fn main() {}
+//! Extender decision latency: filter + prioritize for one shared-GPU pod at 500 and 5,000
+//! candidate nodes, calling the verb functions directly (no HTTP). Nodes are the embedded
+//! openb node list (repeated with new names to reach 5,000), half-filled with trace pods.
+//!
+//! `warm`: the same view answers every iteration (policy caches hot, as between binds).
+//! `after_bind`: a placement is recorded before each timed call, so the view is new and the
+//! changed node must be rescored (what a busy scheduler sees). Percentiles are printed at
+//! the end from separately timed calls, since criterion reports means.
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use allot::extender::pod::parse_pod;
+use allot::extender::snapshot_store;
+use allot::extender::state::{ClusterSnapshot, Store};
+use allot::extender::verbs::{filter, prioritize};
+use allot::extender::wire::ExtenderArgs;
+use allot::model::{Cluster, Placement};
+use criterion::{Criterion, criterion_group, criterion_main};
+
+/// `count` nodes from the openb list with trace pods placed round-robin where they fit.
+fn cluster(count: usize) -> Cluster {
+    let trace = allot::sim::load_trace("default", None, &[]).expect("embedded trace");
+    let base = trace.cluster.nodes();
+    let nodes = (0..count)
+        .map(|i| {
+            let mut n = base[i % base.len()].clone();
+            n.name = format!("{}-{i}", n.name);
+            n
+        })
+        .collect();
+    let mut cluster = Cluster::new(trace.cluster.models.clone(), nodes);
+    for (i, pod) in trace.pods.pods.iter().take(count).enumerate() {
+        let node = (i * 7) % count;
+        if let Some(devices) = cluster.nodes()[node].default_devices(pod.gpu)
+            && cluster.nodes()[node].fits(pod)
+        {
+            let _ = cluster.place(pod, Placement { node, devices });
+        }
+    }
+    cluster
+}
+
+fn args(cluster: &Cluster, milli: u32) -> ExtenderArgs {
+    let pod = serde_json::json!({
+        "metadata": {"name": "bench", "namespace": "ml", "uid": format!("bench-{milli}"),
+                     "annotations": {"allot.dev/gpu-milli": milli.to_string()}},
+        "spec": {"containers": [{"name": "main",
+                 "resources": {"requests": {"cpu": "4", "memory": "16Gi"}}}]}
+    });
+    ExtenderArgs {
+        pod: Some(serde_json::from_value(pod).expect("pod")),
+        nodes: None,
+        node_names: Some(cluster.nodes().iter().map(|n| n.name.clone()).collect()),
+    }
+}
+
+fn decide(store: &Store, args: &ExtenderArgs) {
+    let (f, _) = filter(store, args).expect("filter");
+    let (p, _) = prioritize(store, args).expect("prioritize");
+    black_box((f, p));
+}
+
+/// Record one more small pod on the next node, so the following call sees a new view.
+fn bind_one(store: &Store, args: &ExtenderArgs, k: &mut usize) {
+    let view = store.view();
+    let Some(pod) = args.pod.as_ref() else { return };
+    let Ok(mut req) = parse_pod(pod, &view.cluster.models) else {
+        return;
+    };
+    req.demand.gpu = allot::model::GpuDemand::None;
+    req.demand.cpu_milli = 1;
+    req.demand.memory_bytes = 1;
+    let n = view.cluster.len();
+    *k += 1;
+    req.uid = format!("filler-{k}");
+    let _ = store.record(&req, &view.cluster.nodes()[*k % n].name);
+}
+
+fn percentiles(label: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    println!(
+        "{label}: n={} p50={:?} p99={:?} max={:?}",
+        samples.len(),
+        at(0.50),
+        at(0.99),
+        at(1.0)
+    );
+}
+
+fn bench(c: &mut Criterion) {
+    let mut report = Vec::new();
+    for count in [500usize, 5_000] {
+        let cluster = cluster(count);
+        let args = args(&cluster, 500);
+        let store = snapshot_store(ClusterSnapshot::new(cluster, Vec::new()));
+        let mut group = c.benchmark_group(format!("extender_filter_prioritize_{count}"));
+        group.sample_size(if count > 1000 { 30 } else { 100 });
+        group.bench_function("warm", |b| b.iter(|| decide(&store, &args)));
+        let mut k = 0usize;
+        group.bench_function("after_bind", |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    bind_one(&store, &args, &mut k);
+                    let t = Instant::now();
+                    decide(&store, &args);
+                    total += t.elapsed();
+                }
+                total
+            })
+        });
+        group.finish();
+        let runs = if count > 1000 { 300 } else { 2_000 };
+        let mut warm = Vec::with_capacity(runs);
+        let mut fresh = Vec::with_capacity(runs);
+        for _ in 0..runs {
+            let t = Instant::now();
+            decide(&store, &args);
+            warm.push(t.elapsed());
+            bind_one(&store, &args, &mut k);
+            let t = Instant::now();
+            decide(&store, &args);
+            fresh.push(t.elapsed());
+        }
+        report.push((format!("{count} nodes, warm"), warm));
+        report.push((format!("{count} nodes, after_bind"), fresh));
+    }
+    for (label, samples) in report {
+        percentiles(&label, samples);
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

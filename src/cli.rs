@@ -127,7 +127,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Simulate(args) => simulate::run(&args),
         Command::Crdgen(args) => crdgen(&args),
-        Command::Extender(_) => not_yet("extender"),
+        Command::Extender(args) => extender_command(&args),
         Command::Controller(_) => not_yet("controller"),
         Command::Agent(_) => not_yet("agent"),
         Command::Train(_) => not_yet("train"),
@@ -139,6 +139,16 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn not_yet(command: &str) -> anyhow::Result<ExitCode> {
     eprintln!("allot {command}: not implemented yet");
     Ok(ExitCode::from(2))
+}
+
+#[cfg(feature = "k8s")]
+fn extender_command(args: &ExtenderArgs) -> anyhow::Result<ExitCode> {
+    crate::extender::run(args)
+}
+
+#[cfg(not(feature = "k8s"))]
+fn extender_command(_: &ExtenderArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("this allot was built without the `k8s` feature; rebuild with default features")
 }
 
 #[cfg(feature = "k8s")]

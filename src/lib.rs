@@ -14,3 +14,5 @@ pub mod snapshot;
 pub mod cli;
 #[cfg(feature = "k8s")]
 pub mod crd;
+#[cfg(feature = "k8s")]
+pub mod extender;

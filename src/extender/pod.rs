@@ -1,0 +1,345 @@
+//! Pod interface (design.md §6): a `v1.Pod` from the wire -> a core [`PodDemand`] plus the
+//! policy that scores it. Every bad value is an error naming the field and the text, because
+//! kube-scheduler shows the filter's `Error` in the pod's FailedScheduling event.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
+use crate::model::quantity::{QuantityError, parse_bytes, parse_count, parse_cpu_milli};
+use crate::model::{GpuDemand, MILLI_PER_GPU, ModelCatalog, ModelSet, PodDemand};
+use crate::policy::PolicyKind;
+
+/// Extended resource for whole GPUs (NVIDIA device plugin).
+pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
+/// A share of one GPU in milli-GPU, 1..=999.
+pub const GPU_MILLI_ANNOTATION: &str = "allot.dev/gpu-milli";
+/// Allowed GPU models, a comma list (`A100,H100`).
+pub const GPU_MODELS_ANNOTATION: &str = "allot.dev/gpu-models";
+/// The policy that scores this pod (a [`PolicyKind`] name).
+pub const POLICY_ANNOTATION: &str = "allot.dev/policy";
+/// Policy used when the pod names none: FGD, the best measured so far (`allot simulate`).
+pub const DEFAULT_POLICY: PolicyKind = PolicyKind::Fgd;
+
+/// Why a pod's request cannot be understood. Messages name the field and the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PodError {
+    #[error("annotation {GPU_MILLI_ANNOTATION}: {0:?} is not a whole number of milli-GPU (1..999)")]
+    GpuMilliNotNumber(String),
+    #[error(
+        "annotation {GPU_MILLI_ANNOTATION}: {0} is out of range; a share of one GPU is 1..999 \
+         milli (request whole GPUs with {GPU_RESOURCE})"
+    )]
+    GpuMilliRange(u64),
+    #[error(
+        "annotation {GPU_MILLI_ANNOTATION}: {milli} conflicts with {GPU_RESOURCE}: {gpus}; ask \
+         for a share of one GPU or for whole GPUs, not both"
+    )]
+    GpuAndMilli { milli: u32, gpus: u64 },
+    #[error(
+        "annotation {GPU_MODELS_ANNOTATION}: {0:?} is not a GPU model name (letters, digits, '-', '_', '.')"
+    )]
+    BadModel(String),
+    #[error("annotation {GPU_MODELS_ANNOTATION}: {0:?} is set but the pod requests no GPU")]
+    ModelsWithoutGpu(String),
+    #[error("annotation {POLICY_ANNOTATION}: {0}")]
+    UnknownPolicy(String),
+    #[error("container {container:?}: resource {resource}: {problem}")]
+    BadQuantity {
+        container: String,
+        resource: &'static str,
+        problem: String,
+    },
+    #[error("{GPU_RESOURCE}: {0} GPUs exceed the 16 one node can hold")]
+    TooManyGpus(u64),
+}
+
+impl PodError {
+    /// Bounded label for metrics and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PodError::GpuMilliNotNumber(_) | PodError::GpuMilliRange(_) => "InvalidGpuMilli",
+            PodError::GpuAndMilli { .. } => "GpuAndGpuMilli",
+            PodError::BadModel(_) | PodError::ModelsWithoutGpu(_) => "InvalidGpuModels",
+            PodError::UnknownPolicy(_) => "UnknownPolicy",
+            PodError::BadQuantity { .. } => "InvalidQuantity",
+            PodError::TooManyGpus(_) => "TooManyGpus",
+        }
+    }
+}
+
+/// What allot needs to know about one pod.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PodRequest {
+    /// `namespace/name`.
+    pub key: String,
+    pub uid: String,
+    pub demand: PodDemand,
+    pub policy: PolicyKind,
+    /// `spec.priority` (0 when unset), for choosing preemption victims.
+    pub priority: i32,
+}
+
+/// The `namespace/name` of a pod (`default` when the namespace is empty).
+pub fn pod_key(pod: &Pod) -> String {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let name = pod.metadata.name.as_deref().unwrap_or("");
+    format!("{ns}/{name}")
+}
+
+/// Read a pod. Model names are looked up in `models` (the cluster's catalog); a model no node
+/// has is valid and simply matches no node.
+pub fn parse_pod(pod: &Pod, models: &ModelCatalog) -> Result<PodRequest, PodError> {
+    let empty = BTreeMap::new();
+    let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
+    let res = resources(pod)?;
+    let milli = annotations
+        .get(GPU_MILLI_ANNOTATION)
+        .map(|text| parse_milli(text))
+        .transpose()?;
+    let gpu = match (milli, res.gpus) {
+        (Some(milli), 0) => GpuDemand::Shared { milli },
+        (Some(milli), gpus) => return Err(PodError::GpuAndMilli { milli, gpus }),
+        (None, 0) => GpuDemand::None,
+        (None, n) if n > crate::model::MAX_GPUS_PER_NODE as u64 => {
+            return Err(PodError::TooManyGpus(n));
+        }
+        (None, n) => GpuDemand::Whole { count: n as u32 },
+    };
+    let allowed = match annotations.get(GPU_MODELS_ANNOTATION) {
+        None => ModelSet::ANY,
+        Some(text) if gpu == GpuDemand::None => {
+            return Err(PodError::ModelsWithoutGpu(text.clone()));
+        }
+        Some(text) => parse_models(text, models)?,
+    };
+    let policy = match annotations.get(POLICY_ANNOTATION) {
+        None => DEFAULT_POLICY,
+        Some(name) => {
+            PolicyKind::from_str(name).map_err(|e| PodError::UnknownPolicy(e.to_string()))?
+        }
+    };
+    Ok(PodRequest {
+        key: pod_key(pod),
+        uid: pod.metadata.uid.clone().unwrap_or_default(),
+        demand: PodDemand {
+            cpu_milli: res.cpu_milli,
+            memory_bytes: res.memory_bytes,
+            gpu,
+            models: allowed,
+        },
+        policy,
+        priority: pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0),
+    })
+}
+
+fn parse_milli(text: &str) -> Result<u32, PodError> {
+    let value: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| PodError::GpuMilliNotNumber(text.to_string()))?;
+    if value == 0 || value >= u64::from(MILLI_PER_GPU) {
+        return Err(PodError::GpuMilliRange(value));
+    }
+    Ok(value as u32)
+}
+
+/// A comma list of model names; unknown names match nothing, malformed names are errors.
+fn parse_models(text: &str, models: &ModelCatalog) -> Result<ModelSet, PodError> {
+    let mut set = ModelSet::EMPTY;
+    let mut named = false;
+    for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let valid = name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            return Err(PodError::BadModel(name.to_string()));
+        }
+        named = true;
+        if let Some(id) = models.lookup(name) {
+            set = set.with(id);
+        }
+    }
+    if !named {
+        return Err(PodError::BadModel(text.to_string()));
+    }
+    Ok(set)
+}
+
+/// CPU, memory and whole GPUs of a pod.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Resources {
+    cpu_milli: u64,
+    memory_bytes: u64,
+    gpus: u64,
+}
+
+impl Resources {
+    fn add(self, o: Resources) -> Resources {
+        Resources {
+            cpu_milli: self.cpu_milli.saturating_add(o.cpu_milli),
+            memory_bytes: self.memory_bytes.saturating_add(o.memory_bytes),
+            gpus: self.gpus.saturating_add(o.gpus),
+        }
+    }
+    fn max(self, o: Resources) -> Resources {
+        Resources {
+            cpu_milli: self.cpu_milli.max(o.cpu_milli),
+            memory_bytes: self.memory_bytes.max(o.memory_bytes),
+            gpus: self.gpus.max(o.gpus),
+        }
+    }
+}
+
+/// The pod's effective request, as kube-scheduler computes it: the sum over containers,
+/// at least the largest init container (each resource separately), plus `spec.overhead`.
+fn resources(pod: &Pod) -> Result<Resources, PodError> {
+    let Some(spec) = pod.spec.as_ref() else {
+        return Ok(Resources::default());
+    };
+    let mut sum = Resources::default();
+    for c in &spec.containers {
+        sum = sum.add(container(c)?);
+    }
+    for c in spec.init_containers.iter().flatten() {
+        sum = sum.max(container(c)?);
+    }
+    if let Some(overhead) = &spec.overhead {
+        let over = quantities(
+            "overhead",
+            overhead.get("cpu"),
+            overhead.get("memory"),
+            None,
+        )?;
+        sum = sum.add(over);
+    }
+    Ok(sum)
+}
+
+/// A container's request; a resource with only a limit requests the limit (API defaulting).
+fn container(c: &Container) -> Result<Resources, PodError> {
+    let r = c.resources.as_ref();
+    let get = |name: &str| {
+        r.and_then(|r| r.requests.as_ref().and_then(|q| q.get(name)))
+            .or_else(|| r.and_then(|r| r.limits.as_ref().and_then(|q| q.get(name))))
+    };
+    quantities(&c.name, get("cpu"), get("memory"), get(GPU_RESOURCE))
+}
+
+fn quantities(
+    container: &str,
+    cpu: Option<&Quantity>,
+    memory: Option<&Quantity>,
+    gpu: Option<&Quantity>,
+) -> Result<Resources, PodError> {
+    let bad = |resource: &'static str| {
+        move |e: QuantityError| PodError::BadQuantity {
+            container: container.to_string(),
+            resource,
+            problem: e.to_string(),
+        }
+    };
+    Ok(Resources {
+        cpu_milli: cpu
+            .map(|q| parse_cpu_milli(&q.0))
+            .transpose()
+            .map_err(bad("cpu"))?
+            .unwrap_or(0),
+        memory_bytes: memory
+            .map(|q| parse_bytes(&q.0))
+            .transpose()
+            .map_err(bad("memory"))?
+            .unwrap_or(0),
+        gpus: gpu
+            .map(|q| parse_count(&q.0))
+            .transpose()
+            .map_err(bad(GPU_RESOURCE))?
+            .unwrap_or(0),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(json: serde_json::Value) -> Pod {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn gpu_pod(annotations: serde_json::Value, gpus: Option<&str>) -> Pod {
+        let mut limits = serde_json::json!({"cpu": "2"});
+        if let Some(g) = gpus {
+            limits["nvidia.com/gpu"] = g.into();
+        }
+        pod(serde_json::json!({
+            "metadata": {"name": "p", "namespace": "ml", "uid": "u1", "annotations": annotations},
+            "spec": {
+                "priority": 5,
+                "containers": [
+                    {"name": "a", "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": limits}},
+                    {"name": "b", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}
+                ],
+                "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "4", "memory": "1Mi"}}}]
+            }
+        }))
+    }
+
+    #[test]
+    fn sums_containers_and_applies_init_max() {
+        let mut models = ModelCatalog::default();
+        let a100 = models.intern("A100").unwrap();
+        let p = gpu_pod(
+            serde_json::json!({"allot.dev/gpu-models": "A100, H100"}),
+            Some("2"),
+        );
+        let r = parse_pod(&p, &models).unwrap();
+        assert_eq!(r.key, "ml/p");
+        assert_eq!(r.demand.cpu_milli, 4000);
+        assert_eq!(r.demand.memory_bytes, 2 << 30);
+        assert_eq!(r.demand.gpu, GpuDemand::Whole { count: 2 });
+        assert_eq!(r.demand.models, ModelSet::only(a100));
+        assert_eq!(r.policy, PolicyKind::Fgd);
+        assert_eq!(r.priority, 5);
+    }
+
+    #[test]
+    fn bad_annotations_name_themselves() {
+        let models = ModelCatalog::default();
+        let err = |ann: serde_json::Value, gpus| {
+            parse_pod(&gpu_pod(ann, gpus), &models)
+                .unwrap_err()
+                .to_string()
+        };
+        let e = err(serde_json::json!({"allot.dev/gpu-milli": "abc"}), None);
+        assert!(
+            e.contains("allot.dev/gpu-milli") && e.contains("\"abc\""),
+            "{e}"
+        );
+        let e = err(serde_json::json!({"allot.dev/gpu-milli": "2000"}), None);
+        assert!(e.contains("2000 is out of range"), "{e}");
+        let e = err(serde_json::json!({"allot.dev/gpu-milli": "500"}), Some("1"));
+        assert!(e.contains("conflicts with nvidia.com/gpu: 1"), "{e}");
+        let e = err(serde_json::json!({"allot.dev/policy": "smart"}), None);
+        assert!(
+            e.contains("allot.dev/policy") && e.contains("\"smart\""),
+            "{e}"
+        );
+        let e = err(
+            serde_json::json!({"allot.dev/gpu-models": "a b"}),
+            Some("1"),
+        );
+        assert!(e.contains("allot.dev/gpu-models"), "{e}");
+        let ok = parse_pod(
+            &gpu_pod(
+                serde_json::json!({"allot.dev/gpu-milli": "250", "allot.dev/policy": "BestFit"}),
+                None,
+            ),
+            &models,
+        )
+        .unwrap();
+        assert_eq!(ok.demand.gpu, GpuDemand::Shared { milli: 250 });
+        assert_eq!(ok.policy, PolicyKind::BestFit);
+    }
+}

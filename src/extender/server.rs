@@ -1,0 +1,149 @@
+//! HTTP: the verbs router (`--listen`) and the admin router (`--admin-listen`) over one
+//! shared [`Extender`]; decoding, body cap, metrics, graceful shutdown. Decisions live in
+//! `verbs.rs`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::metrics::{Metrics, Outcome, Verb};
+use super::state::Store;
+use super::verbs::{self, VerbError};
+
+/// Largest request body accepted. kube-scheduler sends full Node objects when
+/// `nodeCacheCapable` is false, ~2-4 KiB each: 8 MiB covers ~2,000-4,000 nodes; larger
+/// clusters should set `nodeCacheCapable: true` (names only).
+pub const BODY_LIMIT: usize = 8 << 20;
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct Extender {
+    pub store: Arc<Store>,
+    pub metrics: Metrics,
+}
+
+impl Extender {
+    pub fn new(store: Arc<Store>) -> Arc<Self> {
+        Arc::new(Extender {
+            store,
+            metrics: Metrics::default(),
+        })
+    }
+}
+
+/// `/filter`, `/prioritize`, `/bind`, `/preempt`.
+pub fn router(ext: Arc<Extender>) -> Router {
+    Router::new()
+        .route("/filter", post(filter))
+        .route("/prioritize", post(prioritize))
+        .route("/bind", post(bind))
+        .route("/preempt", post(preempt))
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(ext)
+}
+
+/// `/healthz`, `/readyz`, `/metrics`.
+pub fn admin_router(ext: Arc<Extender>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(ext)
+}
+
+async fn readyz(State(ext): State<Arc<Extender>>) -> Response {
+    if ext.store.is_ready() {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cluster state not loaded yet\n",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(ext): State<Arc<Extender>>) -> Response {
+    let view = ext.store.view();
+    let body = ext.metrics.render(view.age(), view.cluster.len());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// A client mistake: 400 with a JSON body `{"Error": "..."}` naming what was wrong.
+fn bad_request(message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(serde_json::json!({ "Error": message })),
+    )
+        .into_response()
+}
+
+/// Decode, answer, time; `decide` returns the answer and the policy that decided, if any.
+fn serve<A, R>(
+    ext: &Extender,
+    verb: Verb,
+    body: &[u8],
+    decide: impl FnOnce(&Store, &A) -> Result<(R, Option<&'static str>), VerbError>,
+) -> Response
+where
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    let start = Instant::now();
+    let answer = serde_json::from_slice::<A>(body)
+        .map_err(|e| format!("invalid {} request: {e}", verb.name()))
+        .and_then(|args| decide(&ext.store, &args).map_err(|e| e.to_string()));
+    let (outcome, response) = match answer {
+        Ok((result, policy)) => {
+            if let Some(p) = policy {
+                ext.metrics.decided(p);
+            }
+            (Outcome::Ok, axum::Json(result).into_response())
+        }
+        Err(message) => {
+            tracing::info!(verb = verb.name(), %message, "bad request");
+            (Outcome::BadRequest, bad_request(message))
+        }
+    };
+    ext.metrics.observe(verb, outcome, start.elapsed());
+    response
+}
+
+async fn filter(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
+    serve(&ext, Verb::Filter, &body, |s, a| {
+        verbs::filter(s, a).map(|(r, _)| (r, None))
+    })
+}
+
+async fn prioritize(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
+    serve(&ext, Verb::Prioritize, &body, |s, a| {
+        verbs::prioritize(s, a).map(|(r, p)| (r, p.map(|k| k.name())))
+    })
+}
+
+async fn bind(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
+    serve(&ext, Verb::Bind, &body, |s, a| {
+        Ok((verbs::bind(s, a), None))
+    })
+}
+
+async fn preempt(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
+    serve(&ext, Verb::Preempt, &body, |s, a| {
+        verbs::preempt(s, a).map(|r| (r, None))
+    })
+}

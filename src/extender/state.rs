@@ -1,0 +1,385 @@
+//! The extender's state: an immutable [`ClusterSnapshot`] (from `--snapshot` now, from kube
+//! reflectors later) plus an overlay of placements made in the last seconds, merged into one
+//! [`View`] that every request reads. Writers swap a new `Arc<View>`; readers never wait on
+//! a computation, only on the pointer swap.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::model::frag::TargetWorkload;
+use crate::model::{Cluster, Placement, PodDemand, PodShape};
+use crate::policy::{Policy, PolicyKind};
+use crate::snapshot::Snapshot;
+
+use super::pod::PodRequest;
+
+/// Policies kept warm per view; more concurrent requests than this build a fresh one.
+const POOL_CAP: usize = 16;
+/// Pods remembered between filter and bind (bind's body names the pod but not its demand).
+const SEEN_CAP: usize = 10_000;
+/// How long a filtered pod is remembered for its bind; kube-scheduler binds within seconds.
+const SEEN_TTL: Duration = Duration::from_secs(300);
+
+/// A pod running on a node, as allot accounts it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoundPod {
+    pub key: String,
+    /// The pod UID; snapshot pods have none and use their key.
+    pub uid: String,
+    pub demand: PodDemand,
+    pub at: Placement,
+    pub priority: i32,
+}
+
+/// Nodes and bound pods at one instant, with a name index. Never mutated once built.
+#[derive(Debug, Clone)]
+pub struct ClusterSnapshot {
+    pub cluster: Cluster,
+    pub index: HashMap<String, usize>,
+    pub pods: Vec<BoundPod>,
+    pub taken_at: Instant,
+}
+
+impl ClusterSnapshot {
+    pub fn new(cluster: Cluster, pods: Vec<BoundPod>) -> Self {
+        let index = cluster
+            .nodes()
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.name.clone(), i))
+            .collect();
+        ClusterSnapshot {
+            cluster,
+            index,
+            pods,
+            taken_at: Instant::now(),
+        }
+    }
+
+    /// From a `--snapshot` file: pods get their key as UID and priority 0.
+    pub fn from_file(s: Snapshot) -> Self {
+        let pods = s
+            .pods
+            .into_iter()
+            .map(|(key, demand, at)| BoundPod {
+                uid: key.clone(),
+                key,
+                demand,
+                at,
+                priority: 0,
+            })
+            .collect();
+        ClusterSnapshot::new(s.cluster, pods)
+    }
+
+    /// The typical workload FGD measures fragmentation against: the bound pods' shapes, or
+    /// `fallback` when nothing runs yet.
+    pub fn target(&self, fallback: &[PodShape]) -> TargetWorkload {
+        let shapes: Vec<PodShape> = self.pods.iter().map(|p| p.demand.shape()).collect();
+        let shapes = if shapes.is_empty() { fallback } else { &shapes };
+        TargetWorkload::from_pods(shapes, |_| String::new())
+    }
+}
+
+/// What requests read: the snapshot with the overlay applied.
+pub struct View {
+    pub base: Arc<ClusterSnapshot>,
+    /// Placements allot made that the base does not show yet.
+    pub overlay: Vec<BoundPod>,
+    /// `base.cluster` with the overlay placed.
+    pub cluster: Cluster,
+    next_expiry: Option<Instant>,
+    target: Arc<TargetWorkload>,
+    pool: Mutex<Vec<(PolicyKind, Box<dyn Policy>)>>,
+}
+
+impl fmt::Debug for View {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("View")
+            .field("nodes", &self.cluster.len())
+            .field("base_pods", &self.base.pods.len())
+            .field("overlay", &self.overlay.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl View {
+    pub fn node_index(&self, name: &str) -> Option<usize> {
+        self.base.index.get(name).copied()
+    }
+
+    /// Every pod allot accounts on node `index`: base first, then the overlay.
+    pub fn pods_on(&self, index: usize) -> impl Iterator<Item = &BoundPod> {
+        self.base
+            .pods
+            .iter()
+            .chain(&self.overlay)
+            .filter(move |p| p.at.node == index)
+    }
+
+    /// Run `f` with a policy of `kind`, reusing one whose caches match this view.
+    pub fn with_policy<R>(&self, kind: PolicyKind, f: impl FnOnce(&mut dyn Policy) -> R) -> R {
+        let taken = {
+            let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+            pool.iter()
+                .position(|(k, _)| *k == kind)
+                .map(|i| pool.swap_remove(i).1)
+        };
+        let mut policy = taken.unwrap_or_else(|| kind.build(&self.target, 0));
+        let out = f(policy.as_mut());
+        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
+        if pool.len() < POOL_CAP {
+            pool.push((kind, policy));
+        }
+        out
+    }
+
+    /// How old the base snapshot is.
+    pub fn age(&self) -> Duration {
+        self.base.taken_at.elapsed()
+    }
+}
+
+/// Why a placement could not be recorded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("node {0:?} is unknown to allot")]
+    UnknownNode(String),
+    #[error("pod {pod} no longer fits node {node:?}: {why}")]
+    DoesNotFit {
+        pod: String,
+        node: String,
+        why: String,
+    },
+    #[error("pod {pod} is already bound to node {node:?}")]
+    AlreadyBound { pod: String, node: String },
+    #[error("no GPU devices on node {0:?} fit the pod")]
+    NoDevices(String),
+}
+
+impl RecordError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RecordError::UnknownNode(_) => "UnknownNode",
+            RecordError::DoesNotFit { .. } => "DoesNotFit",
+            RecordError::AlreadyBound { .. } => "AlreadyBound",
+            RecordError::NoDevices(_) => "NoDevices",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Recent {
+    pod: BoundPod,
+    expires: Option<Instant>,
+}
+
+/// Shared state: the current view, the overlay it was built from, readiness.
+#[derive(Debug)]
+pub struct Store {
+    view: RwLock<Arc<View>>,
+    /// Also the writers' lock: every change to the view happens while holding it.
+    overlay: Mutex<Vec<Recent>>,
+    /// How long an overlay entry lives; `None` keeps it until the base shows the pod
+    /// (snapshot mode: nothing ever refreshes the base, so entries must stay).
+    ttl: Option<Duration>,
+    fallback: Vec<PodShape>,
+    ready: AtomicBool,
+    seen: Mutex<HashMap<String, (PodRequest, Instant)>>,
+}
+
+impl Store {
+    /// An empty, not-ready store. `fallback` is the workload FGD targets while no pod runs.
+    pub fn new(ttl: Option<Duration>, fallback: Vec<PodShape>) -> Self {
+        let base = Arc::new(ClusterSnapshot::new(Cluster::default(), Vec::new()));
+        let view = build_view(base, Vec::new(), &fallback, None);
+        Store {
+            view: RwLock::new(Arc::new(view)),
+            overlay: Mutex::new(Vec::new()),
+            ttl,
+            fallback,
+            ready: AtomicBool::new(false),
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// Install a new base snapshot; overlay entries it already shows are dropped.
+    pub fn replace(&self, snapshot: ClusterSnapshot) {
+        let mut overlay = self.overlay.lock().unwrap_or_else(PoisonError::into_inner);
+        let known: std::collections::HashSet<&str> =
+            snapshot.pods.iter().map(|p| p.uid.as_str()).collect();
+        overlay.retain(|r| !known.contains(r.pod.uid.as_str()));
+        let view = self.rebuild(Arc::new(snapshot), &overlay);
+        self.swap(view);
+        self.ready.store(true, Ordering::Release);
+    }
+
+    /// The current view, first dropping expired overlay entries.
+    pub fn view(&self) -> Arc<View> {
+        let view = self.current();
+        match view.next_expiry {
+            Some(t) if t <= Instant::now() => self.prune(Instant::now()),
+            _ => view,
+        }
+    }
+
+    /// Drop overlay entries expired at `now` and return the new view.
+    pub fn prune(&self, now: Instant) -> Arc<View> {
+        let mut overlay = self.overlay.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = overlay.len();
+        overlay.retain(|r| r.expires.is_none_or(|t| t > now));
+        if overlay.len() != before {
+            let base = self.current().base.clone();
+            self.swap(self.rebuild(base, &overlay));
+        }
+        self.current()
+    }
+
+    /// Place `req` on `node` in the overlay, choosing devices with its policy.
+    pub fn record(&self, req: &PodRequest, node: &str) -> Result<BoundPod, RecordError> {
+        let mut overlay = self.overlay.lock().unwrap_or_else(PoisonError::into_inner);
+        let view = self.current();
+        let index = view
+            .node_index(node)
+            .ok_or_else(|| RecordError::UnknownNode(node.to_string()))?;
+        let name_of = |i: usize| view.cluster.node(i).map_or("?", |n| n.name.as_str());
+        if let Some(p) = view
+            .base
+            .pods
+            .iter()
+            .chain(&view.overlay)
+            .find(|p| p.uid == req.uid)
+        {
+            return Err(RecordError::AlreadyBound {
+                pod: req.key.clone(),
+                node: name_of(p.at.node).to_string(),
+            });
+        }
+        let target = view
+            .cluster
+            .node(index)
+            .ok_or_else(|| RecordError::UnknownNode(node.to_string()))?;
+        target
+            .check(&req.demand)
+            .map_err(|m| RecordError::DoesNotFit {
+                pod: req.key.clone(),
+                node: node.to_string(),
+                why: format!("{m:?}"),
+            })?;
+        let devices = view
+            .with_policy(req.policy, |p| p.devices(target, &req.demand))
+            .filter(|d| target.devices_fit(req.demand.gpu, *d))
+            .or_else(|| target.default_devices(req.demand.gpu))
+            .ok_or_else(|| RecordError::NoDevices(node.to_string()))?;
+        let pod = BoundPod {
+            key: req.key.clone(),
+            uid: req.uid.clone(),
+            demand: req.demand,
+            at: Placement {
+                node: index,
+                devices,
+            },
+            priority: req.priority,
+        };
+        let mut cluster = view.cluster.clone();
+        cluster
+            .place(&pod.demand, pod.at)
+            .map_err(|m| RecordError::DoesNotFit {
+                pod: req.key.clone(),
+                node: node.to_string(),
+                why: format!("{m:?}"),
+            })?;
+        overlay.push(Recent {
+            pod: pod.clone(),
+            expires: self.ttl.map(|ttl| Instant::now() + ttl),
+        });
+        let mut entries: Vec<BoundPod> = view.overlay.clone();
+        entries.push(pod.clone());
+        let next = next_expiry(&overlay);
+        // The new cluster differs from the old only in the node just placed, whose generation
+        // moved on: idle policies keep their caches for every other node.
+        let warm = std::mem::take(&mut *view.pool.lock().unwrap_or_else(PoisonError::into_inner));
+        self.swap(View {
+            base: view.base.clone(),
+            overlay: entries,
+            cluster,
+            next_expiry: next,
+            target: view.target.clone(),
+            pool: Mutex::new(warm),
+        });
+        Ok(pod)
+    }
+
+    /// Remember a filtered pod so that its bind (which names only the pod) knows its demand.
+    pub fn remember(&self, req: &PodRequest) {
+        if req.uid.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen.len() >= SEEN_CAP {
+            seen.retain(|_, (_, at)| now.duration_since(*at) < SEEN_TTL);
+        }
+        if seen.len() < SEEN_CAP {
+            seen.insert(req.uid.clone(), (req.clone(), now));
+        }
+    }
+
+    /// The pod filter saw with this UID, if still remembered.
+    pub fn recall(&self, uid: &str) -> Option<PodRequest> {
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.get(uid)
+            .filter(|(_, at)| at.elapsed() < SEEN_TTL)
+            .map(|(r, _)| r.clone())
+    }
+
+    fn current(&self) -> Arc<View> {
+        self.view
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn swap(&self, view: View) {
+        *self.view.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(view);
+    }
+
+    fn rebuild(&self, base: Arc<ClusterSnapshot>, overlay: &[Recent]) -> View {
+        let entries = overlay.iter().map(|r| r.pod.clone()).collect();
+        build_view(base, entries, &self.fallback, next_expiry(overlay))
+    }
+}
+
+fn next_expiry(overlay: &[Recent]) -> Option<Instant> {
+    overlay.iter().filter_map(|r| r.expires).min()
+}
+
+fn build_view(
+    base: Arc<ClusterSnapshot>,
+    overlay: Vec<BoundPod>,
+    fallback: &[PodShape],
+    next_expiry: Option<Instant>,
+) -> View {
+    let mut cluster = base.cluster.clone();
+    // An entry that no longer fits (the base moved on) is skipped rather than overbooked.
+    let overlay: Vec<BoundPod> = overlay
+        .into_iter()
+        .filter(|p| cluster.place(&p.demand, p.at).is_ok())
+        .collect();
+    let target = Arc::new(base.target(fallback));
+    View {
+        base,
+        overlay,
+        cluster,
+        next_expiry,
+        target,
+        pool: Mutex::new(Vec::new()),
+    }
+}

@@ -1,0 +1,367 @@
+//! The four verbs as plain functions over the [`Store`]: wire request in, wire answer out.
+//! The HTTP layer (`server.rs`) only decodes, times and encodes; benches call these directly.
+
+use std::collections::HashSet;
+
+use k8s_openapi::api::core::v1::Node as KubeNode;
+use tracing::{debug, info_span};
+
+use super::pod::{PodError, PodRequest, parse_pod, pod_key};
+use super::state::{BoundPod, Store, View};
+use super::wire::{
+    ExtenderArgs, ExtenderBindingArgs, ExtenderBindingResult, ExtenderFilterResult,
+    ExtenderPreemptionArgs, ExtenderPreemptionResult, HostPriority, HostPriorityList,
+    MAX_EXTENDER_PRIORITY, MetaPod, MetaVictims, NodeList,
+};
+use crate::model::{Misfit, ModelCatalog, ModelSet, Node};
+use crate::policy::PolicyKind;
+
+/// Reason given for a node name allot has no record of.
+pub const UNKNOWN_NODE: &str = "node unknown to allot";
+
+/// A request kube-scheduler should never send: answered with 400 and this message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerbError {
+    #[error("request has no Pod")]
+    MissingPod,
+    #[error("request has neither Nodes nor NodeNames")]
+    NoNodes,
+}
+
+impl VerbError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            VerbError::MissingPod => "MissingPod",
+            VerbError::NoNodes => "NoNodes",
+        }
+    }
+}
+
+/// The candidate node names in request order, each once, and the full objects when sent.
+fn candidates(args: &ExtenderArgs) -> Result<(Vec<&str>, Option<&[KubeNode]>), VerbError> {
+    let mut seen = HashSet::new();
+    let (names, objects): (Vec<&str>, _) = match (&args.node_names, &args.nodes) {
+        (Some(names), _) => (names.iter().map(String::as_str).collect(), None),
+        (None, Some(list)) => (
+            list.items
+                .iter()
+                .map(|n| n.metadata.name.as_deref().unwrap_or(""))
+                .collect(),
+            Some(list.items.as_slice()),
+        ),
+        (None, None) => return Err(VerbError::NoNodes),
+    };
+    Ok((
+        names.into_iter().filter(|n| seen.insert(*n)).collect(),
+        objects,
+    ))
+}
+
+/// `/filter`: every feasible node passes; each other one gets a reason, in the map that says
+/// whether waiting can help. An invalid pod gets the message in `Error`.
+pub fn filter(
+    store: &Store,
+    args: &ExtenderArgs,
+) -> Result<(ExtenderFilterResult, Option<PolicyKind>), VerbError> {
+    let pod = args.pod.as_ref().ok_or(VerbError::MissingPod)?;
+    let (names, objects) = candidates(args)?;
+    let view = store.view();
+    let key = pod_key(pod);
+    let _span = info_span!("filter", pod = %key, nodes = names.len()).entered();
+    let req = match parse_pod(pod, &view.cluster.models) {
+        Ok(req) => req,
+        Err(e) => return Ok((invalid_pod(&e), None)),
+    };
+    store.remember(&req);
+    let mut out = ExtenderFilterResult::default();
+    let mut passed = Vec::with_capacity(names.len());
+    for name in names {
+        let Some(node) = view.node_index(name).and_then(|i| view.cluster.node(i)) else {
+            out.failed_nodes
+                .insert(name.to_string(), UNKNOWN_NODE.to_string());
+            continue;
+        };
+        match node.check(&req.demand) {
+            Ok(()) => passed.push(name),
+            Err(m) => {
+                let why = describe(m, node, req.demand.models, &view.cluster.models);
+                let map = if m.permanent() {
+                    &mut out.failed_and_unresolvable_nodes
+                } else {
+                    &mut out.failed_nodes
+                };
+                map.insert(name.to_string(), why);
+            }
+        }
+    }
+    debug!(passed = passed.len(), "filtered");
+    match objects {
+        None => out.node_names = Some(passed.into_iter().map(str::to_string).collect()),
+        Some(items) => {
+            let keep: HashSet<&str> = passed.into_iter().collect();
+            let mut emitted = HashSet::new();
+            out.nodes = Some(NodeList {
+                metadata: None,
+                items: items
+                    .iter()
+                    .filter(|n| {
+                        let name = n.metadata.name.as_deref().unwrap_or("");
+                        keep.contains(name) && emitted.insert(name)
+                    })
+                    .cloned()
+                    .collect(),
+            });
+        }
+    }
+    Ok((out, Some(req.policy)))
+}
+
+fn invalid_pod(e: &PodError) -> ExtenderFilterResult {
+    tracing::info!(reason = e.reason(), error = %e, "invalid pod");
+    ExtenderFilterResult {
+        error: format!("allot: {e}"),
+        ..Default::default()
+    }
+}
+
+/// A reason a person can act on.
+pub fn describe(m: Misfit, node: &Node, allowed: ModelSet, models: &ModelCatalog) -> String {
+    const MI: u64 = 1 << 20;
+    match m {
+        Misfit::Cpu { need, capacity, .. } if need > capacity => {
+            format!("pod needs {need}m CPU, more than the node's {capacity}m")
+        }
+        Misfit::Cpu { need, free, .. } => {
+            format!("insufficient CPU: pod needs {need}m, {free}m free")
+        }
+        Misfit::Memory { need, capacity, .. } if need > capacity => format!(
+            "pod needs {}Mi memory, more than the node's {}Mi",
+            need.div_ceil(MI),
+            capacity / MI
+        ),
+        Misfit::Memory { need, free, .. } => format!(
+            "insufficient memory: pod needs {}Mi, {}Mi free",
+            need.div_ceil(MI),
+            free / MI
+        ),
+        Misfit::NoGpus => "node has no GPUs".to_string(),
+        Misfit::Model => format!(
+            "GPU model {} is not among the pod's allowed models ({})",
+            node.model.map_or("none", |m| models.name(m)),
+            if allowed == ModelSet::EMPTY {
+                "none of them exists in the cluster".to_string()
+            } else {
+                models.show(allowed).to_string()
+            }
+        ),
+        Misfit::GpuShare { need, best_free } => {
+            format!("no GPU has {need} milli-GPU free (the freest has {best_free})")
+        }
+        Misfit::WholeGpus { need, total, .. } if need > total => {
+            format!("pod needs {need} whole GPUs; the node has {total}")
+        }
+        Misfit::WholeGpus { need, free, total } => {
+            format!("pod needs {need} whole GPUs; {free} of {total} are free")
+        }
+    }
+}
+
+/// `/prioritize`: 0..10 from the pod's policy, min-max scaled and rounded; nodes that do not
+/// fit or are unknown score 0. An invalid pod scores 0 everywhere (filter reported it).
+pub fn prioritize(
+    store: &Store,
+    args: &ExtenderArgs,
+) -> Result<(HostPriorityList, Option<PolicyKind>), VerbError> {
+    let pod = args.pod.as_ref().ok_or(VerbError::MissingPod)?;
+    let (names, _) = candidates(args)?;
+    let view = store.view();
+    let key = pod_key(pod);
+    let _span = info_span!("prioritize", pod = %key, nodes = names.len()).entered();
+    let zero = |names: &[&str]| {
+        names
+            .iter()
+            .map(|n| HostPriority {
+                host: n.to_string(),
+                score: 0,
+            })
+            .collect::<Vec<_>>()
+    };
+    let Ok(req) = parse_pod(pod, &view.cluster.models) else {
+        return Ok((zero(&names), None));
+    };
+    let indices: Vec<Option<usize>> = names
+        .iter()
+        .map(|n| {
+            view.node_index(n).filter(|&i| {
+                view.cluster
+                    .node(i)
+                    .is_some_and(|node| node.fits(&req.demand))
+            })
+        })
+        .collect();
+    let feasible: Vec<usize> = indices.iter().flatten().copied().collect();
+    let mut raw = vec![0i64; feasible.len()];
+    if !feasible.is_empty() {
+        view.with_policy(req.policy, |p| {
+            p.score(&view.cluster, &req.demand, &feasible, &mut raw)
+        });
+    }
+    let scaled = scale(&raw);
+    let mut next = scaled.into_iter();
+    let list = names
+        .iter()
+        .zip(&indices)
+        .map(|(name, idx)| HostPriority {
+            host: name.to_string(),
+            score: idx.and_then(|_| next.next()).unwrap_or(0),
+        })
+        .collect();
+    Ok((list, Some(req.policy)))
+}
+
+/// Min-max scale to 0..=10, rounding half up; all-equal scores all get 10.
+pub fn scale(raw: &[i64]) -> Vec<i64> {
+    let (Some(&min), Some(&max)) = (raw.iter().min(), raw.iter().max()) else {
+        return Vec::new();
+    };
+    let span = i128::from(max) - i128::from(min);
+    raw.iter()
+        .map(|&s| {
+            if span == 0 {
+                return MAX_EXTENDER_PRIORITY;
+            }
+            let num =
+                (i128::from(s) - i128::from(min)) * i128::from(MAX_EXTENDER_PRIORITY) * 2 + span;
+            (num / (2 * span)) as i64
+        })
+        .collect()
+}
+
+/// `/bind` from a snapshot: record the placement (and its devices) in the overlay so the
+/// next pod sees them. Writing the Binding and the device annotation to an API server is a
+/// later step.
+pub fn bind(store: &Store, args: &ExtenderBindingArgs) -> ExtenderBindingResult {
+    let key = format!("{}/{}", args.pod_namespace, args.pod_name);
+    let _span = info_span!("bind", pod = %key, node = %args.node).entered();
+    let error = match store.recall(&args.pod_uid) {
+        None => format!(
+            "allot: pod {key} (uid {:?}) was not filtered by this extender, so its GPU demand \
+             is unknown; it cannot be bound here",
+            args.pod_uid
+        ),
+        Some(req) => match store.record(&req, &args.node) {
+            Ok(p) => {
+                tracing::info!(devices = ?p.at.devices.iter().collect::<Vec<_>>(), "bound");
+                String::new()
+            }
+            Err(e) => {
+                tracing::info!(reason = e.reason(), error = %e, "bind refused");
+                format!("allot: {e}")
+            }
+        },
+    };
+    ExtenderBindingResult { error }
+}
+
+/// `/preempt`: for each candidate node, the lowest-priority subset of the proposed victims
+/// whose removal lets the pod fit as allot accounts it; nodes where no subset helps are left
+/// out. Victims are matched to allot's pods by UID (or `namespace/name`).
+pub fn preempt(
+    store: &Store,
+    args: &ExtenderPreemptionArgs,
+) -> Result<ExtenderPreemptionResult, VerbError> {
+    let pod = args.pod.as_ref().ok_or(VerbError::MissingPod)?;
+    let view = store.view();
+    let key = pod_key(pod);
+    let _span = info_span!("preempt", pod = %key).entered();
+    let mut out = ExtenderPreemptionResult::default();
+    let req = match parse_pod(pod, &view.cluster.models) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(reason = e.reason(), error = %e, "invalid pod");
+            return Ok(out);
+        }
+    };
+    let mut proposals: Vec<(&str, Vec<Proposed>, i64)> = Vec::new();
+    if let Some(map) = &args.node_name_to_victims {
+        for (node, v) in map {
+            let pods = v.pods.iter().map(|p| {
+                let uid = p.metadata.uid.clone().unwrap_or_default();
+                let prio = p.spec.as_ref().and_then(|s| s.priority);
+                (uid, pod_key(p), prio)
+            });
+            proposals.push((node, pods.collect(), v.num_pdb_violations));
+        }
+    } else if let Some(map) = &args.node_name_to_meta_victims {
+        for (node, v) in map {
+            let pods = v.pods.iter().map(|p| (p.uid.clone(), String::new(), None));
+            proposals.push((node, pods.collect(), v.num_pdb_violations));
+        }
+    }
+    for (node, proposed, pdb) in proposals {
+        if let Some(victims) = victims_on(&view, &req, node, &proposed) {
+            let pods = victims.into_iter().map(|uid| MetaPod { uid }).collect();
+            out.node_name_to_meta_victims.insert(
+                node.to_string(),
+                MetaVictims {
+                    pods,
+                    num_pdb_violations: pdb,
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// A victim kube-scheduler proposed: UID, `namespace/name` (when sent), priority (when sent).
+type Proposed = (String, String, Option<i32>);
+
+/// The UIDs to evict on `node`, or `None` when evicting every proposed victim still
+/// leaves the pod without room.
+fn victims_on(
+    view: &View,
+    req: &PodRequest,
+    node: &str,
+    proposed: &[Proposed],
+) -> Option<Vec<String>> {
+    let index = view.node_index(node)?;
+    let mut copy = view.cluster.node(index)?.clone();
+    let mut found: Vec<(i32, &BoundPod, &str)> = proposed
+        .iter()
+        .filter_map(|(uid, key, prio)| {
+            let bound = view.pods_on(index).find(|p| {
+                (!uid.is_empty() && p.uid == *uid) || (!key.is_empty() && p.key == *key)
+            })?;
+            Some((prio.unwrap_or(bound.priority), bound, uid.as_str()))
+        })
+        .collect();
+    found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(&b.1.key)));
+    let mut chosen = Vec::new();
+    for (prio, bound, uid) in found {
+        if copy.fits(&req.demand) {
+            break;
+        }
+        copy.release(&bound.demand, bound.at.devices);
+        chosen.push((prio, bound, uid));
+    }
+    if !copy.fits(&req.demand) {
+        return None;
+    }
+    // Reprieve, highest priority first: keep any victim whose return still leaves room.
+    let mut evict = Vec::new();
+    for (_, bound, uid) in chosen.into_iter().rev() {
+        let mut trial = copy.clone();
+        let kept = trial.assign(&bound.demand, bound.at.devices).is_ok() && trial.fits(&req.demand);
+        if kept {
+            copy = trial;
+        } else {
+            evict.push(if uid.is_empty() {
+                bound.uid.clone()
+            } else {
+                uid.to_string()
+            });
+        }
+    }
+    evict.reverse();
+    Some(evict)
+}
