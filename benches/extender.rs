@@ -98,6 +98,12 @@ fn bench(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("extender_filter_prioritize_{count}"));
         group.sample_size(if count > 1000 { 30 } else { 100 });
         group.bench_function("warm", |b| b.iter(|| decide(&store, &args)));
+        group.bench_function("filter_only", |b| {
+            b.iter(|| black_box(filter(&store, &args).expect("filter")))
+        });
+        group.bench_function("prioritize_only", |b| {
+            b.iter(|| black_box(prioritize(&store, &args).expect("prioritize")))
+        });
         let mut k = 0usize;
         group.bench_function("after_bind", |b| {
             b.iter_custom(|iters| {
