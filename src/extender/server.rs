@@ -18,9 +18,10 @@ use super::metrics::{Metrics, Outcome, Verb};
 use super::state::Store;
 use super::verbs::{self, VerbError};
 
-/// Largest request body accepted. kube-scheduler sends full Node objects when
-/// `nodeCacheCapable` is false, ~2-4 KiB each: 8 MiB covers ~2,000-4,000 nodes; larger
-/// clusters should set `nodeCacheCapable: true` (names only).
+/// Largest request body accepted. With `nodeCacheCapable: false` kube-scheduler sends full
+/// Node objects: a few KiB each, but tens of KiB when `status.images` is long, so 8 MiB may
+/// hold only a few hundred real nodes. Deployments should set `nodeCacheCapable: true`
+/// (names only, ~30 bytes a node).
 pub const BODY_LIMIT: usize = 8 << 20;
 
 /// What the handlers share.
