@@ -3,6 +3,7 @@
 //! `pod` (the pod interface) and `state` (snapshot + recent placements) -> the core
 //! `model` and `policy`, the same code `allot simulate` measures.
 
+mod fxhash;
 pub mod metrics;
 pub mod pod;
 pub mod server;

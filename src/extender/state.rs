@@ -14,6 +14,7 @@ use crate::model::{Cluster, Placement, PodDemand, PodShape};
 use crate::policy::{Policy, PolicyKind};
 use crate::snapshot::Snapshot;
 
+use super::fxhash::FxHashMap;
 use super::pod::PodRequest;
 
 /// Policies kept warm per view; more concurrent requests than this build a fresh one.
@@ -38,7 +39,7 @@ pub struct BoundPod {
 #[derive(Debug, Clone)]
 pub struct ClusterSnapshot {
     pub cluster: Cluster,
-    pub index: HashMap<String, usize>,
+    pub index: FxHashMap<String, usize>,
     pub pods: Vec<BoundPod>,
     pub taken_at: Instant,
 }

@@ -37,9 +37,11 @@ impl VerbError {
     }
 }
 
-/// The candidate node names in request order, each once, and the full objects when sent.
-fn candidates(args: &ExtenderArgs) -> Result<(Vec<&str>, Option<&[KubeNode]>), VerbError> {
-    let mut seen = HashSet::new();
+/// The candidate nodes in request order, each name once, resolved to node indices (`None`:
+/// unknown to allot), and the full objects when the request sent them.
+type Candidates<'a> = (Vec<(&'a str, Option<usize>)>, Option<&'a [KubeNode]>);
+
+fn candidates<'a>(view: &View, args: &'a ExtenderArgs) -> Result<Candidates<'a>, VerbError> {
     let (names, objects): (Vec<&str>, _) = match (&args.node_names, &args.nodes) {
         (Some(names), _) => (names.iter().map(String::as_str).collect(), None),
         (None, Some(list)) => (
@@ -51,10 +53,18 @@ fn candidates(args: &ExtenderArgs) -> Result<(Vec<&str>, Option<&[KubeNode]>), V
         ),
         (None, None) => return Err(VerbError::NoNodes),
     };
-    Ok((
-        names.into_iter().filter(|n| seen.insert(*n)).collect(),
-        objects,
-    ))
+    // Known names are deduplicated by index (no hashing of request text); unknown ones by name.
+    let mut seen = vec![false; view.cluster.len()];
+    let mut unknown = HashSet::new();
+    let resolved = names
+        .into_iter()
+        .map(|n| (n, view.node_index(n)))
+        .filter(|&(n, i)| match i {
+            Some(i) => !std::mem::replace(&mut seen[i], true),
+            None => unknown.insert(n),
+        })
+        .collect();
+    Ok((resolved, objects))
 }
 
 /// `/filter`: every feasible node passes; each other one gets a reason, in the map that says
@@ -64,8 +74,8 @@ pub fn filter(
     args: &ExtenderArgs,
 ) -> Result<(ExtenderFilterResult, Option<PolicyKind>), VerbError> {
     let pod = args.pod.as_ref().ok_or(VerbError::MissingPod)?;
-    let (names, objects) = candidates(args)?;
     let view = store.view();
+    let (names, objects) = candidates(&view, args)?;
     let key = pod_key(pod);
     let _span = info_span!("filter", pod = %key, nodes = names.len()).entered();
     let req = match parse_pod(pod, &view.cluster.models) {
@@ -75,8 +85,8 @@ pub fn filter(
     store.remember(&req);
     let mut out = ExtenderFilterResult::default();
     let mut passed = Vec::with_capacity(names.len());
-    for name in names {
-        let Some(node) = view.node_index(name).and_then(|i| view.cluster.node(i)) else {
+    for (name, index) in names {
+        let Some(node) = index.and_then(|i| view.cluster.node(i)) else {
             out.failed_nodes
                 .insert(name.to_string(), UNKNOWN_NODE.to_string());
             continue;
@@ -173,14 +183,14 @@ pub fn prioritize(
     args: &ExtenderArgs,
 ) -> Result<(HostPriorityList, Option<PolicyKind>), VerbError> {
     let pod = args.pod.as_ref().ok_or(VerbError::MissingPod)?;
-    let (names, _) = candidates(args)?;
     let view = store.view();
+    let (names, _) = candidates(&view, args)?;
     let key = pod_key(pod);
     let _span = info_span!("prioritize", pod = %key, nodes = names.len()).entered();
-    let zero = |names: &[&str]| {
+    let zero = |names: &[(&str, Option<usize>)]| {
         names
             .iter()
-            .map(|n| HostPriority {
+            .map(|(n, _)| HostPriority {
                 host: n.to_string(),
                 score: 0,
             })
@@ -191,8 +201,8 @@ pub fn prioritize(
     };
     let indices: Vec<Option<usize>> = names
         .iter()
-        .map(|n| {
-            view.node_index(n).filter(|&i| {
+        .map(|&(_, i)| {
+            i.filter(|&i| {
                 view.cluster
                     .node(i)
                     .is_some_and(|node| node.fits(&req.demand))
@@ -211,7 +221,7 @@ pub fn prioritize(
     let list = names
         .iter()
         .zip(&indices)
-        .map(|(name, idx)| HostPriority {
+        .map(|((name, _), idx)| HostPriority {
             host: name.to_string(),
             score: idx.and_then(|_| next.next()).unwrap_or(0),
         })
