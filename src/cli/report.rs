@@ -174,7 +174,7 @@ pub fn table(s: &Summary) -> String {
                     |v| format!("{:.0} ± {:.0}", v.mean, v.sd),
                 ),
                 p.gap_to_bound_pct_points
-                    .map_or_else(|| "-".to_string(), |g| format!("+{g:.2}")),
+                    .map_or_else(|| "-".to_string(), |g| format!("{g:+.2}")),
                 format!("{:.0}", p.mean_replay_ms),
                 format!("{:.1}", p.mean_decision_us),
             ]
