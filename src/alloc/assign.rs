@@ -190,15 +190,11 @@ fn preference(node: &Node, pod: &BatchPod, objective: Objective) -> (i64, i64, i
         // Best fit: the tightest device, then the least GPU and CPU left on the node.
         Objective::MaxPlaced => (-device_left, -gpu_left, -cpu_left),
         // Pack: prefer nodes already in use, then best fit.
-        Objective::Pack => {
-            let used = node.cpu_free < node.cpu_capacity
-                || node.idle_gpu_milli() < node.gpu_count() as u32 * 1000;
-            (
-                i64::from(used),
-                -device_left,
-                -gpu_left * 1_000_000 - cpu_left / 1000,
-            )
-        }
+        Objective::Pack => (
+            i64::from(!node.is_idle()),
+            -device_left,
+            -gpu_left * 1_000_000 - cpu_left / 1000,
+        ),
         // Spread: most left over.
         Objective::Spread => (gpu_left, cpu_left, device_left),
     }
@@ -373,11 +369,7 @@ fn evaluate(
                 .iter()
                 .filter(|c| c.is_idle())
                 .flat_map(|c| &c.members)
-                .filter(|&&n| {
-                    let node = &state.nodes()[n];
-                    node.cpu_free < node.cpu_capacity
-                        || node.idle_gpu_milli() < node.gpu_count() as u32 * 1000
-                })
+                .filter(|&&n| !state.nodes()[n].is_idle())
                 .count();
             -(opened as f64) / (total_nodes as f64 + 1.0)
         }
@@ -387,16 +379,8 @@ fn evaluate(
                 .flat_map(|c| {
                     let n = c.count() as f64;
                     let nodes = c.members.iter().map(|&m| &state.nodes()[m]);
-                    let cpu: f64 = nodes
-                        .clone()
-                        .map(|x| 1.0 - x.cpu_free as f64 / x.cpu_capacity.max(1) as f64)
-                        .sum();
-                    let gpu: f64 = nodes
-                        .filter(|x| x.gpu_count() > 0)
-                        .map(|x| {
-                            1.0 - f64::from(x.idle_gpu_milli()) / (x.gpu_count() as f64 * 1000.0)
-                        })
-                        .sum();
+                    let cpu: f64 = nodes.clone().map(Node::cpu_used_fraction).sum();
+                    let gpu: f64 = nodes.map(Node::gpu_used_fraction).sum();
                     [cpu / n, gpu / n]
                 })
                 .fold(0.0, f64::max);

@@ -30,14 +30,10 @@ impl PodClass {
 /// per-device free milli.
 #[derive(Debug, Clone)]
 pub struct NodeClass {
-    pub cpu_free: u64,
-    pub memory_free: u64,
-    pub cpu_capacity: u64,
-    pub memory_capacity: u64,
-    pub model: Option<ModelId>,
+    /// The first member, standing for all of them (they differ only in name and device order).
+    pub node: Node,
     /// Free milli per device, sorted descending.
     pub gpu_free: Vec<u16>,
-    pub gpu_count: usize,
     /// Indices into the cluster.
     pub members: Vec<usize>,
 }
@@ -48,11 +44,11 @@ impl NodeClass {
     }
 
     pub fn idle_milli(&self) -> u64 {
-        self.gpu_free.iter().map(|&g| u64::from(g)).sum()
+        u64::from(self.node.idle_gpu_milli())
     }
 
     pub fn full_free(&self) -> u64 {
-        self.gpu_free.iter().filter(|&&g| g == 1000).count() as u64
+        u64::from(self.node.full_free_gpus())
     }
 
     /// How many pods of `gpu` one node of this class holds at most, counting devices only.
@@ -70,32 +66,12 @@ impl NodeClass {
 
     /// Whether one pod of `demand` fits one (fresh) node of this class.
     pub fn admits(&self, demand: &PodDemand) -> bool {
-        let model_ok =
-            !demand.needs_gpu() || (self.gpu_count > 0 && demand.models.allows(self.model));
-        model_ok
-            && demand.cpu_milli <= self.cpu_free
-            && demand.memory_bytes <= self.memory_free
-            && self.device_slots(demand.gpu) >= 1
-    }
-
-    /// GPU utilisation of the class before placement, 0..=1 (0 for CPU-only nodes).
-    pub fn gpu_used_fraction(&self) -> f64 {
-        if self.gpu_count == 0 {
-            return 0.0;
-        }
-        1.0 - self.idle_milli() as f64 / (self.gpu_count as f64 * 1000.0)
-    }
-
-    pub fn cpu_used_fraction(&self) -> f64 {
-        if self.cpu_capacity == 0 {
-            return 1.0;
-        }
-        1.0 - self.cpu_free as f64 / self.cpu_capacity as f64
+        self.node.fits(demand)
     }
 
     /// Whether the class's nodes host nothing yet.
     pub fn is_idle(&self) -> bool {
-        self.cpu_free == self.cpu_capacity && self.idle_milli() == self.gpu_count as u64 * 1000
+        self.node.is_idle()
     }
 }
 
@@ -146,13 +122,8 @@ pub fn node_classes(cluster: &Cluster) -> Vec<NodeClass> {
             Some(&slot) => slot,
             None => {
                 classes.push(NodeClass {
-                    cpu_free: node.cpu_free,
-                    memory_free: node.memory_free,
-                    cpu_capacity: node.cpu_capacity,
-                    memory_capacity: node.memory_capacity,
-                    model: node.model,
+                    node: node.clone(),
                     gpu_free: key.5.clone(),
-                    gpu_count: node.gpu_count(),
                     members: Vec::new(),
                 });
                 index.insert(key, classes.len() - 1);

@@ -148,21 +148,23 @@ fn build(pods: &[PodClass], nodes: &[NodeClass], objective: Objective) -> Model 
         secondary.push((u, SPREAD_COST));
         u
     });
-    for (j, node) in nodes.iter().enumerate() {
-        let m = node.count() as f64;
+    for (j, class) in nodes.iter().enumerate() {
+        let m = class.count() as f64;
         let open: Expression = match opened[j] {
             Some(z) => z.into(),
             None => Expression::from(m),
         };
         let on_j: Vec<&(usize, usize, Variable)> = x.iter().filter(|(_, jj, _)| *jj == j).collect();
-        let devices_over = |t: u16| node.gpu_free.iter().filter(|&&g| g > t).count() as f64;
+        let devices_over = |t: u16| class.gpu_free.iter().filter(|&&g| g > t).count() as f64;
         let resources: [(usize, f64, Request); 6] = [
-            (0, node.cpu_free as f64, |p| p.demand.cpu_milli as f64),
-            (1, node.memory_free as f64, |p| p.demand.memory_bytes as f64),
-            (2, node.idle_milli() as f64, |p| {
+            (0, class.node.cpu_free as f64, |p| p.demand.cpu_milli as f64),
+            (1, class.node.memory_free as f64, |p| {
+                p.demand.memory_bytes as f64
+            }),
+            (2, class.idle_milli() as f64, |p| {
                 p.demand.gpu.total_milli() as f64
             }),
-            (3, node.full_free() as f64, |p| match p.demand.gpu {
+            (3, class.full_free() as f64, |p| match p.demand.gpu {
                 crate::model::GpuDemand::Whole { count } => f64::from(count),
                 _ => 0.0,
             }),
@@ -199,13 +201,13 @@ fn build(pods: &[PodClass], nodes: &[NodeClass], objective: Objective) -> Model 
         if let Some(u) = spread {
             for (cap, used, request) in [
                 (
-                    node.cpu_capacity as f64,
-                    node.cpu_used_fraction(),
+                    class.node.cpu_capacity as f64,
+                    class.node.cpu_used_fraction(),
                     (|p: &PodClass| p.demand.cpu_milli as f64) as fn(&PodClass) -> f64,
                 ),
                 (
-                    node.gpu_count as f64 * 1000.0,
-                    node.gpu_used_fraction(),
+                    class.node.gpu_count() as f64 * 1000.0,
+                    class.node.gpu_used_fraction(),
                     |p: &PodClass| p.demand.gpu.total_milli() as f64,
                 ),
             ] {
@@ -268,7 +270,7 @@ pub fn solve(
     let started = Instant::now();
     let model = build(pods, nodes, objective);
     let seconds = limit.as_secs_f64().max(1e-3);
-    let problem = model.vars.maximise(model.objective.clone());
+    let problem = model.vars.maximise(model.objective);
     let mut refs = PriceRows {
         rows: (0..nodes.len()).map(|_| [None, None, None, None]).collect(),
     };
@@ -347,7 +349,7 @@ fn prices_from(
     nodes
         .iter()
         .zip(&refs.rows)
-        .map(|(node, rows)| {
+        .map(|(class, rows)| {
             // Rows are scaled by the node's free amount: undo it to get a price per unit.
             let price = |r: usize, free: f64| {
                 rows[r]
@@ -355,11 +357,11 @@ fn prices_from(
                     .map_or(0.0, |c| (dual(c.clone()) / free.max(1.0)).abs())
             };
             ClassPrices {
-                nodes: node.members.clone(),
-                cpu_per_milli: price(0, node.cpu_free as f64),
-                memory_per_byte: price(1, node.memory_free as f64),
-                gpu_per_milli: price(2, node.idle_milli() as f64),
-                per_device: price(3, node.full_free() as f64),
+                nodes: class.members.clone(),
+                cpu_per_milli: price(0, class.node.cpu_free as f64),
+                memory_per_byte: price(1, class.node.memory_free as f64),
+                gpu_per_milli: price(2, class.idle_milli() as f64),
+                per_device: price(3, class.full_free() as f64),
             }
         })
         .collect()

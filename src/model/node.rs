@@ -170,6 +170,29 @@ impl Node {
             .count() as u32
     }
 
+    /// Whether the node hosts nothing: all CPU and every device free.
+    pub fn is_idle(&self) -> bool {
+        self.cpu_free == self.cpu_capacity
+            && self.idle_gpu_milli() == self.gpu_count() as u32 * MILLI_PER_GPU
+    }
+
+    /// Share of the CPU in use, 0..=1 (1 for a node without CPU).
+    pub fn cpu_used_fraction(&self) -> f64 {
+        if self.cpu_capacity == 0 {
+            return 1.0;
+        }
+        1.0 - self.cpu_free as f64 / self.cpu_capacity as f64
+    }
+
+    /// Share of the GPU milli in use, 0..=1 (0 for a node without GPUs).
+    pub fn gpu_used_fraction(&self) -> f64 {
+        if self.gpu_count == 0 {
+            return 0.0;
+        }
+        1.0 - f64::from(self.idle_gpu_milli())
+            / (self.gpu_count() as f64 * f64::from(MILLI_PER_GPU))
+    }
+
     pub fn model_allowed(&self, models: ModelSet) -> bool {
         models.allows(self.model)
     }
