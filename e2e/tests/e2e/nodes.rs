@@ -74,9 +74,13 @@ async fn kwok_nodes_match_the_openb_node_list() -> Result<()> {
             row.model
         );
         let spec = node.spec.unwrap_or_default();
+        let taints: Vec<String> = (spec.taints.unwrap_or_default().into_iter())
+            .map(|t| format!("{}:{}", t.key, t.effect))
+            .collect();
         ensure!(
-            spec.taints.unwrap_or_default().is_empty(),
-            "{name} is tainted"
+            taints.is_empty(),
+            "{name} is tainted: {}",
+            taints.join(", ")
         );
         let status = node.status.unwrap_or_default();
         let ready = status
