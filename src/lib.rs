@@ -6,6 +6,7 @@
 
 pub mod alloc;
 pub mod model;
+pub mod names;
 pub mod policy;
 pub mod rng;
 pub mod sim;

@@ -12,14 +12,9 @@ use crate::model::quantity::{QuantityError, parse_bytes, parse_count, parse_cpu_
 use crate::model::{GpuDemand, MILLI_PER_GPU, ModelCatalog, ModelSet, PodDemand};
 use crate::policy::PolicyKind;
 
-/// Extended resource for whole GPUs (NVIDIA device plugin).
-pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
-/// A share of one GPU in milli-GPU, 1..=999.
-pub const GPU_MILLI_ANNOTATION: &str = "allot.dev/gpu-milli";
-/// Allowed GPU models, a comma list (`A100,H100`).
-pub const GPU_MODELS_ANNOTATION: &str = "allot.dev/gpu-models";
-/// The policy that scores this pod (a [`PolicyKind`] name).
-pub const POLICY_ANNOTATION: &str = "allot.dev/policy";
+pub use crate::names::{
+    GPU_MILLI_ANNOTATION, GPU_MODELS_ANNOTATION, GPU_RESOURCE, POLICY_ANNOTATION,
+};
 /// Policy used when the pod names none: FGD, the best measured so far (`allot simulate`).
 pub const DEFAULT_POLICY: PolicyKind = PolicyKind::Fgd;
 

@@ -1,0 +1,32 @@
+//! Every label and annotation allot reads or writes on Kubernetes objects, in one place: the
+//! extender, the controller and the agent agree on these names and nothing else.
+
+/// Extended resource for whole GPUs (NVIDIA device plugin).
+pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
+/// Pod annotation: a share of one GPU in milli-GPU, 1..=999.
+pub const GPU_MILLI_ANNOTATION: &str = "allot.dev/gpu-milli";
+/// Pod annotation: allowed GPU models, a comma list (`A100,H100`).
+pub const GPU_MODELS_ANNOTATION: &str = "allot.dev/gpu-models";
+/// Pod annotation: the policy that scores this pod (a policy name, e.g. `fgd`).
+pub const POLICY_ANNOTATION: &str = "allot.dev/policy";
+/// Pod annotation written at bind time: the GPU device indices the pod was given, a comma
+/// list (`0,1`). Read back when the pod is accounted on its node, so allocation is exact.
+pub const GPU_DEVICES_ANNOTATION: &str = "allot.dev/gpu-devices";
+/// Node label: the node's GPU model (what `allot.dev/gpu-models` is matched against).
+pub const GPU_MODEL_LABEL: &str = "allot.dev/gpu-model";
+
+/// Pod label: the ScheduleRequest (same namespace) that created the pod.
+pub const REQUEST_LABEL: &str = "allot.dev/schedule-request";
+/// Pod label: the task of the ScheduleRequest the pod is a replica of.
+pub const TASK_LABEL: &str = "allot.dev/task";
+/// Pod label: the replica index within its task.
+pub const REPLICA_LABEL: &str = "allot.dev/replica";
+/// Pod annotation set by the controller: the node the request's plan chose. The extender
+/// passes only this node in filter, so the pod follows the plan.
+pub const PLANNED_NODE_ANNOTATION: &str = "allot.dev/planned-node";
+/// Pod annotation set by the controller: the GPU devices the plan chose on the planned node
+/// (comma list); the extender binds with them when they are still free.
+pub const PLANNED_DEVICES_ANNOTATION: &str = "allot.dev/planned-devices";
+
+/// The scheduler name pods use to be scheduled by the allot profile.
+pub const SCHEDULER_NAME: &str = "allot";
