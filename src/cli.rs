@@ -1,6 +1,8 @@
 //! Command-line interface: the clap definitions of every subcommand and their dispatch.
 //! Offline tools (`simulate`) live here; cluster-facing roles are wired as they land.
 
+mod agent;
+mod controller;
 #[cfg(feature = "k8s")]
 mod plan;
 mod plot;
@@ -12,6 +14,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+pub use agent::AgentArgs;
+pub use controller::ControllerArgs;
 pub use simulate::SimulateArgs;
 
 /// GPU-aware scheduling for Kubernetes: a scheduler extender, a batch-planning controller,
@@ -56,29 +60,6 @@ pub struct ExtenderArgs {
     /// Also run the ScheduleRequest controller in this process, sharing its caches.
     #[arg(long)]
     pub controller: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ControllerArgs {
-    /// Namespace of the coordination.k8s.io Lease used for leader election.
-    #[arg(long, default_value = "allot-system")]
-    pub lease_namespace: String,
-    /// Address for /healthz, /readyz and /metrics.
-    #[arg(long, default_value = "127.0.0.1:8890")]
-    pub admin_listen: String,
-}
-
-#[derive(Debug, Args)]
-pub struct AgentArgs {
-    /// Name of the Node this agent reports for (usually from the downward API).
-    #[arg(long, env = "NODE_NAME")]
-    pub node_name: Option<String>,
-    /// Seconds between heartbeats when nothing changes.
-    #[arg(long, default_value_t = 30)]
-    pub heartbeat_seconds: u64,
-    /// Address for /healthz and /metrics.
-    #[arg(long, default_value = "0.0.0.0:9400")]
-    pub listen: String,
 }
 
 #[derive(Debug, Args)]
@@ -128,8 +109,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => simulate::run(&args),
         Command::Crdgen(args) => crdgen(&args),
         Command::Extender(args) => extender_command(&args),
-        Command::Controller(_) => not_yet("controller"),
-        Command::Agent(_) => not_yet("agent"),
+        Command::Controller(args) => controller::run(&args),
+        Command::Agent(args) => agent::run(&args),
         Command::Train(_) => not_yet("train"),
         Command::Plan(args) => plan_command(&args),
     }

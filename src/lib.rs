@@ -12,7 +12,11 @@ pub mod rng;
 pub mod sim;
 pub mod snapshot;
 
+#[cfg(feature = "k8s")]
+pub mod agent;
 pub mod cli;
+#[cfg(feature = "k8s")]
+pub mod controller;
 #[cfg(feature = "k8s")]
 pub mod crd;
 #[cfg(feature = "k8s")]

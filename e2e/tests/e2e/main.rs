@@ -5,7 +5,10 @@
 //! plane, so `cargo test --workspace` passes on a machine without one; `e2e/run` sets it.
 //! Each test works in its own temporary namespace, removed at its end.
 
+mod agent;
+mod controller;
 mod crds;
+mod extender;
 mod nodes;
 mod scheduling;
 mod support;

@@ -1,0 +1,1 @@
+//! e2e scenarios of `allot agent` (added with its issue).

@@ -1,0 +1,1 @@
+//! e2e scenarios of `allot controller` (added with its issue).

@@ -1,0 +1,1 @@
+//! e2e scenarios of `allot extender` (added with its issue).
