@@ -1,4 +1,9 @@
-//! `allot controller` (work in progress).
+//! `allot controller`: the ScheduleRequest controller (work in progress).
+
+pub mod decide;
+pub mod pods;
+pub mod status;
+pub mod validate;
 
 use std::process::ExitCode;
 

@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use super::PlanArgs;
-use crate::alloc::{Method, PlanOptions, plan};
+use crate::alloc::{PlanOptions, plan};
+use crate::controller::pods::devices_text;
+use crate::controller::status::{plan_entries, solver_stats};
 use crate::crd::batch::{objective, replicas};
 use crate::crd::{PlannedReplica, ReplicaCounts, ScheduleRequest, SolverStats, UnplacedReplica};
 use crate::snapshot::load_snapshot;
@@ -53,55 +55,31 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     };
     let pods: Vec<_> = replicas.iter().map(|r| r.pod).collect();
     let result = plan(&cluster, &pods, &options)?;
-    let mut status = PlanStatus {
-        plan: Vec::new(),
-        unplaced: Vec::new(),
-        solver: SolverStats {
-            objective: result.value,
-            bound: result.bound,
-            gap: result.gap,
-            millis: result.total_millis,
-            backend: result.backend.to_string(),
-            timed_out: result.method == Method::GreedyAfterTimeout,
-        },
+    let (plan_list, unplaced) = plan_entries(&replicas, &result, &cluster);
+    let mut table = String::from("TASK\tREPLICA\tNODE\tGPU DEVICES\tREASON\n");
+    for p in &plan_list {
+        let _ = writeln!(
+            table,
+            "{}\t{}\t{}\t{}\t",
+            p.task,
+            p.replica,
+            p.node,
+            devices_text(&p.gpu_devices)
+        );
+    }
+    for u in &unplaced {
+        let _ = writeln!(table, "{}\t{}\t-\t-\t{}", u.task, u.replica, u.reason);
+    }
+    let status = PlanStatus {
         counts: ReplicaCounts {
             replicas: replicas.len() as i32,
-            planned: result.placed() as i32,
+            planned: plan_list.len() as i32,
             ..ReplicaCounts::default()
         },
+        plan: plan_list,
+        unplaced,
+        solver: solver_stats(&result),
     };
-    let mut table = String::from("TASK\tREPLICA\tNODE\tGPU DEVICES\tREASON\n");
-    for ((replica, at), reason) in replicas.iter().zip(&result.placements).zip(&result.reasons) {
-        match at {
-            Some(at) => {
-                let node = cluster.nodes()[at.node].name.clone();
-                let devices: Vec<u32> = at.devices.iter().map(|d| d as u32).collect();
-                let shown: Vec<String> = devices.iter().map(u32::to_string).collect();
-                let _ = writeln!(
-                    table,
-                    "{}\t{}\t{node}\t{}\t",
-                    replica.task,
-                    replica.index,
-                    shown.join(",")
-                );
-                status.plan.push(PlannedReplica {
-                    task: replica.task.clone(),
-                    replica: replica.index,
-                    node,
-                    gpu_devices: devices,
-                });
-            }
-            None => {
-                let reason = reason.clone().unwrap_or_default();
-                let _ = writeln!(table, "{}\t{}\t-\t-\t{reason}", replica.task, replica.index);
-                status.unplaced.push(UnplacedReplica {
-                    task: replica.task.clone(),
-                    replica: replica.index,
-                    reason,
-                });
-            }
-        }
-    }
     if !args.yaml_only {
         print!("{}", align(&table));
         println!(

@@ -3,6 +3,8 @@
 
 use std::collections::HashSet;
 
+/// Status entry of a failover; exported here because `crd.rs` re-exports a fixed list.
+pub use super::schedule_request::ReplicaMove;
 use super::schedule_request::{Objective as SpecObjective, ScheduleRequestSpec};
 use crate::alloc::{BatchPod, Objective};
 use crate::model::ModelCatalog;

@@ -230,6 +230,9 @@ pub struct ScheduleRequestStatus {
     /// Replicas the plan leaves out, each with the reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unplaced: Vec<UnplacedReplica>,
+    /// Recent failovers, oldest first (bounded): which replica left which node, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub moves: Vec<ReplicaMove>,
     /// One human-readable line on the current state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
@@ -296,6 +299,27 @@ pub struct UnplacedReplica {
     pub replica: i32,
     /// Why it was not placed (CamelCase, bounded set).
     pub reason: String,
+}
+
+/// A replica taken off a node that failed it and re-planned elsewhere.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaMove {
+    /// Task name.
+    pub task: String,
+    /// Replica index within the task, from 0.
+    #[schemars(range(min = 0))]
+    pub replica: i32,
+    /// The node the replica left.
+    pub from: String,
+    /// The node the new plan chose; absent when nothing fits right now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+    /// Why (CamelCase, bounded set: NodeNotReady, NodeDeleted, TelemetryStale, GpuUnhealthy,
+    /// PlanStale).
+    pub reason: String,
+    /// When the controller moved it (RFC 3339).
+    pub time: String,
 }
 
 impl ScheduleRequestSpec {
