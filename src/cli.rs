@@ -55,11 +55,35 @@ pub struct ExtenderArgs {
     #[arg(long, default_value = "127.0.0.1:8889")]
     pub admin_listen: String,
     /// Serve from a static cluster snapshot (JSON) instead of watching an API server.
+    /// Without it the extender watches the cluster of KUBECONFIG (or the in-cluster config)
+    /// and binds pods through the API server.
     #[arg(long)]
     pub snapshot: Option<PathBuf>,
+    /// Telemetry older than this many seconds is stale (see --stale-policy).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub stale_after_seconds: u64,
+    /// What a node with stale or missing NodeTelemetry gets: fail-open keeps placing on it
+    /// from allocation state alone; fail-closed filters it (retryable) until its agent
+    /// reports again.
+    #[arg(long, value_enum, default_value = "fail-open")]
+    pub stale_policy: StalePolicy,
+    /// Seconds a placement made by bind is kept on top of the watched state, covering the
+    /// time until the watch shows the pod bound.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub overlay_ttl_seconds: u64,
     /// Also run the ScheduleRequest controller in this process, sharing its caches.
     #[arg(long)]
     pub controller: bool,
+}
+
+/// What to do with a node whose telemetry is stale or missing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum StalePolicy {
+    /// Keep placing on it, from allocation state alone.
+    #[default]
+    FailOpen,
+    /// Filter it (retryable) until its agent reports again.
+    FailClosed,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 //! `pod` (the pod interface) and `state` (snapshot + recent placements) -> the core
 //! `model` and `policy`, the same code `allot simulate` measures.
 
+pub mod binder;
 mod fxhash;
 pub mod metrics;
 pub mod pod;
@@ -15,11 +16,14 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::cli::ExtenderArgs;
+use crate::cli::{ExtenderArgs, StalePolicy};
+use crate::live::{self, Caches};
 use crate::model::{ModelSet, PodShape};
+use binder::Binder;
 use state::{ClusterSnapshot, Store};
 
 /// The workload FGD targets before any pod runs: the embedded openb trace's pod shapes,
@@ -56,15 +60,14 @@ pub fn load_store(path: &Path) -> anyhow::Result<Store> {
     Ok(snapshot_store(ClusterSnapshot::from_file(snap)))
 }
 
-/// Run the extender until SIGTERM or ctrl-c.
+/// How often the snapshot is rebuilt even when nothing changed (telemetry ages with time).
+const REFRESH_EVERY: Duration = Duration::from_secs(2);
+/// Changes arriving within this window are folded into one rebuild.
+const COALESCE: Duration = Duration::from_millis(20);
+
+/// Run the extender until SIGTERM or ctrl-c: from `--snapshot`, or watching the cluster.
 pub fn run(args: &ExtenderArgs) -> anyhow::Result<ExitCode> {
     init_tracing();
-    let Some(path) = &args.snapshot else {
-        anyhow::bail!(
-            "allot extender: watching an API server is not implemented yet; serve a static \
-             cluster with --snapshot FILE"
-        );
-    };
     if args.controller {
         anyhow::bail!("allot extender --controller: the controller is not implemented yet");
     }
@@ -76,39 +79,120 @@ pub fn run(args: &ExtenderArgs) -> anyhow::Result<ExitCode> {
         .admin_listen
         .parse()
         .with_context(|| format!("--admin-listen {:?} is not HOST:PORT", args.admin_listen))?;
-    let store = load_store(path).with_context(|| format!("loading {}", path.display()))?;
-    let ext = server::Extender::new(Arc::new(store));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let verbs_listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("binding --listen {listen}"))?;
-        let admin_listener = tokio::net::TcpListener::bind(admin)
-            .await
-            .with_context(|| format!("binding --admin-listen {admin}"))?;
-        tracing::info!(%listen, %admin, snapshot = %path.display(), "extender serving");
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-            let _ = rx.wait_for(|s| *s).await;
+        let ext = match &args.snapshot {
+            Some(path) => {
+                let store =
+                    load_store(path).with_context(|| format!("loading {}", path.display()))?;
+                tracing::info!(snapshot = %path.display(), "serving a static snapshot");
+                server::Extender::new(Arc::new(store))
+            }
+            None => {
+                let client = kube::Client::try_default().await.context(
+                    "connecting to the API server (set KUBECONFIG, or run in a pod with a \
+                     service account)",
+                )?;
+                let freshness = (
+                    Duration::from_secs(args.stale_after_seconds),
+                    args.stale_policy,
+                );
+                let store = Arc::new(
+                    Store::new(
+                        Some(Duration::from_secs(args.overlay_ttl_seconds)),
+                        fallback_workload(),
+                    )
+                    .with_fail_closed(args.stale_policy == StalePolicy::FailClosed),
+                );
+                let caches = Caches::start(client.clone());
+                tokio::spawn(follow(caches, store.clone(), freshness));
+                server::Extender::with_binder(store, Some(Binder::new(client)))
+            }
         };
-        let verbs = axum::serve(verbs_listener, server::router(ext.clone()))
-            .with_graceful_shutdown(stopped(stop_rx.clone()));
-        let admin = axum::serve(admin_listener, server::admin_router(ext))
-            .with_graceful_shutdown(stopped(stop_rx));
-        tokio::spawn(async move {
-            shutdown_signal().await;
-            tracing::info!("shutting down");
-            let _ = stop_tx.send(true);
-        });
-        let (a, b) = tokio::join!(verbs.into_future(), admin.into_future());
-        a.context("verbs server")?;
-        b.context("admin server")?;
-        anyhow::Ok(())
+        serve(ext, listen, admin).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Keep `store` equal to what the caches show: wait for the first full list of every kind
+/// (until then `/readyz` says not ready), then rebuild on every burst of changes and at
+/// least every [`REFRESH_EVERY`].
+async fn follow(
+    caches: Arc<Caches>,
+    store: Arc<Store>,
+    (stale_after, policy): (Duration, StalePolicy),
+) {
+    let mut changes = caches.changes();
+    tracing::info!("waiting for the first list of nodes, pods, telemetry and requests");
+    if let Err(e) = caches.wait_synced().await {
+        tracing::error!(error = %e, "the cluster watches stopped; not ready");
+        return;
+    }
+    let mut last_problems = Vec::new();
+    loop {
+        let c = caches.clone();
+        let built = tokio::task::spawn_blocking(move || {
+            c.snapshot(&live::Freshness::now(stale_after, policy))
+        })
+        .await;
+        let Ok(live) = built else {
+            tracing::error!("building the cluster snapshot panicked; keeping the last one");
+            tokio::time::sleep(REFRESH_EVERY).await;
+            continue;
+        };
+        if live.problems != last_problems {
+            for p in &live.problems {
+                tracing::warn!(problem = %p, "cluster object read around");
+            }
+            last_problems = live.problems.clone();
+        }
+        let first = !store.is_ready();
+        let mut snap = live.snapshot;
+        snap.states = live.nodes;
+        let (nodes, pods) = (snap.cluster.len(), snap.pods.len());
+        store.replace(snap);
+        if first {
+            tracing::info!(nodes, pods, "cluster state loaded; ready");
+        }
+        let _ = tokio::time::timeout(REFRESH_EVERY, changes.changed()).await;
+        tokio::time::sleep(COALESCE).await;
+        changes.mark_unchanged();
+    }
+}
+
+/// Serve the verbs and the admin endpoints until a shutdown signal.
+async fn serve(
+    ext: Arc<server::Extender>,
+    listen: SocketAddr,
+    admin: SocketAddr,
+) -> anyhow::Result<()> {
+    let verbs_listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding --listen {listen}"))?;
+    let admin_listener = tokio::net::TcpListener::bind(admin)
+        .await
+        .with_context(|| format!("binding --admin-listen {admin}"))?;
+    tracing::info!(%listen, %admin, "extender serving");
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let verbs = axum::serve(verbs_listener, server::router(ext.clone()))
+        .with_graceful_shutdown(stopped(stop_rx.clone()));
+    let admin = axum::serve(admin_listener, server::admin_router(ext))
+        .with_graceful_shutdown(stopped(stop_rx));
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    let (a, b) = tokio::join!(verbs.into_future(), admin.into_future());
+    a.context("verbs server")?;
+    b.context("admin server")?;
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -21,3 +21,5 @@ pub mod controller;
 pub mod crd;
 #[cfg(feature = "k8s")]
 pub mod extender;
+#[cfg(feature = "k8s")]
+pub mod live;

@@ -9,11 +9,12 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 use crate::model::quantity::{QuantityError, parse_bytes, parse_count, parse_cpu_milli};
-use crate::model::{GpuDemand, MILLI_PER_GPU, ModelCatalog, ModelSet, PodDemand};
+use crate::model::{DeviceSet, GpuDemand, MILLI_PER_GPU, ModelCatalog, ModelSet, PodDemand};
 use crate::policy::PolicyKind;
 
 pub use crate::names::{
-    GPU_MILLI_ANNOTATION, GPU_MODELS_ANNOTATION, GPU_RESOURCE, POLICY_ANNOTATION,
+    GPU_DEVICES_ANNOTATION, GPU_MILLI_ANNOTATION, GPU_MODELS_ANNOTATION, GPU_RESOURCE,
+    PLANNED_DEVICES_ANNOTATION, PLANNED_NODE_ANNOTATION, POLICY_ANNOTATION,
 };
 /// Policy used when the pod names none: FGD, the best measured so far (`allot simulate`).
 pub const DEFAULT_POLICY: PolicyKind = PolicyKind::Fgd;
@@ -49,6 +50,19 @@ pub enum PodError {
     },
     #[error("{GPU_RESOURCE}: {0} GPUs exceed the 16 one node can hold")]
     TooManyGpus(u64),
+    #[error(
+        "annotation {annotation}: {text:?} is not a comma list of GPU device indices 0..15 \
+         (e.g. \"0,1\")"
+    )]
+    BadDevices {
+        annotation: &'static str,
+        text: String,
+    },
+    #[error(
+        "annotation {PLANNED_DEVICES_ANNOTATION}: {count} devices planned but the pod asks for \
+         {need}"
+    )]
+    PlannedDevicesCount { count: usize, need: u32 },
 }
 
 impl PodError {
@@ -61,6 +75,9 @@ impl PodError {
             PodError::UnknownPolicy(_) => "UnknownPolicy",
             PodError::BadQuantity { .. } => "InvalidQuantity",
             PodError::TooManyGpus(_) => "TooManyGpus",
+            PodError::BadDevices { .. } | PodError::PlannedDevicesCount { .. } => {
+                "InvalidGpuDevices"
+            }
         }
     }
 }
@@ -75,6 +92,10 @@ pub struct PodRequest {
     pub policy: PolicyKind,
     /// `spec.priority` (0 when unset), for choosing preemption victims.
     pub priority: i32,
+    /// The node a ScheduleRequest's plan chose ([`PLANNED_NODE_ANNOTATION`]).
+    pub planned_node: Option<String>,
+    /// The devices the plan chose there ([`PLANNED_DEVICES_ANNOTATION`]).
+    pub planned_devices: Option<DeviceSet>,
 }
 
 /// The `namespace/name` of a pod (`default` when the namespace is empty).
@@ -116,7 +137,25 @@ pub fn parse_pod(pod: &Pod, models: &ModelCatalog) -> Result<PodRequest, PodErro
             PolicyKind::from_str(name).map_err(|e| PodError::UnknownPolicy(e.to_string()))?
         }
     };
+    let planned_node = annotations
+        .get(PLANNED_NODE_ANNOTATION)
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty());
+    let planned_devices = annotations
+        .get(PLANNED_DEVICES_ANNOTATION)
+        .map(|text| parse_devices(PLANNED_DEVICES_ANNOTATION, text))
+        .transpose()?;
+    if let Some(d) = planned_devices
+        && d.len() != gpu.num_gpu() as usize
+    {
+        return Err(PodError::PlannedDevicesCount {
+            count: d.len(),
+            need: gpu.num_gpu(),
+        });
+    }
     Ok(PodRequest {
+        planned_node,
+        planned_devices,
         key: pod_key(pod),
         uid: pod.metadata.uid.clone().unwrap_or_default(),
         demand: PodDemand {
@@ -128,6 +167,61 @@ pub fn parse_pod(pod: &Pod, models: &ModelCatalog) -> Result<PodRequest, PodErro
         policy,
         priority: pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0),
     })
+}
+
+/// What a pod already bound to a node occupies, for accounting: its parsed demand, or when
+/// its annotations are invalid (a pod another scheduler placed, say) its containers' cpu,
+/// memory and whole GPUs alone. `None` when even its resources cannot be read.
+pub fn accounted_demand(pod: &Pod, models: &ModelCatalog) -> Option<PodDemand> {
+    if let Ok(req) = parse_pod(pod, models) {
+        return Some(req.demand);
+    }
+    let res = resources(pod).ok()?;
+    let gpu = match res.gpus {
+        0 => GpuDemand::None,
+        n => GpuDemand::Whole {
+            count: n.min(crate::model::MAX_GPUS_PER_NODE as u64) as u32,
+        },
+    };
+    Some(PodDemand {
+        cpu_milli: res.cpu_milli,
+        memory_bytes: res.memory_bytes,
+        gpu,
+        models: ModelSet::ANY,
+    })
+}
+
+/// The devices recorded on a bound pod ([`GPU_DEVICES_ANNOTATION`]), if any.
+pub fn bound_devices(pod: &Pod) -> Option<Result<DeviceSet, PodError>> {
+    let text = pod
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(GPU_DEVICES_ANNOTATION)?;
+    Some(parse_devices(GPU_DEVICES_ANNOTATION, text))
+}
+
+/// A device list as written in annotations: `0,1` (empty for a pod without GPUs).
+pub fn parse_devices(annotation: &'static str, text: &str) -> Result<DeviceSet, PodError> {
+    let bad = || PodError::BadDevices {
+        annotation,
+        text: text.to_string(),
+    };
+    let mut set = DeviceSet::EMPTY;
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let i: usize = part.parse().map_err(|_| bad())?;
+        if i >= crate::model::MAX_GPUS_PER_NODE || set.contains(i) {
+            return Err(bad());
+        }
+        set = set.with(i);
+    }
+    Ok(set)
+}
+
+/// The annotation text for a device set: `0,1`.
+pub fn format_devices(devices: DeviceSet) -> String {
+    let parts: Vec<String> = devices.iter().map(|i| i.to_string()).collect();
+    parts.join(",")
 }
 
 fn parse_milli(text: &str) -> Result<u32, PodError> {

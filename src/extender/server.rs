@@ -14,9 +14,11 @@ use axum::routing::{get, post};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::binder::Binder;
 use super::metrics::{Metrics, Outcome, Verb};
 use super::state::Store;
 use super::verbs::{self, VerbError};
+use super::wire::{ExtenderBindingArgs, ExtenderBindingResult};
 
 /// Largest request body accepted. With `nodeCacheCapable: false` kube-scheduler sends full
 /// Node objects: a few KiB each, but tens of KiB when `status.images` is long, so 8 MiB may
@@ -29,13 +31,21 @@ pub const BODY_LIMIT: usize = 8 << 20;
 pub struct Extender {
     pub store: Arc<Store>,
     pub metrics: Metrics,
+    /// Writes Bindings to the API server; `None` serves a static snapshot (bind only
+    /// records the placement).
+    pub binder: Option<Binder>,
 }
 
 impl Extender {
     pub fn new(store: Arc<Store>) -> Arc<Self> {
+        Self::with_binder(store, None)
+    }
+
+    pub fn with_binder(store: Arc<Store>, binder: Option<Binder>) -> Arc<Self> {
         Arc::new(Extender {
             store,
             metrics: Metrics::default(),
+            binder,
         })
     }
 }
@@ -138,9 +148,37 @@ async fn prioritize(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
 }
 
 async fn bind(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
-    serve(&ext, Verb::Bind, &body, |s, a| {
-        Ok((verbs::bind(s, a), None))
-    })
+    let start = Instant::now();
+    let args = match serde_json::from_slice::<ExtenderBindingArgs>(&body) {
+        Ok(args) => args,
+        Err(e) => {
+            let message = format!("invalid {} request: {e}", Verb::Bind.name());
+            tracing::info!(verb = "bind", %message, "bad request");
+            ext.metrics
+                .observe(Verb::Bind, Outcome::BadRequest, start.elapsed());
+            return bad_request(message);
+        }
+    };
+    let mut error = String::new();
+    match verbs::bind(&ext.store, &args) {
+        Err(e) => error = e,
+        Ok(placed) => {
+            if let Some(binder) = &ext.binder {
+                let (ns, name) = (&args.pod_namespace, &args.pod_name);
+                if let Err(e) = binder
+                    .bind(ns, name, &args.pod_uid, &args.node, &placed)
+                    .await
+                {
+                    tracing::warn!(pod = %placed.key, node = %args.node, error = %e, "bind failed");
+                    ext.store.forget(&placed.uid);
+                    error = format!("allot: binding {ns}/{name} to {}: {e}", args.node);
+                }
+            }
+        }
+    }
+    ext.metrics
+        .observe(Verb::Bind, Outcome::Ok, start.elapsed());
+    axum::Json(ExtenderBindingResult { error }).into_response()
 }
 
 async fn preempt(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::live::NodeState;
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, Placement, PodDemand, PodShape};
 use crate::policy::{Policy, PolicyKind};
@@ -41,6 +42,9 @@ pub struct ClusterSnapshot {
     pub cluster: Cluster,
     pub index: FxHashMap<String, usize>,
     pub pods: Vec<BoundPod>,
+    /// Per node (parallel to `cluster`): readiness, telemetry, GPU health. Empty when
+    /// nothing is known beyond allocation (snapshot files): every node counts as usable.
+    pub states: Vec<NodeState>,
     pub taken_at: Instant,
 }
 
@@ -56,6 +60,7 @@ impl ClusterSnapshot {
             cluster,
             index,
             pods,
+            states: Vec::new(),
             taken_at: Instant::now(),
         }
     }
@@ -138,6 +143,11 @@ impl View {
         out
     }
 
+    /// What is known about node `index` beyond allocation, if anything.
+    pub fn state(&self, index: usize) -> Option<&NodeState> {
+        self.base.states.get(index)
+    }
+
     /// How old the base snapshot is.
     pub fn age(&self) -> Duration {
         self.base.taken_at.elapsed()
@@ -190,6 +200,8 @@ pub struct Store {
     fallback: Vec<PodShape>,
     ready: AtomicBool,
     seen: Mutex<HashMap<String, (PodRequest, Instant)>>,
+    /// Whether nodes with stale or missing telemetry are filtered (fail-closed).
+    fail_closed: bool,
 }
 
 impl Store {
@@ -204,7 +216,18 @@ impl Store {
             fallback,
             ready: AtomicBool::new(false),
             seen: Mutex::new(HashMap::new()),
+            fail_closed: false,
         }
+    }
+
+    /// Filter nodes whose telemetry is stale or missing (default: keep them, fail-open).
+    pub fn with_fail_closed(mut self, fail_closed: bool) -> Self {
+        self.fail_closed = fail_closed;
+        self
+    }
+
+    pub fn fail_closed(&self) -> bool {
+        self.fail_closed
     }
 
     pub fn is_ready(&self) -> bool {
@@ -274,8 +297,11 @@ impl Store {
                 node: node.to_string(),
                 why: format!("{m:?}"),
             })?;
-        let devices = view
-            .with_policy(req.policy, |p| p.devices(target, &req.demand))
+        let planned = req.planned_devices.filter(|&d| {
+            req.planned_node.as_deref() == Some(node) && target.devices_fit(req.demand.gpu, d)
+        });
+        let devices = planned
+            .or_else(|| view.with_policy(req.policy, |p| p.devices(target, &req.demand)))
             .filter(|d| target.devices_fit(req.demand.gpu, *d))
             .or_else(|| target.default_devices(req.demand.gpu))
             .ok_or_else(|| RecordError::NoDevices(node.to_string()))?;
@@ -316,6 +342,17 @@ impl Store {
             pool: Mutex::new(warm),
         });
         Ok(pod)
+    }
+
+    /// Undo a [`Store::record`] whose Binding the API server refused.
+    pub fn forget(&self, uid: &str) {
+        let mut overlay = self.overlay.lock().unwrap_or_else(PoisonError::into_inner);
+        let before = overlay.len();
+        overlay.retain(|r| r.pod.uid != uid);
+        if overlay.len() != before {
+            let base = self.current().base.clone();
+            self.swap(self.rebuild(base, &overlay));
+        }
     }
 
     /// Remember a filtered pod so that its bind (which names only the pod) knows its demand.

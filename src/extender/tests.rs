@@ -1,11 +1,14 @@
-//! Unit tests of the extender's pure parts: score scaling and the placement overlay.
+//! Unit tests of the extender's pure parts: score scaling, the placement overlay, node
+//! states (telemetry, readiness, GPU health) and ScheduleRequest plans in filter and bind.
 
 use std::time::{Duration, Instant};
 
 use super::pod::PodRequest;
 use super::state::{ClusterSnapshot, Store};
-use super::verbs::scale;
-use crate::model::{GpuDemand, ModelSet, PodDemand};
+use super::verbs::{bind, filter, scale};
+use super::wire::ExtenderArgs;
+use crate::live::{NodeState, Telemetry};
+use crate::model::{DeviceSet, GpuDemand, ModelSet, PodDemand};
 use crate::policy::PolicyKind;
 use crate::snapshot::parse_snapshot;
 
@@ -43,6 +46,8 @@ fn share(uid: &str, milli: u32) -> PodRequest {
         },
         policy: PolicyKind::Fgd,
         priority: 0,
+        planned_node: None,
+        planned_devices: None,
     }
 }
 
@@ -70,4 +75,143 @@ fn a_new_base_that_shows_the_pod_replaces_its_overlay_entry() {
     let view = s.view();
     assert!(view.overlay.is_empty());
     assert_eq!(view.cluster.nodes()[0].gpu_free(), &[400], "counted once");
+}
+
+/// Two T4 nodes `a` and `b` (2 GPUs each) with `b` in the given state.
+fn two_nodes(b: NodeState, fail_closed: bool) -> Store {
+    let snap = parse_snapshot(
+        "inline",
+        r#"{"nodes": [{"name": "a", "cpu": "16", "memory": "64Gi", "gpus": 2, "model": "T4"},
+                      {"name": "b", "cpu": "16", "memory": "64Gi", "gpus": 2, "model": "T4"}]}"#,
+    )
+    .unwrap();
+    let mut base = ClusterSnapshot::from_file(snap);
+    for d in b.unhealthy.iter() {
+        base.cluster.withhold_gpu(1, d);
+    }
+    base.states = vec![NodeState::healthy(), b];
+    let store = Store::new(None, Vec::new()).with_fail_closed(fail_closed);
+    store.replace(base);
+    store
+}
+
+fn filter_pod(annotations: serde_json::Value, gpus: u32) -> ExtenderArgs {
+    serde_json::from_value(serde_json::json!({
+        "Pod": { "metadata": { "name": "p", "namespace": "ns", "uid": "u1", "annotations": annotations },
+                 "spec": { "containers": [{ "name": "c", "resources": {
+                     "requests": { "cpu": "1", "nvidia.com/gpu": gpus.to_string() } } }] } },
+        "NodeNames": ["a", "b"]
+    }))
+    .unwrap()
+}
+
+fn reasons(store: &Store, args: &ExtenderArgs) -> (Vec<String>, String, String) {
+    let (out, _) = filter(store, args).unwrap();
+    (
+        out.node_names.unwrap_or_default(),
+        out.failed_nodes.get("b").cloned().unwrap_or_default(),
+        out.failed_and_unresolvable_nodes
+            .get("b")
+            .cloned()
+            .unwrap_or_default(),
+    )
+}
+
+#[test]
+fn stale_telemetry_filters_a_node_as_retryable_only_when_failing_closed() {
+    let stale = NodeState {
+        telemetry: Telemetry::Stale {
+            age: Duration::from_secs(90),
+            limit: Duration::from_secs(60),
+        },
+        ..NodeState::healthy()
+    };
+    let args = filter_pod(serde_json::json!({}), 1);
+    let (passed, _, _) = reasons(&two_nodes(stale.clone(), false), &args);
+    assert_eq!(passed, ["a", "b"]);
+    let (passed, retry, never) = reasons(&two_nodes(stale, true), &args);
+    assert_eq!(passed, ["a"]);
+    assert!(retry.starts_with("node telemetry is 90s old"), "{retry}");
+    assert!(never.is_empty());
+}
+
+#[test]
+fn a_not_ready_node_is_retryable_and_unhealthy_gpus_are_named() {
+    let down = NodeState {
+        ready: false,
+        ..NodeState::healthy()
+    };
+    let (passed, retry, _) = reasons(
+        &two_nodes(down, false),
+        &filter_pod(serde_json::json!({}), 1),
+    );
+    assert_eq!(
+        (passed.as_slice(), retry.as_str()),
+        (&["a".to_string()][..], "node is not Ready")
+    );
+
+    let sick = NodeState {
+        unhealthy: DeviceSet::single(1),
+        reasons: [(1, "XID 79".to_string())].into(),
+        ..NodeState::healthy()
+    };
+    let store = two_nodes(sick, false);
+    let (passed, retry, _) = reasons(&store, &filter_pod(serde_json::json!({}), 2));
+    assert_eq!(passed, ["a"]);
+    assert!(retry.ends_with("; GPU 1 unhealthy (XID 79)"), "{retry}");
+    // One healthy GPU left on b: a one-GPU pod still fits there.
+    let (passed, _, _) = reasons(&store, &filter_pod(serde_json::json!({}), 1));
+    assert_eq!(passed, ["a", "b"]);
+}
+
+#[test]
+fn a_planned_pod_passes_only_its_planned_node_and_binds_to_its_planned_devices() {
+    let store = two_nodes(NodeState::healthy(), false);
+    let planned = serde_json::json!({
+        "allot.dev/planned-node": "a", "allot.dev/planned-devices": "1"
+    });
+    let args = filter_pod(planned, 1);
+    let (out, _) = filter(&store, &args).unwrap();
+    assert_eq!(out.node_names.unwrap(), ["a"]);
+    assert_eq!(
+        out.failed_and_unresolvable_nodes["b"],
+        "its ScheduleRequest plan puts this pod on node a"
+    );
+    let bound = bind(
+        &store,
+        &serde_json::from_value(serde_json::json!({
+            "PodName": "p", "PodNamespace": "ns", "PodUID": "u1", "Node": "a"
+        }))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        bound.at.devices,
+        DeviceSet::single(1),
+        "the plan's device, not the default 0"
+    );
+    store.forget("u1");
+    assert!(
+        store.view().overlay.is_empty(),
+        "a refused Binding leaves no trace"
+    );
+}
+
+#[test]
+fn planned_devices_that_do_not_match_the_demand_are_an_error_for_the_user() {
+    let store = two_nodes(NodeState::healthy(), false);
+    let args = filter_pod(serde_json::json!({ "allot.dev/planned-devices": "0,1" }), 1);
+    let (out, _) = filter(&store, &args).unwrap();
+    assert_eq!(
+        out.error,
+        "allot: annotation allot.dev/planned-devices: 2 devices planned but the pod asks for 1"
+    );
+    let args = filter_pod(serde_json::json!({ "allot.dev/planned-devices": "0,0" }), 2);
+    let (out, _) = filter(&store, &args).unwrap();
+    assert!(
+        out.error
+            .contains("is not a comma list of GPU device indices"),
+        "{}",
+        out.error
+    );
 }

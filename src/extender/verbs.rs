@@ -9,10 +9,11 @@ use tracing::{debug, info_span};
 use super::pod::{PodError, PodRequest, parse_pod, pod_key};
 use super::state::{BoundPod, Store, View};
 use super::wire::{
-    ExtenderArgs, ExtenderBindingArgs, ExtenderBindingResult, ExtenderFilterResult,
-    ExtenderPreemptionArgs, ExtenderPreemptionResult, HostPriority, HostPriorityList,
-    MAX_EXTENDER_PRIORITY, MetaPod, MetaVictims, NodeList,
+    ExtenderArgs, ExtenderBindingArgs, ExtenderFilterResult, ExtenderPreemptionArgs,
+    ExtenderPreemptionResult, HostPriority, HostPriorityList, MAX_EXTENDER_PRIORITY, MetaPod,
+    MetaVictims, NodeList,
 };
+use crate::live::NodeState;
 use crate::model::{Misfit, ModelCatalog, ModelSet, Node};
 use crate::policy::PolicyKind;
 
@@ -91,10 +92,28 @@ pub fn filter(
                 .insert(name.to_string(), UNKNOWN_NODE.to_string());
             continue;
         };
+        if let Some(planned) = req.planned_node.as_deref().filter(|p| *p != name) {
+            out.failed_and_unresolvable_nodes.insert(
+                name.to_string(),
+                format!("its ScheduleRequest plan puts this pod on node {planned}"),
+            );
+            continue;
+        }
+        let state = index.and_then(|i| view.state(i));
+        if let Some(Err(why)) = state.map(|s| s.usable(store.fail_closed())) {
+            out.failed_nodes.insert(name.to_string(), why);
+            continue;
+        }
         match node.check(&req.demand) {
             Ok(()) => passed.push(name),
             Err(m) => {
-                let why = describe(m, node, req.demand.models, &view.cluster.models);
+                let mut why = describe(m, node, req.demand.models, &view.cluster.models);
+                if let Some(sick) = state
+                    .map(NodeState::unhealthy_text)
+                    .filter(|t| !t.is_empty())
+                {
+                    why = format!("{why}; {sick}");
+                }
                 let map = if m.permanent() {
                     &mut out.failed_and_unresolvable_nodes
                 } else {
@@ -201,13 +220,7 @@ pub fn prioritize(
     };
     let indices: Vec<Option<usize>> = names
         .iter()
-        .map(|&(_, i)| {
-            i.filter(|&i| {
-                view.cluster
-                    .node(i)
-                    .is_some_and(|node| node.fits(&req.demand))
-            })
-        })
+        .map(|&(_, i)| i.filter(|&i| admissible(&view, store, &req, i)))
         .collect();
     let feasible: Vec<usize> = indices.iter().flatten().copied().collect();
     let mut raw = vec![0i64; feasible.len()];
@@ -229,6 +242,19 @@ pub fn prioritize(
     Ok((list, Some(req.policy)))
 }
 
+/// Whether node `i` passes filter for `req`: it fits, it is usable, and it is the planned
+/// node if the pod has one.
+fn admissible(view: &View, store: &Store, req: &PodRequest, i: usize) -> bool {
+    let Some(node) = view.cluster.node(i) else {
+        return false;
+    };
+    req.planned_node.as_deref().is_none_or(|p| p == node.name)
+        && view
+            .state(i)
+            .is_none_or(|s| s.usable(store.fail_closed()).is_ok())
+        && node.fits(&req.demand)
+}
+
 /// Min-max scale to 0..=10, rounding half up; all-equal scores all get 10.
 pub fn scale(raw: &[i64]) -> Vec<i64> {
     let (Some(&min), Some(&max)) = (raw.iter().min(), raw.iter().max()) else {
@@ -247,30 +273,29 @@ pub fn scale(raw: &[i64]) -> Vec<i64> {
         .collect()
 }
 
-/// `/bind` from a snapshot: record the placement (and its devices) in the overlay so the
-/// next pod sees them. Writing the Binding and the device annotation to an API server is a
-/// later step.
-pub fn bind(store: &Store, args: &ExtenderBindingArgs) -> ExtenderBindingResult {
+/// `/bind`, the part that needs no API server: record the placement (and its devices) in
+/// the overlay so the next pod sees them. In live mode the server then writes the device
+/// annotation and the Binding ([`super::binder`]) and forgets the record if that fails.
+pub fn bind(store: &Store, args: &ExtenderBindingArgs) -> Result<BoundPod, String> {
     let key = format!("{}/{}", args.pod_namespace, args.pod_name);
     let _span = info_span!("bind", pod = %key, node = %args.node).entered();
-    let error = match store.recall(&args.pod_uid) {
-        None => format!(
+    let Some(req) = store.recall(&args.pod_uid) else {
+        return Err(format!(
             "allot: pod {key} (uid {:?}) was not filtered by this extender, so its GPU demand \
              is unknown; it cannot be bound here",
             args.pod_uid
-        ),
-        Some(req) => match store.record(&req, &args.node) {
-            Ok(p) => {
-                tracing::info!(devices = ?p.at.devices.iter().collect::<Vec<_>>(), "bound");
-                String::new()
-            }
-            Err(e) => {
-                tracing::info!(reason = e.reason(), error = %e, "bind refused");
-                format!("allot: {e}")
-            }
-        },
+        ));
     };
-    ExtenderBindingResult { error }
+    match store.record(&req, &args.node) {
+        Ok(p) => {
+            tracing::info!(devices = ?p.at.devices.iter().collect::<Vec<_>>(), "bound");
+            Ok(p)
+        }
+        Err(e) => {
+            tracing::info!(reason = e.reason(), error = %e, "bind refused");
+            Err(format!("allot: {e}"))
+        }
+    }
 }
 
 /// `/preempt`: for each candidate node, the lowest-priority subset of the proposed victims

@@ -72,6 +72,16 @@ impl Cluster {
         Ok(())
     }
 
+    /// Take a GPU out of service (see [`Node::withhold_gpu`]); its idle milli counts as
+    /// allocated, so capacity = allocated + idle still holds.
+    pub fn withhold_gpu(&mut self, node: usize, device: usize) {
+        if let Some(n) = self.nodes.get_mut(node) {
+            let before = n.idle_gpu_milli();
+            n.withhold_gpu(device);
+            self.gpu_allocated_milli += u64::from(before - n.idle_gpu_milli());
+        }
+    }
+
     /// Undo a placement made with [`Cluster::place`].
     pub fn remove(&mut self, pod: &PodDemand, at: Placement) {
         if let Some(node) = self.nodes.get_mut(at.node) {

@@ -304,6 +304,16 @@ impl Node {
         Ok(())
     }
 
+    /// Take device `index` out of service (an unhealthy GPU): nothing more fits on it. Pods
+    /// already on it stay accounted; snapshots are rebuilt from scratch, which restores it
+    /// once it is healthy again.
+    pub fn withhold_gpu(&mut self, index: usize) {
+        if index < self.gpu_count() {
+            self.gpu_free[index] = 0;
+            self.generation += 1;
+        }
+    }
+
     /// Give back what `assign` took. Saturates at capacity so a double release cannot
     /// invent resources.
     pub fn release(&mut self, pod: &PodDemand, devices: DeviceSet) {

@@ -1,0 +1,92 @@
+//! Binding through the API server (live mode): first the pod gets the chosen devices in its
+//! `allot.dev/gpu-devices` annotation, then the Binding is created. In that order, any watch
+//! event that shows the pod bound also shows its devices, so every allot process that rebuilds
+//! its snapshot accounts the pod on the right devices, never on a guess.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::core::ObjectMeta;
+
+use super::pod::format_devices;
+use super::state::BoundPod;
+use crate::names::GPU_DEVICES_ANNOTATION;
+
+/// Field manager for the device annotation.
+pub const FIELD_MANAGER: &str = "allot-extender";
+/// Longest a bind may wait on the API server; kube-scheduler's own extender timeout for
+/// bind is of the same order, and a pod left unbound is simply retried.
+pub const BIND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Writes bindings for pods the extender placed.
+#[derive(Clone)]
+pub struct Binder {
+    client: Client,
+}
+
+impl std::fmt::Debug for Binder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Binder")
+    }
+}
+
+impl Binder {
+    pub fn new(client: Client) -> Self {
+        Binder { client }
+    }
+
+    /// Annotate `namespace/name` with the devices of `placed`, then bind it to `node`.
+    /// The error says which step failed and what the API server answered.
+    pub async fn bind(
+        &self,
+        namespace: &str,
+        name: &str,
+        uid: &str,
+        node: &str,
+        placed: &BoundPod,
+    ) -> Result<(), String> {
+        let work = async {
+            let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+            let devices = format_devices(placed.at.devices);
+            let patch = serde_json::json!({
+                "metadata": { "annotations": { GPU_DEVICES_ANNOTATION: devices } }
+            });
+            pods.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map_err(|e| format!("recording devices {devices:?} on the pod: {e}"))?;
+            let binding = Binding {
+                metadata: ObjectMeta {
+                    name: Some(name.to_string()),
+                    namespace: Some(namespace.to_string()),
+                    uid: (!uid.is_empty()).then(|| uid.to_string()),
+                    ..ObjectMeta::default()
+                },
+                target: ObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Node".into()),
+                    name: Some(node.to_string()),
+                    ..ObjectReference::default()
+                },
+            };
+            // The API server answers a Binding with a Status object.
+            pods.create_subresource::<Binding, serde_json::Value>(
+                "binding",
+                name,
+                &PostParams::default(),
+                &binding,
+            )
+            .await
+            .map_err(|e| format!("creating the Binding: {e}"))?;
+            Ok(())
+        };
+        match tokio::time::timeout(BIND_TIMEOUT, work).await {
+            Ok(done) => done,
+            Err(_) => Err(format!(
+                "the API server did not answer within {}s",
+                BIND_TIMEOUT.as_secs()
+            )),
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! Objects -> [`LiveSnapshot`], without I/O: nodes are sorted by name (stable indices), GPU
+//! models are interned in sorted order, pods bound to a known node are placed on the devices
+//! their `allot.dev/gpu-devices` annotation records (the default choice when it has none or
+//! it no longer fits), and unhealthy GPUs are withheld so nothing new lands on them.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node as KubeNode, Pod};
+
+use crate::crd::{GpuHealth, NodeTelemetry};
+use crate::extender::pod::{accounted_demand, bound_devices, pod_key};
+use crate::extender::state::{BoundPod, ClusterSnapshot};
+use crate::model::quantity::{parse_bytes, parse_count, parse_cpu_milli};
+use crate::model::{Cluster, DeviceSet, MAX_GPUS_PER_NODE, ModelCatalog, Node, Placement};
+use crate::names::{GPU_MODEL_LABEL, GPU_RESOURCE};
+
+/// GPU model of a node that has GPUs but neither the model label nor telemetry.
+pub const UNKNOWN_MODEL: &str = "unknown";
+
+pub use crate::cli::StalePolicy;
+
+/// When telemetry counts as stale, and what that means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Freshness {
+    pub stale_after: Duration,
+    pub policy: StalePolicy,
+    /// "Now" in Unix milliseconds (a parameter so that tests are deterministic).
+    pub now_unix_ms: i64,
+}
+
+impl Freshness {
+    pub fn now(stale_after: Duration, policy: StalePolicy) -> Self {
+        let now_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Freshness {
+            stale_after,
+            policy,
+            now_unix_ms,
+        }
+    }
+}
+
+/// How recent a node's telemetry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Telemetry {
+    Fresh,
+    Stale {
+        age: Duration,
+        limit: Duration,
+    },
+    /// No NodeTelemetry object, or one that never had a heartbeat.
+    Missing,
+}
+
+/// What allot knows about a node beyond its free resources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeState {
+    /// The Ready condition is True.
+    pub ready: bool,
+    /// `spec.unschedulable` (cordoned).
+    pub unschedulable: bool,
+    pub telemetry: Telemetry,
+    /// Devices the agent reports as not Healthy (withheld in the snapshot's cluster).
+    pub unhealthy: DeviceSet,
+    /// The agent's reason per unhealthy device.
+    pub reasons: BTreeMap<usize, String>,
+}
+
+impl NodeState {
+    /// A node nothing is known against (snapshot files, tests).
+    pub fn healthy() -> Self {
+        NodeState {
+            ready: true,
+            unschedulable: false,
+            telemetry: Telemetry::Fresh,
+            unhealthy: DeviceSet::EMPTY,
+            reasons: BTreeMap::new(),
+        }
+    }
+
+    /// Whether new work may go to this node; the reason (for a person) when not. Stale or
+    /// missing telemetry blocks it only under [`StalePolicy::FailClosed`].
+    pub fn usable(&self, fail_closed: bool) -> Result<(), String> {
+        if !self.ready {
+            return Err("node is not Ready".into());
+        }
+        if self.unschedulable {
+            return Err("node is cordoned (spec.unschedulable)".into());
+        }
+        match self.telemetry {
+            Telemetry::Stale { age, limit } if fail_closed => Err(format!(
+                "node telemetry is {}s old (stale after {}s; stale policy fail-closed)",
+                age.as_secs(),
+                limit.as_secs()
+            )),
+            Telemetry::Missing if fail_closed => Err(
+                "no NodeTelemetry for this node (is the allot agent running there?); stale \
+                 policy fail-closed"
+                    .into(),
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// "GPU 3 unhealthy (XID 79)", for filter reasons; empty when all are healthy.
+    pub fn unhealthy_text(&self) -> String {
+        let parts: Vec<String> = self
+            .unhealthy
+            .iter()
+            .map(|i| match self.reasons.get(&i) {
+                Some(r) if !r.is_empty() => format!("GPU {i} unhealthy ({r})"),
+                _ => format!("GPU {i} unhealthy"),
+            })
+            .collect();
+        parts.join(", ")
+    }
+}
+
+/// The cluster as the API server last showed it.
+#[derive(Debug, Clone)]
+pub struct LiveSnapshot {
+    pub snapshot: ClusterSnapshot,
+    /// Per node, parallel to `snapshot.cluster.nodes()`.
+    pub nodes: Vec<NodeState>,
+    /// Objects that could not be used as they are, for logs (bounded).
+    pub problems: Vec<Problem>,
+}
+
+/// An object allot had to skip or read around.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub object: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.object, self.message)
+    }
+}
+
+const MAX_PROBLEMS: usize = 50;
+
+/// Build the snapshot from the reflectors' objects.
+pub fn snapshot(
+    nodes: &[Arc<KubeNode>],
+    pods: &[Arc<Pod>],
+    telemetry: &[Arc<NodeTelemetry>],
+    freshness: &Freshness,
+) -> LiveSnapshot {
+    let mut problems = Vec::new();
+    let mut problem = |object: String, message: String| {
+        if problems.len() < MAX_PROBLEMS {
+            problems.push(Problem { object, message });
+        }
+    };
+    let reports: BTreeMap<&str, &NodeTelemetry> = telemetry
+        .iter()
+        .filter_map(|t| Some((t.metadata.name.as_deref()?, t.as_ref())))
+        .collect();
+    let mut sorted: Vec<&KubeNode> = nodes.iter().map(Arc::as_ref).collect();
+    sorted.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+
+    let model_of = |n: &KubeNode| -> Option<String> {
+        let name = n.metadata.name.as_deref()?;
+        let label = n.metadata.labels.as_ref()?.get(GPU_MODEL_LABEL).cloned();
+        label.or_else(|| {
+            let t = reports.get(name)?;
+            t.status.as_ref()?.gpus.first().map(|g| g.model.clone())
+        })
+    };
+    let names: BTreeSet<String> = sorted
+        .iter()
+        .map(|n| model_of(n).unwrap_or_else(|| UNKNOWN_MODEL.to_string()))
+        .collect();
+    let mut models = ModelCatalog::default();
+    for name in &names {
+        if let Err(e) = models.intern(name) {
+            problem(format!("GPU model {name:?}"), e.to_string());
+        }
+    }
+
+    let mut core = Vec::with_capacity(sorted.len());
+    let mut states = Vec::with_capacity(sorted.len());
+    for n in &sorted {
+        let name = n.metadata.name.clone().unwrap_or_default();
+        match core_node(n, &name, model_of(n), &models) {
+            Ok((node, issue)) => {
+                if let Some(m) = issue {
+                    problem(format!("node {name}"), m);
+                }
+                states.push(node_state(
+                    n,
+                    reports.get(name.as_str()).copied(),
+                    freshness,
+                ));
+                core.push(node);
+            }
+            Err(m) => problem(format!("node {name}"), format!("{m}; left out")),
+        }
+    }
+    let mut cluster = Cluster::new(models, core);
+    let index: BTreeMap<String, usize> = cluster
+        .nodes()
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.clone(), i))
+        .collect();
+
+    // Oldest first, so that when a node is overbooked the newest pod is the one left out.
+    let mut bound: Vec<(&Pod, usize)> = pods
+        .iter()
+        .filter(|p| counts(p))
+        .filter_map(|p| {
+            let node = p.spec.as_ref()?.node_name.as_deref()?;
+            Some((p.as_ref(), *index.get(node)?))
+        })
+        .collect();
+    bound.sort_by(|(a, _), (b, _)| {
+        (
+            a.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            &a.metadata.name,
+        )
+            .cmp(&(
+                b.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                &b.metadata.name,
+            ))
+    });
+    let mut placed = Vec::with_capacity(bound.len());
+    for (pod, node) in bound {
+        let key = pod_key(pod);
+        let Some(demand) = accounted_demand(pod, &cluster.models) else {
+            problem(
+                format!("pod {key}"),
+                "resources unreadable; not accounted".into(),
+            );
+            continue;
+        };
+        let Some(target) = cluster.node(node) else {
+            continue;
+        };
+        let recorded = match bound_devices(pod) {
+            Some(Ok(d)) if target.devices_fit(demand.gpu, d) => Some(d),
+            Some(Ok(_)) => {
+                problem(
+                    format!("pod {key}"),
+                    "its recorded GPU devices are taken or out of range; accounted on the \
+                     default devices"
+                        .into(),
+                );
+                None
+            }
+            Some(Err(e)) => {
+                problem(format!("pod {key}"), e.to_string());
+                None
+            }
+            None => None,
+        };
+        let Some(devices) = recorded.or_else(|| target.default_devices(demand.gpu)) else {
+            problem(
+                format!("pod {key}"),
+                format!("does not fit node {} as allot accounts it", target.name),
+            );
+            continue;
+        };
+        let at = Placement { node, devices };
+        if let Err(m) = cluster.place(&demand, at) {
+            problem(
+                format!("pod {key}"),
+                format!("does not fit node {}: {m:?}", target_name(&cluster, node)),
+            );
+            continue;
+        }
+        placed.push(BoundPod {
+            uid: pod.metadata.uid.clone().unwrap_or_else(|| key.clone()),
+            key,
+            demand,
+            at,
+            priority: pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0),
+        });
+    }
+    // Unhealthy GPUs last: pods already on them stay accounted, nothing new fits there.
+    for (i, state) in states.iter().enumerate() {
+        for d in state.unhealthy.iter() {
+            cluster.withhold_gpu(i, d);
+        }
+    }
+    LiveSnapshot {
+        snapshot: ClusterSnapshot::new(cluster, placed),
+        nodes: states,
+        problems,
+    }
+}
+
+fn target_name(cluster: &Cluster, node: usize) -> &str {
+    cluster.node(node).map_or("?", |n| n.name.as_str())
+}
+
+/// Whether a pod holds resources on its node: bound, not finished.
+fn counts(pod: &Pod) -> bool {
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    !matches!(phase, Some("Succeeded" | "Failed"))
+}
+
+/// The core node for a Node object, and what was wrong with it if anything.
+fn core_node(
+    n: &KubeNode,
+    name: &str,
+    model: Option<String>,
+    models: &ModelCatalog,
+) -> Result<(Node, Option<String>), String> {
+    let alloc = n.status.as_ref().and_then(|s| s.allocatable.as_ref());
+    let get = |k: &str| alloc.and_then(|a| a.get(k)).map(|q| q.0.as_str());
+    let mut issues = Vec::new();
+    let cpu = get("cpu")
+        .map_or(Ok(0), parse_cpu_milli)
+        .unwrap_or_else(|e| {
+            issues.push(format!("allocatable cpu: {e}"));
+            0
+        });
+    let memory = get("memory")
+        .map_or(Ok(0), parse_bytes)
+        .unwrap_or_else(|e| {
+            issues.push(format!("allocatable memory: {e}"));
+            0
+        });
+    let mut gpus = get(GPU_RESOURCE)
+        .map_or(Ok(0), parse_count)
+        .unwrap_or_else(|e| {
+            issues.push(format!("allocatable {GPU_RESOURCE}: {e}"));
+            0
+        }) as usize;
+    if gpus > MAX_GPUS_PER_NODE {
+        issues.push(format!(
+            "{gpus} GPUs; allot accounts at most {MAX_GPUS_PER_NODE} per node"
+        ));
+        gpus = MAX_GPUS_PER_NODE;
+    }
+    let mut id = models.lookup(model.as_deref().unwrap_or(UNKNOWN_MODEL));
+    if gpus > 0 && id.is_none() {
+        issues.push("GPU model unknown to the catalog; accounted without GPUs".into());
+        (gpus, id) = (0, None);
+    }
+    let node = Node::new(name, cpu, memory, gpus, id).map_err(|e| e.to_string())?;
+    Ok((node, (!issues.is_empty()).then(|| issues.join("; "))))
+}
+
+fn node_state(n: &KubeNode, report: Option<&NodeTelemetry>, f: &Freshness) -> NodeState {
+    let ready = n
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let unschedulable = n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true);
+    let status = report.and_then(|r| r.status.as_ref());
+    let telemetry = match status.and_then(|s| s.heartbeat_time.as_ref()) {
+        None => Telemetry::Missing,
+        Some(t) => {
+            let age_ms = (f.now_unix_ms - t.0.as_millisecond()).max(0) as u64;
+            let age = Duration::from_millis(age_ms);
+            if age > f.stale_after {
+                Telemetry::Stale {
+                    age,
+                    limit: f.stale_after,
+                }
+            } else {
+                Telemetry::Fresh
+            }
+        }
+    };
+    let mut unhealthy = DeviceSet::EMPTY;
+    let mut reasons = BTreeMap::new();
+    for g in status.map(|s| s.gpus.as_slice()).unwrap_or_default() {
+        let i = g.index as usize;
+        if g.health != GpuHealth::Healthy && i < MAX_GPUS_PER_NODE {
+            unhealthy = unhealthy.with(i);
+            reasons.insert(i, g.reason.clone().unwrap_or_default());
+        }
+    }
+    NodeState {
+        ready,
+        unschedulable,
+        telemetry,
+        unhealthy,
+        reasons,
+    }
+}

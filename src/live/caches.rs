@@ -1,0 +1,130 @@
+//! The reflectors: one watch per kind, each feeding a reflector store that readers copy
+//! `Arc`s out of. Every event bumps a counter on a `watch` channel, so consumers (the
+//! extender's snapshot loop, the controller) wake once per burst of changes, not per object.
+
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::watch;
+
+use super::build::{Freshness, LiveSnapshot, snapshot};
+use crate::crd::{NodeTelemetry, ScheduleRequest};
+
+/// Reflector stores for everything allot reads, kept current by background watches.
+#[derive(Debug, Clone)]
+pub struct Caches {
+    pub nodes: Store<Node>,
+    pub pods: Store<Pod>,
+    pub telemetry: Store<NodeTelemetry>,
+    pub requests: Store<ScheduleRequest>,
+    changes: watch::Sender<u64>,
+}
+
+impl Caches {
+    /// Start the watches on the current tokio runtime. Finished pods are not watched (they
+    /// hold nothing); managed fields are dropped on arrival to keep the caches small.
+    pub fn start(client: Client) -> Arc<Caches> {
+        let (changes, _) = watch::channel(0u64);
+        let active =
+            watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed");
+        Arc::new(Caches {
+            nodes: reflect(
+                Api::all(client.clone()),
+                watcher::Config::default(),
+                &changes,
+                "nodes",
+            ),
+            pods: reflect(Api::all(client.clone()), active, &changes, "pods"),
+            telemetry: reflect(
+                Api::all(client.clone()),
+                watcher::Config::default(),
+                &changes,
+                "nodetelemetries",
+            ),
+            requests: reflect(
+                Api::all(client),
+                watcher::Config::default(),
+                &changes,
+                "schedulerequests",
+            ),
+            changes,
+        })
+    }
+
+    /// Wait until every store has had its first full list.
+    pub async fn wait_synced(&self) -> anyhow::Result<()> {
+        let (a, b, c, d) = tokio::join!(
+            self.nodes.wait_until_ready(),
+            self.pods.wait_until_ready(),
+            self.telemetry.wait_until_ready(),
+            self.requests.wait_until_ready(),
+        );
+        a.and(b)
+            .and(c)
+            .and(d)
+            .map_err(|_| anyhow::anyhow!("a watch stopped before its first list"))
+    }
+
+    /// A receiver that changes whenever any watched object does.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
+    /// The cluster as the caches show it now.
+    pub fn snapshot(&self, freshness: &Freshness) -> LiveSnapshot {
+        snapshot(
+            &self.nodes.state(),
+            &self.pods.state(),
+            &self.telemetry.state(),
+            freshness,
+        )
+    }
+}
+
+/// Spawn a watch of `api` into a new store; errors are logged (the watcher retries with
+/// back-off), each applied event bumps `changes`.
+fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    changes: &watch::Sender<u64>,
+    what: &'static str,
+) -> Store<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + Hash + Clone,
+{
+    let (reader, writer) = reflector::store();
+    let changes = changes.clone();
+    let stream = watcher(api, config)
+        .default_backoff()
+        .modify(|o: &mut K| o.managed_fields_mut().clear())
+        .reflect(writer);
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        let mut failing = false;
+        while let Some(event) = stream.next().await {
+            match event {
+                Ok(_) => {
+                    if std::mem::take(&mut failing) {
+                        tracing::info!(kind = what, "watch recovered");
+                    }
+                    changes.send_modify(|n| *n = n.wrapping_add(1));
+                }
+                Err(e) => {
+                    // Logged once per outage; the watcher backs off and retries by itself.
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::warn!(kind = what, error = %e, "watch failing; retrying with back-off");
+                    }
+                }
+            }
+        }
+    });
+    reader
+}
