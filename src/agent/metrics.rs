@@ -1,0 +1,325 @@
+//! `/metrics` and `/healthz` of the agent. Per-GPU gauges use the DCGM exporter's names and
+//! labels (`gpu`, `UUID`, `device`, `modelName`, `Hostname`) so existing dashboards work;
+//! the agent's own series are `allot_agent_*` with labels from enums only.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::change::Why;
+use crate::crd::{GpuHealth, NodeTelemetryStatus};
+
+/// DCGM's label set for one GPU.
+type GpuLabels = [(&'static str, String); 5];
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+impl EncodeLabelValue for Why {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        encoder.write_str(match self {
+            Why::First => "first",
+            Why::Heartbeat => "heartbeat",
+            Why::Change(c) => c.name(),
+            Why::Retry => "retry",
+        })
+    }
+}
+
+/// How a write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    Ok,
+    Error,
+}
+
+impl EncodeLabelValue for Outcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        encoder.write_str(match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct WriteLabels {
+    why: Why,
+    outcome: Outcome,
+}
+
+/// Every series the agent exports.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    gpu_util: Family<GpuLabels, Gauge>,
+    mem_copy_util: Family<GpuLabels, Gauge>,
+    fb_used: Family<GpuLabels, Gauge>,
+    fb_free: Family<GpuLabels, Gauge>,
+    temp: Family<GpuLabels, Gauge>,
+    power: Family<GpuLabels, FloatGauge>,
+    healthy: Family<GpuLabels, Gauge>,
+    cpu_used: Gauge,
+    memory_used: Gauge,
+    writes: Family<WriteLabels, Counter>,
+    last_write: Gauge,
+}
+
+const MIB: u64 = 1 << 20;
+
+fn gauge_value(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let gpu_util = Family::<GpuLabels, Gauge>::default();
+        let mem_copy_util = Family::<GpuLabels, Gauge>::default();
+        let fb_used = Family::<GpuLabels, Gauge>::default();
+        let fb_free = Family::<GpuLabels, Gauge>::default();
+        let temp = Family::<GpuLabels, Gauge>::default();
+        let power = Family::<GpuLabels, FloatGauge>::default();
+        let healthy = Family::<GpuLabels, Gauge>::default();
+        let cpu_used = Gauge::default();
+        let memory_used = Gauge::default();
+        let writes = Family::<WriteLabels, Counter>::default();
+        let last_write = Gauge::default();
+        registry.register(
+            "DCGM_FI_DEV_GPU_UTIL",
+            "GPU utilization (in %)",
+            gpu_util.clone(),
+        );
+        registry.register(
+            "DCGM_FI_DEV_MEM_COPY_UTIL",
+            "Memory utilization (in %)",
+            mem_copy_util.clone(),
+        );
+        registry.register(
+            "DCGM_FI_DEV_FB_USED",
+            "Framebuffer memory used (in MiB)",
+            fb_used.clone(),
+        );
+        registry.register(
+            "DCGM_FI_DEV_FB_FREE",
+            "Framebuffer memory free (in MiB)",
+            fb_free.clone(),
+        );
+        registry.register(
+            "DCGM_FI_DEV_GPU_TEMP",
+            "GPU temperature (in C)",
+            temp.clone(),
+        );
+        registry.register(
+            "DCGM_FI_DEV_POWER_USAGE",
+            "Power draw (in W)",
+            power.clone(),
+        );
+        registry.register(
+            "allot_agent_gpu_healthy",
+            "1 when the agent reports the GPU Healthy, else 0",
+            healthy.clone(),
+        );
+        registry.register(
+            "allot_agent_node_cpu_used_millicores",
+            "CPU in use on the node",
+            cpu_used.clone(),
+        );
+        registry.register(
+            "allot_agent_node_memory_used_bytes",
+            "Memory in use on the node (MemTotal - MemAvailable)",
+            memory_used.clone(),
+        );
+        registry.register(
+            "allot_agent_status_writes",
+            "NodeTelemetry status writes by reason and outcome",
+            writes.clone(),
+        );
+        registry.register(
+            "allot_agent_last_write_timestamp_seconds",
+            "Unix time of the last successful status write",
+            last_write.clone(),
+        );
+        Self {
+            registry,
+            gpu_util,
+            mem_copy_util,
+            fb_used,
+            fb_free,
+            temp,
+            power,
+            healthy,
+            cpu_used,
+            memory_used,
+            writes,
+            last_write,
+        }
+    }
+
+    /// Replace every gauge with one sample (GPUs that went away lose their series).
+    pub fn observe(&self, host: &str, status: &NodeTelemetryStatus) {
+        for family in [
+            &self.gpu_util,
+            &self.mem_copy_util,
+            &self.fb_used,
+            &self.fb_free,
+            &self.temp,
+            &self.healthy,
+        ] {
+            family.clear();
+        }
+        self.power.clear();
+        for g in &status.gpus {
+            let labels: GpuLabels = [
+                ("gpu", g.index.to_string()),
+                ("UUID", g.uuid.clone()),
+                ("device", format!("nvidia{}", g.index)),
+                ("modelName", g.model.clone()),
+                ("Hostname", host.to_string()),
+            ];
+            self.healthy
+                .get_or_create(&labels)
+                .set(i64::from(g.health == GpuHealth::Healthy));
+            if g.health != GpuHealth::Healthy {
+                // Readings of a failing GPU are stale copies: export health only.
+                continue;
+            }
+            self.gpu_util
+                .get_or_create(&labels)
+                .set(i64::from(g.utilization_gpu_percent));
+            self.mem_copy_util
+                .get_or_create(&labels)
+                .set(i64::from(g.utilization_memory_percent));
+            self.fb_used
+                .get_or_create(&labels)
+                .set(gauge_value(g.memory_used_bytes / MIB));
+            self.fb_free.get_or_create(&labels).set(gauge_value(
+                g.memory_total_bytes.saturating_sub(g.memory_used_bytes) / MIB,
+            ));
+            self.temp
+                .get_or_create(&labels)
+                .set(i64::from(g.temperature_celsius));
+            // Milliwatts to watts; f64 holds every u64 that a board could draw exactly enough.
+            #[allow(clippy::cast_precision_loss)]
+            let watts = g.power_milliwatts as f64 / 1000.0;
+            self.power.get_or_create(&labels).set(watts);
+        }
+        self.cpu_used.set(gauge_value(status.cpu.used_milli));
+        self.memory_used.set(gauge_value(status.memory.used_bytes));
+    }
+
+    /// Count one write attempt; `unix` is the time of a successful one.
+    pub fn wrote(&self, why: Why, ok: bool, unix: i64) {
+        let outcome = if ok { Outcome::Ok } else { Outcome::Error };
+        self.writes
+            .get_or_create(&WriteLabels { why, outcome })
+            .inc();
+        if ok {
+            self.last_write.set(unix);
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `/healthz` (the process is up and sampling) and `/metrics`.
+pub fn router(metrics: Arc<Metrics>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(render))
+        .with_state(metrics)
+}
+
+async fn render(State(metrics): State<Arc<Metrics>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        metrics.render(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::GpuTelemetry;
+
+    #[test]
+    fn gpu_series_use_dcgm_names_and_labels() {
+        let m = Metrics::new();
+        let gpu = GpuTelemetry {
+            index: 0,
+            uuid: "GPU-a".into(),
+            model: "A100".into(),
+            memory_total_bytes: 80 * MIB,
+            memory_used_bytes: 30 * MIB,
+            utilization_gpu_percent: 42,
+            power_milliwatts: 250_500,
+            health: GpuHealth::Healthy,
+            ..GpuTelemetry::default()
+        };
+        let lost = GpuTelemetry {
+            index: 1,
+            uuid: "GPU-b".into(),
+            health: GpuHealth::Unhealthy,
+            ..gpu.clone()
+        };
+        let status = NodeTelemetryStatus::default().with_gpus(vec![gpu, lost]);
+        m.observe("node-1", &status);
+        m.wrote(Why::Heartbeat, true, 1_700_000_000);
+        let text = m.render();
+        let labels = r#"gpu="0",UUID="GPU-a",device="nvidia0",modelName="A100",Hostname="node-1""#;
+        assert!(
+            text.contains(&format!("DCGM_FI_DEV_GPU_UTIL{{{labels}}} 42")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("DCGM_FI_DEV_FB_USED{{{labels}}} 30")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("DCGM_FI_DEV_FB_FREE{{{labels}}} 50")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("DCGM_FI_DEV_POWER_USAGE{{{labels}}} 250.5")),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"allot_agent_gpu_healthy{gpu="1",UUID="GPU-b""#),
+            "{text}"
+        );
+        assert!(!text.contains(r#"DCGM_FI_DEV_GPU_UTIL{gpu="1""#), "{text}");
+        assert!(
+            text.contains(r#"allot_agent_status_writes_total{why="heartbeat",outcome="ok"} 1"#),
+            "{text}"
+        );
+        // A GPU that is gone loses its series at the next sample.
+        m.observe("node-1", &NodeTelemetryStatus::default());
+        assert!(!m.render().contains("GPU-a"));
+    }
+}
