@@ -1,15 +1,221 @@
-//! `allot controller`: the ScheduleRequest controller (work in progress).
+//! `allot controller`: the ScheduleRequest controller. Each request goes through a named
+//! pipeline, most of it pure:
+//!
+//! ```text
+//! observe (pods from the API, cluster from live::Caches)
+//!   -> validate (validate.rs, pure: field-named errors)
+//!   -> plan     (decide.rs, pure: keep / move / scale down, LP for the missing replicas)
+//!   -> apply    (reconcile.rs: delete, then create pods built by pods.rs)
+//!   -> status   (status.rs builds it, reconcile.rs server-side applies it, Events)
+//! ```
+//!
+//! A kube-runtime `Controller` drives it: on request changes, on changes of the pods it owns,
+//! and on any change of the shared caches (nodes, telemetry), throttled, so gangs waiting for
+//! room and replicas on failing nodes are looked at again. Only the holder of the
+//! `allot-controller` Lease (lease.rs) reconciles; losing the Lease stops the Controller.
 
 pub mod decide;
+pub mod lease;
+pub mod metrics;
 pub mod pods;
+pub mod reconcile;
 pub mod status;
 pub mod validate;
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use crate::cli::ControllerArgs;
+use anyhow::Context as _;
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Client};
+use tokio::sync::watch;
 
-pub fn run(_: &ControllerArgs) -> anyhow::Result<ExitCode> {
-    eprintln!("allot controller: not implemented yet");
-    Ok(ExitCode::from(2))
+use crate::alloc::PlanOptions;
+use crate::cli::{ControllerArgs, StalePolicy};
+use crate::crd::ScheduleRequest;
+use crate::live::Caches;
+use crate::names::REQUEST_LABEL;
+use lease::{LEASE_NAME, LeaseConfig};
+use metrics::Metrics;
+use reconcile::{Context, error_policy, reconcile};
+
+/// Shortest pause between two "reconcile everything" passes caused by cluster changes: a
+/// busy cluster changes every few milliseconds, a failover can wait this long.
+const CHANGE_THROTTLE: Duration = Duration::from_secs(2);
+
+/// How the controller runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub lease: LeaseConfig,
+    /// Telemetry older than this is stale (its node's replicas move).
+    pub stale_after: Duration,
+    pub stale_policy: StalePolicy,
+    /// Backend and time limit of every plan (the objective comes from each request).
+    pub plan: PlanOptions,
+    /// Shared with whoever serves `/metrics`.
+    pub metrics: Arc<Metrics>,
+}
+
+impl Config {
+    /// Defaults with the Lease in `lease_namespace`.
+    pub fn new(lease_namespace: &str) -> Self {
+        Config {
+            lease: LeaseConfig {
+                namespace: lease_namespace.into(),
+                name: LEASE_NAME.into(),
+                identity: lease::default_identity(),
+                duration: lease::DEFAULT_DURATION,
+                renew_every: lease::DEFAULT_RENEW_EVERY,
+            },
+            stale_after: Duration::from_secs(60),
+            stale_policy: StalePolicy::FailOpen,
+            plan: PlanOptions::default(),
+            metrics: Arc::new(Metrics::default()),
+        }
+    }
+
+    fn from_args(args: &ControllerArgs) -> anyhow::Result<Self> {
+        let mut config = Config::new(&args.lease_namespace);
+        config.lease.duration = Duration::from_secs(args.lease_duration_seconds);
+        config.lease.renew_every = (config.lease.duration / 3).max(Duration::from_secs(1));
+        config.stale_after = Duration::from_secs(args.stale_after_seconds);
+        config.stale_policy = args.stale_policy;
+        config.plan.backend = args
+            .backend
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
+        config.plan.time_limit = Duration::from_millis(args.time_limit_ms);
+        Ok(config)
+    }
+}
+
+/// Run the controller on `caches` (started by the caller on this runtime): wait for the
+/// caches, then compete for the Lease and reconcile while holding it. Never returns unless
+/// the caches fail to sync; drop the future to stop. `allot extender --controller` calls
+/// this with its own caches.
+pub async fn spawn(client: Client, caches: Arc<Caches>, config: Config) -> anyhow::Result<()> {
+    caches.wait_synced().await?;
+    config.metrics.ready.store(true, Ordering::Relaxed);
+    tracing::info!(identity = %config.lease.identity, lease = %config.lease.name,
+        namespace = %config.lease.namespace, "caches synced; competing for the lease");
+    let (leading_tx, mut leading) = watch::channel(false);
+    let lease_task = tokio::spawn(lease::run(client.clone(), config.lease.clone(), leading_tx));
+    let reporter = Reporter {
+        controller: reconcile::FIELD_MANAGER.into(),
+        instance: Some(config.lease.identity.clone()),
+    };
+    let metrics = config.metrics.clone();
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        caches.clone(),
+        config,
+        Recorder::new(client.clone(), reporter),
+    ));
+    let outcome = loop {
+        if leading.wait_for(|l| *l).await.is_err() {
+            break Err(anyhow::anyhow!("the lease task stopped"));
+        }
+        metrics.set_leader(true);
+        tracing::info!("leading: reconciling ScheduleRequests");
+        let mut lost = leading.clone();
+        let stop = async move {
+            let _ = lost.wait_for(|l| !*l).await;
+        };
+        Controller::new(
+            Api::<ScheduleRequest>::all(client.clone()),
+            watcher::Config::default(),
+        )
+        .owns(
+            Api::<Pod>::all(client.clone()),
+            watcher::Config::default().labels(REQUEST_LABEL),
+        )
+        .reconcile_all_on(throttled(caches.changes()))
+        .graceful_shutdown_on(stop)
+        .run(reconcile, error_policy, ctx.clone())
+        .for_each(|_| std::future::ready(()))
+        .await;
+        metrics.set_leader(false);
+        tracing::warn!("lost the lease: stopped reconciling");
+    };
+    lease_task.abort();
+    outcome
+}
+
+/// One item per burst of cache changes, at most one per [`CHANGE_THROTTLE`].
+fn throttled(changes: watch::Receiver<u64>) -> impl futures::Stream<Item = ()> + Send {
+    futures::stream::unfold(changes, |mut rx| async move {
+        rx.changed().await.ok()?;
+        tokio::time::sleep(CHANGE_THROTTLE).await;
+        rx.borrow_and_update();
+        Some(((), rx))
+    })
+}
+
+/// `allot controller`: caches, admin endpoints, then [`spawn`] until SIGTERM or ctrl-c.
+pub fn run(args: &ControllerArgs) -> anyhow::Result<ExitCode> {
+    init_tracing();
+    let config = Config::from_args(args)?;
+    let admin: SocketAddr = args
+        .admin_listen
+        .parse()
+        .with_context(|| format!("--admin-listen {:?} is not HOST:PORT", args.admin_listen))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let client = Client::try_default()
+            .await
+            .context("connecting to the API server (KUBECONFIG or in-cluster config)")?;
+        let listener = tokio::net::TcpListener::bind(admin)
+            .await
+            .with_context(|| format!("binding --admin-listen {admin}"))?;
+        let metrics = config.metrics.clone();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, metrics::admin_router(metrics)).await {
+                tracing::error!(error = %e, "admin server stopped");
+            }
+        });
+        tracing::info!(%admin, "controller starting");
+        let caches = Caches::start(client.clone());
+        tokio::select! {
+            r = spawn(client, caches, config) => r,
+            () = shutdown_signal() => {
+                tracing::info!("shutting down");
+                Ok(())
+            }
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
 }

@@ -9,9 +9,24 @@ pub struct ControllerArgs {
     /// Namespace of the coordination.k8s.io Lease used for leader election.
     #[arg(long, default_value = "allot-system")]
     pub lease_namespace: String,
+    /// Seconds a Lease holds without renewal (how long a dead leader delays the next one).
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]
+    pub lease_duration_seconds: u64,
     /// Address for /healthz, /readyz and /metrics.
     #[arg(long, default_value = "127.0.0.1:8890")]
     pub admin_listen: String,
+    /// Telemetry older than this many seconds is stale: the node's replicas move elsewhere.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub stale_after_seconds: u64,
+    /// Whether a node without any NodeTelemetry may hold replicas (fail-open) or not.
+    #[arg(long, value_enum, default_value = "fail-open")]
+    pub stale_policy: crate::cli::StalePolicy,
+    /// LP backend of the plans: clarabel, microlp, or highs (when built with it).
+    #[arg(long, default_value = "clarabel")]
+    pub backend: String,
+    /// Wall-clock limit of one plan, in milliseconds; past it the greedy plan is used.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub time_limit_ms: u64,
 }
 
 #[cfg(feature = "k8s")]

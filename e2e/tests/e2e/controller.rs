@@ -1,1 +1,388 @@
-//! e2e scenarios of `allot controller` (added with its issue).
+//! `allot controller` on the real control plane: a ScheduleRequest is planned, its pods are
+//! created and bound by kube-scheduler (to their planned nodes when the allot extender is in
+//! the scheduling path), the status reads well in `kubectl get sr` / `describe`; invalid
+//! specs are refused or reported, never half-applied; a gang that cannot fit creates nothing;
+//! a deleted node's replicas move; a restarted controller duplicates nothing.
+//!
+//! Each test starts its own controller with the Lease in its own namespace, so the tests do
+//! not wait for each other's leases.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::core::GroupVersionKind;
+use serde_json::{Value, json};
+
+use crate::support::{AllotProcess, Cluster, WAIT, free_port, poll};
+
+const REQUEST_LABEL: &str = "allot.dev/schedule-request";
+const PLANNED_NODE: &str = "allot.dev/planned-node";
+
+fn requests(cluster: &Cluster, ns: &str) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("allot.dev", "v1alpha1", "ScheduleRequest");
+    let ar = ApiResource::from_gvk_with_plural(&gvk, "schedulerequests");
+    Api::namespaced_with(cluster.client.clone(), ns, &ar)
+}
+
+/// A controller for this test, ready (caches synced), with a short lease.
+async fn controller(cluster: &Cluster, ns: &str, name: &str) -> Result<AllotProcess> {
+    let port = free_port()?;
+    let admin = format!("127.0.0.1:{port}");
+    let mut p = AllotProcess::start(
+        cluster,
+        name,
+        &[
+            "controller",
+            "--lease-namespace",
+            ns,
+            "--lease-duration-seconds",
+            "3",
+            "--admin-listen",
+            &admin,
+        ],
+    )?;
+    p.wait_ready(&format!("http://{admin}/readyz")).await?;
+    Ok(p)
+}
+
+fn task(name: &str, replicas: u32, resources: Value) -> Value {
+    json!({
+        "name": name,
+        "replicas": replicas,
+        "resources": resources,
+        "podTemplate": { "spec": { "containers": [
+            { "name": "main", "image": "allot-e2e/pause:never-pulled" }
+        ] } }
+    })
+}
+
+async fn create(cluster: &Cluster, ns: &str, name: &str, spec: Value) -> Result<()> {
+    let obj: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "allot.dev/v1alpha1",
+        "kind": "ScheduleRequest",
+        "metadata": { "name": name },
+        "spec": spec,
+    }))?;
+    requests(cluster, ns)
+        .create(&PostParams::default(), &obj)
+        .await
+        .with_context(|| format!("creating ScheduleRequest {name}"))?;
+    Ok(())
+}
+
+/// Wait until the request's status satisfies `ok`; the status.
+async fn status_where(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+    what: &str,
+    ok: impl Fn(&Value) -> bool,
+) -> Result<Value> {
+    let api = requests(cluster, ns);
+    let ok = &ok;
+    poll(&format!("ScheduleRequest {name}: {what}"), WAIT, || {
+        let api = api.clone();
+        async move {
+            let sr = api.get(name).await?;
+            let status = sr.data.get("status").cloned().unwrap_or(Value::Null);
+            Ok(ok(&status).then_some(status))
+        }
+    })
+    .await
+}
+
+fn condition<'a>(status: &'a Value, type_: &str) -> Option<&'a Value> {
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+}
+
+async fn request_pods(cluster: &Cluster, ns: &str, name: &str) -> Result<Vec<Pod>> {
+    let pods = Api::<Pod>::namespaced(cluster.client.clone(), ns);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("{REQUEST_LABEL}={name}")))
+        .await?;
+    Ok(list.items)
+}
+
+/// Wait until `n` pods of the request are bound (and not terminating); name -> node.
+async fn bound_pods(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+    n: usize,
+) -> Result<BTreeMap<String, (String, Option<String>)>> {
+    poll(&format!("{n} bound pods of {name}"), WAIT, || async move {
+        let pods = request_pods(cluster, ns, name).await?;
+        let bound: BTreeMap<String, (String, Option<String>)> = pods
+            .into_iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| {
+                let node = p.spec.as_ref()?.node_name.clone()?;
+                let planned = p.metadata.annotations.as_ref()?.get(PLANNED_NODE).cloned();
+                Some((p.metadata.name.clone()?, (node, planned)))
+            })
+            .collect();
+        Ok((bound.len() == n).then_some(bound))
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_request_of_three_kinds_of_task_is_planned_created_and_bound() -> Result<()> {
+    let test = "a_request_of_three_kinds_of_task_is_planned_created_and_bound";
+    let Some(cluster) = Cluster::from_env(test).await? else {
+        return Ok(());
+    };
+    cluster
+        .in_namespace("sr-plan", |cluster, ns| async move {
+            let mut ctl = controller(cluster, &ns, "controller-plan").await?;
+            let spec = json!({ "tasks": [
+                task("train", 2, json!({ "cpu": "1", "memory": "1Gi", "gpu": 1 })),
+                task("eval", 2, json!({ "cpu": "500m", "memory": "512Mi", "gpuMilli": 300 })),
+                task("load", 1, json!({ "cpu": "250m", "memory": "256Mi" })),
+            ] });
+            create(cluster, &ns, "batch", spec).await?;
+            let status = status_where(cluster, &ns, "batch", "5 replicas planned", |s| {
+                s["counts"]["planned"] == 5
+            })
+            .await?;
+            ensure!(
+                condition(&status, "Validated").is_some_and(|c| c["status"] == "True"),
+                "Validated is not True: {status}"
+            );
+            ensure!(
+                status["solver"]["backend"].is_string(),
+                "no solver facts: {status}"
+            );
+            let plan = status["plan"].as_array().context("plan")?;
+            ensure!(plan.len() == 5, "plan: {plan:?}");
+
+            let bound = bound_pods(cluster, &ns, "batch", 5).await?;
+            let names: Vec<&str> = bound.keys().map(String::as_str).collect();
+            ensure!(
+                names
+                    == [
+                        "batch-eval-0",
+                        "batch-eval-1",
+                        "batch-load-0",
+                        "batch-train-0",
+                        "batch-train-1"
+                    ],
+                "pod names {names:?}"
+            );
+            for (pod, (node, planned)) in &bound {
+                let planned = planned.as_deref().context("no planned-node annotation")?;
+                if cluster.extender_required {
+                    ensure!(node == planned, "{pod} bound to {node}, planned {planned}");
+                }
+                println!("{pod}: planned {planned}, bound {node}");
+            }
+            let status = status_where(cluster, &ns, "batch", "5 bound, Running", |s| {
+                s["counts"]["bound"] == 5 && s["phase"] == "Running"
+            })
+            .await?;
+            ensure!(
+                condition(&status, "Ready").is_some_and(|c| c["status"] == "True"),
+                "Ready is not True: {status}"
+            );
+
+            let table = cluster.kubectl(&["get", "sr", "-n", &ns])?;
+            ensure!(
+                table.contains("PHASE") && table.contains("Running"),
+                "kubectl get sr:\n{table}"
+            );
+            let described = cluster.kubectl(&["describe", "sr", "batch", "-n", &ns])?;
+            for needle in ["Validated", "PlanFound", "PodsCreated"] {
+                ensure!(
+                    described.contains(needle),
+                    "describe lacks {needle}:\n{described}"
+                );
+            }
+            println!("{table}");
+            ctl.check_alive()
+        })
+        .await
+}
+
+#[tokio::test]
+async fn invalid_requests_are_refused_or_reported_and_nothing_is_created() -> Result<()> {
+    let test = "invalid_requests_are_refused_or_reported_and_nothing_is_created";
+    let Some(cluster) = Cluster::from_env(test).await? else {
+        return Ok(());
+    };
+    cluster
+        .in_namespace("sr-invalid", |cluster, ns| async move {
+            let _ctl = controller(cluster, &ns, "controller-invalid").await?;
+            // The schema refuses a negative count outright.
+            let negative =
+                json!({ "tasks": [task("a", 0, json!({ "cpu": "1", "memory": "1Gi" }))] });
+            let mut negative = negative;
+            negative["tasks"][0]["replicas"] = json!(-1);
+            let refused = create(cluster, &ns, "negative", negative).await;
+            ensure!(refused.is_err(), "a negative replica count was accepted");
+
+            // A model no node has passes the schema; the controller names the field.
+            let spec = json!({ "tasks": [
+                task("ok", 1, json!({ "cpu": "1", "memory": "1Gi" })),
+                { "name": "bad", "replicas": 1, "gpuModels": ["NoSuchGPU"],
+                  "resources": { "cpu": "1", "memory": "1Gi", "gpu": 1 },
+                  "podTemplate": { "spec": { "containers": [{ "name": "main", "image": "x" }] } } },
+            ] });
+            create(cluster, &ns, "unknown-model", spec).await?;
+            let status = status_where(cluster, &ns, "unknown-model", "Validated=False", |s| {
+                condition(s, "Validated").is_some_and(|c| c["status"] == "False")
+            })
+            .await?;
+            let message = condition(&status, "Validated")
+                .map(|c| c["message"].to_string())
+                .unwrap_or_default();
+            ensure!(
+                message.contains("spec.tasks[1].gpuModels[0]") && message.contains("NoSuchGPU"),
+                "message does not name the field: {message}"
+            );
+            ensure!(status["phase"] == "Failed", "phase {}", status["phase"]);
+            let pods = request_pods(cluster, &ns, "unknown-model").await?;
+            ensure!(
+                pods.is_empty(),
+                "{} pods created for an invalid request",
+                pods.len()
+            );
+            Ok(())
+        })
+        .await
+}
+
+#[tokio::test]
+async fn a_gang_that_cannot_fit_stays_pending_and_creates_nothing() -> Result<()> {
+    let test = "a_gang_that_cannot_fit_stays_pending_and_creates_nothing";
+    let Some(cluster) = Cluster::from_env(test).await? else {
+        return Ok(());
+    };
+    cluster
+        .in_namespace("sr-gang", |cluster, ns| async move {
+            let _ctl = controller(cluster, &ns, "controller-gang").await?;
+            // 200 one-GPU replicas: more GPUs than the e2e nodes have, though each fits alone.
+            let spec = json!({ "gang": true, "tasks": [
+                task("wide", 200, json!({ "cpu": "100m", "memory": "64Mi", "gpu": 1 }))
+            ] });
+            create(cluster, &ns, "too-wide", spec).await?;
+            let status = status_where(cluster, &ns, "too-wide", "Planned=False", |s| {
+                condition(s, "Planned").is_some_and(|c| c["status"] == "False")
+            })
+            .await?;
+            ensure!(status["phase"] == "Pending", "phase {}", status["phase"]);
+            let message = status["message"].as_str().unwrap_or_default();
+            ensure!(message.contains("gang"), "message: {message}");
+            ensure!(
+                status["unplaced"].as_array().map(Vec::len) == Some(200),
+                "unplaced: {}",
+                status["unplaced"]
+            );
+            // Give the controller a few more reconciles to do something wrong.
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            let pods = request_pods(cluster, &ns, "too-wide").await?;
+            ensure!(
+                pods.is_empty(),
+                "{} pods created for a gang that does not fit",
+                pods.len()
+            );
+            Ok(())
+        })
+        .await
+}
+
+/// Delete `node`, run `body`, then put the node back as it was (kwok adopts it again).
+async fn without_node<F, Fut>(cluster: &Cluster, node: &str, body: F) -> Result<()>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let nodes = Api::<Node>::all(cluster.client.clone());
+    let mut saved = nodes.get(node).await?;
+    nodes.delete(node, &DeleteParams::default()).await?;
+    let outcome = body().await;
+    saved.metadata.resource_version = None;
+    saved.metadata.uid = None;
+    saved.metadata.creation_timestamp = None;
+    saved.metadata.managed_fields = None;
+    let restored = poll(&format!("node {node} restored"), WAIT, || {
+        let (nodes, saved) = (nodes.clone(), saved.clone());
+        async move {
+            match nodes.create(&PostParams::default(), &saved).await {
+                Ok(_) => Ok(Some(())),
+                // Still being deleted: try again.
+                Err(kube::Error::Api(s)) if s.code == 409 => Ok(None),
+                Err(e) => Err(e.into()),
+            }
+        }
+    })
+    .await;
+    outcome.and(restored)
+}
+
+#[tokio::test]
+async fn deleting_a_node_moves_its_replicas_and_the_status_says_so() -> Result<()> {
+    let test = "deleting_a_node_moves_its_replicas_and_the_status_says_so";
+    let Some(cluster) = Cluster::from_env(test).await? else {
+        return Ok(());
+    };
+    cluster
+        .in_namespace("sr-failover", |cluster, ns| async move {
+            let _ctl = controller(cluster, &ns, "controller-failover").await?;
+            let spec = json!({ "tasks": [task("svc", 1, json!({ "cpu": "100m", "memory": "64Mi", "gpu": 1 }))] });
+            create(cluster, &ns, "mover", spec).await?;
+            let before = bound_pods(cluster, &ns, "mover", 1).await?;
+            let (old_node, _) = before.get("mover-svc-0").context("mover-svc-0")?.clone();
+            without_node(cluster, &old_node, || async {
+                let status = status_where(cluster, &ns, "mover", "a recorded move", |s| {
+                    s["moves"].as_array().is_some_and(|m| !m.is_empty())
+                })
+                .await?;
+                let m = &status["moves"][0];
+                ensure!(m["from"] == old_node.as_str(), "move: {m}");
+                ensure!(m["reason"] == "NodeDeleted", "move: {m}");
+                let after = poll("mover-svc-0 bound elsewhere", WAIT, || async {
+                    let b = bound_pods(cluster, &ns, "mover", 1).await?;
+                    let node = b.get("mover-svc-0").map(|(n, _)| n.clone());
+                    Ok(node.filter(|n| *n != old_node))
+                })
+                .await?;
+                println!("mover-svc-0 moved {old_node} -> {after}: {m}");
+                Ok(())
+            })
+            .await
+        })
+        .await
+}
+
+#[tokio::test]
+async fn a_restarted_controller_creates_no_duplicate_pods() -> Result<()> {
+    let test = "a_restarted_controller_creates_no_duplicate_pods";
+    let Some(cluster) = Cluster::from_env(test).await? else {
+        return Ok(());
+    };
+    cluster
+        .in_namespace("sr-restart", |cluster, ns| async move {
+            let mut first = controller(cluster, &ns, "controller-restart-1").await?;
+            let spec =
+                json!({ "tasks": [task("w", 3, json!({ "cpu": "100m", "memory": "64Mi" }))] });
+            create(cluster, &ns, "steady", spec).await?;
+            let before = bound_pods(cluster, &ns, "steady", 3).await?;
+            first.stop();
+            let _second = controller(cluster, &ns, "controller-restart-2").await?;
+            // The new process takes the Lease once the old one's (3 s) expires, then reconciles.
+            tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+            let pods = request_pods(cluster, &ns, "steady").await?;
+            let uids: Vec<_> = pods.iter().map(|p| p.metadata.uid.clone()).collect();
+            ensure!(pods.len() == 3, "{} pods after the restart", pods.len());
+            let after = bound_pods(cluster, &ns, "steady", 3).await?;
+            ensure!(before == after, "pods moved: {before:?} -> {after:?}");
+            ensure!(uids.iter().all(Option::is_some), "pods without uid");
+            Ok(())
+        })
+        .await
+}
