@@ -4,7 +4,7 @@
 # Sourced after lib.sh, never run.
 
 # Components in start order; stop_all goes backwards.
-E2E_COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+E2E_COMPONENTS=(etcd kube-apiserver kube-controller-manager allot-extender kube-scheduler kwok)
 
 pid_of() { cat "$E2E_DIR/pids/$1.pid" 2>/dev/null || true; }
 

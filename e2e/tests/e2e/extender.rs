@@ -1,1 +1,334 @@
-//! e2e scenarios of `allot extender` (added with its issue).
+//! The allot extender inside the real scheduling path: kube-scheduler (configured by
+//! `e2e/up` to require it) asks it to filter, prioritize and bind, and what it decides shows
+//! on the pods: the GPU devices it recorded, the nodes it allowed, the reasons users read.
+//! Every scenario here fails if the extender is not called.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail, ensure};
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use crate::support::{Cluster, GPU, WAIT, pod, poll, skip};
+
+const MODEL_LABEL: &str = "allot.dev/gpu-model";
+const DEVICES: &str = "allot.dev/gpu-devices";
+
+/// The cluster, or `None` (after saying why) when no control plane or no extender runs.
+async fn cluster_with_extender(test: &str) -> Result<Option<Cluster>> {
+    let Some(cluster) = Cluster::from_env(test).await? else {
+        return Ok(None);
+    };
+    if !cluster.extender_required {
+        skip(
+            test,
+            "E2E_EXTENDER=0: no allot extender in the scheduling path",
+        );
+        return Ok(None);
+    }
+    Ok(Some(cluster))
+}
+
+/// A pod pinned to `node` (by node affinity on its name), with annotations.
+fn pinned(
+    name: &str,
+    node: Option<&str>,
+    gpus: Option<u32>,
+    annotations: serde_json::Value,
+) -> Result<Pod> {
+    let mut p = pod(name, "allot", gpus)?;
+    let mut v = serde_json::to_value(&p)?;
+    v["metadata"]["annotations"] = annotations;
+    if let Some(node) = node {
+        v["spec"]["affinity"] = json!({ "nodeAffinity": { "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{ "matchFields": [{ "key": "metadata.name", "operator": "In", "values": [node] }] }]
+        } } });
+    }
+    p = serde_json::from_value(v)?;
+    Ok(p)
+}
+
+/// Wait until the pod is bound; its node and annotations.
+async fn bound(pods: &Api<Pod>, name: &str) -> Result<(String, BTreeMap<String, String>)> {
+    poll(&format!("pod {name} to be bound"), WAIT, || async move {
+        let p = pods.get(name).await?;
+        let node = p.spec.and_then(|s| s.node_name);
+        Ok(node.map(|n| (n, p.metadata.annotations.unwrap_or_default())))
+    })
+    .await
+}
+
+/// Wait for a FailedScheduling event of pod `name` whose message contains `needle`.
+async fn failed_scheduling(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+    needle: &str,
+) -> Result<String> {
+    let events = Api::<Event>::namespaced(cluster.client.clone(), ns);
+    let fields = format!("involvedObject.name={name}");
+    poll(
+        &format!("a FailedScheduling event of {name} naming {needle:?}"),
+        WAIT,
+        || {
+            let (events, fields) = (events.clone(), fields.clone());
+            async move {
+                let list = events.list(&ListParams::default().fields(&fields)).await?;
+                Ok(list
+                    .items
+                    .into_iter()
+                    .filter(|e| e.reason.as_deref() == Some("FailedScheduling"))
+                    .filter_map(|e| e.message)
+                    .find(|m| m.contains(needle)))
+            }
+        },
+    )
+    .await
+}
+
+/// GPU nodes by name: (GPU count, model).
+async fn gpu_nodes(cluster: &Cluster) -> Result<BTreeMap<String, (u32, String)>> {
+    let nodes = Api::<Node>::all(cluster.client.clone())
+        .list(&ListParams::default())
+        .await?;
+    let mut out = BTreeMap::new();
+    for n in nodes.items {
+        let name = n.metadata.name.clone().unwrap_or_default();
+        let model = n
+            .metadata
+            .labels
+            .unwrap_or_default()
+            .get(MODEL_LABEL)
+            .cloned();
+        let gpus: u32 = n
+            .status
+            .and_then(|s| s.allocatable)
+            .and_then(|a| a.get(GPU).map(|q| q.0.clone()))
+            .and_then(|q| q.parse().ok())
+            .unwrap_or(0);
+        if let (Some(model), true) = (model, gpus > 0) {
+            out.insert(name, (gpus, model));
+        }
+    }
+    ensure!(!out.is_empty(), "no GPU nodes with a {MODEL_LABEL} label");
+    Ok(out)
+}
+
+async fn extender_metric(name: &str) -> Result<f64> {
+    let admin =
+        std::env::var("ALLOT_E2E_EXTENDER_ADMIN").context("ALLOT_E2E_EXTENDER_ADMIN not set")?;
+    let out = std::process::Command::new("curl")
+        .args(["-sf", &format!("{admin}/metrics")])
+        .output()?;
+    ensure!(out.status.success(), "GET {admin}/metrics failed");
+    let text = String::from_utf8(out.stdout)?;
+    Ok(text
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+#[tokio::test]
+async fn shared_gpu_pods_get_distinct_devices_recorded_by_the_extender() -> Result<()> {
+    let test = "shared_gpu_pods_get_distinct_devices_recorded_by_the_extender";
+    let Some(cluster) = cluster_with_extender(test).await? else {
+        return Ok(());
+    };
+    let (node, _) = gpu_nodes(&cluster)
+        .await?
+        .into_iter()
+        .next()
+        .context("no GPU node")?;
+    let binds_before = extender_metric("allot_extender_requests_total{verb=\"bind\"").await?;
+    cluster
+        .in_namespace("shares", |cluster, ns| async move {
+            let pods = Api::<Pod>::namespaced(cluster.client.clone(), &ns);
+            // 600 + 600 milli cannot share one GPU: allot must give them different devices.
+            for name in ["share-a", "share-b"] {
+                let p = pinned(
+                    name,
+                    Some(&node),
+                    None,
+                    json!({ "allot.dev/gpu-milli": "600" }),
+                )?;
+                pods.create(&PostParams::default(), &p).await?;
+            }
+            let (_, a) = bound(&pods, "share-a").await?;
+            let (_, b) = bound(&pods, "share-b").await?;
+            let (da, db) = (a.get(DEVICES), b.get(DEVICES));
+            ensure!(
+                da.is_some() && db.is_some(),
+                "no {DEVICES} annotation: {a:?} {b:?}"
+            );
+            ensure!(da != db, "both shares on device {da:?}");
+            println!("share-a on {node} GPU {da:?}, share-b on GPU {db:?}");
+            Ok(())
+        })
+        .await?;
+    let binds_after = extender_metric("allot_extender_requests_total{verb=\"bind\"").await?;
+    ensure!(
+        binds_after >= binds_before + 2.0,
+        "the extender counted {binds_before} -> {binds_after} binds"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bad_annotation_is_the_reason_users_see_in_events() -> Result<()> {
+    let test = "a_bad_annotation_is_the_reason_users_see_in_events";
+    let Some(cluster) = cluster_with_extender(test).await? else {
+        return Ok(());
+    };
+    cluster
+        .in_namespace("bad-annotation", |cluster, ns| async move {
+            let pods = Api::<Pod>::namespaced(cluster.client.clone(), &ns);
+            let p = pinned("half", None, None, json!({ "allot.dev/gpu-milli": "half" }))?;
+            pods.create(&PostParams::default(), &p).await?;
+            let message = failed_scheduling(cluster, &ns, "half", "allot.dev/gpu-milli").await?;
+            ensure!(message.contains("\"half\""), "{message}");
+            let p = pods.get("half").await?;
+            ensure!(p.spec.and_then(|s| s.node_name).is_none(), "half was bound");
+            println!("event: {message}");
+            Ok(())
+        })
+        .await
+}
+
+#[tokio::test]
+async fn gpu_model_constraints_and_plans_decide_the_node() -> Result<()> {
+    let test = "gpu_model_constraints_and_plans_decide_the_node";
+    let Some(cluster) = cluster_with_extender(test).await? else {
+        return Ok(());
+    };
+    let nodes = gpu_nodes(&cluster).await?;
+    // The rarest model: a pod that names it can only be placed right by the extender.
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for (_, m) in nodes.values() {
+        *counts.entry(m.as_str()).or_default() += 1;
+    }
+    let (model, _) = counts
+        .iter()
+        .min_by_key(|(_, c)| **c)
+        .context("no models")?;
+    let model = model.to_string();
+    let (planned, _) = nodes
+        .iter()
+        .rev()
+        .find(|(_, (g, _))| *g >= 2)
+        .context("no 2-GPU node")?;
+    let planned = planned.clone();
+    cluster
+        .in_namespace("models-plans", |cluster, ns| async move {
+            let pods = Api::<Pod>::namespaced(cluster.client.clone(), &ns);
+            let p = pinned(
+                "model",
+                None,
+                Some(1),
+                json!({ "allot.dev/gpu-models": &model }),
+            )?;
+            pods.create(&PostParams::default(), &p).await?;
+            let (at, _) = bound(&pods, "model").await?;
+            ensure!(
+                nodes[&at].1 == model,
+                "asked for {model}, got {at} ({})",
+                nodes[&at].1
+            );
+
+            let plan =
+                json!({ "allot.dev/planned-node": planned, "allot.dev/planned-devices": "1" });
+            pods.create(
+                &PostParams::default(),
+                &pinned("planned", None, Some(1), plan)?,
+            )
+            .await?;
+            let (at, annotations) = bound(&pods, "planned").await?;
+            ensure!(at == planned, "planned for {planned}, bound to {at}");
+            ensure!(
+                annotations.get(DEVICES).map(String::as_str) == Some("1"),
+                "planned device 1, recorded {:?}",
+                annotations.get(DEVICES)
+            );
+            println!("{model} pod on {at}; planned pod on {planned} GPU 1");
+            Ok(())
+        })
+        .await
+}
+
+#[tokio::test]
+async fn unhealthy_gpus_in_telemetry_keep_pods_off_them() -> Result<()> {
+    let test = "unhealthy_gpus_in_telemetry_keep_pods_off_them";
+    let Some(cluster) = cluster_with_extender(test).await? else {
+        return Ok(());
+    };
+    let (node, (gpus, model)) = gpu_nodes(&cluster)
+        .await?
+        .into_iter()
+        .next()
+        .context("no GPU node")?;
+    let reports = Api::<DynamicObject>::all_with(
+        cluster.client.clone(),
+        &kube::discovery::ApiResource {
+            group: "allot.dev".into(),
+            version: "v1alpha1".into(),
+            api_version: "allot.dev/v1alpha1".into(),
+            kind: "NodeTelemetry".into(),
+            plural: "nodetelemetries".into(),
+        },
+    );
+    let report = |health: &str| {
+        let list: Vec<_> = (0..gpus)
+            .map(|i| {
+                json!({ "index": i, "uuid": format!("GPU-e2e-{i}"), "model": model,
+                "memoryTotalBytes": 0, "memoryUsedBytes": 0, "utilizationGpuPercent": 0,
+                "utilizationMemoryPercent": 0, "temperatureCelsius": 0, "powerMilliwatts": 0,
+                "health": health, "reason": (health != "Healthy").then_some("XID 79 (e2e)") })
+            })
+            .collect();
+        json!({ "apiVersion": "allot.dev/v1alpha1", "kind": "NodeTelemetry",
+            "metadata": { "name": node }, "spec": { "nodeName": node },
+            "status": { "heartbeatTime": k8s_openapi::jiff::Timestamp::now().to_string(),
+                "agentVersion": "e2e", "cpu": { "allocatableMilli": 0, "usedMilli": 0 },
+                "memory": { "allocatableBytes": 0, "usedBytes": 0 },
+                "gpuCount": gpus, "healthyGpus": if health == "Healthy" { gpus } else { 0 }, "gpus": list } })
+    };
+    let ssa = PatchParams::apply("allot-e2e").force();
+    let outcome = async {
+        cluster
+            .in_namespace("unhealthy", |cluster, ns| {
+                let (reports, ssa, node) = (&reports, &ssa, &node);
+                async move {
+                    let sick = report("Unhealthy");
+                    reports.patch(node, ssa, &Patch::Apply(&sick)).await?;
+                    reports
+                        .patch_status(node, ssa, &Patch::Apply(&sick))
+                        .await?;
+                    let pods = Api::<Pod>::namespaced(cluster.client.clone(), &ns);
+                    pods.create(
+                        &PostParams::default(),
+                        &pinned("needs-gpu", Some(node), Some(1), json!({}))?,
+                    )
+                    .await?;
+                    let message = failed_scheduling(cluster, &ns, "needs-gpu", "unhealthy").await?;
+                    ensure!(message.contains("XID 79 (e2e)"), "{message}");
+                    reports
+                        .patch_status(node, ssa, &Patch::Apply(&report("Healthy")))
+                        .await?;
+                    let (at, _) = bound(&pods, "needs-gpu").await?;
+                    ensure!(&at == node, "bound to {at}");
+                    println!("pending while unhealthy ({message}); bound once healthy");
+                    Ok(())
+                }
+            })
+            .await
+    }
+    .await;
+    // Cluster-scoped: remove it whatever happened, so other tests see no telemetry.
+    let cleanup = reports.delete(&node, &DeleteParams::default()).await;
+    outcome?;
+    if let Err(e) = cleanup {
+        bail!("deleting NodeTelemetry {node}: {e}");
+    }
+    Ok(())
+}

@@ -1,57 +1,14 @@
-//! The real kube-scheduler with the `allot` profile places GPU pods on kwok's fake GPU nodes.
-//!
-//! These run with the scheduler configured to tolerate a missing extender (`E2E_EXTENDER=0`):
-//! they prove the profile, the GPU capacity of the nodes and the pod lifecycle. The proof that
-//! the scheduler calls the allot extender belongs to the extender's own tests.
+//! The real kube-scheduler with the `allot` profile places GPU pods on kwok's fake GPU nodes:
+//! the profile, the GPU capacity of the nodes and the pod lifecycle. They hold with or without
+//! the allot extender (`E2E_EXTENDER`); what the extender adds is proved in `extender.rs`.
 
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::api::{Api, ListParams, PostParams};
-use kube::runtime::wait::{await_condition, conditions};
-use serde_json::json;
 
-use crate::support::{Cluster, WAIT, poll, skip};
+use crate::support::{Cluster, GPU, WAIT, pod, poll, wait_running};
 
-const GPU: &str = "nvidia.com/gpu";
 const MODEL_LABEL: &str = "allot.dev/gpu-model";
-
-fn pod(name: &str, scheduler: &str, gpus: Option<u32>) -> Result<Pod> {
-    let mut resources = json!({ "requests": { "cpu": "100m", "memory": "64Mi" } });
-    if let Some(n) = gpus {
-        // Extended resources are requested through limits (requests default to them).
-        resources["limits"] = json!({ GPU: n.to_string() });
-    }
-    Ok(serde_json::from_value(json!({
-        "metadata": { "name": name },
-        "spec": {
-            "schedulerName": scheduler,
-            // kwok never pulls or runs images: any name will do.
-            "containers": [{ "name": "main", "image": "allot-e2e/pause:never-pulled", "resources": resources }]
-        }
-    }))?)
-}
-
-/// Skip (with a note) when kube-scheduler requires an extender that these tests do not start.
-fn needs_optional_extender(cluster: &Cluster, test: &str) -> bool {
-    if cluster.extender_required {
-        skip(
-            test,
-            "the scheduler requires the allot extender (E2E_EXTENDER=1); this test needs E2E_EXTENDER=0",
-        );
-        return false;
-    }
-    true
-}
-
-async fn wait_running(pods: &Api<Pod>, name: &str) -> Result<Pod> {
-    tokio::time::timeout(
-        WAIT,
-        await_condition(pods.clone(), name, conditions::is_pod_running()),
-    )
-    .await
-    .with_context(|| format!("pod {name} not Running after {WAIT:?}"))??
-    .with_context(|| format!("pod {name} disappeared"))
-}
 
 #[tokio::test]
 async fn allot_profile_binds_a_gpu_pod_to_a_kwok_gpu_node() -> Result<()> {
@@ -59,9 +16,6 @@ async fn allot_profile_binds_a_gpu_pod_to_a_kwok_gpu_node() -> Result<()> {
     let Some(cluster) = Cluster::from_env(test).await? else {
         return Ok(());
     };
-    if !needs_optional_extender(&cluster, test) {
-        return Ok(());
-    }
     cluster
         .in_namespace("gpu-pod", |cluster, ns| async move {
             let pods = Api::<Pod>::namespaced(cluster.client.clone(), &ns);
@@ -134,9 +88,6 @@ async fn a_pod_wanting_more_gpus_than_any_node_stays_pending() -> Result<()> {
     let Some(cluster) = Cluster::from_env(test).await? else {
         return Ok(());
     };
-    if !needs_optional_extender(&cluster, test) {
-        return Ok(());
-    }
     cluster
         .in_namespace("too-many-gpus", |cluster, ns| async move {
             let pods = Api::<Pod>::namespaced(cluster.client.clone(), &ns);

@@ -215,8 +215,8 @@ impl AllotProcess {
         let dir = repo_root().join("target").join("e2e-logs");
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let log = dir.join(format!("{name}.log"));
-        let file = std::fs::File::create(&log)
-            .with_context(|| format!("creating {}", log.display()))?;
+        let file =
+            std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let child = Command::new(&bin)
             .args(args)
             .env("KUBECONFIG", &cluster.kubeconfig)
@@ -295,4 +295,42 @@ impl Drop for AllotProcess {
 pub fn free_port() -> Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
+}
+
+/// The whole-GPU extended resource.
+pub const GPU: &str = "nvidia.com/gpu";
+
+/// A pod for kwok (its image is never pulled): 100m CPU, 64Mi, `gpus` whole GPUs if any.
+pub fn pod(
+    name: &str,
+    scheduler: &str,
+    gpus: Option<u32>,
+) -> Result<k8s_openapi::api::core::v1::Pod> {
+    let mut resources = serde_json::json!({ "requests": { "cpu": "100m", "memory": "64Mi" } });
+    if let Some(n) = gpus {
+        // Extended resources are requested through limits (requests default to them).
+        resources["limits"] = serde_json::json!({ GPU: n.to_string() });
+    }
+    Ok(serde_json::from_value(serde_json::json!({
+        "metadata": { "name": name },
+        "spec": {
+            "schedulerName": scheduler,
+            "containers": [{ "name": "main", "image": "allot-e2e/pause:never-pulled", "resources": resources }]
+        }
+    }))?)
+}
+
+/// Wait until pod `name` is Running.
+pub async fn wait_running(
+    pods: &Api<k8s_openapi::api::core::v1::Pod>,
+    name: &str,
+) -> Result<k8s_openapi::api::core::v1::Pod> {
+    use kube::runtime::wait::{await_condition, conditions};
+    tokio::time::timeout(
+        WAIT,
+        await_condition(pods.clone(), name, conditions::is_pod_running()),
+    )
+    .await
+    .with_context(|| format!("pod {name} not Running after {WAIT:?}"))??
+    .with_context(|| format!("pod {name} disappeared"))
 }
