@@ -386,3 +386,194 @@ async fn a_restarted_controller_creates_no_duplicate_pods() -> Result<()> {
         })
         .await
 }
+
+#[tokio::test]
+async fn scaling_a_task_keeps_its_running_replicas() -> Result<()> {
+    let test = "scaling_a_task_keeps_its_running_replicas";
+    let Some(cluster) = Cluster::from_env(test).await? else {
+        return Ok(());
+    };
+    cluster
+        .in_namespace("sr-scale", |cluster, ns| async move {
+            let _ctl = controller(cluster, &ns, "controller-scale").await?;
+            let spec = json!({ "tasks": [task("w", 2, json!({ "cpu": "100m", "memory": "64Mi", "gpu": 1 }))] });
+            create(cluster, &ns, "elastic", spec).await?;
+            let two = bound_pods(cluster, &ns, "elastic", 2).await?;
+            let uids = |pods: Vec<Pod>| -> BTreeMap<String, String> {
+                pods.into_iter()
+                    .filter_map(|p| Some((p.metadata.name?, p.metadata.uid?)))
+                    .collect()
+            };
+            let first = uids(request_pods(cluster, &ns, "elastic").await?);
+            let api = requests(cluster, &ns);
+            let patch = |n: u32| json!({ "spec": { "tasks": [task("w", n, json!({ "cpu": "100m", "memory": "64Mi", "gpu": 1 }))] } });
+            api.patch("elastic", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(patch(4)))
+                .await?;
+            let four = bound_pods(cluster, &ns, "elastic", 4).await?;
+            for (name, at) in &two {
+                ensure!(four.get(name) == Some(at), "{name} moved on scale-up: {at:?} -> {:?}", four.get(name));
+            }
+            let now = uids(request_pods(cluster, &ns, "elastic").await?);
+            for (name, uid) in &first {
+                ensure!(now.get(name) == Some(uid), "{name} was recreated on scale-up");
+            }
+            api.patch("elastic", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(patch(1)))
+                .await?;
+            let one = bound_pods(cluster, &ns, "elastic", 1).await?;
+            ensure!(one.contains_key("elastic-w-0"), "left: {one:?}");
+            let status = status_where(cluster, &ns, "elastic", "1 replica", |s| {
+                s["counts"]["replicas"] == 1 && s["counts"]["bound"] == 1
+            })
+            .await?;
+            ensure!(status["plan"].as_array().map(Vec::len) == Some(1), "plan: {}", status["plan"]);
+            Ok(())
+        })
+        .await
+}
+
+fn telemetry_api(cluster: &Cluster) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk("allot.dev", "v1alpha1", "NodeTelemetry");
+    let ar = ApiResource::from_gvk_with_plural(&gvk, "nodetelemetries");
+    Api::all_with(cluster.client.clone(), &ar)
+}
+
+/// Publish telemetry for `node` as an agent would: heartbeat `age_secs` ago, `gpus` devices
+/// of which `unhealthy` is reported Unhealthy.
+async fn publish_telemetry(
+    cluster: &Cluster,
+    node: &str,
+    age_secs: i64,
+    gpus: u32,
+    unhealthy: Option<u32>,
+) -> Result<()> {
+    let api = telemetry_api(cluster);
+    if api.get_opt(node).await?.is_none() {
+        let obj: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "allot.dev/v1alpha1", "kind": "NodeTelemetry",
+            "metadata": { "name": node }, "spec": { "nodeName": node }
+        }))?;
+        api.create(&PostParams::default(), &obj).await?;
+    }
+    let beat = std::time::SystemTime::now() - std::time::Duration::from_secs(age_secs as u64);
+    let beat = humantime_rfc3339(beat);
+    let list: Vec<Value> = (0..gpus)
+        .map(|i| {
+            json!({ "index": i, "uuid": format!("GPU-e2e-{node}-{i}"), "model": "e2e",
+                "memoryTotalBytes": 0, "memoryUsedBytes": 0, "utilizationGpuPercent": 0,
+                "utilizationMemoryPercent": 0, "temperatureCelsius": 40, "powerMilliwatts": 0,
+                "health": if Some(i) == unhealthy { "Unhealthy" } else { "Healthy" } })
+        })
+        .collect();
+    let status = json!({ "status": { "heartbeatTime": beat, "agentVersion": "e2e", "gpuCount": gpus,
+        "cpu": { "allocatableMilli": 0, "usedMilli": 0 },
+        "memory": { "allocatableBytes": 0, "usedBytes": 0 }, "gpus": list } });
+    api.patch_status(
+        node,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(status),
+    )
+    .await?;
+    Ok(())
+}
+
+/// RFC 3339 in UTC with second precision, from the system clock (no date crate here).
+fn humantime_rfc3339(t: std::time::SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+async fn node_gpus(cluster: &Cluster, node: &str) -> Result<u32> {
+    let n = Api::<Node>::all(cluster.client.clone()).get(node).await?;
+    let q = n
+        .status
+        .and_then(|s| s.allocatable)
+        .and_then(|a| a.get("nvidia.com/gpu").cloned())
+        .context("no GPUs")?;
+    Ok(q.0.parse()?)
+}
+
+#[tokio::test]
+async fn an_unhealthy_gpu_and_stale_telemetry_move_replicas() -> Result<()> {
+    let test = "an_unhealthy_gpu_and_stale_telemetry_move_replicas";
+    let Some(cluster) = Cluster::from_env(test).await? else {
+        return Ok(());
+    };
+    let mut touched: Vec<String> = Vec::new();
+    let outcome = cluster
+        .in_namespace("sr-telemetry", |cluster, ns| {
+            let touched = &mut touched;
+            async move {
+                let _ctl = controller(cluster, &ns, "controller-telemetry").await?;
+                let spec = json!({ "tasks": [task("g", 1, json!({ "cpu": "100m", "memory": "64Mi", "gpu": 1 }))] });
+                create(cluster, &ns, "health", spec).await?;
+                let first = bound_pods(cluster, &ns, "health", 1).await?;
+                let (node, _) = first.get("health-g-0").context("health-g-0")?.clone();
+                let pod = Api::<Pod>::namespaced(cluster.client.clone(), &ns).get("health-g-0").await?;
+                let device: u32 = pod
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get("allot.dev/planned-devices"))
+                    .context("no planned devices")?
+                    .parse()?;
+                touched.push(node.clone());
+                publish_telemetry(cluster, &node, 0, node_gpus(cluster, &node).await?, Some(device)).await?;
+                let status = status_where(cluster, &ns, "health", "a GpuUnhealthy move", |s| {
+                    s["moves"].as_array().is_some_and(|m| m.iter().any(|m| m["reason"] == "GpuUnhealthy"))
+                })
+                .await?;
+                println!("unhealthy GPU {device} on {node}: {}", status["moves"]);
+
+                let second = poll("health-g-0 bound again", WAIT, || async {
+                    let b = bound_pods(cluster, &ns, "health", 1).await?;
+                    let uid_changed = Api::<Pod>::namespaced(cluster.client.clone(), &ns)
+                        .get_opt("health-g-0")
+                        .await?
+                        .and_then(|p| p.metadata.uid)
+                        != pod.metadata.uid;
+                    Ok(b.get("health-g-0").filter(|_| uid_changed).map(|(n, _)| n.clone()))
+                })
+                .await?;
+                if !touched.contains(&second) {
+                    touched.push(second.clone());
+                }
+                publish_telemetry(cluster, &second, 600, node_gpus(cluster, &second).await?, None).await?;
+                let status = status_where(cluster, &ns, "health", "a TelemetryStale move", |s| {
+                    s["moves"].as_array().is_some_and(|m| m.iter().any(|m| m["reason"] == "TelemetryStale"))
+                })
+                .await?;
+                let m = status["moves"]
+                    .as_array()
+                    .and_then(|m| m.iter().find(|m| m["reason"] == "TelemetryStale"))
+                    .cloned()
+                    .unwrap_or_default();
+                ensure!(m["from"] == second.as_str(), "stale move: {m}");
+                println!("stale telemetry on {second}: {m}");
+                Ok(())
+            }
+        })
+        .await;
+    let api = telemetry_api(&cluster);
+    for node in touched {
+        let _ = api.delete(&node, &DeleteParams::default()).await;
+    }
+    outcome
+}
