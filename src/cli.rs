@@ -71,9 +71,13 @@ pub struct ExtenderArgs {
     /// time until the watch shows the pod bound.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub overlay_ttl_seconds: u64,
-    /// Also run the ScheduleRequest controller in this process, sharing its caches.
+    /// Also run the ScheduleRequest controller in this process, sharing its caches (its
+    /// metrics are then served under /controller/metrics on --admin-listen).
     #[arg(long)]
     pub controller: bool,
+    /// With --controller: namespace of the controller's coordination.k8s.io Lease.
+    #[arg(long, default_value = "allot-system")]
+    pub lease_namespace: String,
 }
 
 /// What to do with a node whose telemetry is stale or missing.

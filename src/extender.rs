@@ -68,8 +68,10 @@ const COALESCE: Duration = Duration::from_millis(20);
 /// Run the extender until SIGTERM or ctrl-c: from `--snapshot`, or watching the cluster.
 pub fn run(args: &ExtenderArgs) -> anyhow::Result<ExitCode> {
     init_tracing();
-    if args.controller {
-        anyhow::bail!("allot extender --controller: the controller is not implemented yet");
+    if args.controller && args.snapshot.is_some() {
+        anyhow::bail!(
+            "allot extender --controller needs a cluster to act on; it cannot run with --snapshot"
+        );
     }
     let listen: SocketAddr = args
         .listen
@@ -84,6 +86,7 @@ pub fn run(args: &ExtenderArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
+        let mut admin_extra = None;
         let ext = match &args.snapshot {
             Some(path) => {
                 let store =
@@ -108,11 +111,25 @@ pub fn run(args: &ExtenderArgs) -> anyhow::Result<ExitCode> {
                     .with_fail_closed(args.stale_policy == StalePolicy::FailClosed),
                 );
                 let caches = Caches::start(client.clone());
-                tokio::spawn(follow(caches, store.clone(), freshness));
+                tokio::spawn(follow(caches.clone(), store.clone(), freshness));
+                if args.controller {
+                    let mut config = crate::controller::Config::new(&args.lease_namespace);
+                    config.stale_after = freshness.0;
+                    config.stale_policy = args.stale_policy;
+                    admin_extra = Some(crate::controller::metrics::admin_router(
+                        config.metrics.clone(),
+                    ));
+                    let (client, caches) = (client.clone(), caches.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = crate::controller::spawn(client, caches, config).await {
+                            tracing::error!(error = %e, "the embedded controller stopped");
+                        }
+                    });
+                }
                 server::Extender::with_binder(store, Some(Binder::new(client)))
             }
         };
-        serve(ext, listen, admin).await
+        serve(ext, listen, admin, admin_extra).await
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -163,11 +180,13 @@ async fn follow(
     }
 }
 
-/// Serve the verbs and the admin endpoints until a shutdown signal.
+/// Serve the verbs and the admin endpoints (with the embedded controller's under
+/// `/controller/`) until a shutdown signal.
 async fn serve(
     ext: Arc<server::Extender>,
     listen: SocketAddr,
     admin: SocketAddr,
+    controller_admin: Option<axum::Router>,
 ) -> anyhow::Result<()> {
     let verbs_listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -182,8 +201,11 @@ async fn serve(
     };
     let verbs = axum::serve(verbs_listener, server::router(ext.clone()))
         .with_graceful_shutdown(stopped(stop_rx.clone()));
-    let admin = axum::serve(admin_listener, server::admin_router(ext))
-        .with_graceful_shutdown(stopped(stop_rx));
+    let mut admin_app = server::admin_router(ext);
+    if let Some(router) = controller_admin {
+        admin_app = admin_app.nest("/controller", router);
+    }
+    let admin = axum::serve(admin_listener, admin_app).with_graceful_shutdown(stopped(stop_rx));
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");

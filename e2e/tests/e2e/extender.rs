@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use crate::support::{Cluster, GPU, WAIT, pod, poll, skip};
+use crate::support::{AllotProcess, Cluster, GPU, WAIT, free_port, pod, poll, skip};
 
 const MODEL_LABEL: &str = "allot.dev/gpu-model";
 const DEVICES: &str = "allot.dev/gpu-devices";
@@ -267,16 +267,7 @@ async fn unhealthy_gpus_in_telemetry_keep_pods_off_them() -> Result<()> {
         .into_iter()
         .next()
         .context("no GPU node")?;
-    let reports = Api::<DynamicObject>::all_with(
-        cluster.client.clone(),
-        &kube::discovery::ApiResource {
-            group: "allot.dev".into(),
-            version: "v1alpha1".into(),
-            api_version: "allot.dev/v1alpha1".into(),
-            kind: "NodeTelemetry".into(),
-            plural: "nodetelemetries".into(),
-        },
-    );
+    let reports = telemetry_api(&cluster);
     let report = |health: &str| {
         let list: Vec<_> = (0..gpus)
             .map(|i| {
@@ -330,5 +321,118 @@ async fn unhealthy_gpus_in_telemetry_keep_pods_off_them() -> Result<()> {
     if let Err(e) = cleanup {
         bail!("deleting NodeTelemetry {node}: {e}");
     }
+    Ok(())
+}
+
+/// The NodeTelemetry API (no Rust types here: the test writes what an agent would).
+fn telemetry_api(cluster: &Cluster) -> Api<DynamicObject> {
+    Api::all_with(
+        cluster.client.clone(),
+        &kube::discovery::ApiResource {
+            group: "allot.dev".into(),
+            version: "v1alpha1".into(),
+            api_version: "allot.dev/v1alpha1".into(),
+            kind: "NodeTelemetry".into(),
+            plural: "nodetelemetries".into(),
+        },
+    )
+}
+
+/// POST `body` to `url` and decode the JSON answer.
+fn post_json(url: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-H",
+            "Content-Type: application/json",
+            "--data-binary",
+            "@-",
+            url,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .context("curl stdin")?
+        .write_all(body.to_string().as_bytes())?;
+    let out = child.wait_with_output()?;
+    ensure!(out.status.success(), "POST {url} failed ({})", out.status);
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+#[tokio::test]
+async fn a_fail_closed_extender_filters_nodes_with_missing_or_stale_telemetry() -> Result<()> {
+    let test = "a_fail_closed_extender_filters_nodes_with_missing_or_stale_telemetry";
+    let Some(cluster) = Cluster::from_env(test).await? else {
+        return Ok(());
+    };
+    let nodes = gpu_nodes(&cluster).await?;
+    let mut names = nodes.keys().rev();
+    let (fresh, silent) = (
+        names.next().context("no GPU node")?.clone(),
+        names.next().context("one GPU node only")?.clone(),
+    );
+    let reports = telemetry_api(&cluster);
+    // A report for `fresh` written now; `silent` may have none, or a stale one from an
+    // earlier test's agent: both must be filtered.
+    let report = json!({ "apiVersion": "allot.dev/v1alpha1", "kind": "NodeTelemetry",
+        "metadata": { "name": fresh }, "spec": { "nodeName": fresh },
+        "status": { "heartbeatTime": k8s_openapi::jiff::Timestamp::now().to_string(),
+            "agentVersion": "e2e", "cpu": { "allocatableMilli": 0, "usedMilli": 0 },
+            "memory": { "allocatableBytes": 0, "usedBytes": 0 }, "gpuCount": 0, "healthyGpus": 0, "gpus": [] } });
+    let ssa = PatchParams::apply("allot-e2e").force();
+    reports.patch(&fresh, &ssa, &Patch::Apply(&report)).await?;
+    reports
+        .patch_status(&fresh, &ssa, &Patch::Apply(&report))
+        .await?;
+
+    let outcome = async {
+        let (port, admin) = (free_port()?, free_port()?);
+        let (listen, admin) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{admin}"));
+        let mut ext = AllotProcess::start(
+            &cluster,
+            "extender-fail-closed",
+            &["extender", "--listen", &listen, "--admin-listen", &admin,
+              "--stale-policy", "fail-closed", "--stale-after-seconds", "5"],
+        )?;
+        ext.wait_ready(&format!("http://{admin}/readyz")).await?;
+        let request = json!({
+            "Pod": { "metadata": { "name": "probe", "namespace": "default", "uid": "probe-uid" },
+                     "spec": { "containers": [{ "name": "c", "resources": { "limits": { GPU: "1" } } }] } },
+            "NodeNames": [fresh, silent]
+        });
+        let url = format!("http://{listen}/filter");
+        let answer = post_json(&url, &request)?;
+        let passed = answer["NodeNames"].as_array().cloned().unwrap_or_default();
+        ensure!(passed == [json!(fresh)], "passed {passed:?}: {answer}");
+        let why = answer["FailedNodes"][&silent].as_str().unwrap_or_default().to_string();
+        ensure!(
+            why.starts_with("no NodeTelemetry") || why.starts_with("node telemetry is"),
+            "{silent}: {why:?}"
+        );
+        // No heartbeat for `fresh` from now on: within seconds it is stale, and filtered.
+        let stale = poll(&format!("{fresh} to turn stale"), WAIT, || {
+            let (url, request, fresh) = (url.clone(), request.clone(), fresh.clone());
+            async move {
+                let answer = post_json(&url, &request)?;
+                Ok(answer["FailedNodes"][&fresh].as_str().map(str::to_string))
+            }
+        })
+        .await?;
+        ensure!(stale.contains("stale after 5s"), "{stale}");
+        ensure!(
+            answer["FailedAndUnresolvableNodes"].as_object().is_none_or(|m| m.is_empty()),
+            "stale telemetry must be retryable: {answer}"
+        );
+        println!("{silent}: {why}; {fresh} later: {stale}");
+        ext.check_alive()
+    }
+    .await;
+    let cleanup = reports.delete(&fresh, &DeleteParams::default()).await;
+    outcome?;
+    cleanup.with_context(|| format!("deleting NodeTelemetry {fresh}"))?;
     Ok(())
 }
