@@ -12,6 +12,8 @@ mod host;
 mod metrics;
 mod publish;
 mod telemetry;
+#[cfg(test)]
+mod testing;
 mod worker;
 
 use std::net::SocketAddr;

@@ -201,3 +201,6 @@ impl Publisher {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

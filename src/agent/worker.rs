@@ -4,6 +4,7 @@
 //! server is away the newest status is kept and written whole once it is back, so an outage
 //! loses history between heartbeats (as any heartbeat would) but never the current state.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
@@ -16,7 +17,7 @@ use super::host::{HostSample, HostSampler};
 use super::metrics::Metrics;
 use super::publish::Publisher;
 use super::{Settings, telemetry};
-use crate::crd::NodeTelemetryStatus;
+use crate::crd::{GpuHealth, NodeTelemetryStatus};
 use crate::rng::Rng;
 
 #[derive(Debug)]
@@ -37,6 +38,13 @@ pub struct Worker {
     written: Option<NodeTelemetryStatus>,
     /// The reason of the last failed write, to log a repeated one less loudly.
     last_failure: Option<&'static str>,
+    /// Health of each GPU (by index) at the previous sample, to log transitions once.
+    health: BTreeMap<u32, GpuHealth>,
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
 }
 
 fn unit(rng: &mut Rng) -> f64 {
@@ -76,6 +84,7 @@ impl Worker {
             host_error: None,
             written: None,
             last_failure: None,
+            health: BTreeMap::new(),
         }
     }
 
@@ -85,9 +94,10 @@ impl Worker {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = ticks.tick() => self.tick(Instant::now()).await,
-                _ = stop.wait_for(|s| *s) => return,
+                _ = ticks.tick() => {}
+                () = stopped(&mut stop) => return,
             }
+            self.tick(Instant::now()).await;
         }
     }
 
@@ -109,6 +119,24 @@ impl Worker {
         }
     }
 
+    /// Log each GPU whose health changed since the previous sample.
+    fn log_health(&mut self, status: &NodeTelemetryStatus) {
+        for g in &status.gpus {
+            let before = self.health.insert(g.index, g.health);
+            if before == Some(g.health) {
+                continue;
+            }
+            let reason = g.reason.as_deref().unwrap_or("");
+            match g.health {
+                GpuHealth::Healthy if before.is_some() => {
+                    tracing::info!(gpu = g.index, uuid = %g.uuid, "GPU healthy again");
+                }
+                GpuHealth::Healthy => {}
+                _ => tracing::warn!(gpu = g.index, uuid = %g.uuid, reason, "GPU unhealthy"),
+            }
+        }
+    }
+
     async fn tick(&mut self, now: Instant) {
         if self.publisher.node_stale(now)
             && let Err(e) = self.publisher.read_node(now).await
@@ -121,6 +149,7 @@ impl Worker {
         let gpus = self.gpus.sample(now);
         let status = telemetry::status(host, self.last_cpu, self.publisher.allocatable(), gpus);
         self.last_cpu = status.cpu.used_milli;
+        self.log_health(&status);
         self.metrics.observe(&self.node_name, &status);
 
         let change = self
@@ -160,3 +189,6 @@ impl Worker {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
