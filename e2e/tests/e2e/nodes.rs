@@ -7,7 +7,7 @@ use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
 
-use crate::support::{Cluster, skip};
+use crate::support::{Cluster, WAIT, skip};
 
 /// One row of an openb node list: sn,cpu_milli,memory_mib,gpu,model.
 struct Row {
@@ -51,17 +51,32 @@ async fn kwok_nodes_match_the_openb_node_list() -> Result<()> {
         return Ok(());
     };
     let rows = read_rows(&csv, n.parse().context("ALLOT_E2E_NODES")?)?;
-    let nodes = Api::<Node>::all(cluster.client.clone())
-        .list(&ListParams::default())
-        .await?;
+    // Other tests take nodes away and put them back; kwok then needs a moment to make a
+    // restored node Ready and the node lifecycle controller to lift its taints.
+    let api = Api::<Node>::all(cluster.client.clone());
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let nodes = api.list(&ListParams::default()).await?;
+        match check(&nodes.items, &rows, &csv) {
+            Ok(()) => return Ok(()),
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("{test}: not yet: {e:#}");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e.context(format!("after {WAIT:?}"))),
+        }
+    }
+}
+
+/// The nodes are exactly the first rows of the node list, Ready, untainted, with its numbers.
+fn check(nodes: &[Node], rows: &BTreeMap<String, Row>, csv: &str) -> Result<()> {
     ensure!(
-        nodes.items.len() == rows.len(),
+        nodes.len() == rows.len(),
         "{} nodes, expected {}",
-        nodes.items.len(),
+        nodes.len(),
         rows.len()
     );
-
-    for node in nodes.items {
+    for node in nodes.iter().cloned() {
         let name = node.metadata.name.clone().unwrap_or_default();
         let row = rows
             .get(&name)
