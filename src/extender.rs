@@ -62,8 +62,10 @@ pub fn load_store(path: &Path) -> anyhow::Result<Store> {
 
 /// How often the snapshot is rebuilt even when nothing changed (telemetry ages with time).
 const REFRESH_EVERY: Duration = Duration::from_secs(2);
-/// Changes arriving within this window are folded into one rebuild.
-const COALESCE: Duration = Duration::from_millis(20);
+/// Changes arriving within this window are folded into one rebuild: while pods are bound at
+/// hundreds a second, the snapshot is rebuilt ten times a second, and the overlay of recent
+/// binds covers the gap.
+const COALESCE: Duration = Duration::from_millis(100);
 
 /// Run the extender until SIGTERM or ctrl-c: from `--snapshot`, or watching the cluster.
 pub fn run(args: &ExtenderArgs) -> anyhow::Result<ExitCode> {
