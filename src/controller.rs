@@ -14,9 +14,11 @@
 //! room and replicas on failing nodes are looked at again. Only the holder of the
 //! `allot-controller` Lease (lease.rs) reconciles; losing the Lease stops the Controller.
 
+pub mod apply;
 pub mod decide;
 pub mod lease;
 pub mod metrics;
+pub mod observe;
 pub mod pods;
 pub mod reconcile;
 pub mod status;

@@ -5,29 +5,28 @@
 //! `allot.dev/cleanup` finalizer.
 
 use std::collections::{BTreeSet, HashSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::runtime::finalizer::{Event as Finalized, finalizer};
 use kube::{Client, Resource, ResourceExt};
 
 use super::Config;
-use super::decide::{Decision, NodeHealth, NodeProblem, Observed, World, decide};
+use super::apply::{act, cleanup};
+use super::decide::{NodeHealth, World, decide};
 use super::metrics::{Metrics, PlanOutcome};
-use super::pods::{self, BuildError, parse_devices};
+use super::observe::{Created, node_health, observe, with_reservations};
+use super::pods::BuildError;
 use super::status;
 use super::validate::validate;
 use crate::alloc::PlanError;
 use crate::crd::batch::objective;
 use crate::crd::{ScheduleRequest, ScheduleRequestStatus};
-use crate::live::{Caches, Freshness, LiveSnapshot, NodeState, StalePolicy, Telemetry};
-use crate::model::{Cluster, DeviceSet, Placement, PodDemand};
-use crate::names::{PLANNED_DEVICES_ANNOTATION, PLANNED_NODE_ANNOTATION, REQUEST_LABEL};
+use crate::live::{Caches, Freshness};
 
 /// Finalizer that makes deletion wait for the request's pods to be deleted.
 pub const FINALIZER: &str = "allot.dev/cleanup";
@@ -39,8 +38,6 @@ const SOON: Duration = Duration::from_secs(2);
 const RETRY: Duration = Duration::from_secs(15);
 /// Periodic re-check of a settled request.
 const RESYNC: Duration = Duration::from_secs(300);
-/// How long a pod this controller created counts as a reservation before the caches show it.
-const CREATED_TTL: Duration = Duration::from_secs(30);
 
 /// What reconciles share.
 pub struct Context {
@@ -51,7 +48,7 @@ pub struct Context {
     pub recorder: Recorder,
     /// Pods created recently: placed by later plans of other requests until the caches show
     /// them.
-    created: Mutex<Vec<Created>>,
+    pub(super) created: Mutex<Vec<Created>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -71,17 +68,6 @@ impl Context {
             created: Mutex::new(Vec::new()),
         }
     }
-}
-
-/// A pod this process created: its request (`ns/name`), key, demand and planned spot.
-#[derive(Debug, Clone)]
-struct Created {
-    request: String,
-    key: String,
-    demand: PodDemand,
-    node: String,
-    devices: DeviceSet,
-    at: Instant,
 }
 
 /// Why a reconcile failed.
@@ -120,7 +106,7 @@ impl Error {
     }
 }
 
-fn kube(action: &'static str) -> impl FnOnce(kube::Error) -> Error {
+pub(super) fn kube(action: &'static str) -> impl FnOnce(kube::Error) -> Error {
     move |source| Error::Kube { action, source }
 }
 
@@ -151,101 +137,8 @@ pub fn error_policy(sr: Arc<ScheduleRequest>, error: &Error, _: Arc<Context>) ->
     Action::requeue(Duration::from_secs(5))
 }
 
-fn key(sr: &ScheduleRequest) -> String {
+pub(super) fn key(sr: &ScheduleRequest) -> String {
     format!("{}/{}", sr.namespace().unwrap_or_default(), sr.name_any())
-}
-
-/// A node's state as the plan step sees it. Stale telemetry always fails a node over (the
-/// agent cannot vouch for its GPUs); missing telemetry only under fail-closed.
-pub fn node_health(state: &NodeState, policy: StalePolicy) -> NodeHealth {
-    let problem = if !state.ready {
-        Some(NodeProblem::NotReady)
-    } else {
-        match state.telemetry {
-            Telemetry::Stale { .. } => Some(NodeProblem::TelemetryStale),
-            Telemetry::Missing if policy == StalePolicy::FailClosed => {
-                Some(NodeProblem::TelemetryMissing)
-            }
-            _ => None,
-        }
-    };
-    NodeHealth {
-        problem,
-        unschedulable: state.unschedulable,
-        unhealthy: state.unhealthy,
-    }
-}
-
-/// The cluster to plan on: the snapshot plus the room promised to other requests' pods that
-/// are planned but not bound yet (the snapshot places bound pods only).
-fn with_reservations(live: &LiveSnapshot, ctx: &Context, own: &str) -> Cluster {
-    let mut cluster = live.snapshot.cluster.clone();
-    let bound: HashSet<&str> = live.snapshot.pods.iter().map(|p| p.key.as_str()).collect();
-    let mut seen: HashSet<String> = HashSet::new();
-    let mut reserve = |request: &str, key: String, demand: PodDemand, node: &str, devices| {
-        if request == own || bound.contains(key.as_str()) || !seen.insert(key) {
-            return;
-        }
-        if let Some(&i) = live.snapshot.index.get(node) {
-            // A reservation that no longer fits is the other request's PlanStale to fix.
-            let _ = cluster.place(&demand, Placement { node: i, devices });
-        }
-    };
-    for pod in ctx.caches.pods.state() {
-        let notes = pod.metadata.annotations.as_ref();
-        let Some(node) = notes.and_then(|n| n.get(PLANNED_NODE_ANNOTATION)) else {
-            continue;
-        };
-        let unbound = pod.spec.as_ref().is_none_or(|s| s.node_name.is_none());
-        if !unbound || pod.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        let request = format!(
-            "{}/{}",
-            pod.namespace().unwrap_or_default(),
-            pod.labels().get(REQUEST_LABEL).map_or("", String::as_str)
-        );
-        let devices = notes
-            .and_then(|n| n.get(PLANNED_DEVICES_ANNOTATION))
-            .and_then(|t| parse_devices(t))
-            .unwrap_or_default();
-        let models = &live.snapshot.cluster.models;
-        if let Some(demand) = crate::extender::pod::accounted_demand(&pod, models) {
-            let key = crate::extender::pod::pod_key(&pod);
-            reserve(&request, key, demand, node, devices);
-        }
-    }
-    let mut created = ctx.created.lock().unwrap_or_else(PoisonError::into_inner);
-    created.retain(|c| c.at.elapsed() < CREATED_TTL);
-    for c in created.iter() {
-        reserve(&c.request, c.key.clone(), c.demand, &c.node, c.devices);
-    }
-    cluster
-}
-
-/// The request's pods, straight from the API (the caches skip finished pods).
-async fn observe(sr: &ScheduleRequest, ctx: &Context, ns: &str) -> Result<Observed, Error> {
-    let api = Api::<Pod>::namespaced(ctx.client.clone(), ns);
-    let selector = format!("{REQUEST_LABEL}={}", sr.name_any());
-    let list = api
-        .list(&ListParams::default().labels(&selector))
-        .await
-        .map_err(kube("ListPods"))?;
-    let uid = sr.uid();
-    let ours = |p: &&Pod| {
-        p.metadata
-            .owner_references
-            .as_ref()
-            .is_some_and(|o| o.iter().any(|o| Some(&o.uid) == uid.as_ref()))
-    };
-    let mut pods: Vec<_> = list
-        .items
-        .iter()
-        .filter(ours)
-        .filter_map(pods::observe)
-        .collect();
-    pods.sort_by(|a, b| (&a.task, a.index).cmp(&(&b.task, b.index)));
-    Ok(Observed { pods })
 }
 
 async fn apply(sr: &ScheduleRequest, ctx: &Context) -> Result<Action, Error> {
@@ -345,77 +238,6 @@ async fn apply(sr: &ScheduleRequest, ctx: &Context) -> Result<Action, Error> {
     )
 }
 
-/// The apply step: deletions first (they free room and names), then creations. Returns how
-/// many creates found the name taken (an old pod still terminating): retried soon.
-async fn act(
-    sr: &ScheduleRequest,
-    ctx: &Context,
-    ns: &str,
-    decision: &Decision,
-    replicas: &[crate::crd::batch::Replica],
-) -> Result<usize, Error> {
-    let api = Api::<Pod>::namespaced(ctx.client.clone(), ns);
-    for removal in &decision.remove {
-        let params = if removal.force {
-            DeleteParams::default().grace_period(0)
-        } else {
-            DeleteParams::default()
-        };
-        match api.delete(&removal.name, &params).await {
-            Ok(_) => tracing::info!(pod = %removal.name, reason = removal.reason, "pod deleted"),
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
-            Err(e) => return Err(kube("DeletePod")(e)),
-        }
-        if removal.force {
-            ctx.metrics.moved(removal.reason);
-        }
-    }
-    let mut conflicts = 0;
-    let mut made = Vec::new();
-    for entry in &decision.create {
-        let Some(task) = sr.spec.tasks.iter().find(|t| t.name == entry.task) else {
-            continue;
-        };
-        let pod = pods::build(sr, task, entry)?;
-        let pod_name = pod.metadata.name.clone().unwrap_or_default();
-        match api.create(&PostParams::default(), &pod).await {
-            Ok(_) => {
-                let demand = replicas
-                    .iter()
-                    .find(|r| r.task == entry.task && r.index == entry.replica)
-                    .map(|r| r.pod.demand);
-                let devices = entry
-                    .gpu_devices
-                    .iter()
-                    .fold(DeviceSet::EMPTY, |s, &d| s.with(d as usize));
-                if let Some(demand) = demand {
-                    let created = Created {
-                        request: key(sr),
-                        key: format!("{ns}/{pod_name}"),
-                        demand,
-                        node: entry.node.clone(),
-                        devices,
-                        at: Instant::now(),
-                    };
-                    ctx.created
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .push(created);
-                }
-                made.push(format!("{pod_name} -> {}", entry.node));
-            }
-            Err(kube::Error::Api(s)) if s.code == 409 => conflicts += 1,
-            Err(e) => return Err(kube("CreatePod")(e)),
-        }
-    }
-    if !made.is_empty() {
-        tracing::info!(request = %key(sr), pods = ?made, "pods created");
-        let note = format!("created {} pods: {}", made.len(), made.join(", "));
-        publish(ctx, sr, EventType::Normal, "PodsCreated", "Create", note).await;
-    }
-    Ok(conflicts)
-}
-
 /// Server-side apply of the status when it changed, and an Event when the phase or a
 /// condition moved.
 async fn write_status(
@@ -459,7 +281,7 @@ async fn write_status(
 }
 
 /// Record an Event on the request; failures are logged, never fail the reconcile.
-async fn publish(
+pub(super) async fn publish(
     ctx: &Context,
     sr: &ScheduleRequest,
     type_: EventType,
@@ -476,31 +298,11 @@ async fn publish(
         action: action.into(),
         secondary: None,
     };
-    if let Err(e) = ctx.recorder.publish(&event, &sr.object_ref(&())).await {
-        tracing::warn!(request = %key(sr), error = %e, "could not record an event");
+    match ctx.recorder.publish(&event, &sr.object_ref(&())).await {
+        Ok(()) => {}
+        Err(e) if super::apply::namespace_terminating(&e) => {
+            tracing::debug!(request = %key(sr), "namespace terminating: event dropped");
+        }
+        Err(e) => tracing::warn!(request = %key(sr), error = %e, "could not record an event"),
     }
-}
-
-/// Deletion: the request's pods go first (owner references would also collect them, but the
-/// finalizer makes `kubectl delete sr` return only once they are gone from the API).
-async fn cleanup(sr: &ScheduleRequest, ctx: &Context) -> Result<Action, Error> {
-    let ns = sr.namespace().ok_or(Error::NoNamespace)?;
-    let api = Api::<Pod>::namespaced(ctx.client.clone(), &ns);
-    let selector = format!("{REQUEST_LABEL}={}", sr.name_any());
-    api.delete_collection(
-        &DeleteParams::default(),
-        &ListParams::default().labels(&selector),
-    )
-    .await
-    .map_err(kube("DeletePods"))?;
-    publish(
-        ctx,
-        sr,
-        EventType::Normal,
-        "Deleted",
-        "Cleanup",
-        "the request's pods were deleted".into(),
-    )
-    .await;
-    Ok(Action::await_change())
 }

@@ -1,0 +1,126 @@
+//! The observe step: the request's pods from the API, node health from the live snapshot,
+//! and the cluster to plan on — the snapshot (bound pods) plus the room promised to pods that
+//! are planned but not bound yet, which the snapshot cannot show.
+
+use std::collections::HashSet;
+use std::sync::PoisonError;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+
+use super::decide::{NodeHealth, NodeProblem, Observed};
+use super::pods::{self, parse_devices};
+use super::reconcile::{Context, Error, kube};
+use crate::crd::ScheduleRequest;
+use crate::live::{LiveSnapshot, NodeState, StalePolicy, Telemetry};
+use crate::model::{Cluster, DeviceSet, Placement, PodDemand};
+use crate::names::{PLANNED_DEVICES_ANNOTATION, PLANNED_NODE_ANNOTATION, REQUEST_LABEL};
+
+/// How long a pod this controller created counts as a reservation before the caches show it.
+pub const CREATED_TTL: Duration = Duration::from_secs(30);
+
+/// A pod this process created: its request (`ns/name`), key, demand and planned spot.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub request: String,
+    pub key: String,
+    pub demand: PodDemand,
+    pub node: String,
+    pub devices: DeviceSet,
+    pub at: Instant,
+}
+
+/// A node's state as the plan step sees it. Stale telemetry always fails a node over (the
+/// agent cannot vouch for its GPUs); missing telemetry only under fail-closed.
+pub fn node_health(state: &NodeState, policy: StalePolicy) -> NodeHealth {
+    let problem = if !state.ready {
+        Some(NodeProblem::NotReady)
+    } else {
+        match state.telemetry {
+            Telemetry::Stale { .. } => Some(NodeProblem::TelemetryStale),
+            Telemetry::Missing if policy == StalePolicy::FailClosed => {
+                Some(NodeProblem::TelemetryMissing)
+            }
+            _ => None,
+        }
+    };
+    NodeHealth {
+        problem,
+        unschedulable: state.unschedulable,
+        unhealthy: state.unhealthy,
+    }
+}
+
+/// The cluster to plan on: the snapshot plus the room promised to other requests' pods that
+/// are planned but not bound yet (the snapshot places bound pods only).
+pub fn with_reservations(live: &LiveSnapshot, ctx: &Context, own: &str) -> Cluster {
+    let mut cluster = live.snapshot.cluster.clone();
+    let bound: HashSet<&str> = live.snapshot.pods.iter().map(|p| p.key.as_str()).collect();
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut reserve = |request: &str, key: String, demand: PodDemand, node: &str, devices| {
+        if request == own || bound.contains(key.as_str()) || !seen.insert(key) {
+            return;
+        }
+        if let Some(&i) = live.snapshot.index.get(node) {
+            // A reservation that no longer fits is the other request's PlanStale to fix.
+            let _ = cluster.place(&demand, Placement { node: i, devices });
+        }
+    };
+    for pod in ctx.caches.pods.state() {
+        let notes = pod.metadata.annotations.as_ref();
+        let Some(node) = notes.and_then(|n| n.get(PLANNED_NODE_ANNOTATION)) else {
+            continue;
+        };
+        let unbound = pod.spec.as_ref().is_none_or(|s| s.node_name.is_none());
+        if !unbound || pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let request = format!(
+            "{}/{}",
+            pod.namespace().unwrap_or_default(),
+            pod.labels().get(REQUEST_LABEL).map_or("", String::as_str)
+        );
+        let devices = notes
+            .and_then(|n| n.get(PLANNED_DEVICES_ANNOTATION))
+            .and_then(|t| parse_devices(t))
+            .unwrap_or_default();
+        let models = &live.snapshot.cluster.models;
+        if let Some(demand) = crate::extender::pod::accounted_demand(&pod, models) {
+            let key = crate::extender::pod::pod_key(&pod);
+            reserve(&request, key, demand, node, devices);
+        }
+    }
+    let mut created = ctx.created.lock().unwrap_or_else(PoisonError::into_inner);
+    created.retain(|c| c.at.elapsed() < CREATED_TTL);
+    for c in created.iter() {
+        reserve(&c.request, c.key.clone(), c.demand, &c.node, c.devices);
+    }
+    cluster
+}
+
+/// The request's pods, straight from the API (the caches skip finished pods).
+pub async fn observe(sr: &ScheduleRequest, ctx: &Context, ns: &str) -> Result<Observed, Error> {
+    let api = Api::<Pod>::namespaced(ctx.client.clone(), ns);
+    let selector = format!("{REQUEST_LABEL}={}", sr.name_any());
+    let list = api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .map_err(kube("ListPods"))?;
+    let uid = sr.uid();
+    let ours = |p: &&Pod| {
+        p.metadata
+            .owner_references
+            .as_ref()
+            .is_some_and(|o| o.iter().any(|o| Some(&o.uid) == uid.as_ref()))
+    };
+    let mut pods: Vec<_> = list
+        .items
+        .iter()
+        .filter(ours)
+        .filter_map(pods::observe)
+        .collect();
+    pods.sort_by(|a, b| (&a.task, a.index).cmp(&(&b.task, b.index)));
+    Ok(Observed { pods })
+}
