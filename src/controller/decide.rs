@@ -120,6 +120,8 @@ pub struct Decision {
     pub create: Vec<PlannedReplica>,
     pub remove: Vec<Removal>,
     pub moves: Vec<ReplicaMove>,
+    /// Replicas that should leave a distrusted node but have nowhere to go: they stay.
+    pub held: Vec<ReplicaMove>,
     pub unplaced: Vec<UnplacedReplica>,
     /// Set when the LP ran.
     pub solver: Option<SolverStats>,
@@ -219,7 +221,7 @@ pub fn decide(
     };
     let mut state = world.cluster.clone();
     let mut covered: HashSet<(&str, i32)> = HashSet::new();
-    let mut moved: BTreeMap<(String, i32), (String, &'static str)> = BTreeMap::new();
+    let mut moved: BTreeMap<(String, i32), Moving> = BTreeMap::new();
 
     for pod in &observed.pods {
         let key = (pod.task.as_str(), pod.index);
@@ -282,12 +284,13 @@ pub fn decide(
             }),
             Some(reason) => {
                 covered.remove(&key);
-                d.remove.push(Removal {
-                    name: pod.name.clone(),
-                    force: true,
+                let moving = Moving {
+                    pod: pod.name.clone(),
+                    from: node_name.clone(),
+                    devices,
                     reason,
-                });
-                moved.insert((pod.task.clone(), pod.index), (node_name.clone(), reason));
+                };
+                moved.insert((pod.task.clone(), pod.index), moving);
             }
         }
     }
@@ -310,16 +313,6 @@ pub fn decide(
                 let node = &world.cluster.nodes()[back[at.node]];
                 (node.name.clone(), at.devices)
             });
-            if let Some((from, why)) = moved.get(&(replica.task.clone(), replica.index)) {
-                d.moves.push(ReplicaMove {
-                    task: replica.task.clone(),
-                    replica: replica.index,
-                    from: from.clone(),
-                    to: to.as_ref().map(|(n, _)| n.clone()),
-                    reason: (*why).to_string(),
-                    time: now.to_string(),
-                });
-            }
             match to {
                 Some((node, devices)) => d.create.push(PlannedReplica {
                     task: replica.task.clone(),
@@ -357,7 +350,62 @@ pub fn decide(
                 .sort_by(|a, b| (&a.task, a.replica).cmp(&(&b.task, b.replica)));
         }
     }
+    settle_moves(&mut d, moved, now);
     Ok(d)
+}
+
+/// A replica whose pod must leave its node, pending a new place.
+#[derive(Debug)]
+struct Moving {
+    pod: String,
+    from: String,
+    devices: DeviceSet,
+    reason: &'static str,
+}
+
+/// Whether the pod is gone or unreachable anyway (so it is deleted even with nowhere to go),
+/// rather than running on a node allot merely distrusts.
+fn hard(reason: &str) -> bool {
+    reason == REASON_NODE_DELETED || reason == NodeProblem::NotReady.reason()
+}
+
+/// After the plan: a moving replica with a new place is deleted and recreated there; one
+/// without stays put when its node is only distrusted (stale telemetry, a bad GPU), so no
+/// running work is thrown away for nothing, and is deleted when its node is gone.
+fn settle_moves(d: &mut Decision, moved: BTreeMap<(String, i32), Moving>, now: &str) {
+    for ((task, replica), m) in moved {
+        let to = d
+            .create
+            .iter()
+            .find(|c| c.task == task && c.replica == replica)
+            .map(|c| c.node.clone());
+        let record = ReplicaMove {
+            task: task.clone(),
+            replica,
+            from: m.from.clone(),
+            to: to.clone(),
+            reason: m.reason.to_string(),
+            time: now.to_string(),
+        };
+        if to.is_none() && !hard(m.reason) {
+            d.unplaced
+                .retain(|u| !(u.task == task && u.replica == replica));
+            d.kept.push(PlannedReplica {
+                task,
+                replica,
+                node: m.from,
+                gpu_devices: device_list(m.devices),
+            });
+            d.held.push(record);
+            continue;
+        }
+        d.remove.push(Removal {
+            name: m.pod,
+            force: true,
+            reason: m.reason,
+        });
+        d.moves.push(record);
+    }
 }
 
 #[cfg(test)]

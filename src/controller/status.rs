@@ -247,13 +247,24 @@ pub fn planned(
     } else {
         Phase::Planned
     };
-    let message = match phase {
+    let mut message = match phase {
         Phase::Pending | Phase::Infeasible => planned_msg.clone(),
         _ => format!(
             "{} planned, {} bound, {} running of {total}",
             c.planned, c.bound, c.running
         ),
     };
+    if !decision.held.is_empty() {
+        let held: Vec<String> = decision
+            .held
+            .iter()
+            .map(|m| format!("{}[{}] on {} ({})", m.task, m.replica, m.from, m.reason))
+            .collect();
+        message.push_str(&format!(
+            "; staying on distrusted nodes, no room elsewhere: {}",
+            held.join(", ")
+        ));
+    }
     let mut moves = previous.moves.clone();
     moves.extend(decision.moves.iter().cloned());
     let excess = moves.len().saturating_sub(MAX_MOVES);

@@ -28,6 +28,11 @@ fn requests(cluster: &Cluster, ns: &str) -> Api<DynamicObject> {
 
 /// A controller for this test, ready (caches synced), with a short lease.
 async fn controller(cluster: &Cluster, ns: &str, name: &str) -> Result<AllotProcess> {
+    Ok(controller_at(cluster, ns, name).await?.0)
+}
+
+/// The same, with its admin address.
+async fn controller_at(cluster: &Cluster, ns: &str, name: &str) -> Result<(AllotProcess, String)> {
     let port = free_port()?;
     let admin = format!("127.0.0.1:{port}");
     let mut p = AllotProcess::start(
@@ -44,7 +49,16 @@ async fn controller(cluster: &Cluster, ns: &str, name: &str) -> Result<AllotProc
         ],
     )?;
     p.wait_ready(&format!("http://{admin}/readyz")).await?;
-    Ok(p)
+    Ok((p, admin))
+}
+
+/// `allot_controller_leader` from a controller's /metrics.
+fn leading(admin: &str) -> Result<bool> {
+    let out = std::process::Command::new("curl")
+        .args(["-sf", &format!("http://{admin}/metrics")])
+        .output()?;
+    let text = String::from_utf8(out.stdout)?;
+    Ok(text.lines().any(|l| l == "allot_controller_leader 1"))
 }
 
 fn task(name: &str, replicas: u32, resources: Value) -> Value {
@@ -360,28 +374,44 @@ async fn deleting_a_node_moves_its_replicas_and_the_status_says_so() -> Result<(
 }
 
 #[tokio::test]
-async fn a_restarted_controller_creates_no_duplicate_pods() -> Result<()> {
-    let test = "a_restarted_controller_creates_no_duplicate_pods";
+async fn one_lease_holder_acts_and_its_successor_duplicates_nothing() -> Result<()> {
+    let test = "one_lease_holder_acts_and_its_successor_duplicates_nothing";
     let Some(cluster) = Cluster::from_env(test).await? else {
         return Ok(());
     };
     cluster
         .in_namespace("sr-restart", |cluster, ns| async move {
-            let mut first = controller(cluster, &ns, "controller-restart-1").await?;
+            let (mut first, first_admin) =
+                controller_at(cluster, &ns, "controller-restart-1").await?;
             let spec =
                 json!({ "tasks": [task("w", 3, json!({ "cpu": "100m", "memory": "64Mi" }))] });
             create(cluster, &ns, "steady", spec).await?;
             let before = bound_pods(cluster, &ns, "steady", 3).await?;
+            let uids = |pods: Vec<Pod>| -> Vec<Option<String>> {
+                pods.into_iter().map(|p| p.metadata.uid).collect()
+            };
+            let first_uids = uids(request_pods(cluster, &ns, "steady").await?);
+            // A second replica waits for the Lease while the first holds it.
+            let (_second, second_admin) =
+                controller_at(cluster, &ns, "controller-restart-2").await?;
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            ensure!(leading(&first_admin)?, "the first controller does not lead");
+            ensure!(!leading(&second_admin)?, "two controllers lead at once");
             first.stop();
-            let _second = controller(cluster, &ns, "controller-restart-2").await?;
-            // The new process takes the Lease once the old one's (3 s) expires, then reconciles.
-            tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+            poll("the second controller to take the Lease", WAIT, || async {
+                Ok(leading(&second_admin)?.then_some(()))
+            })
+            .await?;
+            // Let the new leader reconcile the request a few times.
+            tokio::time::sleep(std::time::Duration::from_secs(4)).await;
             let pods = request_pods(cluster, &ns, "steady").await?;
-            let uids: Vec<_> = pods.iter().map(|p| p.metadata.uid.clone()).collect();
             ensure!(pods.len() == 3, "{} pods after the restart", pods.len());
+            ensure!(
+                uids(pods) == first_uids,
+                "pods were recreated after the restart"
+            );
             let after = bound_pods(cluster, &ns, "steady", 3).await?;
             ensure!(before == after, "pods moved: {before:?} -> {after:?}");
-            ensure!(uids.iter().all(Option::is_some), "pods without uid");
             Ok(())
         })
         .await

@@ -361,3 +361,41 @@ fn terminating_pods_wait_instead_of_being_recreated() {
     assert_eq!(d.waiting, 1);
     assert!(d.create.is_empty() && d.remove.is_empty());
 }
+
+#[test]
+fn a_distrusted_node_keeps_its_replicas_when_there_is_nowhere_else() {
+    let pods = vec![running(0, "node-0", &[0]), running(1, "node-1", &[0])];
+    let (c, accounted) = with_pods(cluster(2), 1, &pods);
+    let stale = NodeHealth {
+        problem: Some(NodeProblem::TelemetryStale),
+        ..NodeHealth::default()
+    };
+    let not_ready = NodeHealth {
+        problem: Some(NodeProblem::NotReady),
+        ..NodeHealth::default()
+    };
+    // Every agent is silent: nothing can move, so nothing running is thrown away.
+    let d = run(
+        &spec(false, 2, 1),
+        pods.clone(),
+        &c,
+        &[stale; 2],
+        &accounted,
+    );
+    assert!(d.remove.is_empty() && d.moves.is_empty(), "{d:?}");
+    assert_eq!(nodes_of(&d.kept), [(0, "node-0"), (1, "node-1")]);
+    assert_eq!(d.held.len(), 2);
+    assert!(d.unplaced.is_empty());
+    // A node that is gone or unreachable loses its pod anyway: it is deleted and waits.
+    let d = run(
+        &spec(false, 2, 1),
+        pods,
+        &c,
+        &[not_ready, stale],
+        &accounted,
+    );
+    assert_eq!(d.remove.len(), 1);
+    assert_eq!(d.moves[0].to, None);
+    assert_eq!(nodes_of(&d.kept), [(1, "node-1")]);
+    assert_eq!(d.unplaced.len(), 1);
+}
