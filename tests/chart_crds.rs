@@ -44,9 +44,7 @@ fn chart_crds_are_copies_of_the_generated_ones() {
         }
     }
     for name in crd_files(&chart).difference(&originals) {
-        problems.push(format!(
-            "charts/allot/crds/{name} has no original in crds/"
-        ));
+        problems.push(format!("charts/allot/crds/{name} has no original in crds/"));
     }
     assert!(problems.is_empty(), "{}; {FIX}", problems.join("; "));
 }
