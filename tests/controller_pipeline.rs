@@ -165,3 +165,18 @@ fn shared_gpu_pods_use_the_milli_annotation_and_no_gpu_resource() {
     assert_eq!(parse_devices("0,x"), None);
     assert_eq!(parse_devices("16"), None);
 }
+
+#[test]
+fn a_malformed_pod_template_is_reported_at_its_field() {
+    let s = spec(
+        "- name: a\n  replicas: 1\n  resources: {cpu: '1', memory: 1Gi}\n  podTemplate: {spec: {containers: [{name: 3, image: [x]}]}}\n",
+    );
+    let errors = fields(&s);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, "spec.tasks[0].podTemplate");
+    assert!(
+        errors[0].1.starts_with("not a pod template: "),
+        "{}",
+        errors[0].1
+    );
+}

@@ -71,7 +71,12 @@ pub fn build(
     ) else {
         return Err(BuildError::NoIdentity);
     };
-    let template = task.pod_template.clone().unwrap_or_default();
+    let template = task
+        .pod_template
+        .as_ref()
+        .and_then(|t| t.parsed().ok())
+        .cloned()
+        .unwrap_or_default();
     let mut spec = template
         .spec
         .ok_or_else(|| BuildError::NoTemplate(task.name.clone()))?;

@@ -5,10 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::PodTemplateSpec;
-
 use crate::crd::ScheduleRequestSpec;
-use crate::crd::batch::{FieldError, Replica, replicas};
+use crate::crd::batch::{FieldError, PodTemplate, Replica, replicas};
 use crate::model::{Cluster, GpuDemand};
 
 /// Longest label value Kubernetes accepts; the request name is the value of `REQUEST_LABEL`.
@@ -16,7 +14,7 @@ const MAX_LABEL_VALUE: usize = 63;
 /// Longest object name (DNS subdomain); pod names are `<request>-<task>-<index>`.
 const MAX_OBJECT_NAME: usize = 253;
 
-fn error(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+fn error_at(field: impl Into<String>, message: impl Into<String>) -> FieldError {
     FieldError {
         field: field.into(),
         message: message.into(),
@@ -32,7 +30,7 @@ pub fn validate(
 ) -> Result<Vec<Replica>, Vec<FieldError>> {
     let mut errors = Vec::new();
     if name.len() > MAX_LABEL_VALUE {
-        errors.push(error(
+        errors.push(error_at(
             "metadata.name",
             format!(
                 "{} characters; at most {MAX_LABEL_VALUE}, since pods carry it as a label value",
@@ -50,7 +48,7 @@ pub fn validate(
         let pod_name_len =
             name.len() + task.name.len() + 2 + task.replicas.max(1).to_string().len();
         if pod_name_len > MAX_OBJECT_NAME {
-            errors.push(error(
+            errors.push(error_at(
                 field("name"),
                 format!(
                     "pod names <request>-<task>-<index> would exceed {MAX_OBJECT_NAME} characters"
@@ -61,7 +59,7 @@ pub fn validate(
         let wants_gpu =
             task.resources.gpu.is_some_and(|g| g > 0) || task.resources.gpu_milli.is_some();
         if !task.gpu_models.is_empty() && !wants_gpu {
-            errors.push(error(
+            errors.push(error_at(
                 field("gpuModels"),
                 "set, but the task requests no GPU (set resources.gpu or resources.gpuMilli)",
             ));
@@ -69,7 +67,7 @@ pub fn validate(
         for (m, model) in task.gpu_models.iter().enumerate() {
             if wants_gpu && !node_models.contains(model.as_str()) {
                 let known: Vec<&str> = node_models.iter().copied().collect();
-                errors.push(error(
+                errors.push(error_at(
                     field(&format!("gpuModels[{m}]")),
                     format!(
                         "no node has GPU model {model:?} (the cluster has: {})",
@@ -126,7 +124,7 @@ fn gpu_count_errors(
             .max()
             .unwrap_or(0);
         if count as usize > largest {
-            errors.push(error(
+            errors.push(error_at(
                 format!("spec.tasks[{t}].resources.gpu"),
                 format!(
                     "{count} GPUs per replica, but the largest node{} has {largest}",
@@ -143,39 +141,50 @@ fn gpu_count_errors(
 
 /// The template must describe runnable containers and leave the node to the plan.
 fn template_errors(
-    template: Option<&PodTemplateSpec>,
+    template: Option<&PodTemplate>,
     field: &dyn Fn(&str) -> String,
     errors: &mut Vec<FieldError>,
 ) {
+    let template = match template.map(PodTemplate::parsed) {
+        Some(Err(error)) => {
+            errors.push(error_at(
+                field("podTemplate"),
+                format!("not a pod template: {error}"),
+            ));
+            return;
+        }
+        Some(Ok(t)) => Some(t),
+        None => None,
+    };
     let Some(spec) = template.and_then(|t| t.spec.as_ref()) else {
-        errors.push(error(
+        errors.push(error_at(
             field("podTemplate.spec"),
             "required: the containers each replica runs",
         ));
         return;
     };
     if spec.containers.is_empty() {
-        errors.push(error(
+        errors.push(error_at(
             field("podTemplate.spec.containers"),
             "at least one container is required",
         ));
     }
     for (c, container) in spec.containers.iter().enumerate() {
         if container.name.is_empty() {
-            errors.push(error(
+            errors.push(error_at(
                 field(&format!("podTemplate.spec.containers[{c}].name")),
                 "required",
             ));
         }
         if container.image.as_deref().is_none_or(str::is_empty) {
-            errors.push(error(
+            errors.push(error_at(
                 field(&format!("podTemplate.spec.containers[{c}].image")),
                 "required",
             ));
         }
     }
     if spec.node_name.as_deref().is_some_and(|n| !n.is_empty()) {
-        errors.push(error(
+        errors.push(error_at(
             field("podTemplate.spec.nodeName"),
             "must be empty: the plan chooses the node",
         ));

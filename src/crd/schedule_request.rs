@@ -156,7 +156,60 @@ pub struct TaskSpec {
     /// created; allot fills in the scheduler name, node and GPU annotations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "opaque_pod_template")]
-    pub pod_template: Option<PodTemplateSpec>,
+    pub pod_template: Option<PodTemplate>,
+}
+
+/// A task's pod template as stored. The schema accepts any object (see
+/// `opaque_pod_template`), so a template that is not a valid `PodTemplateSpec` is kept raw
+/// with its parse error instead of failing to deserialize: otherwise one malformed request
+/// would make every list and watch of ScheduleRequests unreadable, stalling the controller
+/// and the extender for everyone. The controller reports the error in the request's status.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PodTemplate {
+    /// Boxed: a PodTemplateSpec is ~1.8 kB, the malformed case a few words.
+    Parsed(Box<PodTemplateSpec>),
+    Malformed {
+        raw: serde_json::Value,
+        error: String,
+    },
+}
+
+impl PodTemplate {
+    /// The template, or why it is not one.
+    pub fn parsed(&self) -> Result<&PodTemplateSpec, &str> {
+        match self {
+            PodTemplate::Parsed(t) => Ok(t.as_ref()),
+            PodTemplate::Malformed { error, .. } => Err(error),
+        }
+    }
+}
+
+impl From<PodTemplateSpec> for PodTemplate {
+    fn from(t: PodTemplateSpec) -> Self {
+        PodTemplate::Parsed(Box::new(t))
+    }
+}
+
+impl Serialize for PodTemplate {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            PodTemplate::Parsed(t) => t.serialize(s),
+            PodTemplate::Malformed { raw, .. } => raw.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PodTemplate {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = serde_json::Value::deserialize(d)?;
+        Ok(match PodTemplateSpec::deserialize(&raw) {
+            Ok(t) => PodTemplate::Parsed(Box::new(t)),
+            Err(e) => PodTemplate::Malformed {
+                raw,
+                error: e.to_string(),
+            },
+        })
+    }
 }
 
 /// Resources of one replica. A replica asks for whole GPUs (`gpu`) or a share of one

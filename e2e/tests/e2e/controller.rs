@@ -265,6 +265,25 @@ async fn invalid_requests_are_refused_or_reported_and_nothing_is_created() -> Re
                 "{} pods created for an invalid request",
                 pods.len()
             );
+
+            // A template the schema lets through but that is no pod template: reported, and
+            // the controller (whose watches list every request) keeps working.
+            let mut spec =
+                json!({ "tasks": [task("t", 1, json!({ "cpu": "1", "memory": "1Gi" }))] });
+            spec["tasks"][0]["podTemplate"]["spec"]["containers"] = json!("not-a-list");
+            create(cluster, &ns, "malformed", spec).await?;
+            let status = status_where(cluster, &ns, "malformed", "Validated=False", |s| {
+                condition(s, "Validated").is_some_and(|c| c["status"] == "False")
+            })
+            .await?;
+            let message = status["message"].as_str().unwrap_or_default();
+            ensure!(
+                message.contains("spec.tasks[0].podTemplate: not a pod template"),
+                "message: {message}"
+            );
+            let ok = json!({ "tasks": [task("t", 1, json!({ "cpu": "100m", "memory": "64Mi" }))] });
+            create(cluster, &ns, "fine", ok).await?;
+            bound_pods(cluster, &ns, "fine", 1).await?;
             Ok(())
         })
         .await

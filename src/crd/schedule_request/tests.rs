@@ -119,6 +119,7 @@ spec:
     assert_eq!(sr.spec.tasks[0].resources.cpu, Quantity("1".into()));
     assert_eq!(sr.spec.total_replicas(), 3);
     let template = sr.spec.tasks[0].pod_template.as_ref().expect("template");
+    let template = template.parsed().expect("a valid template");
     let containers = &template.spec.as_ref().expect("pod spec").containers;
     assert_eq!(containers[0].image.as_deref(), Some("busybox"));
 }
@@ -279,4 +280,28 @@ fn condition_reasons_match_the_apiserver_pattern() {
         assert!(ok(r), "{r}");
     }
     assert!(Phase::Failed.is_terminal() && !Phase::Running.is_terminal());
+}
+
+#[test]
+fn a_malformed_pod_template_is_kept_raw_instead_of_failing_the_object() {
+    let yaml = r#"
+apiVersion: allot.dev/v1alpha1
+kind: ScheduleRequest
+metadata: {name: broken, namespace: ml}
+spec:
+  tasks:
+    - name: worker
+      replicas: 1
+      resources: {cpu: 1, memory: 1Gi}
+      podTemplate: {spec: {containers: not-a-list}}
+"#;
+    let sr: ScheduleRequest = serde_yaml::from_str(yaml).expect("the object still parses");
+    let template = sr.spec.tasks[0].pod_template.as_ref().expect("template");
+    let error = template.parsed().expect_err("malformed");
+    assert!(error.contains("invalid type"), "{error}");
+    let back = serde_json::to_value(&sr.spec).expect("serialize");
+    assert_eq!(
+        back["tasks"][0]["podTemplate"]["spec"]["containers"], "not-a-list",
+        "written back as it was"
+    );
 }
