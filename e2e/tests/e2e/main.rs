@@ -6,6 +6,7 @@
 //! Each test works in its own temporary namespace, removed at its end.
 
 mod agent;
+mod chart;
 mod controller;
 mod crds;
 mod extender;
