@@ -32,7 +32,11 @@ Names, labels and images shared by every template. Component names are
 
 {{/* The URL the scheduler calls the extender at (its Service, in the release namespace). */}}
 {{- define "allot.extender.url" -}}
+{{- if .Values.scheduler.extender.urlPrefix }}
+{{- .Values.scheduler.extender.urlPrefix }}
+{{- else -}}
 http://{{ include "allot.extender.fullname" . }}.{{ .Release.Namespace }}.svc:{{ .Values.extender.port }}
+{{- end }}
 {{- end }}
 
 {{/* Labels on every object. Call with (dict "ctx" $ "component" "extender"). */}}
