@@ -1,6 +1,20 @@
 //! The fake's device table: the JSON file named by [`CONFIG_ENV`], parsed into [`Config`], and
 //! the loaded state that follows the file's modification time so a test can change the GPUs
 //! of a running process by rewriting the file. No `unsafe` here.
+//!
+//! ```json
+//! { "driverVersion": "550.54.15",
+//!   "gpus": [
+//!     { "uuid": "GPU-0", "name": "NVIDIA A100-SXM4-80GB", "memoryTotalBytes": 85899345920,
+//!       "memoryUsedBytes": 1073741824, "utilizationGpu": 30, "utilizationMemory": 10,
+//!       "temperatureCelsius": 45, "powerMilliwatts": 90000, "migEnabled": false,
+//!       "eccUncorrected": 0 },
+//!     { "uuid": "GPU-1", "name": "NVIDIA A100-SXM4-80GB", "memoryTotalBytes": 85899345920,
+//!       "fail": "lost" } ] }
+//! ```
+//!
+//! Omitted readings are 0; omitting `migEnabled` / `eccUncorrected` makes the device answer
+//! "not supported" for them, as a consumer GPU does.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
