@@ -186,10 +186,14 @@ pub fn run(args: &ControllerArgs) -> anyhow::Result<ExitCode> {
         });
         tracing::info!(%admin, "controller starting");
         let caches = Caches::start(client.clone());
+        let lease = config.lease.clone();
         tokio::select! {
-            r = spawn(client, caches, config) => r,
+            r = spawn(client.clone(), caches, config) => r,
             () = shutdown_signal() => {
                 tracing::info!("shutting down");
+                if let Err(e) = lease::release(client, &lease).await {
+                    tracing::warn!(error = %e, "could not release the lease; it expires by itself");
+                }
                 Ok(())
             }
         }

@@ -146,6 +146,27 @@ async fn round(api: &Api<Lease>, config: &LeaseConfig) -> Result<bool, kube::Err
     }
 }
 
+/// Give the Lease up if this process holds it (on shutdown), so that a successor takes over
+/// at once instead of after the Lease expires.
+pub async fn release(client: Client, config: &LeaseConfig) -> Result<(), kube::Error> {
+    let api = Api::<Lease>::namespaced(client, &config.namespace);
+    let Some(mut lease) = api.get_opt(&config.name).await? else {
+        return Ok(());
+    };
+    let Some(spec) = lease.spec.as_mut() else {
+        return Ok(());
+    };
+    if spec.holder_identity.as_deref() != Some(config.identity.as_str()) {
+        return Ok(());
+    }
+    spec.holder_identity = None;
+    spec.acquire_time = None;
+    spec.renew_time = None;
+    api.replace(&config.name, &PostParams::default(), &lease)
+        .await
+        .map(|_| ())
+}
+
 /// Compete for the Lease forever, publishing `true` on `leading` while this process holds it.
 pub async fn run(client: Client, config: LeaseConfig, leading: watch::Sender<bool>) {
     let api = Api::<Lease>::namespaced(client, &config.namespace);

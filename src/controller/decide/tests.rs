@@ -399,3 +399,28 @@ fn a_distrusted_node_keeps_its_replicas_when_there_is_nowhere_else() {
     assert_eq!(nodes_of(&d.kept), [(1, "node-1")]);
     assert_eq!(d.unplaced.len(), 1);
 }
+
+#[test]
+fn a_replica_larger_than_every_node_is_permanently_infeasible() {
+    let s: ScheduleRequestSpec = serde_yaml::from_str(
+        "tasks:\n- name: train\n  replicas: 1\n  resources: {cpu: '64', memory: 8Gi}\n  podTemplate: {spec: {containers: [{name: main, image: img}]}}\n",
+    )
+    .expect("spec");
+    let c = cluster(2);
+    let d = run(&s, vec![], &c, &[NodeHealth::default(); 2], &HashSet::new());
+    assert!(d.permanently_infeasible);
+    assert_eq!(d.unplaced.len(), 1);
+    assert!(
+        d.unplaced[0].reason.contains("cpu") || d.unplaced[0].reason.contains("CPU"),
+        "{}",
+        d.unplaced[0].reason
+    );
+    let status = crate::controller::status::planned(
+        &crate::crd::ScheduleRequestStatus::default(),
+        Some(1),
+        &d,
+        &Observed::default(),
+        &"2026-11-22T00:00:00Z".parse().expect("time"),
+    );
+    assert_eq!(status.phase, crate::crd::Phase::Infeasible);
+}
