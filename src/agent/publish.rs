@@ -120,13 +120,20 @@ impl Publisher {
         self.allocatable
     }
 
-    /// Whether the Node should be read again at `now`.
+    /// Whether the Node should be read again at `now`: never read yet, or read successfully
+    /// longer than [`NODE_REFRESH`] ago. After a failed read the write path (which backs off)
+    /// reads it again, so an absent API server is not asked every sample.
     pub fn node_stale(&self, now: Instant) -> bool {
-        self.node_uid.is_none() || self.node_read_at.is_none_or(|at| now - at >= NODE_REFRESH)
+        match (self.node_read_at, &self.node_uid) {
+            (None, _) => true,
+            (Some(at), Some(_)) => now.saturating_duration_since(at) >= NODE_REFRESH,
+            (Some(_), None) => false,
+        }
     }
 
     /// Read the Node: its UID (for the ownerReference) and allocatable.
     pub async fn read_node(&mut self, now: Instant) -> Result<(), PublishError> {
+        self.node_read_at = Some(now);
         let node = timed(self.nodes.get(&self.node_name))
             .await?
             .map_err(|e| match code(&e) {
@@ -144,7 +151,6 @@ impl Publisher {
         }
         self.node_uid = Some(uid);
         self.allocatable = alloc;
-        self.node_read_at = Some(now);
         Ok(())
     }
 

@@ -86,3 +86,23 @@ async fn errors_say_what_to_fix() {
     p.write(&status, t, wall).await.expect("re-created");
     assert_eq!(api.objects().len(), before + 1);
 }
+
+#[tokio::test]
+async fn a_failed_node_read_is_retried_by_the_write_path_only() {
+    let api = Arc::new(MockApi::default());
+    let mut p = Publisher::new(serve(api.clone()).await, "n1");
+    let (t, wall) = now();
+    assert!(p.node_stale(t), "never read");
+    api.node_code.store(500, Ordering::SeqCst);
+    assert!(p.read_node(t).await.is_err());
+    assert!(
+        !p.node_stale(t + NODE_REFRESH),
+        "a failed read must not be repeated every sample"
+    );
+    api.node_code.store(200, Ordering::SeqCst);
+    p.write(&NodeTelemetryStatus::default(), t, wall)
+        .await
+        .expect("the write path reads the node");
+    assert!(!p.node_stale(t + NODE_REFRESH - Duration::from_secs(1)));
+    assert!(p.node_stale(t + NODE_REFRESH));
+}
