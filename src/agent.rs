@@ -125,6 +125,8 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("binding --listen {}", settings.listen))?;
         let metrics = Arc::new(Metrics::new());
+        // A sample may wait on three API calls (Node, object, status), each bounded.
+        metrics.set_stall_limit(settings.sample * 3 + publish::CALL_TIMEOUT * 4);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut http_stop = stop_rx.clone();
         let server = axum::serve(listener, metrics::router(metrics.clone()))

@@ -1,13 +1,16 @@
 //! `/metrics` and `/healthz` of the agent. Per-GPU gauges use the DCGM exporter's names and
 //! labels (`gpu`, `UUID`, `device`, `modelName`, `Hostname`) so existing dashboards work;
-//! the agent's own series are `allot_agent_*` with labels from enums only.
+//! the agent's own series are `allot_agent_*` with labels from enums only. `/healthz` answers
+//! 503 once no sample has ended for longer than the stall limit (a hung NVML or API call), so
+//! a liveness probe restarts a stuck agent.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
@@ -74,6 +77,16 @@ pub struct Metrics {
     memory_used: Gauge,
     writes: Family<WriteLabels, Counter>,
     last_write: Gauge,
+    /// Unix milliseconds at the end of the last sample (0: none yet), for `/healthz`.
+    last_tick_ms: AtomicU64,
+    /// `/healthz` fails when no sample ended for this long (0: never).
+    stall_limit_ms: AtomicU64,
+}
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 const MIB: u64 = 1 << 20;
@@ -164,7 +177,32 @@ impl Metrics {
             memory_used,
             writes,
             last_write,
+            last_tick_ms: AtomicU64::new(0),
+            stall_limit_ms: AtomicU64::new(0),
         }
+    }
+
+    /// Make `/healthz` fail once no sample has ended for `limit` (a hung NVML call or loop).
+    pub fn set_stall_limit(&self, limit: Duration) {
+        let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+        self.stall_limit_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// A sample ended now.
+    pub fn ticked(&self) {
+        self.ticked_at(unix_ms());
+    }
+
+    fn ticked_at(&self, unix_ms: u64) {
+        self.last_tick_ms.store(unix_ms, Ordering::Relaxed);
+    }
+
+    /// How long the loop has been stuck, when that is past the limit.
+    fn stalled_for(&self, now_ms: u64) -> Option<Duration> {
+        let limit = self.stall_limit_ms.load(Ordering::Relaxed);
+        let last = self.last_tick_ms.load(Ordering::Relaxed);
+        let since = now_ms.saturating_sub(last);
+        (limit > 0 && last > 0 && since > limit).then(|| Duration::from_millis(since))
     }
 
     /// Replace every gauge with one sample (GPUs that went away lose their series).
@@ -247,9 +285,20 @@ impl Default for Metrics {
 /// `/healthz` (the process is up and sampling) and `/metrics`.
 pub fn router(metrics: Arc<Metrics>) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/metrics", get(render))
         .with_state(metrics)
+}
+
+async fn healthz(State(metrics): State<Arc<Metrics>>) -> Response {
+    match metrics.stalled_for(unix_ms()) {
+        None => (StatusCode::OK, "ok\n").into_response(),
+        Some(d) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("sampling loop stalled: no sample for {} s\n", d.as_secs()),
+        )
+            .into_response(),
+    }
 }
 
 async fn render(State(metrics): State<Arc<Metrics>>) -> Response {
@@ -321,5 +370,25 @@ mod tests {
         // A GPU that is gone loses its series at the next sample.
         m.observe("node-1", &NodeTelemetryStatus::default());
         assert!(!m.render().contains("GPU-a"));
+    }
+
+    #[tokio::test]
+    async fn healthz_fails_when_sampling_stalls() {
+        use tower::ServiceExt as _;
+        let m = Arc::new(Metrics::new());
+        let get = |m: Arc<Metrics>| async move {
+            let request = axum::http::Request::get("/healthz")
+                .body(axum::body::Body::empty())
+                .expect("request");
+            router(m).oneshot(request).await.expect("response").status()
+        };
+        // Before the first sample and without a limit: alive.
+        assert_eq!(get(m.clone()).await, StatusCode::OK);
+        m.set_stall_limit(Duration::from_secs(30));
+        m.ticked();
+        assert_eq!(get(m.clone()).await, StatusCode::OK);
+        m.ticked_at(unix_ms() - 31_000);
+        assert_eq!(get(m.clone()).await, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(m.stalled_for(unix_ms()).map(|d| d.as_secs()), Some(31));
     }
 }

@@ -98,6 +98,7 @@ impl Worker {
                 () = stopped(&mut stop) => return,
             }
             self.tick(Instant::now()).await;
+            self.metrics.ticked();
         }
     }
 
