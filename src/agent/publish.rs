@@ -28,7 +28,7 @@ pub enum PublishError {
     )]
     NodeNotFound(String),
     #[error(
-        "forbidden: {0}; the agent's account needs get on nodes and get, patch on \
+        "forbidden: {0}; the agent's account needs get on nodes, and get, create, patch on \
          nodetelemetries and nodetelemetries/status (allot.dev)"
     )]
     Forbidden(String),
