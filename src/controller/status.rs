@@ -21,10 +21,12 @@ pub const MAX_MOVES: usize = 16;
 
 /// Solver facts of one plan.
 pub fn solver_stats(plan: &Plan) -> SolverStats {
+    // Six decimals: `kubectl get sr` should show 0, not 1.18e-12 of solver round-off.
+    let round = |x: f64| (x * 1e6).round() / 1e6;
     SolverStats {
-        objective: plan.value,
-        bound: plan.bound,
-        gap: plan.gap,
+        objective: round(plan.value),
+        bound: round(plan.bound),
+        gap: round(plan.gap),
         millis: plan.total_millis,
         backend: plan.backend.to_string(),
         timed_out: plan.method == Method::GreedyAfterTimeout,
