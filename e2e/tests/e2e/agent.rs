@@ -28,13 +28,34 @@ fn telemetry_api(cluster: &Cluster) -> Api<DynamicObject> {
     Api::all_with(cluster.client.clone(), &resource)
 }
 
+/// Variables cargo sets for a test process that would make a nested cargo see a changed
+/// environment and rebuild crates whose build scripts read them (ring reads
+/// `CARGO_MANIFEST_DIR` and `CARGO_PKG_*`), i.e. half the dependency tree.
+fn is_test_only_cargo_var(key: &std::ffi::OsStr) -> bool {
+    let key = key.to_string_lossy();
+    [
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+    ]
+    .iter()
+    .any(|p| key.starts_with(p))
+}
+
 /// Build the fake NVML library once per test process; its path.
 fn fake_nvml() -> Result<PathBuf> {
     static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
     BUILT
         .get_or_init(|| {
             let root = repo_root();
-            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            for (key, _) in std::env::vars_os().filter(|(k, _)| is_test_only_cargo_var(k)) {
+                cmd.env_remove(key);
+            }
+            let status = cmd
                 .args(["build", "--locked", "-p", "allot-fake-nvml"])
                 .current_dir(&root)
                 .status()
