@@ -1,7 +1,7 @@
 //! `allot agent` against the real API server: one agent process per kwok node, each with its
 //! own fake NVML device file (`fake-nvml/`, built here with cargo), publishes `NodeTelemetry`;
-//! a fake GPU that fails turns Unhealthy in its node's telemetry; an agent that stops leaves
-//! its heartbeat behind while the others' keep advancing.
+//! a fake GPU that fails turns Unhealthy in its node's telemetry, and Healthy again once it is
+//! back; an agent that stops leaves its heartbeat behind while the others' keep advancing.
 //!
 //! The agents write telemetry of shared kwok nodes, so the test deletes the `NodeTelemetry`
 //! objects it made when it ends, whatever happened, leaving later tests a clean slate.
@@ -312,6 +312,14 @@ async fn scenario(
         gpu["uuid"] == json!(format!("GPU-{}-{failing}", s.node)),
         "{gpu}"
     );
+
+    // The GPU comes back (a reset): healthy again, without restarting the agent.
+    write_devices(&s.devices, &devices(&s.node, &s.model, s.gpus, None))?;
+    let all = s.gpus;
+    telemetry_where(api, s, "the GPU healthy again", |v| {
+        v["status"]["healthyGpus"] == json!(all)
+    })
+    .await?;
 
     // Stop the last agent: its heartbeat stops while a running agent's advances.
     let (stopped, running) = (subjects.len() - 1, 0);
