@@ -15,45 +15,10 @@ use allot::extender::snapshot_store;
 use allot::extender::state::{ClusterSnapshot, Store};
 use allot::extender::verbs::{filter, prioritize};
 use allot::extender::wire::ExtenderArgs;
-use allot::model::{Cluster, Placement};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-/// `count` nodes from the openb list with trace pods placed round-robin where they fit.
-fn cluster(count: usize) -> Cluster {
-    let trace = allot::sim::load_trace("default", None, &[]).expect("embedded trace");
-    let base = trace.cluster.nodes();
-    let nodes = (0..count)
-        .map(|i| {
-            let mut n = base[i % base.len()].clone();
-            n.name = format!("{}-{i}", n.name);
-            n
-        })
-        .collect();
-    let mut cluster = Cluster::new(trace.cluster.models.clone(), nodes);
-    for (i, pod) in trace.pods.pods.iter().take(count).enumerate() {
-        let node = (i * 7) % count;
-        if let Some(devices) = cluster.nodes()[node].default_devices(pod.gpu)
-            && cluster.nodes()[node].fits(pod)
-        {
-            let _ = cluster.place(pod, Placement { node, devices });
-        }
-    }
-    cluster
-}
-
-fn args(cluster: &Cluster, milli: u32) -> ExtenderArgs {
-    let pod = serde_json::json!({
-        "metadata": {"name": "bench", "namespace": "ml", "uid": format!("bench-{milli}"),
-                     "annotations": {"allot.dev/gpu-milli": milli.to_string()}},
-        "spec": {"containers": [{"name": "main",
-                 "resources": {"requests": {"cpu": "4", "memory": "16Gi"}}}]}
-    });
-    ExtenderArgs {
-        pod: Some(serde_json::from_value(pod).expect("pod")),
-        nodes: None,
-        node_names: Some(cluster.nodes().iter().map(|n| n.name.clone()).collect()),
-    }
-}
+mod common;
+use common::{args, cluster, percentiles};
 
 fn decide(store: &Store, args: &ExtenderArgs) {
     let (f, _) = filter(store, args).expect("filter");
@@ -75,18 +40,6 @@ fn bind_one(store: &Store, args: &ExtenderArgs, k: &mut usize) {
     *k += 1;
     req.uid = format!("filler-{k}");
     let _ = store.record(&req, &view.cluster.nodes()[*k % n].name);
-}
-
-fn percentiles(label: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
-    println!(
-        "{label}: n={} p50={:?} p99={:?} max={:?}",
-        samples.len(),
-        at(0.50),
-        at(0.99),
-        at(1.0)
-    );
 }
 
 fn bench(c: &mut Criterion) {

@@ -15,9 +15,9 @@ pub use node_telemetry::{
     NodeTelemetryStatus,
 };
 pub use schedule_request::{
-    DNS_LABEL_PATTERN, MAX_GPU_MODELS, MAX_TASKS, Objective, Phase, PlannedReplica, ReplicaCounts,
-    ScheduleRequest, ScheduleRequestSpec, ScheduleRequestStatus, SolverStats, TaskResources,
-    TaskSpec, UnplacedReplica, condition,
+    DNS_LABEL_PATTERN, MAX_GPU_MODELS, MAX_TASKS, Objective, Phase, PlannedReplica, PodTemplate,
+    ReplicaCounts, ReplicaMove, ScheduleRequest, ScheduleRequestSpec, ScheduleRequestStatus,
+    SolverStats, TaskResources, TaskSpec, UnplacedReplica, condition,
 };
 
 /// API group of every allot resource.

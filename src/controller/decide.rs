@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, HashSet};
 
 use super::status::{device_list, solver_stats};
 use crate::alloc::{PlanError, PlanOptions, plan};
-use crate::crd::batch::{Replica, ReplicaMove};
+use crate::crd::ReplicaMove;
+use crate::crd::batch::Replica;
 use crate::crd::{PlannedReplica, SolverStats, UnplacedReplica};
 use crate::model::{Cluster, DeviceSet, GpuDemand, ModelSet, Placement, PodDemand};
 

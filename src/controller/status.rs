@@ -9,7 +9,7 @@ use super::decide::{Decision, Observed, PodPhase};
 use crate::alloc::{Method, Plan};
 use crate::crd::batch::Replica;
 #[cfg(test)]
-use crate::crd::batch::ReplicaMove;
+use crate::crd::ReplicaMove;
 use crate::crd::condition::*;
 use crate::crd::{
     Phase, PlannedReplica, ReplicaCounts, ScheduleRequestStatus, SolverStats, UnplacedReplica,

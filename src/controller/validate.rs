@@ -6,7 +6,8 @@
 use std::collections::BTreeSet;
 
 use crate::crd::ScheduleRequestSpec;
-use crate::crd::batch::{FieldError, PodTemplate, Replica, replicas};
+use crate::crd::PodTemplate;
+use crate::crd::batch::{FieldError, Replica, replicas};
 use crate::model::{Cluster, GpuDemand};
 
 /// Longest label value Kubernetes accepts; the request name is the value of `REQUEST_LABEL`.

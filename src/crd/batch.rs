@@ -6,7 +6,6 @@ use std::collections::HashSet;
 use super::schedule_request::{Objective as SpecObjective, ScheduleRequestSpec};
 /// The pod template wrapper and the failover status entry; exported here because `crd.rs`
 /// re-exports a fixed list.
-pub use super::schedule_request::{PodTemplate, ReplicaMove};
 use crate::alloc::{BatchPod, Objective};
 use crate::model::ModelCatalog;
 use crate::sim::trace::demand_from_parts;

@@ -44,10 +44,18 @@ fn options() -> Result<Options> {
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let mut value = |what: &str| -> Result<u64> {
-            let v = args.next().with_context(|| format!("{flag} needs {what}"))?;
+            let v = args
+                .next()
+                .with_context(|| format!("{flag} needs {what}"))?;
             v.parse()
                 .with_context(|| format!("{flag} {v:?} is not {what}"))
-                .and_then(|n: u64| if n == 0 { bail!("{flag} must be > 0") } else { Ok(n) })
+                .and_then(|n: u64| {
+                    if n == 0 {
+                        bail!("{flag} must be > 0")
+                    } else {
+                        Ok(n)
+                    }
+                })
         };
         match flag.as_str() {
             "--pods" => o.pods = value("a number of pods")? as usize,
@@ -55,9 +63,7 @@ fn options() -> Result<Options> {
             "--concurrency" => o.concurrency = value("a number of requests")? as usize,
             "--timeout-seconds" => o.timeout = Duration::from_secs(value("seconds")?),
             "-h" | "--help" => {
-                println!(
-                    "e2e-bench [--pods N] [--gpus N] [--concurrency N] [--timeout-seconds S]"
-                );
+                println!("e2e-bench [--pods N] [--gpus N] [--concurrency N] [--timeout-seconds S]");
                 std::process::exit(0);
             }
             other => bail!("unknown flag {other:?} (try --help)"),
@@ -181,7 +187,9 @@ async fn run(client: &Client, ns: &str, o: &Options) -> Result<serde_json::Value
                 && p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()
             {
                 let name = p.metadata.name.unwrap_or_default();
-                let mut seen = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut seen = seen
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 seen.entry(name).or_insert_with(Instant::now);
             }
         }
@@ -189,8 +197,9 @@ async fn run(client: &Client, ns: &str, o: &Options) -> Result<serde_json::Value
 
     let lifted_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let start = Instant::now();
-    let remove_gate: Patch<serde_json::Value> =
-        Patch::Json(serde_json::from_value(json!([{ "op": "remove", "path": "/spec/schedulingGates" }]))?);
+    let remove_gate: Patch<serde_json::Value> = Patch::Json(serde_json::from_value(
+        json!([{ "op": "remove", "path": "/spec/schedulingGates" }]),
+    )?);
     for_each(o.pods, o.concurrency, |i| {
         let (pods, lifted, patch) = (pods.clone(), lifted_at.clone(), remove_gate.clone());
         async move {
@@ -212,7 +221,10 @@ async fn run(client: &Client, ns: &str, o: &Options) -> Result<serde_json::Value
     let mut last_count = 0;
     let mut last_progress = Instant::now();
     loop {
-        let count = bound_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len();
+        let count = bound_at
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len();
         if count >= o.pods {
             break;
         }
@@ -220,19 +232,37 @@ async fn run(client: &Client, ns: &str, o: &Options) -> Result<serde_json::Value
             (last_count, last_progress) = (count, Instant::now());
         }
         if start.elapsed() > o.timeout || last_progress.elapsed() > Duration::from_secs(60) {
-            eprintln!("e2e-bench: stopped waiting with {count}/{} pods bound", o.pods);
+            eprintln!(
+                "e2e-bench: stopped waiting with {count}/{} pods bound",
+                o.pods
+            );
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     watch.abort();
 
-    let bound = bound_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-    let lifted = lifted_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-    let last = bound.values().max().map_or(Duration::ZERO, |t| t.duration_since(start));
+    let bound = bound_at
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let lifted = lifted_at
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let last = bound
+        .values()
+        .max()
+        .map_or(Duration::ZERO, |t| t.duration_since(start));
     let mut latencies: Vec<f64> = bound
         .iter()
-        .filter_map(|(name, b)| Some(b.saturating_duration_since(*lifted.get(name)?).as_secs_f64() * 1e3))
+        .filter_map(|(name, b)| {
+            Some(
+                b.saturating_duration_since(*lifted.get(name)?)
+                    .as_secs_f64()
+                    * 1e3,
+            )
+        })
         .collect();
     latencies.sort_by(f64::total_cmp);
     let secs = last.as_secs_f64();
