@@ -105,7 +105,7 @@ pub fn settings(args: &AgentArgs) -> Result<Settings, String> {
 
 /// Run the agent until SIGTERM or ctrl-c.
 pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
-    init_tracing();
+    crate::process::init_tracing();
     let settings = match settings(args) {
         Ok(s) => s,
         Err(e) => {
@@ -152,7 +152,7 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
         tokio::pin!(stopped);
         tokio::select! {
             () = &mut stopped => {}
-            () = shutdown_signal() => {
+            () = crate::process::shutdown_signal() => {
                 tracing::info!("stopping");
                 let _ = stop_tx.send(true);
                 stopped.await;
@@ -165,37 +165,6 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
             Err(e) => Err(anyhow::Error::new(e).context("the /metrics server task")),
         }
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
-    }
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }
 
 #[cfg(test)]

@@ -161,7 +161,7 @@ fn throttled(changes: watch::Receiver<u64>) -> impl futures::Stream<Item = ()> +
 
 /// `allot controller`: caches, admin endpoints, then [`spawn`] until SIGTERM or ctrl-c.
 pub fn run(args: &ControllerArgs) -> anyhow::Result<ExitCode> {
-    init_tracing();
+    crate::process::init_tracing();
     let config = Config::from_args(args)?;
     let admin: SocketAddr = args
         .admin_listen
@@ -189,7 +189,7 @@ pub fn run(args: &ControllerArgs) -> anyhow::Result<ExitCode> {
         let lease = config.lease.clone();
         tokio::select! {
             r = spawn(client.clone(), caches, config) => r,
-            () = shutdown_signal() => {
+            () = crate::process::shutdown_signal() => {
                 tracing::info!("shutting down");
                 if let Err(e) = lease::release(client, &lease).await {
                     tracing::warn!(error = %e, "could not release the lease; it expires by itself");
@@ -199,29 +199,4 @@ pub fn run(args: &ControllerArgs) -> anyhow::Result<ExitCode> {
         }
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }

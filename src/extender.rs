@@ -69,7 +69,7 @@ const COALESCE: Duration = Duration::from_millis(100);
 
 /// Run the extender until SIGTERM or ctrl-c: from `--snapshot`, or watching the cluster.
 pub fn run(args: &ExtenderArgs) -> anyhow::Result<ExitCode> {
-    init_tracing();
+    crate::process::init_tracing();
     if args.controller && args.snapshot.is_some() {
         anyhow::bail!(
             "allot extender --controller needs a cluster to act on; it cannot run with --snapshot"
@@ -89,6 +89,7 @@ pub fn run(args: &ExtenderArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     runtime.block_on(async move {
         let mut admin_extra = None;
+        let mut embedded_lease = None;
         let ext = match &args.snapshot {
             Some(path) => {
                 let store =
@@ -121,6 +122,7 @@ pub fn run(args: &ExtenderArgs) -> anyhow::Result<ExitCode> {
                     admin_extra = Some(crate::controller::metrics::admin_router(
                         config.metrics.clone(),
                     ));
+                    embedded_lease = Some((client.clone(), config.lease.clone()));
                     let (client, caches) = (client.clone(), caches.clone());
                     tokio::spawn(async move {
                         if let Err(e) = crate::controller::spawn(client, caches, config).await {
@@ -131,7 +133,14 @@ pub fn run(args: &ExtenderArgs) -> anyhow::Result<ExitCode> {
                 server::Extender::with_binder(store, Some(Binder::new(client)))
             }
         };
-        serve(ext, listen, admin, admin_extra).await
+        let served = serve(ext, listen, admin, admin_extra).await;
+        // Hand the controller's Lease over now rather than make a successor wait it out.
+        if let Some((client, lease)) = embedded_lease
+            && let Err(e) = crate::controller::lease::release(client, &lease).await
+        {
+            tracing::warn!(error = %e, "could not release the controller's lease; it expires by itself");
+        }
+        served
     })?;
     Ok(ExitCode::SUCCESS)
 }
@@ -209,7 +218,7 @@ async fn serve(
     }
     let admin = axum::serve(admin_listener, admin_app).with_graceful_shutdown(stopped(stop_rx));
     tokio::spawn(async move {
-        shutdown_signal().await;
+        crate::process::shutdown_signal().await;
         tracing::info!("shutting down");
         let _ = stop_tx.send(true);
     });
@@ -217,38 +226,6 @@ async fn serve(
     a.context("verbs server")?;
     b.context("admin server")?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
 }
 
 #[cfg(test)]

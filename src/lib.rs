@@ -23,3 +23,5 @@ pub mod crd;
 pub mod extender;
 #[cfg(feature = "k8s")]
 pub mod live;
+#[cfg(feature = "k8s")]
+pub mod process;

@@ -7,9 +7,9 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::decide::{Decision, Observed, PodPhase};
 use crate::alloc::{Method, Plan};
-use crate::crd::batch::Replica;
 #[cfg(test)]
 use crate::crd::ReplicaMove;
+use crate::crd::batch::Replica;
 use crate::crd::condition::*;
 use crate::crd::{
     Phase, PlannedReplica, ReplicaCounts, ScheduleRequestStatus, SolverStats, UnplacedReplica,

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::crd::ScheduleRequestSpec;
 use crate::crd::PodTemplate;
+use crate::crd::ScheduleRequestSpec;
 use crate::crd::batch::{FieldError, Replica, replicas};
 use crate::model::{Cluster, GpuDemand};
 

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams};
 use serde_json::{Value, json};
 
-use crate::support::{AllotProcess, Cluster, WAIT, free_port, poll, repo_root};
+use crate::support::{AllotProcess, Cluster, WAIT, cargo_artifact, free_port, poll, repo_root};
 
 /// Agents to start (one per kwok GPU node, up to this many).
 const AGENTS: usize = 3;
@@ -28,47 +28,9 @@ fn telemetry_api(cluster: &Cluster) -> Api<DynamicObject> {
     Api::all_with(cluster.client.clone(), &resource)
 }
 
-/// Variables cargo sets for a test process that would make a nested cargo see a changed
-/// environment and rebuild crates whose build scripts read them (ring reads
-/// `CARGO_MANIFEST_DIR` and `CARGO_PKG_*`), i.e. half the dependency tree.
-fn is_test_only_cargo_var(key: &std::ffi::OsStr) -> bool {
-    let key = key.to_string_lossy();
-    [
-        "CARGO_PKG_",
-        "CARGO_MANIFEST_",
-        "CARGO_CRATE_",
-        "CARGO_BIN_",
-        "CARGO_PRIMARY_PACKAGE",
-        "CARGO_TARGET_TMPDIR",
-    ]
-    .iter()
-    .any(|p| key.starts_with(p))
-}
-
-/// Build the fake NVML library once per test process; its path.
+/// The fake NVML library (built once per test process).
 fn fake_nvml() -> Result<PathBuf> {
-    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let root = repo_root();
-            let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-            for (key, _) in std::env::vars_os().filter(|(k, _)| is_test_only_cargo_var(k)) {
-                cmd.env_remove(key);
-            }
-            let status = cmd
-                .args(["build", "--locked", "-p", "allot-fake-nvml"])
-                .current_dir(&root)
-                .status()
-                .map_err(|e| format!("running cargo build: {e}"))?;
-            if !status.success() {
-                return Err(format!("cargo build -p allot-fake-nvml failed ({status})"));
-            }
-            let target = std::env::var_os("CARGO_TARGET_DIR")
-                .map_or_else(|| root.join("target"), PathBuf::from);
-            Ok(target.join("debug").join("libnvidia_ml_fake.so"))
-        })
-        .clone()
-        .map_err(anyhow::Error::msg)
+    cargo_artifact(&["-p", "allot-fake-nvml"], "libnvidia_ml_fake.so")
 }
 
 /// Device file for `count` GPUs of `model`; GPU `failing` (if any) is lost.

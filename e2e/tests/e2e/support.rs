@@ -1,9 +1,6 @@
 //! Test plumbing: find the e2e control plane (or skip), temporary namespaces, kubectl, polling,
 //! allot processes.
 
-// Scenarios land one issue at a time; not every helper has its user yet.
-#![allow(dead_code)]
-
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -165,30 +162,65 @@ pub fn skip(test: &str, why: &str) {
     let _ = writeln!(std::io::stderr(), "skipping {test}: {why}");
 }
 
-/// The `allot` binary under test: `$ALLOT_BIN` if set, else the workspace's debug build
-/// (built once per test process with `cargo build --bin allot`).
-pub fn allot_binary() -> Result<PathBuf> {
-    static BUILT: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-    if let Some(bin) = std::env::var_os("ALLOT_BIN").filter(|b| !b.is_empty()) {
-        return Ok(PathBuf::from(bin));
-    }
-    BUILT
-        .get_or_init(|| {
+/// Variables cargo sets for a test process. A nested cargo that inherits them sees a changed
+/// environment and rebuilds every crate whose build script reads them (ring reads
+/// `CARGO_MANIFEST_DIR` and `CARGO_PKG_*`): half the dependency tree, mid-run.
+fn is_test_only_cargo_var(key: &std::ffi::OsStr) -> bool {
+    let key = key.to_string_lossy();
+    [
+        "CARGO_PKG_",
+        "CARGO_MANIFEST_",
+        "CARGO_CRATE_",
+        "CARGO_BIN_",
+        "CARGO_PRIMARY_PACKAGE",
+        "CARGO_TARGET_TMPDIR",
+    ]
+    .iter()
+    .any(|p| key.starts_with(p))
+}
+
+/// `cargo build --locked <args>` in the workspace (debug profile); the path of `artifact` in
+/// the target directory. Each distinct build runs once per test process.
+pub fn cargo_artifact(args: &[&str], artifact: &str) -> Result<PathBuf> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static BUILT: OnceLock<Mutex<HashMap<String, Result<PathBuf, String>>>> = OnceLock::new();
+    let key = args.join(" ");
+    let mut built = BUILT
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    built
+        .entry(key.clone())
+        .or_insert_with(|| {
             let root = repo_root();
-            let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-                .args(["build", "--locked", "--bin", "allot"])
+            let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            for (k, _) in std::env::vars_os().filter(|(k, _)| is_test_only_cargo_var(k)) {
+                cmd.env_remove(k);
+            }
+            let status = cmd
+                .args(["build", "--locked"])
+                .args(args)
                 .current_dir(&root)
                 .status()
                 .map_err(|e| format!("running cargo build: {e}"))?;
             if !status.success() {
-                return Err(format!("cargo build --bin allot failed ({status})"));
+                return Err(format!("cargo build {key} failed ({status})"));
             }
             let target = std::env::var_os("CARGO_TARGET_DIR")
                 .map_or_else(|| root.join("target"), PathBuf::from);
-            Ok(target.join("debug").join("allot"))
+            Ok(target.join("debug").join(artifact))
         })
         .clone()
         .map_err(anyhow::Error::msg)
+}
+
+/// The `allot` binary under test: `$ALLOT_BIN` if set, else the workspace's debug build.
+pub fn allot_binary() -> Result<PathBuf> {
+    match std::env::var_os("ALLOT_BIN").filter(|b| !b.is_empty()) {
+        Some(bin) => Ok(PathBuf::from(bin)),
+        None => cargo_artifact(&["--bin", "allot"], "allot"),
+    }
 }
 
 /// A running allot process (extender, controller, agent), killed when dropped. Its stderr
