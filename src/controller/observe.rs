@@ -11,9 +11,10 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 
 use super::decide::{NodeHealth, NodeProblem, Observed};
-use super::pods::{self, parse_devices};
+use super::pods;
 use super::reconcile::{Context, Error, kube};
 use crate::crd::ScheduleRequest;
+use crate::extender::pod::parse_devices;
 use crate::live::{LiveSnapshot, NodeState, StalePolicy, Telemetry};
 use crate::model::{Cluster, DeviceSet, Placement, PodDemand};
 use crate::names::{PLANNED_DEVICES_ANNOTATION, PLANNED_NODE_ANNOTATION, REQUEST_LABEL};
@@ -84,7 +85,7 @@ pub fn with_reservations(live: &LiveSnapshot, ctx: &Context, own: &str) -> Clust
         );
         let devices = notes
             .and_then(|n| n.get(PLANNED_DEVICES_ANNOTATION))
-            .and_then(|t| parse_devices(t))
+            .and_then(|t| parse_devices(PLANNED_DEVICES_ANNOTATION, t).ok())
             .unwrap_or_default();
         let models = &live.snapshot.cluster.models;
         if let Some(demand) = crate::extender::pod::accounted_demand(&pod, models) {

@@ -11,7 +11,7 @@ use kube::Resource;
 
 use super::decide::{ObservedPod, PodPhase};
 use crate::crd::{PlannedReplica, ScheduleRequest, TaskSpec};
-use crate::model::DeviceSet;
+use crate::extender::pod::parse_devices;
 use crate::names::{
     GPU_DEVICES_ANNOTATION, GPU_MILLI_ANNOTATION, GPU_MODELS_ANNOTATION, GPU_RESOURCE,
     PLANNED_DEVICES_ANNOTATION, PLANNED_NODE_ANNOTATION, REPLICA_LABEL, REQUEST_LABEL,
@@ -40,19 +40,6 @@ pub fn devices_text(devices: &[u32]) -> String {
         .map(u32::to_string)
         .collect::<Vec<_>>()
         .join(",")
-}
-
-/// Parse a comma list of device indices; `None` when any entry is not a device index.
-pub fn parse_devices(text: &str) -> Option<DeviceSet> {
-    let mut set = DeviceSet::EMPTY;
-    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let i: usize = part.parse().ok()?;
-        if i >= crate::model::MAX_GPUS_PER_NODE {
-            return None;
-        }
-        set = set.with(i);
-    }
-    Some(set)
 }
 
 /// The Pod for replica `entry` of `task`: the template with allot's scheduler, the request as
@@ -171,11 +158,11 @@ pub fn observe(pod: &Pod) -> Option<ObservedPod> {
         planned_node: notes.get(PLANNED_NODE_ANNOTATION).cloned(),
         planned_devices: notes
             .get(PLANNED_DEVICES_ANNOTATION)
-            .and_then(|t| parse_devices(t))
+            .and_then(|t| parse_devices(PLANNED_DEVICES_ANNOTATION, t).ok())
             .unwrap_or_default(),
         bound_devices: notes
             .get(GPU_DEVICES_ANNOTATION)
-            .and_then(|t| parse_devices(t)),
+            .and_then(|t| parse_devices(GPU_DEVICES_ANNOTATION, t).ok()),
         phase,
         ready,
         terminating: pod.metadata.deletion_timestamp.is_some(),
