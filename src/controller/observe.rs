@@ -69,7 +69,7 @@ pub fn with_reservations(live: &LiveSnapshot, ctx: &Context, own: &str) -> Clust
             let _ = cluster.place(&demand, Placement { node: i, devices });
         }
     };
-    for pod in ctx.caches.pods.state() {
+    for pod in ctx.caches.planned.state() {
         let notes = pod.metadata.annotations.as_ref();
         let Some(node) = notes.and_then(|n| n.get(PLANNED_NODE_ANNOTATION)) else {
             continue;

@@ -1,21 +1,19 @@
-//! Binding through the API server (live mode): first the pod gets the chosen devices in its
-//! `allot.dev/gpu-devices` annotation, then the Binding is created. In that order, any watch
-//! event that shows the pod bound also shows its devices, so every allot process that rebuilds
-//! its snapshot accounts the pod on the right devices, never on a guess.
+//! Binding through the API server (live mode): one Binding whose annotations carry the chosen
+//! devices (`allot.dev/gpu-devices`). The API server copies a Binding's annotations onto the
+//! pod in the same write that sets `spec.nodeName`, so no watcher ever sees the pod bound
+//! without its devices, and a bind costs one write, as kube-scheduler's own does.
 
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::core::ObjectMeta;
 
 use super::pod::format_devices;
 use super::state::BoundPod;
 use crate::names::GPU_DEVICES_ANNOTATION;
 
-/// Field manager for the device annotation.
-pub const FIELD_MANAGER: &str = "allot-extender";
 /// Longest a bind may wait on the API server; kube-scheduler's own extender timeout for
 /// bind is of the same order, and a pod left unbound is simply retried.
 pub const BIND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -37,8 +35,8 @@ impl Binder {
         Binder { client }
     }
 
-    /// Annotate `namespace/name` with the devices of `placed`, then bind it to `node`.
-    /// The error says which step failed and what the API server answered.
+    /// Bind `namespace/name` to `node` with the devices of `placed`; the error says what the
+    /// API server answered.
     pub async fn bind(
         &self,
         namespace: &str,
@@ -50,17 +48,12 @@ impl Binder {
         let work = async {
             let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
             let devices = format_devices(placed.at.devices);
-            let patch = serde_json::json!({
-                "metadata": { "annotations": { GPU_DEVICES_ANNOTATION: devices } }
-            });
-            pods.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-                .map_err(|e| format!("recording devices {devices:?} on the pod: {e}"))?;
             let binding = Binding {
                 metadata: ObjectMeta {
                     name: Some(name.to_string()),
                     namespace: Some(namespace.to_string()),
                     uid: (!uid.is_empty()).then(|| uid.to_string()),
+                    annotations: Some([(GPU_DEVICES_ANNOTATION.to_string(), devices)].into()),
                     ..ObjectMeta::default()
                 },
                 target: ObjectReference {

@@ -21,19 +21,27 @@ use crate::crd::{NodeTelemetry, ScheduleRequest};
 #[derive(Debug, Clone)]
 pub struct Caches {
     pub nodes: Store<Node>,
+    /// Pods bound to a node and not finished: what holds resources.
     pub pods: Store<Pod>,
+    /// Pods of ScheduleRequests not bound yet: the room their plans promise.
+    pub planned: Store<Pod>,
     pub telemetry: Store<NodeTelemetry>,
     pub requests: Store<ScheduleRequest>,
     changes: watch::Sender<u64>,
 }
 
 impl Caches {
-    /// Start the watches on the current tokio runtime. Finished pods are not watched (they
-    /// hold nothing); managed fields are dropped on arrival to keep the caches small.
+    /// Start the watches on the current tokio runtime. Pending pods other than planned
+    /// replicas are not watched, nor are finished ones: they hold nothing, and a busy
+    /// scheduler updates pending pods several times each. Managed fields are dropped on
+    /// arrival to keep the caches small.
     pub fn start(client: Client) -> Arc<Caches> {
         let (changes, _) = watch::channel(0u64);
-        let active =
-            watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed");
+        let active = watcher::Config::default()
+            .fields("spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed");
+        let planned = watcher::Config::default()
+            .fields("spec.nodeName=")
+            .labels(crate::names::REQUEST_LABEL);
         Arc::new(Caches {
             nodes: reflect(
                 Api::all(client.clone()),
@@ -42,6 +50,7 @@ impl Caches {
                 "nodes",
             ),
             pods: reflect(Api::all(client.clone()), active, &changes, "pods"),
+            planned: reflect(Api::all(client.clone()), planned, &changes, "planned pods"),
             telemetry: reflect(
                 Api::all(client.clone()),
                 watcher::Config::default(),
@@ -60,15 +69,17 @@ impl Caches {
 
     /// Wait until every store has had its first full list.
     pub async fn wait_synced(&self) -> anyhow::Result<()> {
-        let (a, b, c, d) = tokio::join!(
+        let (a, b, c, d, e) = tokio::join!(
             self.nodes.wait_until_ready(),
             self.pods.wait_until_ready(),
+            self.planned.wait_until_ready(),
             self.telemetry.wait_until_ready(),
             self.requests.wait_until_ready(),
         );
         a.and(b)
             .and(c)
             .and(d)
+            .and(e)
             .map_err(|_| anyhow::anyhow!("a watch stopped before its first list"))
     }
 
