@@ -3,9 +3,9 @@
 #![cfg(feature = "k8s")]
 
 use allot::controller::pods::{build, observe, pod_name};
-use allot::model::DeviceSet;
 use allot::controller::validate::validate;
 use allot::crd::{PlannedReplica, ScheduleRequest, ScheduleRequestSpec};
+use allot::model::DeviceSet;
 use allot::model::{Cluster, ModelCatalog, Node};
 use allot::names;
 

@@ -209,7 +209,10 @@ fn planned_devices_that_do_not_match_the_demand_are_an_error_for_the_user() {
     for bad in ["0,x", "16", "0,0", "-1"] {
         assert!(parse_devices("a", bad).is_err(), "{bad:?} accepted");
     }
-    assert_eq!(parse_devices("a", " 3, 1 "), Ok(DeviceSet::single(1).with(3)));
+    assert_eq!(
+        parse_devices("a", " 3, 1 "),
+        Ok(DeviceSet::single(1).with(3))
+    );
     assert_eq!(format_devices(DeviceSet::single(1).with(3)), "1,3");
     let args = filter_pod(serde_json::json!({ "allot.dev/planned-devices": "0,0" }), 2);
     let (out, _) = filter(&store, &args).unwrap();
