@@ -24,7 +24,6 @@ pub mod reconcile;
 pub mod status;
 pub mod validate;
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -163,14 +162,8 @@ fn throttled(changes: watch::Receiver<u64>) -> impl futures::Stream<Item = ()> +
 pub fn run(args: &ControllerArgs) -> anyhow::Result<ExitCode> {
     crate::process::init_tracing();
     let config = Config::from_args(args)?;
-    let admin: SocketAddr = args
-        .admin_listen
-        .parse()
-        .with_context(|| format!("--admin-listen {:?} is not HOST:PORT", args.admin_listen))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let admin = crate::process::listen_address("--admin-listen", &args.admin_listen)?;
+    let runtime = crate::process::runtime()?;
     runtime.block_on(async move {
         let client = Client::try_default()
             .await

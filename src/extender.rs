@@ -75,18 +75,9 @@ pub fn run(args: &ExtenderArgs) -> anyhow::Result<ExitCode> {
             "allot extender --controller needs a cluster to act on; it cannot run with --snapshot"
         );
     }
-    let listen: SocketAddr = args
-        .listen
-        .parse()
-        .with_context(|| format!("--listen {:?} is not HOST:PORT", args.listen))?;
-    let admin: SocketAddr = args
-        .admin_listen
-        .parse()
-        .with_context(|| format!("--admin-listen {:?} is not HOST:PORT", args.admin_listen))?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let listen = crate::process::listen_address("--listen", &args.listen)?;
+    let admin = crate::process::listen_address("--admin-listen", &args.admin_listen)?;
+    let runtime = crate::process::runtime()?;
     runtime.block_on(async move {
         let mut admin_extra = None;
         let mut embedded_lease = None;

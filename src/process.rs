@@ -34,3 +34,18 @@ pub async fn shutdown_signal() {
         () = term => {}
     }
 }
+
+/// The address given to `flag` (e.g. `--listen`), or an error that names the flag.
+pub fn listen_address(flag: &str, text: &str) -> anyhow::Result<std::net::SocketAddr> {
+    text.parse()
+        .map_err(|_| anyhow::anyhow!("{flag} {text:?} is not HOST:PORT (e.g. 127.0.0.1:8888)"))
+}
+
+/// A multi-threaded tokio runtime for a long-running role.
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
