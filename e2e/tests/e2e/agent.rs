@@ -12,21 +12,17 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::api::core::v1::Node;
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, ListParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use serde_json::{Value, json};
 
-use crate::support::{AllotProcess, Cluster, WAIT, cargo_artifact, free_port, poll, repo_root};
+use crate::support::{
+    AllotProcess, Cluster, WAIT, cargo_artifact, free_port, poll, repo_root, telemetry_api,
+};
 
 /// Agents to start (one per kwok GPU node, up to this many).
 const AGENTS: usize = 3;
 /// Heartbeat of the agents under test: short, so staleness shows within seconds.
 const HEARTBEAT_SECONDS: u64 = 3;
-
-fn telemetry_api(cluster: &Cluster) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("allot.dev", "v1alpha1", "NodeTelemetry");
-    let resource = ApiResource::from_gvk_with_plural(&gvk, "nodetelemetries");
-    Api::all_with(cluster.client.clone(), &resource)
-}
 
 /// The fake NVML library (built once per test process).
 fn fake_nvml() -> Result<PathBuf> {

@@ -4,13 +4,16 @@
 //! Every scenario here fails if the extender is not called.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
 
-use crate::support::{AllotProcess, Cluster, GPU, WAIT, free_port, pod, poll, skip};
+use crate::support::{
+    AllotProcess, Cluster, GPU, WAIT, free_port, pod, poll, publish_telemetry, skip, telemetry_api,
+};
 
 const MODEL_LABEL: &str = "allot.dev/gpu-model";
 const DEVICES: &str = "allot.dev/gpu-devices";
@@ -268,33 +271,14 @@ async fn unhealthy_gpus_in_telemetry_keep_pods_off_them() -> Result<()> {
         .next()
         .context("no GPU node")?;
     let reports = telemetry_api(&cluster);
-    let report = |health: &str| {
-        let list: Vec<_> = (0..gpus)
-            .map(|i| {
-                json!({ "index": i, "uuid": format!("GPU-e2e-{i}"), "model": model,
-                "memoryTotalBytes": 0, "memoryUsedBytes": 0, "utilizationGpuPercent": 0,
-                "utilizationMemoryPercent": 0, "temperatureCelsius": 0, "powerMilliwatts": 0,
-                "health": health, "reason": (health != "Healthy").then_some("XID 79 (e2e)") })
-            })
-            .collect();
-        json!({ "apiVersion": "allot.dev/v1alpha1", "kind": "NodeTelemetry",
-            "metadata": { "name": node }, "spec": { "nodeName": node },
-            "status": { "heartbeatTime": k8s_openapi::jiff::Timestamp::now().to_string(),
-                "agentVersion": "e2e", "cpu": { "allocatableMilli": 0, "usedMilli": 0 },
-                "memory": { "allocatableBytes": 0, "usedBytes": 0 },
-                "gpuCount": gpus, "healthyGpus": if health == "Healthy" { gpus } else { 0 }, "gpus": list } })
-    };
-    let ssa = PatchParams::apply("allot-e2e").force();
+    let sick = vec![Some("XID 79 (e2e)"); gpus as usize];
+    let well = vec![None; gpus as usize];
     let outcome = async {
         cluster
             .in_namespace("unhealthy", |cluster, ns| {
-                let (reports, ssa, node) = (&reports, &ssa, &node);
+                let (node, model, sick, well) = (&node, &model, &sick, &well);
                 async move {
-                    let sick = report("Unhealthy");
-                    reports.patch(node, ssa, &Patch::Apply(&sick)).await?;
-                    reports
-                        .patch_status(node, ssa, &Patch::Apply(&sick))
-                        .await?;
+                    publish_telemetry(cluster, node, model, Duration::ZERO, sick).await?;
                     let pods = Api::<Pod>::namespaced(cluster.client.clone(), &ns);
                     pods.create(
                         &PostParams::default(),
@@ -303,9 +287,7 @@ async fn unhealthy_gpus_in_telemetry_keep_pods_off_them() -> Result<()> {
                     .await?;
                     let message = failed_scheduling(cluster, &ns, "needs-gpu", "unhealthy").await?;
                     ensure!(message.contains("XID 79 (e2e)"), "{message}");
-                    reports
-                        .patch_status(node, ssa, &Patch::Apply(&report("Healthy")))
-                        .await?;
+                    publish_telemetry(cluster, node, model, Duration::ZERO, well).await?;
                     let (at, _) = bound(&pods, "needs-gpu").await?;
                     ensure!(&at == node, "bound to {at}");
                     println!("pending while unhealthy ({message}); bound once healthy");
@@ -322,20 +304,6 @@ async fn unhealthy_gpus_in_telemetry_keep_pods_off_them() -> Result<()> {
         bail!("deleting NodeTelemetry {node}: {e}");
     }
     Ok(())
-}
-
-/// The NodeTelemetry API (no Rust types here: the test writes what an agent would).
-fn telemetry_api(cluster: &Cluster) -> Api<DynamicObject> {
-    Api::all_with(
-        cluster.client.clone(),
-        &kube::discovery::ApiResource {
-            group: "allot.dev".into(),
-            version: "v1alpha1".into(),
-            api_version: "allot.dev/v1alpha1".into(),
-            kind: "NodeTelemetry".into(),
-            plural: "nodetelemetries".into(),
-        },
-    )
 }
 
 /// POST `body` to `url` and decode the JSON answer.
@@ -378,16 +346,7 @@ async fn a_fail_closed_extender_filters_nodes_with_missing_or_stale_telemetry() 
     let reports = telemetry_api(&cluster);
     // A report for `fresh` written now; `silent` may have none, or a stale one from an
     // earlier test's agent: both must be filtered.
-    let report = json!({ "apiVersion": "allot.dev/v1alpha1", "kind": "NodeTelemetry",
-        "metadata": { "name": fresh }, "spec": { "nodeName": fresh },
-        "status": { "heartbeatTime": k8s_openapi::jiff::Timestamp::now().to_string(),
-            "agentVersion": "e2e", "cpu": { "allocatableMilli": 0, "usedMilli": 0 },
-            "memory": { "allocatableBytes": 0, "usedBytes": 0 }, "gpuCount": 0, "healthyGpus": 0, "gpus": [] } });
-    let ssa = PatchParams::apply("allot-e2e").force();
-    reports.patch(&fresh, &ssa, &Patch::Apply(&report)).await?;
-    reports
-        .patch_status(&fresh, &ssa, &Patch::Apply(&report))
-        .await?;
+    publish_telemetry(&cluster, &fresh, "e2e", Duration::ZERO, &[]).await?;
 
     let outcome = async {
         let (port, admin) = (free_port()?, free_port()?);

@@ -1,14 +1,15 @@
 //! Failover scenarios of `allot controller`: a deleted node, an unhealthy GPU and stale
 //! NodeTelemetry each move the replicas they affect, and the status records the move.
 
+use std::time::Duration;
+
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, PostParams};
-use kube::core::GroupVersionKind;
-use serde_json::{Value, json};
+use kube::api::{Api, DeleteParams, PostParams};
+use serde_json::json;
 
 use super::{bound_pods, controller, create, status_where, task};
-use crate::support::{Cluster, WAIT, poll};
+use crate::support::{self, Cluster, WAIT, poll, telemetry_api};
 
 /// Delete `node`, run `body`, then put the node back as it was (kwok adopts it again).
 async fn without_node<F, Fut>(cluster: &Cluster, node: &str, body: F) -> Result<()>
@@ -74,73 +75,19 @@ async fn deleting_a_node_moves_its_replicas_and_the_status_says_so() -> Result<(
         .await
 }
 
-fn telemetry_api(cluster: &Cluster) -> Api<DynamicObject> {
-    let gvk = GroupVersionKind::gvk("allot.dev", "v1alpha1", "NodeTelemetry");
-    let ar = ApiResource::from_gvk_with_plural(&gvk, "nodetelemetries");
-    Api::all_with(cluster.client.clone(), &ar)
-}
-
-/// Publish telemetry for `node` as an agent would: heartbeat `age_secs` ago, `gpus` devices
+/// Telemetry for `node` as an agent would write it: heartbeat `age_secs` ago, `gpus` devices
 /// of which `unhealthy` is reported Unhealthy.
 async fn publish_telemetry(
     cluster: &Cluster,
     node: &str,
-    age_secs: i64,
+    age_secs: u64,
     gpus: u32,
     unhealthy: Option<u32>,
 ) -> Result<()> {
-    let api = telemetry_api(cluster);
-    if api.get_opt(node).await?.is_none() {
-        let obj: DynamicObject = serde_json::from_value(json!({
-            "apiVersion": "allot.dev/v1alpha1", "kind": "NodeTelemetry",
-            "metadata": { "name": node }, "spec": { "nodeName": node }
-        }))?;
-        api.create(&PostParams::default(), &obj).await?;
-    }
-    let beat = std::time::SystemTime::now() - std::time::Duration::from_secs(age_secs as u64);
-    let beat = humantime_rfc3339(beat);
-    let list: Vec<Value> = (0..gpus)
-        .map(|i| {
-            json!({ "index": i, "uuid": format!("GPU-e2e-{node}-{i}"), "model": "e2e",
-                "memoryTotalBytes": 0, "memoryUsedBytes": 0, "utilizationGpuPercent": 0,
-                "utilizationMemoryPercent": 0, "temperatureCelsius": 40, "powerMilliwatts": 0,
-                "health": if Some(i) == unhealthy { "Unhealthy" } else { "Healthy" } })
-        })
+    let health: Vec<Option<&str>> = (0..gpus)
+        .map(|i| (Some(i) == unhealthy).then_some("e2e"))
         .collect();
-    let status = json!({ "status": { "heartbeatTime": beat, "agentVersion": "e2e", "gpuCount": gpus,
-        "cpu": { "allocatableMilli": 0, "usedMilli": 0 },
-        "memory": { "allocatableBytes": 0, "usedBytes": 0 }, "gpus": list } });
-    api.patch_status(
-        node,
-        &kube::api::PatchParams::default(),
-        &kube::api::Patch::Merge(status),
-    )
-    .await?;
-    Ok(())
-}
-
-/// RFC 3339 in UTC with second precision, from the system clock (no date crate here).
-fn humantime_rfc3339(t: std::time::SystemTime) -> String {
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    support::publish_telemetry(cluster, node, "e2e", Duration::from_secs(age_secs), &health).await
 }
 
 async fn node_gpus(cluster: &Cluster, node: &str) -> Result<u32> {
