@@ -53,10 +53,8 @@ pub fn settings(args: &AgentArgs) -> Result<Settings, String> {
         .ok_or(
             "no node name: pass --node-name or set NODE_NAME (the downward API's spec.nodeName)",
         )?;
-    let listen = args
-        .listen
-        .parse()
-        .map_err(|_| format!("--listen {:?} is not HOST:PORT", args.listen))?;
+    let listen =
+        crate::process::listen_address("--listen", &args.listen).map_err(|e| e.to_string())?;
     if args.sample_seconds == 0 {
         return Err("--sample-seconds must be at least 1".into());
     }
