@@ -33,7 +33,7 @@ fn instance(pods: usize, nodes: usize, preload_pct: u64) -> (Cluster, Vec<BatchP
         (0..nodes)
             .map(|i| {
                 let mut n: Node = base.nodes()[i % base.len()].clone();
-                n.name = format!("node-{i:05}");
+                n.name = format!("node-{i:05}").into();
                 n
             })
             .collect(),

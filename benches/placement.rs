@@ -20,7 +20,7 @@ fn scaled(base: &Cluster, n: usize) -> Cluster {
     let nodes: Vec<Node> = (0..n)
         .map(|i| {
             let mut node = base.nodes()[i % base.len()].clone();
-            node.name = format!("synthetic-{i:05}");
+            node.name = format!("synthetic-{i:05}").into();
             node
         })
         .collect();

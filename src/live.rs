@@ -12,7 +12,9 @@
 pub mod build;
 mod caches;
 
-pub use build::{Freshness, LiveSnapshot, NodeState, StalePolicy, Telemetry, snapshot};
+pub use build::{
+    Freshness, LiveSnapshot, NodeState, PodMemo, StalePolicy, Telemetry, snapshot, snapshot_with,
+};
 pub use caches::Caches;
 
 #[cfg(test)]

@@ -73,7 +73,7 @@ pub fn parse_snapshot(file: &str, text: &str) -> Result<Snapshot, TraceError> {
         .nodes()
         .iter()
         .enumerate()
-        .map(|(i, n)| (n.name.clone(), i))
+        .map(|(i, n)| (n.name.to_string(), i))
         .collect();
     let mut pods = Vec::with_capacity(parsed.pods.len());
     for (i, p) in parsed.pods.iter().enumerate() {

@@ -15,7 +15,7 @@ pub fn cluster(count: usize) -> Cluster {
     let nodes = (0..count)
         .map(|i| {
             let mut n = base[i % base.len()].clone();
-            n.name = format!("{}-{i}", n.name);
+            n.name = format!("{}-{i}", n.name).into();
             n
         })
         .collect();
@@ -42,7 +42,7 @@ pub fn args(cluster: &Cluster, milli: u32) -> ExtenderArgs {
     ExtenderArgs {
         pod: Some(serde_json::from_value(pod).expect("pod")),
         nodes: None,
-        node_names: Some(cluster.nodes().iter().map(|n| n.name.clone()).collect()),
+        node_names: Some(cluster.nodes().iter().map(|n| n.name.to_string()).collect()),
     }
 }
 

@@ -214,7 +214,7 @@ pub fn decide(
         .iter()
         .map(|r| ((r.task.as_str(), r.index), r))
         .collect();
-    let index_of = |name: &str| world.cluster.nodes().iter().position(|n| n.name == name);
+    let index_of = |name: &str| world.cluster.nodes().iter().position(|n| &*n.name == name);
     let mut d = Decision {
         replicas: replicas.len(),
         tasks,
@@ -312,7 +312,7 @@ pub fn decide(
         for ((replica, at), reason) in missing.iter().zip(&result.placements).zip(&result.reasons) {
             let to = at.map(|at| {
                 let node = &world.cluster.nodes()[back[at.node]];
-                (node.name.clone(), at.devices)
+                (node.name.to_string(), at.devices)
             });
             match to {
                 Some((node, devices)) => d.create.push(PlannedReplica {

@@ -52,7 +52,7 @@ pub fn plan_entries(
             Some((node, devices)) => planned.push(PlannedReplica {
                 task: replica.task.clone(),
                 replica: replica.index,
-                node: node.name.clone(),
+                node: node.name.to_string(),
                 gpu_devices: device_list(devices),
             }),
             None => unplaced.push(UnplacedReplica {

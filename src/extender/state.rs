@@ -54,7 +54,7 @@ impl ClusterSnapshot {
             .nodes()
             .iter()
             .enumerate()
-            .map(|(i, n)| (n.name.clone(), i))
+            .map(|(i, n)| (n.name.to_string(), i))
             .collect();
         ClusterSnapshot {
             cluster,
@@ -273,7 +273,7 @@ impl Store {
         let index = view
             .node_index(node)
             .ok_or_else(|| RecordError::UnknownNode(node.to_string()))?;
-        let name_of = |i: usize| view.cluster.node(i).map_or("?", |n| n.name.as_str());
+        let name_of = |i: usize| view.cluster.node(i).map_or("?", |n| &*n.name);
         if let Some(p) = view
             .base
             .pods

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 
 use k8s_openapi::api::core::v1::Node as KubeNode;
-use tracing::{debug, info_span};
+use tracing::{debug, debug_span};
 
 use super::pod::{PodError, PodRequest, parse_pod, pod_key};
 use super::state::{BoundPod, Store, View};
@@ -78,10 +78,10 @@ pub fn filter(
     let view = store.view();
     let (names, objects) = candidates(&view, args)?;
     let key = pod_key(pod);
-    let _span = info_span!("filter", pod = %key, nodes = names.len()).entered();
+    let _span = debug_span!("filter", pod = %key, nodes = names.len()).entered();
     let req = match parse_pod(pod, &view.cluster.models) {
         Ok(req) => req,
-        Err(e) => return Ok((invalid_pod(&e), None)),
+        Err(e) => return Ok((invalid_pod(&key, &e), None)),
     };
     store.remember(&req);
     let mut out = ExtenderFilterResult::default();
@@ -145,8 +145,8 @@ pub fn filter(
     Ok((out, Some(req.policy)))
 }
 
-fn invalid_pod(e: &PodError) -> ExtenderFilterResult {
-    tracing::info!(reason = e.reason(), error = %e, "invalid pod");
+fn invalid_pod(key: &str, e: &PodError) -> ExtenderFilterResult {
+    tracing::info!(pod = key, reason = e.reason(), error = %e, "invalid pod");
     ExtenderFilterResult {
         error: format!("allot: {e}"),
         ..Default::default()
@@ -205,7 +205,7 @@ pub fn prioritize(
     let view = store.view();
     let (names, _) = candidates(&view, args)?;
     let key = pod_key(pod);
-    let _span = info_span!("prioritize", pod = %key, nodes = names.len()).entered();
+    let _span = debug_span!("prioritize", pod = %key, nodes = names.len()).entered();
     let zero = |names: &[(&str, Option<usize>)]| {
         names
             .iter()
@@ -248,7 +248,7 @@ fn admissible(view: &View, store: &Store, req: &PodRequest, i: usize) -> bool {
     let Some(node) = view.cluster.node(i) else {
         return false;
     };
-    req.planned_node.as_deref().is_none_or(|p| p == node.name)
+    req.planned_node.as_deref().is_none_or(|p| p == &*node.name)
         && view
             .state(i)
             .is_none_or(|s| s.usable(store.fail_closed()).is_ok())
@@ -278,7 +278,7 @@ pub fn scale(raw: &[i64]) -> Vec<i64> {
 /// annotation and the Binding ([`super::binder`]) and forgets the record if that fails.
 pub fn bind(store: &Store, args: &ExtenderBindingArgs) -> Result<BoundPod, String> {
     let key = format!("{}/{}", args.pod_namespace, args.pod_name);
-    let _span = info_span!("bind", pod = %key, node = %args.node).entered();
+    let _span = debug_span!("bind", pod = %key, node = %args.node).entered();
     let Some(req) = store.recall(&args.pod_uid) else {
         return Err(format!(
             "allot: pod {key} (uid {:?}) was not filtered by this extender, so its GPU demand \
@@ -288,11 +288,13 @@ pub fn bind(store: &Store, args: &ExtenderBindingArgs) -> Result<BoundPod, Strin
     };
     match store.record(&req, &args.node) {
         Ok(p) => {
-            tracing::info!(devices = ?p.at.devices.iter().collect::<Vec<_>>(), "bound");
+            // Per pod, as kube-scheduler logs its binds only at higher verbosity; the bind
+            // counter is in /metrics.
+            debug!(devices = ?p.at.devices.iter().collect::<Vec<_>>(), "bound");
             Ok(p)
         }
         Err(e) => {
-            tracing::info!(reason = e.reason(), error = %e, "bind refused");
+            tracing::info!(pod = %key, node = %args.node, reason = e.reason(), error = %e, "bind refused");
             Err(format!("allot: {e}"))
         }
     }
@@ -308,7 +310,7 @@ pub fn preempt(
     let pod = args.pod.as_ref().ok_or(VerbError::MissingPod)?;
     let view = store.view();
     let key = pod_key(pod);
-    let _span = info_span!("preempt", pod = %key).entered();
+    let _span = debug_span!("preempt", pod = %key).entered();
     let mut out = ExtenderPreemptionResult::default();
     let req = match parse_pod(pod, &view.cluster.models) {
         Ok(r) => r,

@@ -3,7 +3,7 @@
 //! their `allot.dev/gpu-devices` annotation records (the default choice when it has none or
 //! it no longer fits), and unhealthy GPUs are withheld so nothing new lands on them.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,10 +11,12 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Node as KubeNode, Pod};
 
 use crate::crd::{GpuHealth, NodeTelemetry};
-use crate::extender::pod::{accounted_demand, bound_devices, pod_key};
+use crate::extender::pod::{PodError, accounted_demand, bound_devices, pod_key};
 use crate::extender::state::{BoundPod, ClusterSnapshot};
 use crate::model::quantity::{parse_bytes, parse_count, parse_cpu_milli};
-use crate::model::{Cluster, DeviceSet, MAX_GPUS_PER_NODE, ModelCatalog, Node, Placement};
+use crate::model::{
+    Cluster, DeviceSet, MAX_GPUS_PER_NODE, ModelCatalog, Node, Placement, PodDemand,
+};
 use crate::names::{GPU_MODEL_LABEL, GPU_RESOURCE};
 
 /// GPU model of a node that has GPUs but neither the model label nor telemetry.
@@ -145,8 +147,80 @@ impl fmt::Display for Problem {
 
 const MAX_PROBLEMS: usize = 50;
 
+/// What each pod object contributed to the last snapshot, by UID, kept while its
+/// `resourceVersion` stays the same. While pods are bound at hundreds a second the snapshot
+/// is rebuilt ten times a second, and reading every bound pod's requests and annotations
+/// again each time was most of a rebuild.
+#[derive(Debug, Default)]
+pub struct PodMemo {
+    /// The GPU models the entries were read against: demands carry model indices, so a new
+    /// catalog empties the memo.
+    catalog: Vec<String>,
+    entries: HashMap<String, PodEntry>,
+}
+
+#[derive(Debug)]
+struct PodEntry {
+    version: String,
+    demand: Option<PodDemand>,
+    devices: Option<Result<DeviceSet, PodError>>,
+    /// The build that last saw this pod; entries not seen by a build are dropped.
+    seen: bool,
+}
+
+impl PodMemo {
+    /// The pod's demand and recorded devices, read now or remembered.
+    fn read(&mut self, pod: &Pod, models: &ModelCatalog) -> &PodEntry {
+        let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+        let version = pod.metadata.resource_version.as_deref().unwrap_or_default();
+        let fresh = || PodEntry {
+            version: version.to_string(),
+            demand: accounted_demand(pod, models),
+            devices: bound_devices(pod),
+            seen: true,
+        };
+        // Objects without a UID or version (tests, hand-made snapshots) are never remembered.
+        if uid.is_empty() || version.is_empty() {
+            self.entries.insert(String::new(), fresh());
+            return &self.entries[""];
+        }
+        let entry = self.entries.entry(uid.to_string()).or_insert_with(fresh);
+        if entry.version != version {
+            *entry = fresh();
+        }
+        entry.seen = true;
+        entry
+    }
+
+    fn begin(&mut self, catalog: &BTreeSet<String>) {
+        if !self.catalog.iter().eq(catalog.iter()) {
+            self.catalog = catalog.iter().cloned().collect();
+            self.entries.clear();
+        }
+        for e in self.entries.values_mut() {
+            e.seen = false;
+        }
+    }
+
+    fn end(&mut self) {
+        self.entries.retain(|uid, e| e.seen && !uid.is_empty());
+    }
+}
+
 /// Build the snapshot from the reflectors' objects.
 pub fn snapshot(
+    nodes: &[Arc<KubeNode>],
+    pods: &[Arc<Pod>],
+    telemetry: &[Arc<NodeTelemetry>],
+    freshness: &Freshness,
+) -> LiveSnapshot {
+    snapshot_with(&mut PodMemo::default(), nodes, pods, telemetry, freshness)
+}
+
+/// [`snapshot`], reusing what `memo` remembers of pods that have not changed since the last
+/// build with it.
+pub fn snapshot_with(
+    memo: &mut PodMemo,
     nodes: &[Arc<KubeNode>],
     pods: &[Arc<Pod>],
     telemetry: &[Arc<NodeTelemetry>],
@@ -183,6 +257,7 @@ pub fn snapshot(
             problem(format!("GPU model {name:?}"), e.to_string());
         }
     }
+    memo.begin(&names);
 
     let mut core = Vec::with_capacity(sorted.len());
     let mut states = Vec::with_capacity(sorted.len());
@@ -208,7 +283,7 @@ pub fn snapshot(
         .nodes()
         .iter()
         .enumerate()
-        .map(|(i, n)| (n.name.clone(), i))
+        .map(|(i, n)| (n.name.to_string(), i))
         .collect();
 
     // Oldest first, so that when a node is overbooked the newest pod is the one left out.
@@ -233,7 +308,8 @@ pub fn snapshot(
     let mut placed = Vec::with_capacity(bound.len());
     for (pod, node) in bound {
         let key = pod_key(pod);
-        let Some(demand) = accounted_demand(pod, &cluster.models) else {
+        let read = memo.read(pod, &cluster.models);
+        let Some(demand) = read.demand else {
             problem(
                 format!("pod {key}"),
                 "resources unreadable; not accounted".into(),
@@ -243,8 +319,8 @@ pub fn snapshot(
         let Some(target) = cluster.node(node) else {
             continue;
         };
-        let recorded = match bound_devices(pod) {
-            Some(Ok(d)) if target.devices_fit(demand.gpu, d) => Some(d),
+        let recorded = match &read.devices {
+            Some(Ok(d)) if target.devices_fit(demand.gpu, *d) => Some(*d),
             Some(Ok(_)) => {
                 problem(
                     format!("pod {key}"),
@@ -283,6 +359,7 @@ pub fn snapshot(
             priority: pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0),
         });
     }
+    memo.end();
     // Unhealthy GPUs last: pods already on them stay accounted, nothing new fits there.
     for (i, state) in states.iter().enumerate() {
         for d in state.unhealthy.iter() {
@@ -297,7 +374,7 @@ pub fn snapshot(
 }
 
 fn target_name(cluster: &Cluster, node: usize) -> &str {
-    cluster.node(node).map_or("?", |n| n.name.as_str())
+    cluster.node(node).map_or("?", |n| &*n.name)
 }
 
 /// Whether a pod holds resources on its node: bound, not finished.

@@ -4,7 +4,7 @@
 
 use std::fmt::Debug;
 use std::hash::Hash;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -14,7 +14,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use super::build::{Freshness, LiveSnapshot, snapshot};
+use super::build::{Freshness, LiveSnapshot, PodMemo, snapshot_with};
 use crate::crd::{NodeTelemetry, ScheduleRequest};
 
 /// Reflector stores for everything allot reads, kept current by background watches.
@@ -28,6 +28,8 @@ pub struct Caches {
     pub telemetry: Store<NodeTelemetry>,
     pub requests: Store<ScheduleRequest>,
     changes: watch::Sender<u64>,
+    /// Pods read by earlier snapshots (the extender and the controller share it).
+    memo: Arc<Mutex<PodMemo>>,
 }
 
 impl Caches {
@@ -64,6 +66,7 @@ impl Caches {
                 "schedulerequests",
             ),
             changes,
+            memo: Arc::default(),
         })
     }
 
@@ -90,7 +93,9 @@ impl Caches {
 
     /// The cluster as the caches show it now.
     pub fn snapshot(&self, freshness: &Freshness) -> LiveSnapshot {
-        snapshot(
+        let mut memo = self.memo.lock().unwrap_or_else(PoisonError::into_inner);
+        snapshot_with(
+            &mut memo,
             &self.nodes.state(),
             &self.pods.state(),
             &self.telemetry.state(),

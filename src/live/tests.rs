@@ -105,7 +105,7 @@ fn bound_pods_are_placed_on_their_recorded_devices_and_finished_pods_free_theirs
     let live = snapshot(&nodes, &pods, &[], &fresh(StalePolicy::FailOpen));
     let c = &live.snapshot.cluster;
     // Sorted by name: a (V100 x8) then b (A100 x4).
-    assert_eq!(c.node(0).unwrap().name, "a");
+    assert_eq!(&*c.node(0).unwrap().name, "a");
     assert_eq!(c.models.name(c.node(1).unwrap().model.unwrap()), "A100");
     assert_eq!(c.node(1).unwrap().gpu_free(), &[1000, 1000, 0, 0]);
     assert_eq!(c.node(0).unwrap().gpu_free()[5], 700);
@@ -246,4 +246,50 @@ fn a_gpu_node_without_a_model_gets_the_unknown_model_and_bad_quantities_are_repo
             .to_string()
             .starts_with("node x: allocatable memory:")
     );
+}
+
+/// A pod object with a resourceVersion, as the reflectors hold them.
+fn versioned(pod: &Arc<Pod>, version: &str) -> Arc<Pod> {
+    let mut p = (**pod).clone();
+    p.metadata.resource_version = Some(version.to_string());
+    Arc::new(p)
+}
+
+#[test]
+fn the_memo_rereads_a_pod_only_when_its_version_or_the_model_catalog_changes() {
+    let nodes = [node("a", 4, Some("A100"), true)];
+    let on = |devices: &str, version: &str| {
+        versioned(
+            &pod(
+                "p",
+                "a",
+                1,
+                json!({ "allot.dev/gpu-devices": devices }),
+                "Running",
+            ),
+            version,
+        )
+    };
+    let free = |live: &LiveSnapshot| live.snapshot.cluster.node(0).unwrap().gpu_free().to_vec();
+    let mut memo = PodMemo::default();
+    let f = fresh(StalePolicy::FailOpen);
+    let first = snapshot_with(&mut memo, &nodes, &[on("1", "7")], &[], &f);
+    assert_eq!(free(&first), [1000, 0, 1000, 1000]);
+    // Same version: the object cannot have changed, so the remembered reading stands (the
+    // edited annotation here is what proves the memo was used).
+    let same = snapshot_with(&mut memo, &nodes, &[on("3", "7")], &[], &f);
+    assert_eq!(free(&same), [1000, 0, 1000, 1000]);
+    let newer = snapshot_with(&mut memo, &nodes, &[on("3", "8")], &[], &f);
+    assert_eq!(free(&newer), [1000, 1000, 1000, 0]);
+    // A new GPU model renumbers the catalog: everything is read again.
+    let nodes = [
+        node("a", 4, Some("A100"), true),
+        node("b", 4, Some("A10"), true),
+    ];
+    let renumbered = snapshot_with(&mut memo, &nodes, &[on("2", "8")], &[], &f);
+    assert_eq!(free(&renumbered), [1000, 1000, 0, 1000]);
+    // A pod gone from the caches is forgotten.
+    snapshot_with(&mut memo, &nodes, &[], &[], &f);
+    let again = snapshot_with(&mut memo, &nodes, &[on("0", "8")], &[], &f);
+    assert_eq!(free(&again), [0, 1000, 1000, 1000]);
 }

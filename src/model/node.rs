@@ -97,7 +97,7 @@ impl Misfit {
 /// One node's capacity and current free resources.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Node {
-    pub name: String,
+    pub name: std::sync::Arc<str>,
     pub cpu_capacity: u64,
     pub memory_capacity: u64,
     pub model: Option<ModelId>,
@@ -136,7 +136,7 @@ impl Node {
         let mut gpu_free = [0u16; MAX_GPUS_PER_NODE];
         gpu_free[..gpus].fill(MILLI_PER_GPU as u16);
         Ok(Node {
-            name: name.into(),
+            name: name.into().into(),
             cpu_capacity: cpu_milli,
             memory_capacity: memory_bytes,
             model: if gpus > 0 { model } else { None },

@@ -197,7 +197,7 @@ fn finish_cluster(
     }
     let mut seen = HashMap::new();
     for (i, n) in nodes.iter().enumerate() {
-        if let Some(j) = seen.insert(n.name.as_str(), i) {
+        if let Some(j) = seen.insert(&*n.name, i) {
             return Err(TraceError::file(
                 file,
                 format!(

@@ -45,7 +45,7 @@ fn with_pods(mut c: Cluster, demand_gpus: u32, pods: &[ObservedPod]) -> (Cluster
         let Some(i) = c
             .nodes()
             .iter()
-            .position(|n| Some(&n.name) == p.node.as_ref())
+            .position(|n| Some(&*n.name) == p.node.as_deref())
         else {
             continue;
         };
