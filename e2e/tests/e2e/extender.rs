@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use crate::support::{
@@ -279,6 +279,9 @@ async fn unhealthy_gpus_in_telemetry_keep_pods_off_them() -> Result<()> {
                 let (node, model, sick, well) = (&node, &model, &sick, &well);
                 async move {
                     publish_telemetry(cluster, node, model, Duration::ZERO, sick).await?;
+                    // The extender follows NodeTelemetry through a watch: wait until it has
+                    // seen the report, or the pod may be placed a moment before.
+                    extender_sees(node, true).await?;
                     let pods = Api::<Pod>::namespaced(cluster.client.clone(), &ns);
                     pods.create(
                         &PostParams::default(),
@@ -288,6 +291,12 @@ async fn unhealthy_gpus_in_telemetry_keep_pods_off_them() -> Result<()> {
                     let message = failed_scheduling(cluster, &ns, "needs-gpu", "unhealthy").await?;
                     ensure!(message.contains("XID 79 (e2e)"), "{message}");
                     publish_telemetry(cluster, node, model, Duration::ZERO, well).await?;
+                    extender_sees(node, false).await?;
+                    // kube-scheduler retries a pod an extender turned down on its next cluster
+                    // event (any pod or node change; in a busy cluster, within seconds) or
+                    // after 5 minutes; NodeTelemetry is not one of its events, and this test
+                    // cluster is otherwise idle, so make one.
+                    touch_node(cluster, node).await?;
                     let (at, _) = bound(&pods, "needs-gpu").await?;
                     ensure!(&at == node, "bound to {at}");
                     println!("pending while unhealthy ({message}); bound once healthy");
@@ -303,6 +312,42 @@ async fn unhealthy_gpus_in_telemetry_keep_pods_off_them() -> Result<()> {
     if let Err(e) = cleanup {
         bail!("deleting NodeTelemetry {node}: {e}");
     }
+    Ok(())
+}
+
+/// Wait until the extender in the scheduling path (`ALLOT_EXTENDER_PORT`) filters `node` out
+/// for a one-GPU pod (`rejected`), or lets it pass.
+async fn extender_sees(node: &str, rejected: bool) -> Result<()> {
+    let port = std::env::var("ALLOT_EXTENDER_PORT").unwrap_or_else(|_| "8888".into());
+    let url = format!("http://127.0.0.1:{port}/filter");
+    let request = json!({
+        "Pod": { "metadata": { "name": "probe", "namespace": "default", "uid": "probe-uid" },
+                 "spec": { "containers": [{ "name": "c", "resources": { "limits": { GPU: "1" } } }] } },
+        "NodeNames": [node]
+    });
+    let what = if rejected { "filter out" } else { "pass" };
+    poll(&format!("the extender to {what} {node}"), WAIT, || {
+        let (url, request) = (url.clone(), request.clone());
+        async move {
+            let answer = post_json(&url, &request)?;
+            let failed = answer["FailedNodes"].get(node).is_some();
+            Ok((failed == rejected).then_some(()))
+        }
+    })
+    .await
+}
+
+/// A Node update (a label), the kind of event on which kube-scheduler retries pending pods.
+async fn touch_node(cluster: &Cluster, node: &str) -> Result<()> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis()
+        .to_string();
+    let patch = json!({ "metadata": { "labels": { "allot.dev/e2e-touched": stamp } } });
+    Api::<Node>::all(cluster.client.clone())
+        .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .with_context(|| format!("labelling node {node}"))?;
     Ok(())
 }
 
