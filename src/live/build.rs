@@ -164,7 +164,7 @@ struct PodEntry {
     version: String,
     demand: Option<PodDemand>,
     devices: Option<Result<DeviceSet, PodError>>,
-    /// The build that last saw this pod; entries not seen by a build are dropped.
+    /// Whether the build under way has seen this pod; entries it has not are dropped.
     seen: bool,
 }
 
