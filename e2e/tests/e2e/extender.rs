@@ -320,11 +320,7 @@ async fn unhealthy_gpus_in_telemetry_keep_pods_off_them() -> Result<()> {
 async fn extender_sees(node: &str, rejected: bool) -> Result<()> {
     let port = std::env::var("ALLOT_EXTENDER_PORT").unwrap_or_else(|_| "8888".into());
     let url = format!("http://127.0.0.1:{port}/filter");
-    let request = json!({
-        "Pod": { "metadata": { "name": "probe", "namespace": "default", "uid": "probe-uid" },
-                 "spec": { "containers": [{ "name": "c", "resources": { "limits": { GPU: "1" } } }] } },
-        "NodeNames": [node]
-    });
+    let request = probe_filter(&[node]);
     let what = if rejected { "filter out" } else { "pass" };
     poll(&format!("the extender to {what} {node}"), WAIT, || {
         let (url, request) = (url.clone(), request.clone());
@@ -335,6 +331,15 @@ async fn extender_sees(node: &str, rejected: bool) -> Result<()> {
         }
     })
     .await
+}
+
+/// A `/filter` request asking about a one-GPU pod on `nodes`.
+fn probe_filter(nodes: &[&str]) -> serde_json::Value {
+    json!({
+        "Pod": { "metadata": { "name": "probe", "namespace": "default", "uid": "probe-uid" },
+                 "spec": { "containers": [{ "name": "c", "resources": { "limits": { GPU: "1" } } }] } },
+        "NodeNames": nodes
+    })
 }
 
 /// A Node update (a label), the kind of event on which kube-scheduler retries pending pods.
@@ -399,20 +404,28 @@ async fn a_fail_closed_extender_filters_nodes_with_missing_or_stale_telemetry() 
         let mut ext = AllotProcess::start(
             &cluster,
             "extender-fail-closed",
-            &["extender", "--listen", &listen, "--admin-listen", &admin,
-              "--stale-policy", "fail-closed", "--stale-after-seconds", "5"],
+            &[
+                "extender",
+                "--listen",
+                &listen,
+                "--admin-listen",
+                &admin,
+                "--stale-policy",
+                "fail-closed",
+                "--stale-after-seconds",
+                "5",
+            ],
         )?;
         ext.wait_ready(&format!("http://{admin}/readyz")).await?;
-        let request = json!({
-            "Pod": { "metadata": { "name": "probe", "namespace": "default", "uid": "probe-uid" },
-                     "spec": { "containers": [{ "name": "c", "resources": { "limits": { GPU: "1" } } }] } },
-            "NodeNames": [fresh, silent]
-        });
+        let request = probe_filter(&[&fresh, &silent]);
         let url = format!("http://{listen}/filter");
         let answer = post_json(&url, &request)?;
         let passed = answer["NodeNames"].as_array().cloned().unwrap_or_default();
         ensure!(passed == [json!(fresh)], "passed {passed:?}: {answer}");
-        let why = answer["FailedNodes"][&silent].as_str().unwrap_or_default().to_string();
+        let why = answer["FailedNodes"][&silent]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         ensure!(
             why.starts_with("no NodeTelemetry") || why.starts_with("node telemetry is"),
             "{silent}: {why:?}"
@@ -428,7 +441,9 @@ async fn a_fail_closed_extender_filters_nodes_with_missing_or_stale_telemetry() 
         .await?;
         ensure!(stale.contains("stale after 5s"), "{stale}");
         ensure!(
-            answer["FailedAndUnresolvableNodes"].as_object().is_none_or(|m| m.is_empty()),
+            answer["FailedAndUnresolvableNodes"]
+                .as_object()
+                .is_none_or(|m| m.is_empty()),
             "stale telemetry must be retryable: {answer}"
         );
         println!("{silent}: {why}; {fresh} later: {stale}");
