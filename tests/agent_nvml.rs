@@ -22,22 +22,8 @@ use serde_json::{Value, json};
 const CONFIG_ENV: &str = "ALLOT_FAKE_NVML_CONFIG";
 const LIB_ENV: &str = "ALLOT_FAKE_NVML_LIB";
 
-/// Variables cargo sets for a test process that would make a nested cargo see a changed
-/// environment and rebuild crates whose build scripts read them (ring reads
-/// `CARGO_MANIFEST_DIR` and `CARGO_PKG_*`), i.e. half the dependency tree.
-fn is_test_only_cargo_var(key: &std::ffi::OsStr) -> bool {
-    let key = key.to_string_lossy();
-    [
-        "CARGO_PKG_",
-        "CARGO_MANIFEST_",
-        "CARGO_CRATE_",
-        "CARGO_BIN_",
-        "CARGO_PRIMARY_PACKAGE",
-        "CARGO_TARGET_TMPDIR",
-    ]
-    .iter()
-    .any(|p| key.starts_with(p))
-}
+#[path = "../e2e/src/cargo.rs"]
+mod cargo;
 
 /// Build the fake library once per test process and return its path.
 fn fake_lib() -> PathBuf {
@@ -50,10 +36,7 @@ fn fake_lib() -> PathBuf {
             .and_then(Path::parent)
             .expect("test executable under <target>/<profile>/deps");
         let target = profile_dir.parent().expect("a target directory");
-        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        for (key, _) in std::env::vars_os().filter(|(k, _)| is_test_only_cargo_var(k)) {
-            cmd.env_remove(key);
-        }
+        let mut cmd = cargo::nested_cargo();
         cmd.args(["build", "--quiet", "-p", "allot-fake-nvml"])
             .env("CARGO_TARGET_DIR", target)
             .current_dir(env!("CARGO_MANIFEST_DIR"));

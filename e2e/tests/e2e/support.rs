@@ -162,23 +162,6 @@ pub fn skip(test: &str, why: &str) {
     let _ = writeln!(std::io::stderr(), "skipping {test}: {why}");
 }
 
-/// Variables cargo sets for a test process. A nested cargo that inherits them sees a changed
-/// environment and rebuilds every crate whose build script reads them (ring reads
-/// `CARGO_MANIFEST_DIR` and `CARGO_PKG_*`): half the dependency tree, mid-run.
-fn is_test_only_cargo_var(key: &std::ffi::OsStr) -> bool {
-    let key = key.to_string_lossy();
-    [
-        "CARGO_PKG_",
-        "CARGO_MANIFEST_",
-        "CARGO_CRATE_",
-        "CARGO_BIN_",
-        "CARGO_PRIMARY_PACKAGE",
-        "CARGO_TARGET_TMPDIR",
-    ]
-    .iter()
-    .any(|p| key.starts_with(p))
-}
-
 /// `cargo build --locked <args>` in the workspace (debug profile); the path of `artifact` in
 /// the target directory. Each distinct build runs once per test process.
 pub fn cargo_artifact(args: &[&str], artifact: &str) -> Result<PathBuf> {
@@ -194,11 +177,7 @@ pub fn cargo_artifact(args: &[&str], artifact: &str) -> Result<PathBuf> {
         .entry(key.clone())
         .or_insert_with(|| {
             let root = repo_root();
-            let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-            for (k, _) in std::env::vars_os().filter(|(k, _)| is_test_only_cargo_var(k)) {
-                cmd.env_remove(k);
-            }
-            let status = cmd
+            let status = allot_e2e::cargo::nested_cargo()
                 .args(["build", "--locked"])
                 .args(args)
                 .current_dir(&root)
