@@ -144,6 +144,9 @@ async fn shared_gpu_pods_get_distinct_devices_recorded_by_the_extender() -> Resu
         .into_iter()
         .next()
         .context("no GPU node")?;
+    // Both GPUs of the node must be free in the extender's view, or share-b is turned down,
+    // and kube-scheduler asks again only on its next cluster event.
+    extender_sees_gpus(&node, 2, false).await?;
     let binds_before = extender_metric("allot_extender_requests_total{verb=\"bind\"").await?;
     cluster
         .in_namespace("shares", |cluster, ns| async move {
@@ -318,9 +321,14 @@ async fn unhealthy_gpus_in_telemetry_keep_pods_off_them() -> Result<()> {
 /// Wait until the extender in the scheduling path (`ALLOT_EXTENDER_PORT`) filters `node` out
 /// for a one-GPU pod (`rejected`), or lets it pass.
 async fn extender_sees(node: &str, rejected: bool) -> Result<()> {
+    extender_sees_gpus(node, 1, rejected).await
+}
+
+/// As [`extender_sees`], for a pod that needs `gpus` whole GPUs.
+async fn extender_sees_gpus(node: &str, gpus: u32, rejected: bool) -> Result<()> {
     let port = std::env::var("ALLOT_EXTENDER_PORT").unwrap_or_else(|_| "8888".into());
     let url = format!("http://127.0.0.1:{port}/filter");
-    let request = probe_filter(&[node]);
+    let request = probe_filter(&[node], gpus);
     let what = if rejected { "filter out" } else { "pass" };
     poll(&format!("the extender to {what} {node}"), WAIT, || {
         let (url, request) = (url.clone(), request.clone());
@@ -333,11 +341,11 @@ async fn extender_sees(node: &str, rejected: bool) -> Result<()> {
     .await
 }
 
-/// A `/filter` request asking about a one-GPU pod on `nodes`.
-fn probe_filter(nodes: &[&str]) -> serde_json::Value {
+/// A `/filter` request asking about a pod needing `gpus` whole GPUs on `nodes`.
+fn probe_filter(nodes: &[&str], gpus: u32) -> serde_json::Value {
     json!({
         "Pod": { "metadata": { "name": "probe", "namespace": "default", "uid": "probe-uid" },
-                 "spec": { "containers": [{ "name": "c", "resources": { "limits": { GPU: "1" } } }] } },
+                 "spec": { "containers": [{ "name": "c", "resources": { "limits": { GPU: gpus.to_string() } } }] } },
         "NodeNames": nodes
     })
 }
@@ -417,7 +425,7 @@ async fn a_fail_closed_extender_filters_nodes_with_missing_or_stale_telemetry() 
             ],
         )?;
         ext.wait_ready(&format!("http://{admin}/readyz")).await?;
-        let request = probe_filter(&[&fresh, &silent]);
+        let request = probe_filter(&[&fresh, &silent], 1);
         let url = format!("http://{listen}/filter");
         let answer = post_json(&url, &request)?;
         let passed = answer["NodeNames"].as_array().cloned().unwrap_or_default();

@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
-use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
-use kube::api::{Api, DeleteParams, PostParams};
+use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
@@ -91,9 +91,10 @@ impl Cluster {
         Ok(name)
     }
 
-    /// Delete a namespace and check that the API server took the deletion. Not waiting until
-    /// kube-controller-manager has emptied it (~5 s even when empty): names never repeat, and
-    /// `e2e/down` throws the whole cluster away.
+    /// Delete a namespace and wait until its pods are gone. Not waiting for the namespace
+    /// itself (kube-controller-manager takes ~5 s even for an empty one): names never repeat,
+    /// and `e2e/down` throws the whole cluster away. The pods matter: they hold GPUs on the
+    /// shared kwok nodes until deleted, and the next scenario may want those GPUs.
     async fn delete_namespace(&self, name: &str) -> Result<()> {
         let api = Api::<Namespace>::all(self.client.clone());
         api.delete(name, &DeleteParams::default())
@@ -104,7 +105,16 @@ impl Cluster {
             left.is_none_or(|ns| ns.metadata.deletion_timestamp.is_some()),
             "namespace {name} is not being deleted"
         );
-        Ok(())
+        let pods = Api::<Pod>::namespaced(self.client.clone(), name);
+        poll(
+            &format!("the pods of namespace {name} to be deleted"),
+            WAIT,
+            || async {
+                let left = pods.list_metadata(&ListParams::default()).await?;
+                Ok(left.items.is_empty().then_some(()))
+            },
+        )
+        .await
     }
 
     /// Run kubectl against this control plane; its stdout, or an error with its stderr.
