@@ -180,6 +180,18 @@ fn check_scheduler_config(objs: &[Value], ns: &str) -> Result<()> {
         ext.get("managedResources").is_none(),
         "managedResources would let annotation-only GPU shares bypass the extender"
     );
+    // kube-scheduler's resource scoring is off in the allot profile, at both points.
+    let plugins = &config["profiles"][0]["plugins"];
+    for point in ["preScore", "score"] {
+        let disabled: Vec<_> = plugins[point]["disabled"]
+            .as_sequence()
+            .map(|s| s.iter().filter_map(|p| p["name"].as_str()).collect())
+            .unwrap_or_default();
+        ensure!(
+            disabled == ["NodeResourcesFit", "NodeResourcesBalancedAllocation"],
+            "{point}: the allot profile must disable kube-scheduler's resource scoring, got {disabled:?}"
+        );
+    }
     Ok(())
 }
 
