@@ -145,40 +145,52 @@ fn check_scheduler_config(objs: &[Value], ns: &str) -> Result<()> {
             && leader["resourceName"].as_str() == Some("allot-scheduler"),
         "leader election must use the Lease {ns}/allot-scheduler: {leader:?}"
     );
+    // The extender twice: the scheduling cycle's verbs, then bind alone (own HTTP clients).
     let extenders = config["extenders"].as_sequence().context("no extenders")?;
-    ensure!(extenders.len() == 1, "one extender expected: {extenders:?}");
-    let ext = &extenders[0];
-    let want_url = format!("http://{service}.{ns}.svc:{port}");
-    ensure!(
-        ext["urlPrefix"].as_str() == Some(want_url.as_str()),
-        "urlPrefix must name the extender Service ({want_url}), got {:?}",
-        ext["urlPrefix"]
-    );
-    for (key, want) in [
+    let verbs = [
         ("filterVerb", "filter"),
         ("prioritizeVerb", "prioritize"),
         ("preemptVerb", "preempt"),
         ("bindVerb", "bind"),
-        ("httpTimeout", "10s"),
-    ] {
+    ];
+    let want_verbs: [&[&str]; 2] = [&["filter", "prioritize", "preempt"], &["bind"]];
+    ensure!(
+        extenders.len() == want_verbs.len(),
+        "two extender entries expected: {extenders:?}"
+    );
+    let want_url = format!("http://{service}.{ns}.svc:{port}");
+    for (ext, want) in extenders.iter().zip(want_verbs) {
+        let has: Vec<&str> = verbs
+            .iter()
+            .filter_map(|(key, verb)| (ext[key].as_str() == Some(verb)).then_some(*verb))
+            .collect();
+        ensure!(has == want, "verbs must be {want:?}, got {has:?}: {ext:?}");
         ensure!(
-            ext[key].as_str() == Some(want),
-            "{key} must be {want}, got {:?}",
-            ext[key]
+            ext["urlPrefix"].as_str() == Some(want_url.as_str()),
+            "urlPrefix must name the extender Service ({want_url}), got {:?}",
+            ext["urlPrefix"]
+        );
+        ensure!(
+            ext["httpTimeout"].as_str() == Some("10s"),
+            "httpTimeout must be 10s, got {:?}",
+            ext["httpTimeout"]
+        );
+        ensure!(
+            ext["nodeCacheCapable"].as_bool() == Some(true),
+            "nodeCacheCapable must be true"
+        );
+        ensure!(
+            ext["ignorable"].as_bool() == Some(false),
+            "ignorable must be false"
+        );
+        ensure!(
+            ext.get("managedResources").is_none(),
+            "managedResources would let annotation-only GPU shares bypass the extender"
         );
     }
-    ensure!(ext["weight"].as_u64() == Some(1), "weight must be 1");
     ensure!(
-        ext["nodeCacheCapable"].as_bool() == Some(true),
-        "nodeCacheCapable must be true"
-    );
-    ensure!(
-        ext["ignorable"].as_bool() == Some(false),
-        "ignorable must be false"
-    );
-    ensure!(
-        ext.get("managedResources").is_none(),
-        "managedResources would let annotation-only GPU shares bypass the extender"
+        extenders[0]["weight"].as_u64() == Some(1),
+        "weight must be 1"
     );
     // kube-scheduler's resource scoring is off in the allot profile, at both points.
     let plugins = &config["profiles"][0]["plugins"];
