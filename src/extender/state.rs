@@ -40,7 +40,7 @@ pub struct BoundPod {
 #[derive(Debug, Clone)]
 pub struct ClusterSnapshot {
     pub cluster: Cluster,
-    pub index: FxHashMap<String, usize>,
+    pub index: NodeIndex,
     pub pods: Vec<BoundPod>,
     /// Per node (parallel to `cluster`): readiness, telemetry, GPU health. Empty when
     /// nothing is known beyond allocation (snapshot files): every node counts as usable.
@@ -48,14 +48,27 @@ pub struct ClusterSnapshot {
     pub taken_at: Instant,
 }
 
+/// Node name -> position in the cluster. Keys share the nodes' names.
+pub type NodeIndex = FxHashMap<Arc<str>, usize>;
+
+/// The name index of `cluster`'s nodes.
+pub fn node_index(cluster: &Cluster) -> NodeIndex {
+    cluster
+        .nodes()
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.clone(), i))
+        .collect()
+}
+
 impl ClusterSnapshot {
     pub fn new(cluster: Cluster, pods: Vec<BoundPod>) -> Self {
-        let index = cluster
-            .nodes()
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.name.to_string(), i))
-            .collect();
+        let index = node_index(&cluster);
+        Self::indexed(cluster, index, pods)
+    }
+
+    /// [`ClusterSnapshot::new`] with the name index already built (it must be `cluster`'s).
+    pub fn indexed(cluster: Cluster, index: NodeIndex, pods: Vec<BoundPod>) -> Self {
         ClusterSnapshot {
             cluster,
             index,

@@ -12,7 +12,7 @@ use k8s_openapi::api::core::v1::{Node as KubeNode, Pod};
 
 use crate::crd::{GpuHealth, NodeTelemetry};
 use crate::extender::pod::{PodError, accounted_demand, bound_devices, pod_key};
-use crate::extender::state::{BoundPod, ClusterSnapshot};
+use crate::extender::state::{BoundPod, ClusterSnapshot, node_index};
 use crate::model::quantity::{parse_bytes, parse_count, parse_cpu_milli};
 use crate::model::{
     Cluster, DeviceSet, MAX_GPUS_PER_NODE, ModelCatalog, Node, Placement, PodDemand,
@@ -279,12 +279,7 @@ pub fn snapshot_with(
         }
     }
     let mut cluster = Cluster::new(models, core);
-    let index: BTreeMap<String, usize> = cluster
-        .nodes()
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.name.to_string(), i))
-        .collect();
+    let index = node_index(&cluster);
 
     // Oldest first, so that when a node is overbooked the newest pod is the one left out.
     let mut bound: Vec<(&Pod, usize)> = pods
@@ -367,7 +362,7 @@ pub fn snapshot_with(
         }
     }
     LiveSnapshot {
-        snapshot: ClusterSnapshot::new(cluster, placed),
+        snapshot: ClusterSnapshot::indexed(cluster, index, placed),
         nodes: states,
         problems,
     }
