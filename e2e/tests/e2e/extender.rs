@@ -146,7 +146,7 @@ async fn shared_gpu_pods_get_distinct_devices_recorded_by_the_extender() -> Resu
         .context("no GPU node")?;
     // Both GPUs of the node must be free in the extender's view, or share-b is turned down,
     // and kube-scheduler asks again only on its next cluster event.
-    extender_sees_gpus(&node, 2, false).await?;
+    extender_sees(&node, 2, false).await?;
     let binds_before = extender_metric("allot_extender_requests_total{verb=\"bind\"").await?;
     cluster
         .in_namespace("shares", |cluster, ns| async move {
@@ -284,7 +284,7 @@ async fn unhealthy_gpus_in_telemetry_keep_pods_off_them() -> Result<()> {
                     publish_telemetry(cluster, node, model, Duration::ZERO, sick).await?;
                     // The extender follows NodeTelemetry through a watch: wait until it has
                     // seen the report, or the pod may be placed a moment before.
-                    extender_sees(node, true).await?;
+                    extender_sees(node, 1, true).await?;
                     let pods = Api::<Pod>::namespaced(cluster.client.clone(), &ns);
                     pods.create(
                         &PostParams::default(),
@@ -294,7 +294,7 @@ async fn unhealthy_gpus_in_telemetry_keep_pods_off_them() -> Result<()> {
                     let message = failed_scheduling(cluster, &ns, "needs-gpu", "unhealthy").await?;
                     ensure!(message.contains("XID 79 (e2e)"), "{message}");
                     publish_telemetry(cluster, node, model, Duration::ZERO, well).await?;
-                    extender_sees(node, false).await?;
+                    extender_sees(node, 1, false).await?;
                     // kube-scheduler retries a pod an extender turned down on its next cluster
                     // event (any pod or node change; in a busy cluster, within seconds) or
                     // after 5 minutes; NodeTelemetry is not one of its events, and this test
@@ -319,13 +319,8 @@ async fn unhealthy_gpus_in_telemetry_keep_pods_off_them() -> Result<()> {
 }
 
 /// Wait until the extender in the scheduling path (`ALLOT_EXTENDER_PORT`) filters `node` out
-/// for a one-GPU pod (`rejected`), or lets it pass.
-async fn extender_sees(node: &str, rejected: bool) -> Result<()> {
-    extender_sees_gpus(node, 1, rejected).await
-}
-
-/// As [`extender_sees`], for a pod that needs `gpus` whole GPUs.
-async fn extender_sees_gpus(node: &str, gpus: u32, rejected: bool) -> Result<()> {
+/// for a pod that needs `gpus` whole GPUs (`rejected`), or lets it pass.
+async fn extender_sees(node: &str, gpus: u32, rejected: bool) -> Result<()> {
     let port = std::env::var("ALLOT_EXTENDER_PORT").unwrap_or_else(|_| "8888".into());
     let url = format!("http://127.0.0.1:{port}/filter");
     let request = probe_filter(&[node], gpus);
