@@ -71,6 +71,13 @@ pub struct ExtenderArgs {
     /// time until the watch shows the pod bound.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub overlay_ttl_seconds: u64,
+    /// Which nodes /filter passes: every feasible node (kube-scheduler ranks them with its
+    /// plugins and /prioritize), only the one allot's policy chooses (kube-scheduler then
+    /// binds it without scoring or calling /prioritize: one round trip per pod instead of
+    /// two), or auto: the chosen node, unless the pod has soft preferences kube-scheduler's
+    /// scoring weighs.
+    #[arg(long, value_enum, default_value = "feasible")]
+    pub filter_answer: FilterAnswer,
     /// Also run the ScheduleRequest controller in this process, sharing its caches (its
     /// metrics are then served under /controller/metrics on --admin-listen).
     #[arg(long)]
@@ -88,6 +95,19 @@ pub enum StalePolicy {
     FailOpen,
     /// Filter it (retryable) until its agent reports again.
     FailClosed,
+}
+
+/// Which nodes the extender's /filter passes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum FilterAnswer {
+    /// Every feasible node: kube-scheduler scores them, asking /prioritize for allot's ranking.
+    #[default]
+    Feasible,
+    /// Only the node allot's policy chooses: kube-scheduler skips its scoring and /prioritize.
+    Chosen,
+    /// The chosen node, unless the pod has preferred node affinity, preferred pod
+    /// (anti-)affinity or a ScheduleAnyway topology spread constraint; then every feasible node.
+    Auto,
 }
 
 #[derive(Debug, Args)]

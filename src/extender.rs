@@ -83,8 +83,9 @@ pub fn run(args: &ExtenderArgs) -> anyhow::Result<ExitCode> {
         let mut embedded_lease = None;
         let ext = match &args.snapshot {
             Some(path) => {
-                let store =
-                    load_store(path).with_context(|| format!("loading {}", path.display()))?;
+                let store = load_store(path)
+                    .with_context(|| format!("loading {}", path.display()))?
+                    .with_filter_answer(args.filter_answer);
                 tracing::info!(snapshot = %path.display(), "serving a static snapshot");
                 server::Extender::new(Arc::new(store))
             }
@@ -102,7 +103,8 @@ pub fn run(args: &ExtenderArgs) -> anyhow::Result<ExitCode> {
                         Some(Duration::from_secs(args.overlay_ttl_seconds)),
                         fallback_workload(),
                     )
-                    .with_fail_closed(args.stale_policy == StalePolicy::FailClosed),
+                    .with_fail_closed(args.stale_policy == StalePolicy::FailClosed)
+                    .with_filter_answer(args.filter_answer),
                 );
                 let caches = Caches::start(client.clone());
                 tokio::spawn(follow(caches.clone(), store.clone(), freshness));

@@ -111,7 +111,7 @@ impl Default for Metrics {
         );
         registry.register(
             "allot_extender_decisions",
-            "Pods scored (prioritize), by the policy that scored them",
+            "Pods whose node allot's policy chose (filter) or ranked (prioritize), by policy",
             decisions.clone(),
         );
         registry.register(

@@ -169,6 +169,45 @@ pub fn parse_pod(pod: &Pod, models: &ModelCatalog) -> Result<PodRequest, PodErro
     })
 }
 
+/// A soft scheduling preference of `pod` that kube-scheduler's score plugins weigh and allot's
+/// policies do not, named for logs; `None` when the pod has none. Only the pod's own fields
+/// count: existing pods' affinity terms, PreferNoSchedule taints and image locality are not
+/// looked at (see `--filter-answer`).
+pub fn soft_preference(pod: &Pod) -> Option<&'static str> {
+    fn any<T>(list: Option<&Vec<T>>) -> bool {
+        list.is_some_and(|l| !l.is_empty())
+    }
+    let spec = pod.spec.as_ref()?;
+    if let Some(a) = &spec.affinity {
+        let node = a.node_affinity.as_ref();
+        if any(node.and_then(|n| {
+            n.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        })) {
+            return Some("preferred node affinity");
+        }
+        let affinity = a.pod_affinity.as_ref();
+        if any(affinity.and_then(|p| {
+            p.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        })) {
+            return Some("preferred pod affinity");
+        }
+        let anti = a.pod_anti_affinity.as_ref();
+        if any(anti.and_then(|p| {
+            p.preferred_during_scheduling_ignored_during_execution
+                .as_ref()
+        })) {
+            return Some("preferred pod anti-affinity");
+        }
+    }
+    spec.topology_spread_constraints
+        .iter()
+        .flatten()
+        .any(|c| c.when_unsatisfiable == "ScheduleAnyway")
+        .then_some("a ScheduleAnyway topology spread constraint")
+}
+
 /// What a pod already bound to a node occupies, for accounting: its parsed demand, or when
 /// its annotations are invalid (a pod another scheduler placed, say) its containers' cpu,
 /// memory and whole GPUs alone. `None` when even its resources cannot be read.

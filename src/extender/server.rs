@@ -137,7 +137,7 @@ where
 
 async fn filter(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
     serve(&ext, Verb::Filter, &body, |s, a| {
-        verbs::filter(s, a).map(|(r, _)| (r, None))
+        verbs::filter(s, a).map(|(r, p)| (r, p.map(|k| k.name())))
     })
 }
 

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use crate::cli::FilterAnswer;
 use crate::live::NodeState;
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, Placement, PodDemand, PodShape};
@@ -215,6 +216,8 @@ pub struct Store {
     seen: Mutex<HashMap<String, (PodRequest, Instant)>>,
     /// Whether nodes with stale or missing telemetry are filtered (fail-closed).
     fail_closed: bool,
+    /// Which nodes /filter passes.
+    filter_answer: FilterAnswer,
 }
 
 impl Store {
@@ -230,6 +233,7 @@ impl Store {
             ready: AtomicBool::new(false),
             seen: Mutex::new(HashMap::new()),
             fail_closed: false,
+            filter_answer: FilterAnswer::default(),
         }
     }
 
@@ -241,6 +245,16 @@ impl Store {
 
     pub fn fail_closed(&self) -> bool {
         self.fail_closed
+    }
+
+    /// Which nodes /filter passes (default: every feasible one).
+    pub fn with_filter_answer(mut self, answer: FilterAnswer) -> Self {
+        self.filter_answer = answer;
+        self
+    }
+
+    pub fn filter_answer(&self) -> FilterAnswer {
+        self.filter_answer
     }
 
     pub fn is_ready(&self) -> bool {

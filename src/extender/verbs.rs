@@ -3,16 +3,18 @@
 
 use std::collections::HashSet;
 
-use k8s_openapi::api::core::v1::Node as KubeNode;
+use k8s_openapi::api::core::v1::{Node as KubeNode, Pod};
 use tracing::{debug, debug_span};
 
-use super::pod::{PodError, PodRequest, parse_pod, pod_key};
+use super::fxhash::hash_str;
+use super::pod::{PodError, PodRequest, parse_pod, pod_key, soft_preference};
 use super::state::{BoundPod, Store, View};
 use super::wire::{
     ExtenderArgs, ExtenderBindingArgs, ExtenderFilterResult, ExtenderPreemptionArgs,
     ExtenderPreemptionResult, HostPriority, HostPriorityList, MAX_EXTENDER_PRIORITY, MetaPod,
     MetaVictims, NodeList,
 };
+use crate::cli::FilterAnswer;
 use crate::live::NodeState;
 use crate::model::{Misfit, ModelCatalog, ModelSet, Node};
 use crate::policy::PolicyKind;
@@ -68,8 +70,10 @@ fn candidates<'a>(view: &View, args: &'a ExtenderArgs) -> Result<Candidates<'a>,
     Ok((resolved, objects))
 }
 
-/// `/filter`: every feasible node passes; each other one gets a reason, in the map that says
-/// whether waiting can help. An invalid pod gets the message in `Error`.
+/// `/filter`: each infeasible node gets a reason, in the map that says whether waiting can
+/// help; of the feasible ones, either all pass or only the one the pod's policy chooses (see
+/// [`FilterAnswer`]). An invalid pod gets the message in `Error`. The policy is returned when
+/// it chose the node.
 pub fn filter(
     store: &Store,
     args: &ExtenderArgs,
@@ -87,7 +91,7 @@ pub fn filter(
     let mut out = ExtenderFilterResult::default();
     let mut passed = Vec::with_capacity(names.len());
     for (name, index) in names {
-        let Some(node) = index.and_then(|i| view.cluster.node(i)) else {
+        let Some((index, node)) = index.and_then(|i| Some((i, view.cluster.node(i)?))) else {
             out.failed_nodes
                 .insert(name.to_string(), UNKNOWN_NODE.to_string());
             continue;
@@ -99,13 +103,13 @@ pub fn filter(
             );
             continue;
         }
-        let state = index.and_then(|i| view.state(i));
+        let state = view.state(index);
         if let Some(Err(why)) = state.map(|s| s.usable(store.fail_closed())) {
             out.failed_nodes.insert(name.to_string(), why);
             continue;
         }
         match node.check(&req.demand) {
-            Ok(()) => passed.push(name),
+            Ok(()) => passed.push((name, index)),
             Err(m) => {
                 let mut why = describe(m, node, req.demand.models, &view.cluster.models);
                 if let Some(sick) = state
@@ -124,10 +128,16 @@ pub fn filter(
         }
     }
     debug!(passed = passed.len(), "filtered");
+    let mut decided = None;
+    if passed.len() > 1 && answers_chosen(store.filter_answer(), pod) {
+        passed = vec![passed[choose(&view, &req, &passed)]];
+        decided = Some(req.policy);
+    }
+    let passed = passed.into_iter().map(|(name, _)| name);
     match objects {
-        None => out.node_names = Some(passed.into_iter().map(str::to_string).collect()),
+        None => out.node_names = Some(passed.map(str::to_string).collect()),
         Some(items) => {
-            let keep: HashSet<&str> = passed.into_iter().collect();
+            let keep: HashSet<&str> = passed.collect();
             let mut emitted = HashSet::new();
             out.nodes = Some(NodeList {
                 metadata: None,
@@ -142,7 +152,37 @@ pub fn filter(
             });
         }
     }
-    Ok((out, Some(req.policy)))
+    Ok((out, decided))
+}
+
+/// Whether /filter passes only the chosen node for `pod`.
+fn answers_chosen(answer: FilterAnswer, pod: &Pod) -> bool {
+    match answer {
+        FilterAnswer::Chosen => true,
+        FilterAnswer::Feasible => false,
+        FilterAnswer::Auto => match soft_preference(pod) {
+            None => true,
+            Some(what) => {
+                debug!(preference = what, "kube-scheduler ranks the feasible nodes");
+                false
+            }
+        },
+    }
+}
+
+/// Which of the feasible `(name, index)` nodes `req`'s policy places it on: the highest raw
+/// score, ties going to the lowest hash of the node's name (a fixed pseudo-random order, as
+/// the simulator breaks ties with a fixed random rank).
+fn choose(view: &View, req: &PodRequest, feasible: &[(&str, usize)]) -> usize {
+    let nodes: Vec<usize> = feasible.iter().map(|&(_, i)| i).collect();
+    let mut raw = vec![0i64; nodes.len()];
+    view.with_policy(req.policy, |p| {
+        p.score(&view.cluster, &req.demand, &nodes, &mut raw)
+    });
+    let tie = |k: usize| hash_str(feasible[k].0);
+    (0..nodes.len())
+        .max_by(|&a, &b| raw[a].cmp(&raw[b]).then_with(|| tie(b).cmp(&tie(a))))
+        .unwrap_or(0)
 }
 
 fn invalid_pod(key: &str, e: &PodError) -> ExtenderFilterResult {

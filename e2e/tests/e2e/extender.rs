@@ -458,3 +458,70 @@ async fn a_fail_closed_extender_filters_nodes_with_missing_or_stale_telemetry() 
     cleanup.with_context(|| format!("deleting NodeTelemetry {fresh}"))?;
     Ok(())
 }
+
+/// `--filter-answer auto` (not e2e/up's default) on a second extender watching this cluster:
+/// a plain pod's filter answer is the one node its prioritize ranks first, so kube-scheduler
+/// would bind it without scoring; a pod that prefers a node gets every feasible node.
+#[tokio::test]
+async fn an_auto_filter_answer_narrows_to_the_chosen_node_unless_the_pod_prefers_one() -> Result<()>
+{
+    let test = "an_auto_filter_answer_narrows_to_the_chosen_node_unless_the_pod_prefers_one";
+    let Some(cluster) = Cluster::from_env(test).await? else {
+        return Ok(());
+    };
+    let nodes = gpu_nodes(&cluster).await?;
+    let names: Vec<&str> = nodes.keys().map(String::as_str).collect();
+    ensure!(names.len() > 1, "one GPU node only");
+    let (port, admin) = (free_port()?, free_port()?);
+    let (listen, admin) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{admin}"));
+    let args = [
+        "extender",
+        "--listen",
+        &listen,
+        "--admin-listen",
+        &admin,
+        "--filter-answer",
+        "auto",
+    ];
+    let mut ext = AllotProcess::start(&cluster, "extender-auto", &args)?;
+    ext.wait_ready(&format!("http://{admin}/readyz")).await?;
+
+    let plain = probe_filter(&names, 1);
+    let answer = post_json(&format!("http://{listen}/filter"), &plain)?;
+    let passed = answer["NodeNames"].as_array().cloned().unwrap_or_default();
+    ensure!(passed.len() == 1, "plain pod: passed {passed:?}: {answer}");
+    let chosen = passed[0].as_str().context("node name")?.to_string();
+    let ranked = post_json(&format!("http://{listen}/prioritize"), &plain)?;
+    let top = ranked
+        .as_array()
+        .context("prioritize answer is not a list")?
+        .iter()
+        .filter(|h| h["Score"] == json!(10))
+        .filter_map(|h| h["Host"].as_str())
+        .collect::<Vec<_>>();
+    ensure!(
+        top.contains(&chosen.as_str()),
+        "chose {chosen}, ranked first: {top:?}"
+    );
+
+    let mut preferring = plain.clone();
+    preferring["Pod"]["spec"]["affinity"] = json!({ "nodeAffinity": {
+        "preferredDuringSchedulingIgnoredDuringExecution": [{ "weight": 100, "preference": {
+            "matchFields": [{ "key": "metadata.name", "operator": "In", "values": [names[0]] }] } }] } });
+    let answer = post_json(&format!("http://{listen}/filter"), &preferring)?;
+    let passed = answer["NodeNames"].as_array().map_or(0, Vec::len);
+    let failed = ["FailedNodes", "FailedAndUnresolvableNodes"]
+        .iter()
+        .map(|k| answer[k].as_object().map_or(0, serde_json::Map::len))
+        .sum::<usize>();
+    ensure!(
+        passed > 1 && passed + failed == names.len(),
+        "preferring pod: {passed} passed, {failed} failed of {}: {answer}",
+        names.len()
+    );
+    println!(
+        "plain pod: {chosen} alone (of {} nodes); preferring pod: {passed} feasible nodes",
+        names.len()
+    );
+    ext.check_alive()
+}
