@@ -174,7 +174,7 @@ async fn follow(
         let mut snap = live.snapshot;
         snap.states = live.nodes;
         let (nodes, pods) = (snap.cluster.len(), snap.pods.len());
-        store.replace(snap);
+        store.replace_forgetting(snap, |uid| caches.departed.contains(uid));
         if first {
             tracing::info!(nodes, pods, "cluster state loaded; ready");
         }

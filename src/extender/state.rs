@@ -263,10 +263,16 @@ impl Store {
 
     /// Install a new base snapshot; overlay entries it already shows are dropped.
     pub fn replace(&self, snapshot: ClusterSnapshot) {
+        self.replace_forgetting(snapshot, |_| false);
+    }
+
+    /// [`Store::replace`], also dropping the overlay entries of pods `departed` says are gone
+    /// (a pod bound and deleted before any snapshot showed it).
+    pub fn replace_forgetting(&self, snapshot: ClusterSnapshot, departed: impl Fn(&str) -> bool) {
         let mut overlay = self.overlay.lock().unwrap_or_else(PoisonError::into_inner);
         let known: std::collections::HashSet<&str> =
             snapshot.pods.iter().map(|p| p.uid.as_str()).collect();
-        overlay.retain(|r| !known.contains(r.pod.uid.as_str()));
+        overlay.retain(|r| !known.contains(r.pod.uid.as_str()) && !departed(&r.pod.uid));
         let view = self.rebuild(Arc::new(snapshot), &overlay);
         self.swap(view);
         self.ready.store(true, Ordering::Release);

@@ -82,6 +82,22 @@ fn a_new_base_that_shows_the_pod_replaces_its_overlay_entry() {
     assert_eq!(view.cluster.nodes()[0].gpu_free(), &[400], "counted once");
 }
 
+#[test]
+fn a_pod_deleted_before_any_snapshot_showed_it_frees_its_share() {
+    let s = store(Some(Duration::from_secs(30)));
+    s.record(&share("a", 600), "g").unwrap();
+    let base = (*s.view().base).clone();
+    s.replace_forgetting(base.clone(), |uid| uid == "other");
+    assert_eq!(
+        s.view().cluster.nodes()[0].gpu_free(),
+        &[400],
+        "still in flight"
+    );
+    s.replace_forgetting(base, |uid| uid == "a");
+    assert!(s.view().overlay.is_empty());
+    assert_eq!(s.view().cluster.nodes()[0].gpu_free(), &[1000]);
+}
+
 /// Two T4 nodes `a` and `b` (2 GPUs each) with `b` in the given state.
 fn two_nodes(b: NodeState, fail_closed: bool) -> Store {
     let snap = parse_snapshot(

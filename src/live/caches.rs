@@ -2,9 +2,11 @@
 //! `Arc`s out of. Every event bumps a counter on a `watch` channel, so consumers (the
 //! extender's snapshot loop, the controller) wake once per burst of changes, not per object.
 
+use std::collections::{HashMap, VecDeque};
 use std::fmt::Debug;
 use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -27,9 +29,56 @@ pub struct Caches {
     pub planned: Store<Pod>,
     pub telemetry: Store<NodeTelemetry>,
     pub requests: Store<ScheduleRequest>,
+    /// Pods that recently left `pods` (deleted, or finished).
+    pub departed: Arc<Departed>,
     changes: watch::Sender<u64>,
     /// Pods read by earlier snapshots (the extender and the controller share it).
     memo: Arc<Mutex<PodMemo>>,
+}
+
+/// UIDs of the pods that left the bound-pods watch (deleted, or finished) in the last
+/// [`Departed::KEEP`]. A placement the extender records at bind stays on top of the watched
+/// state until a snapshot shows the pod; a pod bound and deleted within one coalescing window
+/// never shows, and without this its GPUs would stay taken until the record expires.
+/// Deletions during a watch outage are not seen (the re-list only shows who is left).
+#[derive(Debug, Default)]
+pub struct Departed {
+    inner: Mutex<DepartedInner>,
+}
+
+#[derive(Debug, Default)]
+struct DepartedInner {
+    order: VecDeque<(Instant, String)>,
+    uids: HashMap<String, Instant>,
+}
+
+impl Departed {
+    /// How long a departure is remembered: longer than any bind record lives.
+    pub const KEEP: Duration = Duration::from_secs(600);
+
+    pub fn record(&self, uid: &str, now: Instant) {
+        if uid.is_empty() {
+            return;
+        }
+        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        while let Some((at, _)) = inner.order.front()
+            && now.saturating_duration_since(*at) > Self::KEEP
+        {
+            if let Some((at, old)) = inner.order.pop_front()
+                && inner.uids.get(&old) == Some(&at)
+            {
+                inner.uids.remove(&old);
+            }
+        }
+        inner.uids.insert(uid.to_string(), now);
+        inner.order.push_back((now, uid.to_string()));
+    }
+
+    /// Whether the pod with this UID left recently.
+    pub fn contains(&self, uid: &str) -> bool {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        inner.uids.contains_key(uid)
+    }
 }
 
 impl Caches {
@@ -44,27 +93,44 @@ impl Caches {
         let planned = watcher::Config::default()
             .fields("spec.nodeName=")
             .labels(crate::names::REQUEST_LABEL);
+        let departed = Arc::new(Departed::default());
         Arc::new(Caches {
             nodes: reflect(
                 Api::all(client.clone()),
                 watcher::Config::default(),
                 &changes,
                 "nodes",
+                None,
             ),
-            pods: reflect(Api::all(client.clone()), active, &changes, "pods"),
-            planned: reflect(Api::all(client.clone()), planned, &changes, "planned pods"),
+            pods: reflect(
+                Api::all(client.clone()),
+                active,
+                &changes,
+                "pods",
+                Some(departed.clone()),
+            ),
+            planned: reflect(
+                Api::all(client.clone()),
+                planned,
+                &changes,
+                "planned pods",
+                None,
+            ),
             telemetry: reflect(
                 Api::all(client.clone()),
                 watcher::Config::default(),
                 &changes,
                 "nodetelemetries",
+                None,
             ),
             requests: reflect(
                 Api::all(client),
                 watcher::Config::default(),
                 &changes,
                 "schedulerequests",
+                None,
             ),
+            departed,
             changes,
             memo: Arc::default(),
         })
@@ -105,12 +171,13 @@ impl Caches {
 }
 
 /// Spawn a watch of `api` into a new store; errors are logged (the watcher retries with
-/// back-off), each applied event bumps `changes`.
+/// back-off), each applied event bumps `changes`, deletions are noted in `departed`.
 fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
     changes: &watch::Sender<u64>,
     what: &'static str,
+    departed: Option<Arc<Departed>>,
 ) -> Store<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -127,7 +194,10 @@ where
         let mut failing = false;
         while let Some(event) = stream.next().await {
             match event {
-                Ok(_) => {
+                Ok(event) => {
+                    if let (watcher::Event::Delete(gone), Some(departed)) = (&event, &departed) {
+                        departed.record(&gone.uid().unwrap_or_default(), Instant::now());
+                    }
                     if std::mem::take(&mut failing) {
                         tracing::info!(kind = what, "watch recovered");
                     }

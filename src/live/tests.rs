@@ -293,3 +293,17 @@ fn the_memo_rereads_a_pod_only_when_its_version_or_the_model_catalog_changes() {
     let again = snapshot_with(&mut memo, &nodes, &[on("0", "8")], &[], &f);
     assert_eq!(free(&again), [0, 1000, 1000, 1000]);
 }
+
+#[test]
+fn departed_pods_are_remembered_for_a_while() {
+    let departed = super::caches::Departed::default();
+    let t0 = std::time::Instant::now();
+    departed.record("u1", t0);
+    departed.record("", t0);
+    assert!(departed.contains("u1"));
+    assert!(!departed.contains("u2") && !departed.contains(""));
+    let later = t0 + super::caches::Departed::KEEP + Duration::from_secs(1);
+    departed.record("u2", later);
+    assert!(!departed.contains("u1"), "older than KEEP");
+    assert!(departed.contains("u2"));
+}
