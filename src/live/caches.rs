@@ -53,7 +53,8 @@ struct DepartedInner {
 }
 
 impl Departed {
-    /// How long a departure is remembered: longer than any bind record lives.
+    /// How long a departure is remembered: far longer than a bind record normally lives
+    /// (`--overlay-ttl-seconds`, 30 by default).
     pub const KEEP: Duration = Duration::from_secs(600);
 
     pub fn record(&self, uid: &str, now: Instant) {
