@@ -262,6 +262,49 @@ async fn gpu_model_constraints_and_plans_decide_the_node() -> Result<()> {
         .await
 }
 
+/// In the scheduling path, the extender's `--filter-answer` (e2e/up's `E2E_FILTER_ANSWER`)
+/// decides whether kube-scheduler ranks a plain pod's nodes: with `feasible` it asks
+/// prioritize; with `auto` or `chosen` the filter leaves it one node, which it binds without
+/// asking.
+#[tokio::test]
+async fn kube_scheduler_asks_prioritize_only_when_filter_passes_every_feasible_node() -> Result<()>
+{
+    let test = "kube_scheduler_asks_prioritize_only_when_filter_passes_every_feasible_node";
+    let Some(cluster) = cluster_with_extender(test).await? else {
+        return Ok(());
+    };
+    let answer = std::env::var("ALLOT_E2E_FILTER_ANSWER").unwrap_or_else(|_| "feasible".into());
+    let prioritized = || extender_metric("allot_extender_requests_total{verb=\"prioritize\"");
+    cluster
+        .in_namespace("filter-answer", |cluster, ns| async move {
+            let pods = Api::<Pod>::namespaced(cluster.client.clone(), &ns);
+            let before = prioritized().await?;
+            pods.create(
+                &PostParams::default(),
+                &pinned("plain", None, Some(1), json!({}))?,
+            )
+            .await?;
+            let (at, _) = bound(&pods, "plain").await?;
+            let after = prioritized().await?;
+            if answer == "feasible" {
+                ensure!(
+                    after > before,
+                    "--filter-answer feasible: no prioritize call ({before} -> {after})"
+                );
+            } else {
+                ensure!(
+                    after == before,
+                    "--filter-answer {answer}: prioritize was called ({before} -> {after})"
+                );
+            }
+            println!(
+                "--filter-answer {answer}: plain pod on {at}, prioritize calls {before} -> {after}"
+            );
+            Ok(())
+        })
+        .await
+}
+
 #[tokio::test]
 async fn unhealthy_gpus_in_telemetry_keep_pods_off_them() -> Result<()> {
     let test = "unhealthy_gpus_in_telemetry_keep_pods_off_them";
