@@ -175,10 +175,7 @@ fn answers_chosen(answer: FilterAnswer, pod: &Pod) -> bool {
 /// the simulator breaks ties with a fixed random rank).
 fn choose(view: &View, req: &PodRequest, feasible: &[(&str, usize)]) -> usize {
     let nodes: Vec<usize> = feasible.iter().map(|&(_, i)| i).collect();
-    let mut raw = vec![0i64; nodes.len()];
-    view.with_policy(req.policy, |p| {
-        p.score(&view.cluster, &req.demand, &nodes, &mut raw)
-    });
+    let raw = raw_scores(view, req, &nodes);
     let tie = |k: usize| hash_str(feasible[k].0);
     (0..nodes.len())
         .max_by(|&a, &b| raw[a].cmp(&raw[b]).then_with(|| tie(b).cmp(&tie(a))))
@@ -263,13 +260,7 @@ pub fn prioritize(
         .map(|&(_, i)| i.filter(|&i| admissible(&view, store, &req, i)))
         .collect();
     let feasible: Vec<usize> = indices.iter().flatten().copied().collect();
-    let mut raw = vec![0i64; feasible.len()];
-    if !feasible.is_empty() {
-        view.with_policy(req.policy, |p| {
-            p.score(&view.cluster, &req.demand, &feasible, &mut raw)
-        });
-    }
-    let scaled = scale(&raw);
+    let scaled = scale(&raw_scores(&view, &req, &feasible));
     let mut next = scaled.into_iter();
     let list = names
         .iter()
@@ -280,6 +271,17 @@ pub fn prioritize(
         })
         .collect();
     Ok((list, Some(req.policy)))
+}
+
+/// `req`'s policy's score on each of the feasible `nodes`, in their order.
+fn raw_scores(view: &View, req: &PodRequest, nodes: &[usize]) -> Vec<i64> {
+    let mut raw = vec![0i64; nodes.len()];
+    if !nodes.is_empty() {
+        view.with_policy(req.policy, |p| {
+            p.score(&view.cluster, &req.demand, nodes, &mut raw)
+        });
+    }
+    raw
 }
 
 /// Whether node `i` passes filter for `req`: it fits, it is usable, and it is the planned
