@@ -10,7 +10,7 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use allot::extender::pod::parse_pod;
+use allot::live::pod::parse_pod;
 use allot::extender::snapshot_store;
 use allot::extender::state::{ClusterSnapshot, Store};
 use allot::extender::verbs::{filter, prioritize};

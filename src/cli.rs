@@ -66,7 +66,7 @@ pub struct ExtenderArgs {
     /// from allocation state alone; fail-closed filters it (retryable) until its agent
     /// reports again.
     #[arg(long, value_enum, default_value = "fail-open")]
-    pub stale_policy: StalePolicy,
+    pub stale_policy: StaleFlag,
     /// Seconds a placement made by bind is kept on top of the watched state, covering the
     /// time until the watch shows the pod bound.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
@@ -77,7 +77,7 @@ pub struct ExtenderArgs {
     /// two), or auto: the chosen node, unless the pod has soft preferences kube-scheduler's
     /// scoring weighs.
     #[arg(long, value_enum, default_value = "feasible")]
-    pub filter_answer: FilterAnswer,
+    pub filter_answer: FilterAnswerFlag,
     /// Also run the ScheduleRequest controller in this process, sharing its caches (its
     /// metrics are then served under /controller/metrics on --admin-listen).
     #[arg(long)]
@@ -87,9 +87,9 @@ pub struct ExtenderArgs {
     pub lease_namespace: String,
 }
 
-/// What to do with a node whose telemetry is stale or missing.
+/// `--stale-policy`: what to do with a node whose telemetry is stale or missing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum StalePolicy {
+pub enum StaleFlag {
     /// Keep placing on it, from allocation state alone.
     #[default]
     FailOpen,
@@ -97,9 +97,19 @@ pub enum StalePolicy {
     FailClosed,
 }
 
-/// Which nodes the extender's /filter passes.
+#[cfg(feature = "k8s")]
+impl From<StaleFlag> for crate::live::StalePolicy {
+    fn from(flag: StaleFlag) -> Self {
+        match flag {
+            StaleFlag::FailOpen => crate::live::StalePolicy::FailOpen,
+            StaleFlag::FailClosed => crate::live::StalePolicy::FailClosed,
+        }
+    }
+}
+
+/// `--filter-answer`: which nodes the extender's /filter passes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
-pub enum FilterAnswer {
+pub enum FilterAnswerFlag {
     /// Every feasible node: kube-scheduler scores them, asking /prioritize for allot's ranking.
     #[default]
     Feasible,
@@ -108,6 +118,17 @@ pub enum FilterAnswer {
     /// The chosen node, unless the pod has preferred node affinity, preferred pod
     /// (anti-)affinity or a ScheduleAnyway topology spread constraint; then every feasible node.
     Auto,
+}
+
+#[cfg(feature = "k8s")]
+impl From<FilterAnswerFlag> for crate::extender::FilterAnswer {
+    fn from(flag: FilterAnswerFlag) -> Self {
+        match flag {
+            FilterAnswerFlag::Feasible => crate::extender::FilterAnswer::Feasible,
+            FilterAnswerFlag::Chosen => crate::extender::FilterAnswer::Chosen,
+            FilterAnswerFlag::Auto => crate::extender::FilterAnswer::Auto,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -38,7 +38,8 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 
 use crate::alloc::PlanOptions;
-use crate::cli::{ControllerArgs, StalePolicy};
+use crate::cli::ControllerArgs;
+use crate::live::StalePolicy;
 use crate::crd::ScheduleRequest;
 use crate::live::Caches;
 use crate::names::REQUEST_LABEL;
@@ -86,7 +87,7 @@ impl Config {
         config.lease.duration = Duration::from_secs(args.lease_duration_seconds);
         config.lease.renew_every = (config.lease.duration / 3).max(Duration::from_secs(1));
         config.stale_after = Duration::from_secs(args.stale_after_seconds);
-        config.stale_policy = args.stale_policy;
+        config.stale_policy = args.stale_policy.into();
         config.plan.backend = args
             .backend
             .parse()

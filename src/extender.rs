@@ -6,7 +6,6 @@
 pub mod binder;
 mod fxhash;
 pub mod metrics;
-pub mod pod;
 pub mod server;
 pub mod state;
 pub mod verbs;
@@ -20,11 +19,25 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::cli::{ExtenderArgs, StalePolicy};
+use crate::cli::ExtenderArgs;
+use crate::live::StalePolicy;
 use crate::live::{self, Caches};
 use crate::model::{ModelSet, PodShape};
 use binder::Binder;
 use state::{ClusterSnapshot, Store};
+
+/// Which nodes `/filter` passes for a pod (`--filter-answer`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FilterAnswer {
+    /// Every feasible node: kube-scheduler scores them, asking /prioritize for allot's ranking.
+    #[default]
+    Feasible,
+    /// Only the node allot's decision chooses: kube-scheduler skips its scoring and /prioritize.
+    Chosen,
+    /// The chosen node, unless the pod has soft preferences (preferred node affinity, preferred
+    /// pod (anti-)affinity, a ScheduleAnyway spread constraint) that only kube-scheduler weighs.
+    Auto,
+}
 
 /// The workload FGD targets before any pod runs: the embedded openb trace's pod shapes,
 /// with model constraints dropped (their model ids belong to the trace's catalog).
@@ -85,7 +98,7 @@ pub fn run(args: &ExtenderArgs) -> anyhow::Result<ExitCode> {
             Some(path) => {
                 let store = load_store(path)
                     .with_context(|| format!("loading {}", path.display()))?
-                    .with_filter_answer(args.filter_answer);
+                    .with_filter_answer(args.filter_answer.into());
                 tracing::info!(snapshot = %path.display(), "serving a static snapshot");
                 server::Extender::new(Arc::new(store))
             }
@@ -94,24 +107,24 @@ pub fn run(args: &ExtenderArgs) -> anyhow::Result<ExitCode> {
                     "connecting to the API server (set KUBECONFIG, or run in a pod with a \
                      service account)",
                 )?;
-                let freshness = (
+                let freshness: (Duration, StalePolicy) = (
                     Duration::from_secs(args.stale_after_seconds),
-                    args.stale_policy,
+                    args.stale_policy.into(),
                 );
                 let store = Arc::new(
                     Store::new(
                         Some(Duration::from_secs(args.overlay_ttl_seconds)),
                         fallback_workload(),
                     )
-                    .with_fail_closed(args.stale_policy == StalePolicy::FailClosed)
-                    .with_filter_answer(args.filter_answer),
+                    .with_fail_closed(freshness.1 == StalePolicy::FailClosed)
+                    .with_filter_answer(args.filter_answer.into()),
                 );
                 let caches = Caches::start(client.clone());
                 tokio::spawn(follow(caches.clone(), store.clone(), freshness));
                 if args.controller {
                     let mut config = crate::controller::Config::new(&args.lease_namespace);
                     config.stale_after = freshness.0;
-                    config.stale_policy = args.stale_policy;
+                    config.stale_policy = freshness.1;
                     admin_extra = Some(crate::controller::metrics::admin_router(
                         config.metrics.clone(),
                     ));

@@ -11,6 +11,7 @@
 
 pub mod build;
 mod caches;
+pub mod pod;
 
 pub use build::{
     Freshness, LiveSnapshot, NodeState, PodMemo, StalePolicy, Telemetry, snapshot, snapshot_with,

@@ -20,7 +20,7 @@ pub struct ControllerArgs {
     pub stale_after_seconds: u64,
     /// Whether a node without any NodeTelemetry may hold replicas (fail-open) or not.
     #[arg(long, value_enum, default_value = "fail-open")]
-    pub stale_policy: crate::cli::StalePolicy,
+    pub stale_policy: crate::cli::StaleFlag,
     /// LP backend of the plans: clarabel, microlp, or highs (when built with it).
     #[arg(long, default_value = "clarabel")]
     pub backend: String,

@@ -14,7 +14,7 @@ use super::decide::{NodeHealth, NodeProblem, Observed};
 use super::pods;
 use super::reconcile::{Context, Error, kube};
 use crate::crd::ScheduleRequest;
-use crate::extender::pod::parse_devices;
+use crate::live::pod::parse_devices;
 use crate::live::{LiveSnapshot, NodeState, StalePolicy, Telemetry};
 use crate::model::{Cluster, DeviceSet, Placement, PodDemand};
 use crate::names::{PLANNED_DEVICES_ANNOTATION, PLANNED_NODE_ANNOTATION, REQUEST_LABEL};
@@ -88,8 +88,8 @@ pub fn with_reservations(live: &LiveSnapshot, ctx: &Context, own: &str) -> Clust
             .and_then(|t| parse_devices(PLANNED_DEVICES_ANNOTATION, t).ok())
             .unwrap_or_default();
         let models = &live.snapshot.cluster.models;
-        if let Some(demand) = crate::extender::pod::accounted_demand(&pod, models) {
-            let key = crate::extender::pod::pod_key(&pod);
+        if let Some(demand) = crate::live::pod::accounted_demand(&pod, models) {
+            let key = crate::live::pod::pod_key(&pod);
             reserve(&request, key, demand, node, devices);
         }
     }

@@ -11,7 +11,7 @@ use kube::Resource;
 
 use super::decide::{ObservedPod, PodPhase};
 use crate::crd::{PlannedReplica, ScheduleRequest, TaskSpec};
-use crate::extender::pod::parse_devices;
+use crate::live::pod::parse_devices;
 use crate::names::{
     GPU_DEVICES_ANNOTATION, GPU_MILLI_ANNOTATION, GPU_MODELS_ANNOTATION, GPU_RESOURCE,
     PLANNED_DEVICES_ANNOTATION, PLANNED_NODE_ANNOTATION, REPLICA_LABEL, REQUEST_LABEL,

@@ -10,7 +10,7 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 use kube::core::ObjectMeta;
 
-use super::pod::format_devices;
+use crate::live::pod::format_devices;
 use super::state::BoundPod;
 use crate::names::GPU_DEVICES_ANNOTATION;
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::cli::FilterAnswer;
+use super::FilterAnswer;
 use crate::live::NodeState;
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, Placement, PodDemand, PodShape};
@@ -17,7 +17,7 @@ use crate::policy::{Policy, PolicyKind};
 use crate::snapshot::Snapshot;
 
 use super::fxhash::FxHashMap;
-use super::pod::PodRequest;
+use crate::live::pod::PodRequest;
 
 /// Policies kept warm per view; more concurrent requests than this build a fresh one.
 const POOL_CAP: usize = 16;

@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use super::pod::{PodRequest, format_devices, parse_devices};
+use crate::live::pod::{PodRequest, format_devices, parse_devices};
 use super::state::{ClusterSnapshot, Store};
 use super::verbs::{bind, filter, prioritize, scale};
 use super::wire::ExtenderArgs;
-use crate::cli::FilterAnswer;
+use super::FilterAnswer;
 use crate::live::{NodeState, Telemetry};
 use crate::model::{DeviceSet, GpuDemand, ModelSet, PodDemand};
 use crate::policy::PolicyKind;

@@ -7,14 +7,14 @@ use k8s_openapi::api::core::v1::{Node as KubeNode, Pod};
 use tracing::{debug, debug_span};
 
 use super::fxhash::hash_str;
-use super::pod::{PodError, PodRequest, parse_pod, pod_key, soft_preference};
+use crate::live::pod::{PodError, PodRequest, parse_pod, pod_key, soft_preference};
 use super::state::{BoundPod, Store, View};
 use super::wire::{
     ExtenderArgs, ExtenderBindingArgs, ExtenderFilterResult, ExtenderPreemptionArgs,
     ExtenderPreemptionResult, HostPriority, HostPriorityList, MAX_EXTENDER_PRIORITY, MetaPod,
     MetaVictims, NodeList,
 };
-use crate::cli::FilterAnswer;
+use super::FilterAnswer;
 use crate::live::NodeState;
 use crate::model::{Misfit, ModelCatalog, ModelSet, Node};
 use crate::policy::PolicyKind;

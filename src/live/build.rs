@@ -11,7 +11,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Node as KubeNode, Pod};
 
 use crate::crd::{GpuHealth, NodeTelemetry};
-use crate::extender::pod::{PodError, accounted_demand, bound_devices, pod_key};
+use crate::live::pod::{PodError, accounted_demand, bound_devices, pod_key};
 use crate::extender::state::{BoundPod, ClusterSnapshot, node_index};
 use crate::model::quantity::{parse_bytes, parse_count, parse_cpu_milli};
 use crate::model::{
@@ -22,7 +22,15 @@ use crate::names::{GPU_MODEL_LABEL, GPU_RESOURCE};
 /// GPU model of a node that has GPUs but neither the model label nor telemetry.
 pub const UNKNOWN_MODEL: &str = "unknown";
 
-pub use crate::cli::StalePolicy;
+/// What to do with a node whose telemetry is stale or missing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StalePolicy {
+    /// Keep placing on it, from allocation state alone.
+    #[default]
+    FailOpen,
+    /// Filter it (retryable) until its agent reports again.
+    FailClosed,
+}
 
 /// When telemetry counts as stale, and what that means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
