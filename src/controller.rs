@@ -1,13 +1,22 @@
 //! `allot controller`: the ScheduleRequest controller. Each request goes through a named
-//! pipeline, most of it pure:
+//! pipeline, most of it pure; reconcile.rs runs the steps in this order:
 //!
 //! ```text
-//! observe (pods from the API, cluster from live::Caches)
-//!   -> validate (validate.rs, pure: field-named errors)
-//!   -> plan     (decide.rs, pure: keep / move / scale down, LP for the missing replicas)
-//!   -> apply    (reconcile.rs: delete, then create pods built by pods.rs)
-//!   -> status   (status.rs builds it, reconcile.rs server-side applies it, Events)
+//! observe   observe.rs   the request's pods from the API (read by pods.rs), the cluster from
+//!                        live::Caches plus the room promised to unbound pods  -> observed.rs
+//! validate  validate.rs  pure: field-named errors, or the replicas
+//! decide    decide.rs    pure: keep / move / scale down, the LP for the missing replicas
+//!                                                                             -> decision.rs
+//! apply     apply.rs     delete, then create the pods built by pods.rs
+//! status    status.rs    pure: the status from what was observed and decided;
+//!                        context.rs server-side applies it and records the Events
 //! ```
+//!
+//! context.rs holds what the client-facing steps (observe, apply, status) share: the
+//! [`context::Context`], the error enum with its bounded reasons, the request's key, the
+//! status write and the Events. observed.rs and decision.rs are the plain data handed from
+//! step to step, read by the steps on either side, so imports between these files run one
+//! way only (decide.rs borrows status.rs's conversions into the status's own types).
 //!
 //! A kube-runtime `Controller` drives it: on request changes, on changes of the pods it owns,
 //! and on any change of the shared caches (nodes, telemetry), throttled, so gangs waiting for
@@ -15,15 +24,19 @@
 //! `allot-controller` Lease (lease.rs) reconciles; losing the Lease stops the Controller.
 
 pub mod apply;
+pub mod context;
 pub mod decide;
+pub mod decision;
 pub mod lease;
 pub mod metrics;
 pub mod observe;
+pub mod observed;
 pub mod pods;
 pub mod reconcile;
 pub mod status;
 pub mod validate;
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -38,14 +51,13 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 
 use crate::alloc::PlanOptions;
-use crate::cli::ControllerArgs;
-use crate::live::StalePolicy;
 use crate::crd::ScheduleRequest;
-use crate::live::Caches;
+use crate::live::{Caches, StalePolicy};
 use crate::names::REQUEST_LABEL;
+use context::{Context, FIELD_MANAGER};
 use lease::{LEASE_NAME, LeaseConfig};
 use metrics::Metrics;
-use reconcile::{Context, error_policy, reconcile};
+use reconcile::{error_policy, reconcile};
 
 /// Shortest pause between two "reconcile everything" passes caused by cluster changes: a
 /// busy cluster changes every few milliseconds, a failover can wait this long.
@@ -81,20 +93,15 @@ impl Config {
             metrics: Arc::new(Metrics::default()),
         }
     }
+}
 
-    fn from_args(args: &ControllerArgs) -> anyhow::Result<Self> {
-        let mut config = Config::new(&args.lease_namespace);
-        config.lease.duration = Duration::from_secs(args.lease_duration_seconds);
-        config.lease.renew_every = (config.lease.duration / 3).max(Duration::from_secs(1));
-        config.stale_after = Duration::from_secs(args.stale_after_seconds);
-        config.stale_policy = args.stale_policy.into();
-        config.plan.backend = args
-            .backend
-            .parse()
-            .map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
-        config.plan.time_limit = Duration::from_millis(args.time_limit_ms);
-        Ok(config)
-    }
+/// What `allot controller` runs with (the cli layer builds it from the flags): the
+/// controller's [`Config`] and the address of its own admin endpoints.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub config: Config,
+    /// Where /healthz, /readyz and /metrics are served.
+    pub admin_listen: SocketAddr,
 }
 
 /// Run the controller on `caches` (started by the caller on this runtime): wait for the
@@ -109,7 +116,7 @@ pub async fn spawn(client: Client, caches: Arc<Caches>, config: Config) -> anyho
     let (leading_tx, mut leading) = watch::channel(false);
     let lease_task = tokio::spawn(lease::run(client.clone(), config.lease.clone(), leading_tx));
     let reporter = Reporter {
-        controller: reconcile::FIELD_MANAGER.into(),
+        controller: FIELD_MANAGER.into(),
         instance: Some(config.lease.identity.clone()),
     };
     let metrics = config.metrics.clone();
@@ -160,10 +167,12 @@ fn throttled(changes: watch::Receiver<u64>) -> impl futures::Stream<Item = ()> +
 }
 
 /// `allot controller`: caches, admin endpoints, then [`spawn`] until SIGTERM or ctrl-c.
-pub fn run(args: &ControllerArgs) -> anyhow::Result<ExitCode> {
+pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     crate::process::init_tracing();
-    let config = Config::from_args(args)?;
-    let admin = crate::process::listen_address("--admin-listen", &args.admin_listen)?;
+    let Settings {
+        config,
+        admin_listen: admin,
+    } = settings;
     let runtime = crate::process::runtime()?;
     runtime.block_on(async move {
         let client = Client::try_default()

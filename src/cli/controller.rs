@@ -1,4 +1,5 @@
-//! `allot controller`: its flags, and dispatch to [`crate::controller`].
+//! `allot controller`: its flags, mapped onto [`crate::controller::Settings`], and dispatch
+//! to [`crate::controller::run`].
 
 use std::process::ExitCode;
 
@@ -30,8 +31,33 @@ pub struct ControllerArgs {
 }
 
 #[cfg(feature = "k8s")]
+impl ControllerArgs {
+    /// The controller's settings from the flags; fails on a bad --backend or --admin-listen.
+    pub fn settings(&self) -> anyhow::Result<crate::controller::Settings> {
+        use std::time::Duration;
+
+        let mut config = crate::controller::Config::new(&self.lease_namespace);
+        config.lease = config
+            .lease
+            .with_duration(Duration::from_secs(self.lease_duration_seconds));
+        config.stale_after = Duration::from_secs(self.stale_after_seconds);
+        config.stale_policy = self.stale_policy.into();
+        config.plan.backend = self
+            .backend
+            .parse()
+            .map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
+        config.plan.time_limit = Duration::from_millis(self.time_limit_ms);
+        let admin_listen = crate::process::listen_address("--admin-listen", &self.admin_listen)?;
+        Ok(crate::controller::Settings {
+            config,
+            admin_listen,
+        })
+    }
+}
+
+#[cfg(feature = "k8s")]
 pub fn run(args: &ControllerArgs) -> anyhow::Result<ExitCode> {
-    crate::controller::run(args)
+    crate::controller::run(args.settings()?)
 }
 
 #[cfg(not(feature = "k8s"))]

@@ -13,10 +13,9 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
-use super::decide::Decision;
-use super::observe::Created;
+use super::context::{Context, Created, Error, key, kube, namespace_terminating, publish};
+use super::decision::Decision;
 use super::pods;
-use super::reconcile::{Context, Error, key, kube, publish};
 use crate::crd::ScheduleRequest;
 use crate::crd::batch::Replica;
 use crate::model::DeviceSet;
@@ -25,11 +24,6 @@ use crate::names::REQUEST_LABEL;
 /// API calls in flight at once while creating or deleting a request's pods: a 54-pod request
 /// took ~3 s one create at a time on the e2e control plane.
 const IN_FLIGHT: usize = 16;
-
-/// The API server refuses new objects in a namespace being deleted; not worth a retry storm.
-pub(super) fn namespace_terminating(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 403 && s.message.contains("being terminated"))
-}
 
 /// Deletions first (they free room and names), then creations. Returns how many creates
 /// could not happen yet (name taken by a pod still terminating, or the namespace going

@@ -8,142 +8,16 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use super::decision::{
+    Decision, REASON_GPU_UNHEALTHY, REASON_NODE_DELETED, REASON_PLAN_STALE, REASON_SCALE_DOWN,
+    Removal,
+};
+use super::observed::{NodeHealth, NodeProblem, Observed, ObservedPod, PodPhase, World};
 use super::status::{device_list, solver_stats};
 use crate::alloc::{PlanError, PlanOptions, plan};
-use crate::crd::ReplicaMove;
 use crate::crd::batch::Replica;
-use crate::crd::{PlannedReplica, SolverStats, UnplacedReplica};
+use crate::crd::{PlannedReplica, ReplicaMove, UnplacedReplica};
 use crate::model::{Cluster, DeviceSet, GpuDemand, ModelSet, Placement, PodDemand};
-
-/// A pod's lifecycle phase, as far as the controller cares.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PodPhase {
-    Pending,
-    Running,
-    Succeeded,
-    Failed,
-    Unknown,
-}
-
-/// One pod of the request, read from the API.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ObservedPod {
-    pub name: String,
-    pub task: String,
-    pub index: i32,
-    /// `spec.nodeName`: set once the pod is bound.
-    pub node: Option<String>,
-    /// The node and devices of the plan the pod was created with.
-    pub planned_node: Option<String>,
-    pub planned_devices: DeviceSet,
-    /// Devices the extender bound the pod to, when it says.
-    pub bound_devices: Option<DeviceSet>,
-    pub phase: PodPhase,
-    pub ready: bool,
-    /// A deletion is in progress.
-    pub terminating: bool,
-}
-
-/// The request's pods.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Observed {
-    pub pods: Vec<ObservedPod>,
-}
-
-/// Why a node may not keep or take replicas.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NodeProblem {
-    NotReady,
-    TelemetryStale,
-    /// No NodeTelemetry at all; a problem only when the controller fails closed.
-    TelemetryMissing,
-}
-
-impl NodeProblem {
-    /// Bounded CamelCase reason for moves, events and metrics.
-    pub fn reason(self) -> &'static str {
-        match self {
-            NodeProblem::NotReady => "NodeNotReady",
-            NodeProblem::TelemetryStale => "TelemetryStale",
-            NodeProblem::TelemetryMissing => "TelemetryMissing",
-        }
-    }
-}
-
-/// Reason of a move off a node that no longer exists.
-pub const REASON_NODE_DELETED: &str = "NodeDeleted";
-/// Reason of a move off a GPU reported unhealthy.
-pub const REASON_GPU_UNHEALTHY: &str = "GpuUnhealthy";
-/// Reason of a move of an unbound pod whose planned room was taken by someone else.
-pub const REASON_PLAN_STALE: &str = "PlanStale";
-/// Reason of a deletion because the task shrank or went away.
-pub const REASON_SCALE_DOWN: &str = "ScaleDown";
-
-/// Health of one node, parallel to the cluster's nodes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct NodeHealth {
-    pub problem: Option<NodeProblem>,
-    /// Cordoned: running pods stay, new ones are not planned here.
-    pub unschedulable: bool,
-    /// GPUs reported unhealthy.
-    pub unhealthy: DeviceSet,
-}
-
-/// The cluster the plan step reads.
-#[derive(Debug, Clone, Copy)]
-pub struct World<'a> {
-    /// Every bound pod placed (including this request's, as far as the caches know).
-    pub cluster: &'a Cluster,
-    /// Parallel to `cluster.nodes()`.
-    pub health: &'a [NodeHealth],
-    /// Names of this request's pods that `cluster` already accounts for.
-    pub accounted: &'a HashSet<String>,
-}
-
-/// A pod to delete.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Removal {
-    pub name: String,
-    /// Delete without grace: the node is gone or unreachable, nobody would confirm.
-    pub force: bool,
-    pub reason: &'static str,
-}
-
-/// What the plan step decided for one reconcile.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Decision {
-    /// Replicas requested and tasks in the spec.
-    pub replicas: usize,
-    pub tasks: usize,
-    /// Replicas whose pod stays where it is.
-    pub kept: Vec<PlannedReplica>,
-    /// Pods to create, with their planned node and devices.
-    pub create: Vec<PlannedReplica>,
-    pub remove: Vec<Removal>,
-    pub moves: Vec<ReplicaMove>,
-    /// Replicas that should leave a distrusted node but have nowhere to go: they stay.
-    pub held: Vec<ReplicaMove>,
-    pub unplaced: Vec<UnplacedReplica>,
-    /// Set when the LP ran.
-    pub solver: Option<SolverStats>,
-    /// Replicas handed to the LP.
-    pub to_place: usize,
-    /// Gang request whose missing replicas do not fit together: nothing is created.
-    pub gang_blocked: bool,
-    /// Some unplaced replica fits no node of the cluster even when empty.
-    pub permanently_infeasible: bool,
-    /// Replicas waiting for their old pod's deletion to finish.
-    pub waiting: usize,
-}
-
-impl Decision {
-    /// The whole plan after this step (kept and new), ordered by task then replica.
-    pub fn plan_entries(&self) -> Vec<PlannedReplica> {
-        let mut all: Vec<PlannedReplica> = self.kept.iter().chain(&self.create).cloned().collect();
-        all.sort_by(|a, b| (&a.task, a.replica).cmp(&(&b.task, b.replica)));
-        all
-    }
-}
 
 /// A demand that takes what is left of one device, to keep an unhealthy GPU out of a plan.
 fn burn(free: u16) -> PodDemand {

@@ -38,6 +38,16 @@ impl LeaseConfig {
     pub fn renew_deadline(&self) -> Duration {
         self.duration * 2 / 3
     }
+
+    /// The same Lease held for `duration` and renewed every third of it (at least every
+    /// second), as client-go does.
+    pub fn with_duration(self, duration: Duration) -> Self {
+        LeaseConfig {
+            duration,
+            renew_every: (duration / 3).max(Duration::from_secs(1)),
+            ..self
+        }
+    }
 }
 
 /// A process identity: `$HOSTNAME` (the pod name in a cluster) and the pid.

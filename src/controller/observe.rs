@@ -4,34 +4,19 @@
 
 use std::collections::HashSet;
 use std::sync::PoisonError;
-use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 
-use super::decide::{NodeHealth, NodeProblem, Observed};
+use super::context::{CREATED_TTL, Context, Error, kube};
+use super::observed::{NodeHealth, NodeProblem, Observed};
 use super::pods;
-use super::reconcile::{Context, Error, kube};
 use crate::crd::ScheduleRequest;
 use crate::live::pod::parse_devices;
 use crate::live::{LiveSnapshot, NodeState, StalePolicy, Telemetry};
-use crate::model::{Cluster, DeviceSet, Placement, PodDemand};
+use crate::model::{Cluster, Placement, PodDemand};
 use crate::names::{PLANNED_DEVICES_ANNOTATION, PLANNED_NODE_ANNOTATION, REQUEST_LABEL};
-
-/// How long a pod this controller created counts as a reservation before the caches show it.
-pub const CREATED_TTL: Duration = Duration::from_secs(30);
-
-/// A pod this process created: its request (`ns/name`), key, demand and planned spot.
-#[derive(Debug, Clone)]
-pub struct Created {
-    pub request: String,
-    pub key: String,
-    pub demand: PodDemand,
-    pub node: String,
-    pub devices: DeviceSet,
-    pub at: Instant,
-}
 
 /// A node's state as the plan step sees it. Stale telemetry always fails a node over (the
 /// agent cannot vouch for its GPUs); missing telemetry only under fail-closed.
@@ -52,6 +37,21 @@ pub fn node_health(state: &NodeState, policy: StalePolicy) -> NodeHealth {
         unschedulable: state.unschedulable,
         unhealthy: state.unhealthy,
     }
+}
+
+/// [`node_health`] of every node of the snapshot, parallel to its cluster's nodes.
+pub fn health(live: &LiveSnapshot, policy: StalePolicy) -> Vec<NodeHealth> {
+    live.nodes.iter().map(|s| node_health(s, policy)).collect()
+}
+
+/// Names of the pods in `ns` that the snapshot already places (the plan step looks up the
+/// request's own pods among them).
+pub fn accounted(live: &LiveSnapshot, ns: &str) -> HashSet<String> {
+    live.snapshot
+        .pods
+        .iter()
+        .filter_map(|p| p.key.strip_prefix(&format!("{ns}/")).map(str::to_string))
+        .collect()
 }
 
 /// The cluster to plan on: the snapshot plus the room promised to other requests' pods that

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{Pod, ResourceRequirements};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::Resource;
 
-use super::decide::{ObservedPod, PodPhase};
+use super::observed::{ObservedPod, PodPhase};
 use crate::crd::{PlannedReplica, ScheduleRequest, TaskSpec};
 use crate::live::pod::parse_devices;
 use crate::names::{

@@ -5,7 +5,8 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use super::decide::{Decision, Observed, PodPhase};
+use super::decision::Decision;
+use super::observed::{Observed, ObservedPod, PodPhase};
 use crate::alloc::{Method, Plan};
 #[cfg(test)]
 use crate::crd::ReplicaMove;
@@ -142,7 +143,7 @@ pub fn invalid(
 /// Replica counts from the observed pods and the plan.
 pub fn counts(replicas: usize, planned: usize, observed: &Observed) -> ReplicaCounts {
     let live = || observed.pods.iter().filter(|p| !p.terminating);
-    let count = |f: &dyn Fn(&&super::decide::ObservedPod) -> bool| live().filter(f).count() as i32;
+    let count = |f: &dyn Fn(&&ObservedPod) -> bool| live().filter(f).count() as i32;
     ReplicaCounts {
         replicas: replicas as i32,
         planned: planned as i32,

@@ -1,5 +1,4 @@
 use super::*;
-use crate::controller::decide::ObservedPod;
 use crate::model::DeviceSet;
 
 fn now() -> Timestamp {
