@@ -10,7 +10,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 
 use allot::alloc::{Backend, BatchPod, Objective, PlanOptions, plan};
 use allot::model::{Cluster, Node};
-use allot::policy::{Decider, PolicyKind};
+use allot::policy::{Context, Decider, PolicyKind};
 use allot::sim::load_trace;
 use allot::sim::replay::arrivals;
 
@@ -44,13 +44,15 @@ fn instance(pods: usize, nodes: usize, preload_pct: u64) -> (Cluster, Vec<BatchP
     if preload_pct > 0 {
         let target = trace.workload().target();
         let mut fgd = PolicyKind::Fgd.build(&target, 42);
-        let mut decider = Decider::new((0..nodes as u32).collect());
+        let mut decider = Decider::new(std::sync::Arc::new(Context::with_rank(
+            (0..nodes as u32).collect(),
+        )));
         let goal = cluster.gpu_capacity_milli() * preload_pct / 100;
         for pod in stream.by_ref() {
             if cluster.gpu_allocated_milli() >= goal {
                 break;
             }
-            if let Ok(at) = decider.decide(fgd.as_mut(), &cluster, &pod) {
+            if let Ok(at) = decider.decide(fgd.as_mut(), &cluster, &pod, "pod") {
                 cluster.place(&pod, at).expect("a decided placement fits");
             }
         }

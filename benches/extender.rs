@@ -10,11 +10,11 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use allot::live::pod::parse_pod;
 use allot::extender::snapshot_store;
 use allot::extender::state::{ClusterSnapshot, Store};
 use allot::extender::verbs::{filter, prioritize};
 use allot::extender::wire::ExtenderArgs;
+use allot::live::pod::parse_pod;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 mod common;

@@ -10,7 +10,7 @@ use allot::model::frag::TargetWorkload;
 use allot::model::{Cluster, Node, PodDemand};
 use allot::policy::{Decider, PolicyKind};
 use allot::sim::load_trace;
-use allot::sim::replay::{arrivals, node_rank, replay};
+use allot::sim::replay::{arrivals, context, replay};
 
 const SIZES: [usize; 3] = [1_000, 5_000, 20_000];
 /// Pods placed per measured iteration.
@@ -36,7 +36,7 @@ fn half_loaded(
 ) -> (Cluster, Vec<PodDemand>) {
     let mut loaded = cluster.clone();
     let mut policy = PolicyKind::Fgd.build(target, 42);
-    let mut decider = Decider::new(node_rank(cluster.len(), 42));
+    let mut decider = Decider::new(context(cluster, target, 42));
     let mut pods =
         (42u64..).flat_map(|seed| arrivals(trace_pods, cluster.gpu_capacity_milli(), seed));
     // Pods that fit nowhere (model constraints, large gangs of GPUs) are skipped, as in a replay.
@@ -44,7 +44,7 @@ fn half_loaded(
         if loaded.gpu_allocated_milli() >= cluster.gpu_capacity_milli() / 2 {
             break;
         }
-        if let Ok(at) = decider.decide(policy.as_mut(), &loaded, &pod) {
+        if let Ok(at) = decider.decide(policy.as_mut(), &loaded, &pod, "pod") {
             loaded.place(&pod, at).expect("a decided placement fits");
         }
     }
@@ -70,8 +70,7 @@ fn placement(c: &mut Criterion) {
                             &cluster,
                             &measured,
                             policy.as_mut(),
-                            node_rank(n, 42),
-                            &target,
+                            context(&cluster, &target, 42),
                         ))
                     },
                     BatchSize::PerIteration,
@@ -100,8 +99,7 @@ fn replay_default(c: &mut Criterion) {
                     &trace.cluster,
                     &arr,
                     policy.as_mut(),
-                    node_rank(trace.cluster.len(), 42),
-                    &target,
+                    context(&trace.cluster, &target, 42),
                 ))
             });
         });

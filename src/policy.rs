@@ -1,10 +1,11 @@
 //! Placement policies: one [`Policy`] trait, one implementation per published heuristic.
-//! The simulator and the extender both call [`Decider::decide`], so what the benchmark
-//! measures is what the cluster runs. Exact definitions: `traces/README-benchmark-notes.md`
+//! The simulator and the extender both decide through [`Decider`] (`decide.rs`), so what the
+//! benchmark measures is what the cluster runs. Exact definitions: `traces/README-benchmark-notes.md`
 //! §6 (from the FGD paper's simulator).
 
 mod bestfit;
 mod clustering;
+mod decide;
 mod dotprod;
 mod fgd;
 mod kube;
@@ -15,10 +16,11 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::model::frag::TargetWorkload;
-use crate::model::{Cluster, DeviceSet, Misfit, Node, Placement, PodDemand};
+use crate::model::{Cluster, DeviceSet, Node, PodDemand};
 
 pub use bestfit::BestFit;
 pub use clustering::GpuClustering;
+pub use decide::{Context, Decider, Unplaced, arrival_uid, keyed_hash, tie_rank};
 pub use dotprod::DotProd;
 pub use fgd::Fgd;
 pub use kube::{Allocated, AllocatedMode};
@@ -34,6 +36,12 @@ pub const MAX_GPU_MILLI: f64 = 8_000.0;
 pub trait Policy: Send {
     /// The policy's stable name, as accepted by [`PolicyKind::from_str`].
     fn name(&self) -> &'static str;
+
+    /// Called before each decision's scoring and again before its device choice: the
+    /// snapshot's context, and `draw`, a key fixed by the seed and the pod's UID from which a
+    /// policy takes any random numbers (so a pod gets the same draws in the simulator and
+    /// the extender, whatever was decided before it).
+    fn begin(&mut self, _ctx: &Context, _draw: u64) {}
 
     /// Score `pod` on every node of `candidates` (all feasible); `out[i]` scores
     /// `candidates[i]`. `out` has the same length as `candidates`.
@@ -144,77 +152,6 @@ impl FromStr for PolicyKind {
             .ok_or_else(|| UnknownPolicy {
                 name: s.to_string(),
             })
-    }
-}
-
-/// Why a pod could not be placed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unplaced {
-    /// No node passes the filter; `example` is the first node's reason, if any node exists.
-    NoFeasibleNode { example: Option<Misfit> },
-    /// The policy could not choose devices on the winning node (a policy bug, reported).
-    NoDevices,
-}
-
-/// Runs filter -> score -> pick with a fixed tie-break rank, reusing its buffers.
-#[derive(Debug, Clone)]
-pub struct Decider {
-    /// Tie-break rank per node: among equal scores the lowest rank wins.
-    rank: Vec<u32>,
-    candidates: Vec<usize>,
-    scores: Vec<i64>,
-}
-
-impl Decider {
-    /// `rank[i]` orders node `i` among ties (a permutation of node indices in the replay).
-    pub fn new(rank: Vec<u32>) -> Self {
-        Decider {
-            rank,
-            candidates: Vec::new(),
-            scores: Vec::new(),
-        }
-    }
-
-    /// Choose a node and devices for `pod`. Does not change the cluster.
-    pub fn decide(
-        &mut self,
-        policy: &mut dyn Policy,
-        cluster: &Cluster,
-        pod: &PodDemand,
-    ) -> Result<Placement, Unplaced> {
-        self.candidates.clear();
-        self.candidates.extend(
-            cluster
-                .nodes()
-                .iter()
-                .enumerate()
-                .filter(|(_, n)| n.fits(pod))
-                .map(|(i, _)| i),
-        );
-        if self.candidates.is_empty() {
-            let example = cluster.nodes().first().and_then(|n| n.check(pod).err());
-            return Err(Unplaced::NoFeasibleNode { example });
-        }
-        self.scores.clear();
-        self.scores.resize(self.candidates.len(), 0);
-        policy.score(cluster, pod, &self.candidates, &mut self.scores);
-        let rank = |node: usize| self.rank.get(node).copied().unwrap_or(u32::MAX);
-        let best = self
-            .candidates
-            .iter()
-            .zip(&self.scores)
-            .max_by(|(a, sa), (b, sb)| sa.cmp(sb).then_with(|| rank(**b).cmp(&rank(**a))))
-            .map(|(node, _)| *node)
-            .ok_or(Unplaced::NoFeasibleNode { example: None })?;
-        let node = &cluster.nodes()[best];
-        let devices = policy
-            .devices(node, pod)
-            .filter(|d| node.devices_fit(pod.gpu, *d))
-            .ok_or(Unplaced::NoDevices)?;
-        Ok(Placement {
-            node: best,
-            devices,
-        })
     }
 }
 

@@ -51,9 +51,3 @@ impl Hasher for FxHasher {
 /// A `HashMap` keyed through [`FxHasher`].
 pub type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 
-/// The Fx hash of `text`: a fixed pseudo-random order over node names, used to break ties.
-pub fn hash_str(text: &str) -> u64 {
-    let mut h = FxHasher::default();
-    h.write(text.as_bytes());
-    h.finish()
-}

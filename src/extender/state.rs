@@ -13,7 +13,7 @@ use super::FilterAnswer;
 use crate::live::NodeState;
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, Placement, PodDemand, PodShape};
-use crate::policy::{Policy, PolicyKind};
+use crate::policy::{Context, Decider, Policy, PolicyKind};
 use crate::snapshot::Snapshot;
 
 use super::fxhash::FxHashMap;
@@ -23,6 +23,9 @@ use crate::live::pod::PodRequest;
 const POOL_CAP: usize = 16;
 /// Pods remembered between filter and bind (bind's body names the pod but not its demand).
 const SEEN_CAP: usize = 10_000;
+/// Seed of the tie-break order when none is given: the first of the FGD paper's evaluation
+/// seeds, so a default extender breaks ties as `allot simulate --seeds 42` does.
+pub const DEFAULT_SEED: u64 = 42;
 /// How long a filtered pod is remembered for its bind; kube-scheduler binds within seconds.
 const SEEN_TTL: Duration = Duration::from_secs(300);
 
@@ -112,7 +115,9 @@ pub struct View {
     /// `base.cluster` with the overlay placed.
     pub cluster: Cluster,
     next_expiry: Option<Instant>,
-    target: Arc<TargetWorkload>,
+    /// The decision context of `base` (tie-break rank, target workload, seed), shared with
+    /// every view built on the same base.
+    pub ctx: Arc<Context>,
     pool: Mutex<Vec<(PolicyKind, Box<dyn Policy>)>>,
 }
 
@@ -148,13 +153,18 @@ impl View {
                 .position(|(k, _)| *k == kind)
                 .map(|i| pool.swap_remove(i).1)
         };
-        let mut policy = taken.unwrap_or_else(|| kind.build(&self.target, 0));
+        let mut policy = taken.unwrap_or_else(|| kind.build(&self.ctx.target, self.ctx.seed));
         let out = f(policy.as_mut());
         let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
         if pool.len() < POOL_CAP {
             pool.push((kind, policy));
         }
         out
+    }
+
+    /// A decider on this view's context.
+    pub fn decider(&self) -> Decider {
+        Decider::new(self.ctx.clone())
     }
 
     /// What is known about node `index` beyond allocation, if anything.
@@ -211,7 +221,12 @@ pub struct Store {
     /// How long an overlay entry lives; `None` keeps it until the base shows the pod
     /// (snapshot mode: nothing ever refreshes the base, so entries must stay).
     ttl: Option<Duration>,
+    /// The workload FGD targets while no pod runs, unless `workload` fixes it.
     fallback: Vec<PodShape>,
+    /// A fixed target workload (a replay's), instead of the running pods'.
+    workload: Option<Arc<TargetWorkload>>,
+    /// Seeds the tie-break order and policies' random draws (`--seed`).
+    seed: u64,
     ready: AtomicBool,
     seen: Mutex<HashMap<String, (PodRequest, Instant)>>,
     /// Whether nodes with stale or missing telemetry are filtered (fail-closed).
@@ -224,12 +239,15 @@ impl Store {
     /// An empty, not-ready store. `fallback` is the workload FGD targets while no pod runs.
     pub fn new(ttl: Option<Duration>, fallback: Vec<PodShape>) -> Self {
         let base = Arc::new(ClusterSnapshot::new(Cluster::default(), Vec::new()));
-        let view = build_view(base, Vec::new(), &fallback, None);
+        let ctx = Arc::new(Context::default());
+        let view = build_view(base, Vec::new(), ctx, None);
         Store {
             view: RwLock::new(Arc::new(view)),
             overlay: Mutex::new(Vec::new()),
             ttl,
             fallback,
+            workload: None,
+            seed: DEFAULT_SEED,
             ready: AtomicBool::new(false),
             seen: Mutex::new(HashMap::new()),
             fail_closed: false,
@@ -245,6 +263,20 @@ impl Store {
 
     pub fn fail_closed(&self) -> bool {
         self.fail_closed
+    }
+
+    /// Measure fragmentation against `target` always (a replay's workload), not against the
+    /// running pods. Takes effect with the next snapshot.
+    pub fn with_target(mut self, target: TargetWorkload) -> Self {
+        self.workload = Some(Arc::new(target));
+        self
+    }
+
+    /// Seed of the tie-break order and of policies' random draws. Takes effect with the next
+    /// snapshot.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
     }
 
     /// Which nodes /filter passes (default: every feasible one).
@@ -333,9 +365,13 @@ impl Store {
         let planned = req.planned_devices.filter(|&d| {
             req.planned_node.as_deref() == Some(node) && target.devices_fit(req.demand.gpu, d)
         });
+        let mut decider = view.decider();
         let devices = planned
-            .or_else(|| view.with_policy(req.policy, |p| p.devices(target, &req.demand)))
-            .filter(|d| target.devices_fit(req.demand.gpu, *d))
+            .or_else(|| {
+                view.with_policy(req.policy, |p| {
+                    decider.devices(p, target, &req.demand, &req.uid)
+                })
+            })
             .or_else(|| target.default_devices(req.demand.gpu))
             .ok_or_else(|| RecordError::NoDevices(node.to_string()))?;
         let pod = BoundPod {
@@ -371,7 +407,7 @@ impl Store {
             overlay: entries,
             cluster,
             next_expiry: next,
-            target: view.target.clone(),
+            ctx: view.ctx.clone(),
             pool: Mutex::new(warm),
         });
         Ok(pod)
@@ -424,7 +460,18 @@ impl Store {
 
     fn rebuild(&self, base: Arc<ClusterSnapshot>, overlay: &[Recent]) -> View {
         let entries = overlay.iter().map(|r| r.pod.clone()).collect();
-        build_view(base, entries, &self.fallback, next_expiry(overlay))
+        let current = self.current();
+        // The context depends on the base only: views over the same base share it.
+        let ctx = if Arc::ptr_eq(&current.base, &base) {
+            current.ctx.clone()
+        } else {
+            let target = match &self.workload {
+                Some(fixed) => fixed.clone(),
+                None => Arc::new(base.target(&self.fallback)),
+            };
+            Arc::new(Context::new(&base.cluster, target, self.seed))
+        };
+        build_view(base, entries, ctx, next_expiry(overlay))
     }
 }
 
@@ -435,7 +482,7 @@ fn next_expiry(overlay: &[Recent]) -> Option<Instant> {
 fn build_view(
     base: Arc<ClusterSnapshot>,
     overlay: Vec<BoundPod>,
-    fallback: &[PodShape],
+    ctx: Arc<Context>,
     next_expiry: Option<Instant>,
 ) -> View {
     let mut cluster = base.cluster.clone();
@@ -444,13 +491,12 @@ fn build_view(
         .into_iter()
         .filter(|p| cluster.place(&p.demand, p.at).is_ok())
         .collect();
-    let target = Arc::new(base.target(fallback));
     View {
         base,
         overlay,
         cluster,
         next_expiry,
-        target,
+        ctx,
         pool: Mutex::new(Vec::new()),
     }
 }

@@ -6,16 +6,15 @@ use std::collections::HashSet;
 use k8s_openapi::api::core::v1::{Node as KubeNode, Pod};
 use tracing::{debug, debug_span};
 
-use super::fxhash::hash_str;
-use crate::live::pod::{PodError, PodRequest, parse_pod, pod_key, soft_preference};
+use super::FilterAnswer;
 use super::state::{BoundPod, Store, View};
 use super::wire::{
     ExtenderArgs, ExtenderBindingArgs, ExtenderFilterResult, ExtenderPreemptionArgs,
     ExtenderPreemptionResult, HostPriority, HostPriorityList, MAX_EXTENDER_PRIORITY, MetaPod,
     MetaVictims, NodeList,
 };
-use super::FilterAnswer;
 use crate::live::NodeState;
+use crate::live::pod::{PodError, PodRequest, parse_pod, pod_key, soft_preference};
 use crate::model::{Misfit, ModelCatalog, ModelSet, Node};
 use crate::policy::PolicyKind;
 
@@ -170,16 +169,20 @@ fn answers_chosen(answer: FilterAnswer, pod: &Pod) -> bool {
     }
 }
 
-/// Which of the feasible `(name, index)` nodes `req`'s policy places it on: the highest raw
-/// score, ties going to the lowest hash of the node's name (a fixed pseudo-random order, as
-/// the simulator breaks ties with a fixed random rank).
+/// Which of the feasible `(name, index)` nodes `req`'s policy places it on: the position
+/// [`Decider::pick`](crate::policy::Decider::pick) returns, as the simulator decides.
 fn choose(view: &View, req: &PodRequest, feasible: &[(&str, usize)]) -> usize {
     let nodes: Vec<usize> = feasible.iter().map(|&(_, i)| i).collect();
-    let raw = raw_scores(view, req, &nodes);
-    let tie = |k: usize| hash_str(feasible[k].0);
-    (0..nodes.len())
-        .max_by(|&a, &b| raw[a].cmp(&raw[b]).then_with(|| tie(b).cmp(&tie(a))))
-        .unwrap_or(0)
+    decide(view, req, &nodes).0
+}
+
+/// The decision among `nodes` (all feasible): the winner's position and every raw score.
+fn decide(view: &View, req: &PodRequest, nodes: &[usize]) -> (usize, Vec<i64>) {
+    let mut decider = view.decider();
+    let best = view.with_policy(req.policy, |p| {
+        decider.pick(p, &view.cluster, &req.demand, &req.uid, nodes)
+    });
+    (best.unwrap_or(0), decider.scores().to_vec())
 }
 
 fn invalid_pod(key: &str, e: &PodError) -> ExtenderFilterResult {
@@ -232,8 +235,9 @@ pub fn describe(m: Misfit, node: &Node, allowed: ModelSet, models: &ModelCatalog
     }
 }
 
-/// `/prioritize`: 0..10 from the pod's policy, min-max scaled and rounded; nodes that do not
-/// fit or are unknown score 0. An invalid pod scores 0 everywhere (filter reported it).
+/// `/prioritize`: 10 for the node allot's decision chooses, 0..9 for the other feasible nodes
+/// from the pod's policy (min-max scaled and rounded); nodes that do not fit or are unknown
+/// score 0. An invalid pod scores 0 everywhere (filter reported it).
 pub fn prioritize(
     store: &Store,
     args: &ExtenderArgs,
@@ -260,7 +264,12 @@ pub fn prioritize(
         .map(|&(_, i)| i.filter(|&i| admissible(&view, store, &req, i)))
         .collect();
     let feasible: Vec<usize> = indices.iter().flatten().copied().collect();
-    let scaled = scale(&raw_scores(&view, &req, &feasible));
+    let scaled = if feasible.is_empty() {
+        Vec::new()
+    } else {
+        let (best, raw) = decide(&view, &req, &feasible);
+        top_alone(&raw, best)
+    };
     let mut next = scaled.into_iter();
     let list = names
         .iter()
@@ -271,17 +280,6 @@ pub fn prioritize(
         })
         .collect();
     Ok((list, Some(req.policy)))
-}
-
-/// `req`'s policy's score on each of the feasible `nodes`, in their order.
-fn raw_scores(view: &View, req: &PodRequest, nodes: &[usize]) -> Vec<i64> {
-    let mut raw = vec![0i64; nodes.len()];
-    if !nodes.is_empty() {
-        view.with_policy(req.policy, |p| {
-            p.score(&view.cluster, &req.demand, nodes, &mut raw)
-        });
-    }
-    raw
 }
 
 /// Whether node `i` passes filter for `req`: it fits, it is usable, and it is the planned
@@ -295,6 +293,29 @@ fn admissible(view: &View, store: &Store, req: &PodRequest, i: usize) -> bool {
             .state(i)
             .is_none_or(|s| s.usable(store.fail_closed()).is_ok())
         && node.fits(&req.demand)
+}
+
+/// Priorities where the decided node (`best`) alone gets the maximum: the others are scaled
+/// into 0..=9, so kube-scheduler's pick is allot's whatever the ties.
+pub fn top_alone(raw: &[i64], best: usize) -> Vec<i64> {
+    let others: Vec<i64> = raw
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| i != best)
+        .map(|(_, &s)| s)
+        .collect();
+    let mut scaled = scale(&others)
+        .into_iter()
+        .map(|s| s * (MAX_EXTENDER_PRIORITY - 1) / MAX_EXTENDER_PRIORITY);
+    (0..raw.len())
+        .map(|i| {
+            if i == best {
+                MAX_EXTENDER_PRIORITY
+            } else {
+                scaled.next().unwrap_or(0)
+            }
+        })
+        .collect()
 }
 
 /// Min-max scale to 0..=10, rounding half up; all-equal scores all get 10.

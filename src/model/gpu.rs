@@ -105,6 +105,11 @@ impl ModelCatalog {
         self.names.len()
     }
 
+    /// Every interned model, in interning order.
+    pub fn ids(&self) -> impl Iterator<Item = ModelId> + '_ {
+        (0..self.names.len()).map(|i| ModelId(i as u8))
+    }
+
     pub fn is_empty(&self) -> bool {
         self.names.is_empty()
     }

@@ -2,7 +2,7 @@ use proptest::prelude::*;
 
 use super::testkit::{cluster, pod, share, target, whole};
 use super::*;
-use crate::model::GpuDemand;
+use crate::model::{GpuDemand, Misfit, Placement};
 
 fn scores(policy: &mut dyn Policy, cluster: &Cluster, pod: &PodDemand) -> Vec<i64> {
     let candidates: Vec<usize> = (0..cluster.len())
@@ -31,17 +31,17 @@ fn names_round_trip_and_unknown_names_list_the_valid_ones() {
 #[test]
 fn ties_go_to_the_lowest_rank() {
     let c = cluster(&[8, 8, 8]);
-    let mut decider = Decider::new(vec![2, 0, 1]);
+    let mut decider = Decider::new(std::sync::Arc::new(Context::with_rank(vec![2, 0, 1])));
     let mut policy = GpuClustering;
-    let at = decider.decide(&mut policy, &c, &share(500)).unwrap();
+    let at = decider.decide(&mut policy, &c, &share(500), "pod").unwrap();
     assert_eq!(at.node, 1);
 }
 
 #[test]
 fn infeasible_pods_say_why() {
     let c = cluster(&[1]);
-    let err = Decider::new(vec![0])
-        .decide(&mut DotProd, &c, &whole(2))
+    let err = Decider::new(std::sync::Arc::new(Context::with_rank(vec![0])))
+        .decide(&mut DotProd, &c, &whole(2), "pod")
         .unwrap_err();
     assert!(matches!(
         err,
@@ -110,8 +110,8 @@ fn fgd_fills_the_sliver_that_fits_instead_of_cutting_a_fresh_gpu() {
     let mut fgd = Fgd::new(t);
     let s = scores(&mut fgd, &c, &share(300));
     assert!(s[0] > s[1], "{s:?}");
-    let at = Decider::new(vec![0, 1])
-        .decide(&mut fgd, &c, &share(300))
+    let at = Decider::new(std::sync::Arc::new(Context::with_rank(vec![0, 1])))
+        .decide(&mut fgd, &c, &share(300), "pod")
         .unwrap();
     assert_eq!(
         at,
@@ -171,9 +171,9 @@ proptest! {
         for kind in PolicyKind::ALL {
             let mut c = cluster(&gpus);
             let mut policy = kind.build(&t, seed);
-            let mut decider = Decider::new((0..c.len() as u32).collect());
+            let mut decider = Decider::new(std::sync::Arc::new(Context::with_rank((0..c.len() as u32).collect())));
             for p in &pods {
-                if let Ok(at) = decider.decide(policy.as_mut(), &c, p) {
+                if let Ok(at) = decider.decide(policy.as_mut(), &c, p, "pod") {
                     prop_assert!(c.place(p, at).is_ok(), "{kind} overbooked");
                 }
             }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::metrics::{Band, MeanSd, RunCurves};
-use super::replay::{arrivals, node_rank, replay};
+use super::replay::{arrivals, context, replay};
 use crate::alloc::{Backend, OfflineBound, SolveError, offline_bound};
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, PodDemand, PodShape};
@@ -143,8 +143,7 @@ pub fn run_experiment(
                 workload.cluster,
                 &arr,
                 policy.as_mut(),
-                node_rank(workload.cluster.len(), seed),
-                &target,
+                context(workload.cluster, &target, seed),
             );
             let run = SeedRun {
                 seed,

@@ -3,8 +3,10 @@
 //! capacity, fix a random tie-break rank per node, then place each pod at once or fail it.
 
 use crate::model::frag::TargetWorkload;
-use crate::model::{Cluster, PodDemand};
-use crate::policy::{Decider, Policy};
+use crate::model::{Cluster, Placement, PodDemand};
+use std::sync::Arc;
+
+use crate::policy::{Context, Decider, Policy, arrival_uid};
 use crate::rng::Rng;
 
 /// Arrivals are tuned to this multiple of the cluster's GPU capacity (the paper's 1.3).
@@ -13,7 +15,6 @@ pub const TUNE_RATIO: f64 = 1.3;
 /// Independent random streams per purpose, so that each is fixed by the seed alone.
 const STREAM_SHUFFLE: u64 = 1;
 const STREAM_TUNE: u64 = 2;
-const STREAM_RANK: u64 = 3;
 
 /// The state after one scheduling event.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -67,22 +68,48 @@ pub fn arrivals(pods: &[PodDemand], capacity_milli: u64, seed: u64) -> Vec<PodDe
     list
 }
 
-/// The random-but-fixed tie-break rank of each node for `seed`.
-pub fn node_rank(nodes: usize, seed: u64) -> Vec<u32> {
-    Rng::derive(seed, STREAM_RANK).permutation(nodes)
+/// The decision context of a replay of `cluster` with `seed`: the extender's, for a
+/// cluster of the same node names and the same target workload.
+pub fn context(cluster: &Cluster, target: &TargetWorkload, seed: u64) -> Arc<Context> {
+    Arc::new(Context::new(cluster, Arc::new(target.clone()), seed))
+}
+
+/// One scheduling event of a replay, as the step hook sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Step<'a> {
+    /// Position in the arrivals; the pod's UID is [`arrival_uid`]`(index)`.
+    pub index: usize,
+    pub pod: &'a PodDemand,
+    /// Where it went, or `None` when it failed.
+    pub placed: Option<Placement>,
+    /// The cluster after the event.
+    pub cluster: &'a Cluster,
+    pub sample: Sample,
 }
 
 /// Place `arrivals` one by one on a copy of `cluster` with `policy`, recording a sample
-/// after each pod.
+/// after each pod. Arrival `i` is the pod with UID [`arrival_uid`]`(i)`.
 pub fn replay(
     cluster: &Cluster,
     arrivals: &[PodDemand],
     policy: &mut dyn Policy,
-    rank: Vec<u32>,
-    target: &TargetWorkload,
+    ctx: Arc<Context>,
 ) -> Outcome {
+    replay_with(cluster, arrivals, policy, ctx, |_| {})
+}
+
+/// [`replay`], calling `on_step` after each event: the hook through which tests and training
+/// watch a replay without a copy of its loop.
+pub fn replay_with(
+    cluster: &Cluster,
+    arrivals: &[PodDemand],
+    policy: &mut dyn Policy,
+    ctx: Arc<Context>,
+    mut on_step: impl FnMut(Step<'_>),
+) -> Outcome {
+    let target = ctx.target.clone();
     let mut cluster = cluster.clone();
-    let mut decider = Decider::new(rank);
+    let mut decider = Decider::new(ctx);
     let mut node_frag: Vec<f64> = cluster
         .nodes()
         .iter()
@@ -95,10 +122,10 @@ pub fn replay(
         ..Outcome::default()
     };
     let mut arrived = 0u64;
-    for pod in arrivals {
+    for (i, pod) in arrivals.iter().enumerate() {
         arrived += pod.gpu.total_milli();
         let placed = decider
-            .decide(policy, &cluster, pod)
+            .decide(policy, &cluster, pod, &arrival_uid(i))
             .ok()
             .filter(|at| cluster.place(pod, *at).is_ok());
         match placed {
@@ -113,10 +140,18 @@ pub fn replay(
                 out.failed_gpu_milli += pod.gpu.total_milli();
             }
         }
-        out.samples.push(Sample {
+        let sample = Sample {
             arrived,
             allocated: cluster.gpu_allocated_milli(),
             frag,
+        };
+        out.samples.push(sample);
+        on_step(Step {
+            index: i,
+            pod,
+            placed,
+            cluster: &cluster,
+            sample,
         });
     }
     out
@@ -163,7 +198,7 @@ mod tests {
         let arr = arrivals(&pods, c.gpu_capacity_milli(), 7);
         let run = |kind: PolicyKind| {
             let mut p = kind.build(&t, 7);
-            replay(&c, &arr, p.as_mut(), node_rank(c.len(), 7), &t)
+            replay(&c, &arr, p.as_mut(), context(&c, &t, 7))
         };
         for kind in PolicyKind::ALL {
             let a = run(kind);
