@@ -306,11 +306,10 @@ async fn scenario(
 }
 
 #[tokio::test]
+#[ignore = "needs e2e/up"]
 async fn agents_publish_telemetry_report_failing_gpus_and_go_stale_when_stopped() -> Result<()> {
     let test = "agents_publish_telemetry_report_failing_gpus_and_go_stale_when_stopped";
-    let Some(cluster) = Cluster::from_env(test).await? else {
-        return Ok(());
-    };
+    let cluster = Cluster::from_env(test).await?;
     let api = telemetry_api(&cluster);
     let nodes = gpu_nodes(&cluster).await?;
     ensure!(
@@ -352,11 +351,10 @@ async fn agents_publish_telemetry_report_failing_gpus_and_go_stale_when_stopped(
 
 /// Quick rejection paths of the binary, needing no node: bad flags exit 2 with the flag named.
 #[tokio::test]
+#[ignore = "needs e2e/up"]
 async fn agent_without_a_node_name_exits_with_a_clear_error() -> Result<()> {
     let test = "agent_without_a_node_name_exits_with_a_clear_error";
-    let Some(cluster) = Cluster::from_env(test).await? else {
-        return Ok(());
-    };
+    let cluster = Cluster::from_env(test).await?;
     let bin = crate::support::allot_binary()?;
     let out = Command::new(bin)
         .args(["agent", "--listen", "127.0.0.1:0"])
@@ -376,11 +374,10 @@ async fn agent_without_a_node_name_exits_with_a_clear_error() -> Result<()> {
 /// A node name that does not exist is an error the log names, but not a reason to exit: the
 /// node may register later, so the agent keeps sampling and retrying.
 #[tokio::test]
+#[ignore = "needs e2e/up"]
 async fn agent_for_a_missing_node_says_so_and_keeps_running() -> Result<()> {
     let test = "agent_for_a_missing_node_says_so_and_keeps_running";
-    let Some(cluster) = Cluster::from_env(test).await? else {
-        return Ok(());
-    };
+    let cluster = Cluster::from_env(test).await?;
     let port = free_port()?;
     let listen = format!("127.0.0.1:{port}");
     let mut agent = AllotProcess::start(

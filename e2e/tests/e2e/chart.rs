@@ -221,11 +221,10 @@ fn apply_dry_run(cluster: &Cluster, rendered: &str, ns: &str, variant: &str) -> 
 }
 
 #[tokio::test]
+#[ignore = "needs e2e/up"]
 async fn chart_renders_and_the_api_server_accepts_it() -> Result<()> {
     let test = "chart_renders_and_the_api_server_accepts_it";
-    let Some(cluster) = Cluster::from_env(test).await? else {
-        return Ok(());
-    };
+    let cluster = Cluster::from_env(test).await?;
     let pins = versions()?;
     let helm = helm_binary(&pins)?;
     if !helm.is_file() {

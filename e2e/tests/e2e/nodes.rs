@@ -35,11 +35,10 @@ fn read_rows(csv: &str, n: usize) -> Result<BTreeMap<String, Row>> {
 }
 
 #[tokio::test]
+#[ignore = "needs e2e/up"]
 async fn kwok_nodes_match_the_openb_node_list() -> Result<()> {
     let test = "kwok_nodes_match_the_openb_node_list";
-    let Some(cluster) = Cluster::from_env(test).await? else {
-        return Ok(());
-    };
+    let cluster = Cluster::from_env(test).await?;
     let (Ok(csv), Ok(n)) = (
         std::env::var("ALLOT_E2E_NODE_CSV"),
         std::env::var("ALLOT_E2E_NODES"),

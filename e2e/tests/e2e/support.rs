@@ -1,5 +1,5 @@
-//! Test plumbing: find the e2e control plane (or skip), temporary namespaces, kubectl, polling,
-//! allot processes.
+//! Test plumbing: find the e2e control plane (or fail saying how to start one), temporary
+//! namespaces, kubectl, polling, allot processes.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -32,14 +32,17 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// The e2e control plane, or `None` (after saying why) when none is configured.
-    pub async fn from_env(test: &str) -> Result<Option<Self>> {
+    /// The e2e control plane named by `ALLOT_E2E_KUBECONFIG`, or an error saying how to get
+    /// one. Every test that calls this is `#[ignore = "needs e2e/up"]`: it runs only when
+    /// asked for (`e2e/run` passes `--include-ignored`), and then no control plane is a
+    /// failure, never a pass.
+    pub async fn from_env(test: &str) -> Result<Self> {
         let Some(path) = std::env::var_os(KUBECONFIG_ENV).filter(|p| !p.is_empty()) else {
-            skip(
-                test,
-                &format!("{KUBECONFIG_ENV} is not set (e2e/run sets it)"),
+            bail!(
+                "{test} needs the control plane of e2e/up, and {KUBECONFIG_ENV} is not set: \
+                 run the suite with e2e/run (it starts e2e/up and sets {KUBECONFIG_ENV}), or \
+                 start e2e/up and `source $ALLOT_E2E_DIR/env` (default /tmp/allot-e2e/env) first"
             );
-            return Ok(None);
         };
         let kubeconfig = PathBuf::from(path);
         let raw = Kubeconfig::read_from(&kubeconfig)
@@ -49,11 +52,11 @@ impl Cluster {
             .with_context(|| format!("loading {}", kubeconfig.display()))?;
         let client = Client::try_from(config)?;
         let extender_required = std::env::var(EXTENDER_ENV).map_or(true, |v| v != "0");
-        Ok(Some(Self {
+        Ok(Self {
             client,
             kubeconfig,
             extender_required,
-        }))
+        })
     }
 
     /// Run `scenario` in a fresh namespace, then delete the namespace whatever it returned.
@@ -165,7 +168,8 @@ pub fn repo_root() -> PathBuf {
         .map_or_else(|| PathBuf::from(".."), Path::to_path_buf)
 }
 
-/// Say why a test is skipped, past libtest's output capture so that it shows in a plain run.
+/// Say why a test skips part of its work on this control plane (e.g. `E2E_EXTENDER=0`), past
+/// libtest's output capture so that it shows in a plain run.
 pub fn skip(test: &str, why: &str) {
     use std::io::Write;
     // Nothing useful to do if stderr is gone.
