@@ -57,10 +57,10 @@ fn pod_json(i: usize, pod: &PodDemand, policy: PolicyKind, models: &ModelCatalog
     })
 }
 
-async fn post(ext: &Arc<Extender>, verb: &str, body: &Value) -> Value {
+async fn post(ext: &Arc<Extender>, verb: &str, body: String) -> Value {
     let req = Request::post(format!("/{verb}"))
         .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
+        .body(Body::from(body))
         .unwrap();
     let resp = router(ext.clone()).oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK, "/{verb}");
@@ -85,11 +85,18 @@ async fn through_extender(
     store.replace(ClusterSnapshot::new(cluster.clone(), Vec::new()));
     let store = Arc::new(store);
     let ext = Extender::new(store.clone());
+    // Every node, serialised once: kube-scheduler sends the names its own filters passed.
     let names: Vec<&str> = cluster.nodes().iter().map(|n| &*n.name).collect();
+    let names = serde_json::to_string(&names).unwrap();
     let mut out = Vec::with_capacity(pods.len());
     for (i, pod) in pods.iter().enumerate() {
         let body = pod_json(i, pod, policy, &cluster.models);
-        let filtered = post(&ext, "filter", &json!({"Pod": body, "NodeNames": names})).await;
+        let filtered = post(
+            &ext,
+            "filter",
+            format!(r#"{{"Pod":{body},"NodeNames":{names}}}"#),
+        )
+        .await;
         assert_eq!(filtered["Error"].as_str().unwrap_or(""), "", "arrival {i}");
         let passed = filtered["NodeNames"]
             .as_array()
@@ -102,7 +109,7 @@ async fn through_extender(
         };
         let uid = arrival_uid(i);
         let bind = json!({"PodName": uid, "PodNamespace": "parity", "PodUID": uid, "Node": node});
-        let bound = post(&ext, "bind", &bind).await;
+        let bound = post(&ext, "bind", bind.to_string()).await;
         assert_eq!(bound["Error"].as_str().unwrap_or(""), "", "arrival {i}");
         let view = store.view();
         let index = view.node_index(node).unwrap();
@@ -112,28 +119,37 @@ async fn through_extender(
     out
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn the_extender_places_every_arrival_where_the_simulator_does() {
+/// One policy: the simulator's placements, then the extender's, compared arrival by arrival.
+async fn check(policy: PolicyKind) {
     let trace = load_trace("default", None, &[]).unwrap();
     let target = trace.workload().target();
     let mut pods = arrivals(&trace.pods.pods, trace.cluster.gpu_capacity_milli(), SEED);
     pods.truncate(ARRIVALS);
-    for policy in PolicyKind::ALL {
-        let mut simulated = Vec::with_capacity(pods.len());
-        let mut p = policy.build(&target, SEED);
-        let ctx = context(&trace.cluster, &target, SEED);
-        replay_with(&trace.cluster, &pods, p.as_mut(), ctx, |step| {
-            simulated.push(step.placed);
-        });
-        let served = through_extender(&trace.cluster, &target, &pods, policy).await;
-        let placed = simulated.iter().flatten().count();
-        assert!(placed > ARRIVALS / 2, "{policy}: only {placed} placed");
-        for (i, (sim, ext)) in simulated.iter().zip(&served).enumerate() {
-            assert_eq!(
-                sim, ext,
-                "{policy}: arrival {i} ({:?}): simulator and extender disagree",
-                pods[i]
-            );
-        }
+    let mut simulated = Vec::with_capacity(pods.len());
+    let mut p = policy.build(&target, SEED);
+    let ctx = context(&trace.cluster, &target, SEED);
+    replay_with(&trace.cluster, &pods, p.as_mut(), ctx, |step| {
+        simulated.push(step.placed);
+    });
+    let served = through_extender(&trace.cluster, &target, &pods, policy).await;
+    let placed = simulated.iter().flatten().count();
+    assert!(placed > ARRIVALS / 2, "{policy}: only {placed} placed");
+    for (i, (sim, ext)) in simulated.iter().zip(&served).enumerate() {
+        assert_eq!(
+            sim, ext,
+            "{policy}: arrival {i} ({:?}): simulator and extender disagree",
+            pods[i]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_extender_places_every_arrival_where_the_simulator_does() {
+    let runs: Vec<_> = PolicyKind::ALL
+        .into_iter()
+        .map(|policy| tokio::spawn(check(policy)))
+        .collect();
+    for run in runs {
+        run.await.unwrap();
     }
 }

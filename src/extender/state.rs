@@ -111,7 +111,8 @@ impl ClusterSnapshot {
 pub struct View {
     pub base: Arc<ClusterSnapshot>,
     /// Placements allot made that the base does not show yet.
-    pub overlay: Vec<BoundPod>,
+    /// Shared, so that a bind's new view copies pointers, not pods.
+    pub overlay: Vec<Arc<BoundPod>>,
     /// `base.cluster` with the overlay placed.
     pub cluster: Cluster,
     next_expiry: Option<Instant>,
@@ -141,7 +142,7 @@ impl View {
         self.base
             .pods
             .iter()
-            .chain(&self.overlay)
+            .chain(self.overlay.iter().map(|p| &**p))
             .filter(move |p| p.at.node == index)
     }
 
@@ -208,7 +209,7 @@ impl RecordError {
 
 #[derive(Debug, Clone)]
 struct Recent {
-    pod: BoundPod,
+    pod: Arc<BoundPod>,
     expires: Option<Instant>,
 }
 
@@ -343,7 +344,7 @@ impl Store {
             .base
             .pods
             .iter()
-            .chain(&view.overlay)
+            .chain(view.overlay.iter().map(|p| &**p))
             .find(|p| p.uid == req.uid)
         {
             return Err(RecordError::AlreadyBound {
@@ -392,12 +393,13 @@ impl Store {
                 node: node.to_string(),
                 why: format!("{m:?}"),
             })?;
+        let shared = Arc::new(pod.clone());
         overlay.push(Recent {
-            pod: pod.clone(),
+            pod: shared.clone(),
             expires: self.ttl.map(|ttl| Instant::now() + ttl),
         });
-        let mut entries: Vec<BoundPod> = view.overlay.clone();
-        entries.push(pod.clone());
+        let mut entries = view.overlay.clone();
+        entries.push(shared);
         let next = next_expiry(&overlay);
         // The new cluster differs from the old only in the node just placed, whose generation
         // moved on: idle policies keep their caches for every other node.
@@ -481,13 +483,13 @@ fn next_expiry(overlay: &[Recent]) -> Option<Instant> {
 
 fn build_view(
     base: Arc<ClusterSnapshot>,
-    overlay: Vec<BoundPod>,
+    overlay: Vec<Arc<BoundPod>>,
     ctx: Arc<Context>,
     next_expiry: Option<Instant>,
 ) -> View {
     let mut cluster = base.cluster.clone();
     // An entry that no longer fits (the base moved on) is skipped rather than overbooked.
-    let overlay: Vec<BoundPod> = overlay
+    let overlay: Vec<Arc<BoundPod>> = overlay
         .into_iter()
         .filter(|p| cluster.place(&p.demand, p.at).is_ok())
         .collect();
