@@ -3,6 +3,7 @@
 
 mod agent;
 mod controller;
+mod extender;
 #[cfg(feature = "k8s")]
 mod plan;
 mod plot;
@@ -16,6 +17,7 @@ use clap::{Args, Parser, Subcommand};
 
 pub use agent::AgentArgs;
 pub use controller::ControllerArgs;
+pub use extender::ExtenderArgs;
 pub use simulate::SimulateArgs;
 
 /// GPU-aware scheduling for Kubernetes: a scheduler extender, a batch-planning controller,
@@ -44,47 +46,6 @@ pub enum Command {
     Plan(PlanArgs),
     /// Write the CustomResourceDefinitions (ScheduleRequest, NodeTelemetry) as YAML.
     Crdgen(CrdgenArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct ExtenderArgs {
-    /// Address for the extender verbs (/filter, /prioritize, /bind, /preempt).
-    #[arg(long, default_value = "127.0.0.1:8888")]
-    pub listen: String,
-    /// Address for /healthz, /readyz and /metrics.
-    #[arg(long, default_value = "127.0.0.1:8889")]
-    pub admin_listen: String,
-    /// Serve from a static cluster snapshot (JSON) instead of watching an API server.
-    /// Without it the extender watches the cluster of KUBECONFIG (or the in-cluster config)
-    /// and binds pods through the API server.
-    #[arg(long)]
-    pub snapshot: Option<PathBuf>,
-    /// Telemetry older than this many seconds is stale (see --stale-policy).
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
-    pub stale_after_seconds: u64,
-    /// What a node with stale or missing NodeTelemetry gets: fail-open keeps placing on it
-    /// from allocation state alone; fail-closed filters it (retryable) until its agent
-    /// reports again.
-    #[arg(long, value_enum, default_value = "fail-open")]
-    pub stale_policy: StaleFlag,
-    /// Seconds a placement made by bind is kept on top of the watched state, covering the
-    /// time until the watch shows the pod bound.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
-    pub overlay_ttl_seconds: u64,
-    /// Which nodes /filter passes: every feasible node (kube-scheduler ranks them with its
-    /// plugins and /prioritize), only the one allot's policy chooses (kube-scheduler then
-    /// binds it without scoring or calling /prioritize: one round trip per pod instead of
-    /// two), or auto: the chosen node, unless the pod has soft preferences kube-scheduler's
-    /// scoring weighs.
-    #[arg(long, value_enum, default_value = "feasible")]
-    pub filter_answer: FilterAnswerFlag,
-    /// Also run the ScheduleRequest controller in this process, sharing its caches (its
-    /// metrics are then served under /controller/metrics on --admin-listen).
-    #[arg(long)]
-    pub controller: bool,
-    /// With --controller: namespace of the controller's coordination.k8s.io Lease.
-    #[arg(long, default_value = "allot-system")]
-    pub lease_namespace: String,
 }
 
 /// `--stale-policy`: what to do with a node whose telemetry is stale or missing.
@@ -177,7 +138,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Simulate(args) => simulate::run(&args),
         Command::Crdgen(args) => crdgen(&args),
-        Command::Extender(args) => extender_command(&args),
+        Command::Extender(args) => extender::run(&args),
         Command::Controller(args) => controller::run(&args),
         Command::Agent(args) => agent::run(&args),
         Command::Train(_) => not_yet("train"),
@@ -189,16 +150,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 fn not_yet(command: &str) -> anyhow::Result<ExitCode> {
     eprintln!("allot {command}: not implemented yet");
     Ok(ExitCode::from(2))
-}
-
-#[cfg(feature = "k8s")]
-fn extender_command(args: &ExtenderArgs) -> anyhow::Result<ExitCode> {
-    crate::extender::run(args)
-}
-
-#[cfg(not(feature = "k8s"))]
-fn extender_command(_: &ExtenderArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("this allot was built without the `k8s` feature; rebuild with default features")
 }
 
 #[cfg(feature = "k8s")]

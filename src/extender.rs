@@ -12,14 +12,13 @@ pub mod verbs;
 pub mod wire;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::cli::ExtenderArgs;
 use crate::live::StalePolicy;
 use crate::live::{self, Caches};
 use crate::model::{ModelSet, PodShape};
@@ -59,18 +58,26 @@ pub fn fallback_workload() -> Vec<PodShape> {
     }
 }
 
-/// A ready store serving `snapshot` (what `--snapshot` does; also for tests and benches).
-/// Recorded placements never expire: nothing refreshes a static snapshot.
+/// A ready store serving `snapshot` (what `--snapshot` does; also for tests and benches),
+/// breaking ties with the default seed. Recorded placements never expire: nothing refreshes
+/// a static snapshot.
 pub fn snapshot_store(snapshot: ClusterSnapshot) -> Store {
-    let store = Store::new(None, fallback_workload());
+    seeded_snapshot_store(snapshot, state::DEFAULT_SEED)
+}
+
+fn seeded_snapshot_store(snapshot: ClusterSnapshot, seed: u64) -> Store {
+    let store = Store::new(None, fallback_workload()).with_seed(seed);
     store.replace(snapshot);
     store
 }
 
-/// Load `--snapshot FILE` into a ready store.
-pub fn load_store(path: &Path) -> anyhow::Result<Store> {
+/// Load `--snapshot FILE` into a ready store whose decisions use `seed`.
+pub fn load_store(path: &Path, seed: u64) -> anyhow::Result<Store> {
     let snap = crate::snapshot::load_snapshot(path)?;
-    Ok(snapshot_store(ClusterSnapshot::from_file(snap)))
+    Ok(seeded_snapshot_store(
+        ClusterSnapshot::from_file(snap),
+        seed,
+    ))
 }
 
 /// How often the snapshot is rebuilt even when nothing changed (telemetry ages with time).
@@ -80,71 +87,99 @@ const REFRESH_EVERY: Duration = Duration::from_secs(2);
 /// binds covers the gap.
 const COALESCE: Duration = Duration::from_millis(100);
 
-/// Run the extender until SIGTERM or ctrl-c: from `--snapshot`, or watching the cluster.
-pub fn run(args: &ExtenderArgs) -> anyhow::Result<ExitCode> {
+/// Where the extender's cluster state comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A static snapshot file (`--snapshot`): no API server, binds stay in memory.
+    Snapshot(PathBuf),
+    /// The cluster of KUBECONFIG or the in-cluster config, watched; binds go to its API server.
+    Cluster,
+}
+
+/// How the extender runs: `allot extender`'s flags, as the cli maps them.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub admin_listen: SocketAddr,
+    pub source: Source,
+    /// Telemetry older than this is stale.
+    pub stale_after: Duration,
+    pub stale_policy: StalePolicy,
+    /// How long a bind's placement is kept on top of the watched state.
+    pub overlay_ttl: Duration,
+    pub filter_answer: FilterAnswer,
+    /// Seeds the tie-break order and policies' random draws, as `allot simulate --seeds`.
+    pub seed: u64,
+}
+
+/// A boxed future of a sidecar's step.
+pub type SidecarFuture = futures::future::BoxFuture<'static, ()>;
+
+/// Work that runs beside the extender on its API client and caches: the embedded
+/// ScheduleRequest controller, which the cli wires in for `--controller`.
+pub struct Sidecar {
+    /// Served under `/controller/` on the admin address.
+    pub admin: axum::Router,
+    /// Spawned once the client and the caches exist.
+    pub start: Box<dyn FnOnce(kube::Client, Arc<Caches>) -> SidecarFuture + Send>,
+    /// Awaited after the servers stop (the controller hands its Lease over).
+    pub stop: Box<dyn FnOnce(kube::Client) -> SidecarFuture + Send>,
+}
+
+impl std::fmt::Debug for Sidecar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sidecar").finish_non_exhaustive()
+    }
+}
+
+/// Run the extender until SIGTERM or ctrl-c: from a snapshot, or watching the cluster, with
+/// `sidecar` beside it (cluster mode only).
+pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitCode> {
     crate::process::init_tracing();
-    if args.controller && args.snapshot.is_some() {
+    if sidecar.is_some() && settings.source != Source::Cluster {
         anyhow::bail!(
             "allot extender --controller needs a cluster to act on; it cannot run with --snapshot"
         );
     }
-    let listen = crate::process::listen_address("--listen", &args.listen)?;
-    let admin = crate::process::listen_address("--admin-listen", &args.admin_listen)?;
     let runtime = crate::process::runtime()?;
     runtime.block_on(async move {
-        let mut admin_extra = None;
-        let mut embedded_lease = None;
-        let ext = match &args.snapshot {
-            Some(path) => {
-                let store = load_store(path)
-                    .with_context(|| format!("loading {}", path.display()))?
-                    .with_filter_answer(args.filter_answer.into());
+        let configure = |store: Store| {
+            store
+                .with_filter_answer(settings.filter_answer)
+                .with_seed(settings.seed)
+        };
+        let (ext, client) = match &settings.source {
+            Source::Snapshot(path) => {
+                let store = load_store(path, settings.seed)
+                    .with_context(|| format!("loading {}", path.display()))?;
                 tracing::info!(snapshot = %path.display(), "serving a static snapshot");
-                server::Extender::new(Arc::new(store))
+                (server::Extender::new(Arc::new(configure(store))), None)
             }
-            None => {
+            Source::Cluster => {
                 let client = kube::Client::try_default().await.context(
                     "connecting to the API server (set KUBECONFIG, or run in a pod with a \
                      service account)",
                 )?;
-                let freshness: (Duration, StalePolicy) = (
-                    Duration::from_secs(args.stale_after_seconds),
-                    args.stale_policy.into(),
-                );
-                let store = Arc::new(
-                    Store::new(
-                        Some(Duration::from_secs(args.overlay_ttl_seconds)),
-                        fallback_workload(),
-                    )
-                    .with_fail_closed(freshness.1 == StalePolicy::FailClosed)
-                    .with_filter_answer(args.filter_answer.into()),
-                );
+                let freshness = (settings.stale_after, settings.stale_policy);
+                let store = Store::new(Some(settings.overlay_ttl), fallback_workload())
+                    .with_fail_closed(settings.stale_policy == StalePolicy::FailClosed);
+                let store = Arc::new(configure(store));
                 let caches = Caches::start(client.clone());
                 tokio::spawn(follow(caches.clone(), store.clone(), freshness));
-                if args.controller {
-                    let mut config = crate::controller::Config::new(&args.lease_namespace);
-                    config.stale_after = freshness.0;
-                    config.stale_policy = freshness.1;
-                    admin_extra = Some(crate::controller::metrics::admin_router(
-                        config.metrics.clone(),
-                    ));
-                    embedded_lease = Some((client.clone(), config.lease.clone()));
-                    let (client, caches) = (client.clone(), caches.clone());
-                    tokio::spawn(async move {
-                        if let Err(e) = crate::controller::spawn(client, caches, config).await {
-                            tracing::error!(error = %e, "the embedded controller stopped");
-                        }
-                    });
-                }
-                server::Extender::with_binder(store, Some(Binder::new(client)))
+                let ext = server::Extender::with_binder(store, Some(Binder::new(client.clone())));
+                (ext, Some((client, caches)))
             }
         };
-        let served = serve(ext, listen, admin, admin_extra).await;
-        // Hand the controller's Lease over now rather than make a successor wait it out.
-        if let Some((client, lease)) = embedded_lease
-            && let Err(e) = crate::controller::lease::release(client, &lease).await
-        {
-            tracing::warn!(error = %e, "could not release the controller's lease; it expires by itself");
+        let (admin_extra, stop) = match (sidecar, &client) {
+            (Some(sidecar), Some((client, caches))) => {
+                tokio::spawn((sidecar.start)(client.clone(), caches.clone()));
+                (Some(sidecar.admin), Some(sidecar.stop))
+            }
+            _ => (None, None),
+        };
+        let served = serve(ext, settings.listen, settings.admin_listen, admin_extra).await;
+        if let (Some(stop), Some((client, _))) = (stop, client) {
+            stop(client).await;
         }
         served
     })?;

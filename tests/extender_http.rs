@@ -21,7 +21,11 @@ fn fixtures() -> PathBuf {
 
 fn extender() -> Arc<Extender> {
     Extender::new(Arc::new(
-        load_store(&fixtures().join("cluster.json")).unwrap(),
+        load_store(
+            &fixtures().join("cluster.json"),
+            allot::extender::state::DEFAULT_SEED,
+        )
+        .unwrap(),
     ))
 }
 

@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
-use crate::live::pod::{PodRequest, format_devices, parse_devices};
-use super::state::{ClusterSnapshot, Store};
-use super::verbs::{bind, filter, prioritize, scale};
-use super::wire::ExtenderArgs;
 use super::FilterAnswer;
+use super::state::{ClusterSnapshot, Store};
+use super::verbs::{bind, filter, prioritize, scale, top_alone};
+use super::wire::ExtenderArgs;
+use crate::live::pod::{PodRequest, format_devices, parse_devices};
 use crate::live::{NodeState, Telemetry};
 use crate::model::{DeviceSet, GpuDemand, ModelSet, PodDemand};
 use crate::policy::PolicyKind;
@@ -358,4 +358,13 @@ fn auto_leaves_pods_with_soft_preferences_to_kube_scheduler_scoring() {
         assert_eq!(passed.len(), want, "{answer:?} {spec}: {passed:?}");
         assert_eq!(decided.is_some(), want == 1, "{answer:?} {spec}");
     }
+}
+
+#[test]
+fn the_decided_node_alone_gets_the_top_priority() {
+    // Tied raw scores: the decided node (the tie-break's winner) gets 10, the rest 9.
+    assert_eq!(top_alone(&[5, 5, 5], 1), vec![9, 10, 9]);
+    // Otherwise the others keep their order below it.
+    assert_eq!(top_alone(&[0, 50, 100], 2), vec![0, 4, 10]);
+    assert_eq!(top_alone(&[100], 0), vec![10]);
 }

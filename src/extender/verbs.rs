@@ -295,24 +295,18 @@ fn admissible(view: &View, store: &Store, req: &PodRequest, i: usize) -> bool {
         && node.fits(&req.demand)
 }
 
-/// Priorities where the decided node (`best`) alone gets the maximum: the others are scaled
-/// into 0..=9, so kube-scheduler's pick is allot's whatever the ties.
+/// Priorities where the decided node (`best`) alone gets the maximum: every score is scaled
+/// to 0..=10 together, then the others are mapped into 0..=9, so kube-scheduler's pick is
+/// allot's whatever the ties.
 pub fn top_alone(raw: &[i64], best: usize) -> Vec<i64> {
-    let others: Vec<i64> = raw
-        .iter()
-        .enumerate()
-        .filter(|&(i, _)| i != best)
-        .map(|(_, &s)| s)
-        .collect();
-    let mut scaled = scale(&others)
+    scale(raw)
         .into_iter()
-        .map(|s| s * (MAX_EXTENDER_PRIORITY - 1) / MAX_EXTENDER_PRIORITY);
-    (0..raw.len())
-        .map(|i| {
+        .enumerate()
+        .map(|(i, s)| {
             if i == best {
                 MAX_EXTENDER_PRIORITY
             } else {
-                scaled.next().unwrap_or(0)
+                s * (MAX_EXTENDER_PRIORITY - 1) / MAX_EXTENDER_PRIORITY
             }
         })
         .collect()

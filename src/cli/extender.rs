@@ -1,0 +1,119 @@
+//! `allot extender`: its flags, their mapping onto [`crate::extender::Settings`], and the
+//! `--controller` wiring that runs the ScheduleRequest controller beside it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct ExtenderArgs {
+    /// Address for the extender verbs (/filter, /prioritize, /bind, /preempt).
+    #[arg(long, default_value = "127.0.0.1:8888")]
+    pub listen: String,
+    /// Address for /healthz, /readyz and /metrics.
+    #[arg(long, default_value = "127.0.0.1:8889")]
+    pub admin_listen: String,
+    /// Serve from a static cluster snapshot (JSON) instead of watching an API server.
+    /// Without it the extender watches the cluster of KUBECONFIG (or the in-cluster config)
+    /// and binds pods through the API server.
+    #[arg(long)]
+    pub snapshot: Option<PathBuf>,
+    /// Telemetry older than this many seconds is stale (see --stale-policy).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub stale_after_seconds: u64,
+    /// What a node with stale or missing NodeTelemetry gets: fail-open keeps placing on it
+    /// from allocation state alone; fail-closed filters it (retryable) until its agent
+    /// reports again.
+    #[arg(long, value_enum, default_value = "fail-open")]
+    pub stale_policy: super::StaleFlag,
+    /// Seconds a placement made by bind is kept on top of the watched state, covering the
+    /// time until the watch shows the pod bound.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    pub overlay_ttl_seconds: u64,
+    /// Which nodes /filter passes: every feasible node (kube-scheduler ranks them with its
+    /// plugins and /prioritize), only the one allot's policy chooses (kube-scheduler then
+    /// binds it without scoring or calling /prioritize: one round trip per pod instead of
+    /// two), or auto: the chosen node, unless the pod has soft preferences kube-scheduler's
+    /// scoring weighs.
+    #[arg(long, value_enum, default_value = "feasible")]
+    pub filter_answer: super::FilterAnswerFlag,
+    /// Also run the ScheduleRequest controller in this process, sharing its caches (its
+    /// metrics are then served under /controller/metrics on --admin-listen).
+    #[arg(long)]
+    pub controller: bool,
+    /// With --controller: namespace of the controller's coordination.k8s.io Lease.
+    #[arg(long, default_value = "allot-system")]
+    pub lease_namespace: String,
+    /// Seed of the order in which equal scores are broken and of policies' random draws:
+    /// the extender decides as `allot simulate --seeds SEED` does.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[cfg(feature = "k8s")]
+impl ExtenderArgs {
+    /// The extender's settings; errors name the flag.
+    pub fn settings(&self) -> anyhow::Result<crate::extender::Settings> {
+        use crate::extender::{Settings, Source};
+        use std::time::Duration;
+        Ok(Settings {
+            listen: crate::process::listen_address("--listen", &self.listen)?,
+            admin_listen: crate::process::listen_address("--admin-listen", &self.admin_listen)?,
+            source: self
+                .snapshot
+                .clone()
+                .map_or(Source::Cluster, Source::Snapshot),
+            stale_after: Duration::from_secs(self.stale_after_seconds),
+            stale_policy: self.stale_policy.into(),
+            overlay_ttl: Duration::from_secs(self.overlay_ttl_seconds),
+            filter_answer: self.filter_answer.into(),
+            seed: self.seed,
+        })
+    }
+
+    /// The ScheduleRequest controller as the extender's sidecar, sharing its caches; its
+    /// metrics are served under /controller/ on the admin address.
+    fn embedded_controller(&self) -> crate::extender::Sidecar {
+        use crate::controller::{self, Config};
+        let mut config = Config::new(&self.lease_namespace);
+        config.stale_after = std::time::Duration::from_secs(self.stale_after_seconds);
+        config.stale_policy = self.stale_policy.into();
+        let admin = controller::metrics::admin_router(config.metrics.clone());
+        let lease = config.lease.clone();
+        crate::extender::Sidecar {
+            admin,
+            start: Box::new(move |client, caches| {
+                Box::pin(async move {
+                    if let Err(e) = controller::spawn(client, caches, config).await {
+                        tracing::error!(error = %e, "the embedded controller stopped");
+                    }
+                })
+            }),
+            // Hand the Lease over now rather than make a successor wait it out.
+            stop: Box::new(move |client| {
+                Box::pin(async move {
+                    if let Err(e) = controller::lease::release(client, &lease).await {
+                        tracing::warn!(error = %e, "could not release the controller's lease; it expires by itself");
+                    }
+                })
+            }),
+        }
+    }
+}
+
+#[cfg(feature = "k8s")]
+pub fn run(args: &ExtenderArgs) -> anyhow::Result<ExitCode> {
+    if args.controller && args.snapshot.is_some() {
+        anyhow::bail!(
+            "allot extender --controller needs a cluster to act on; it cannot run with --snapshot"
+        );
+    }
+    let sidecar = args.controller.then(|| args.embedded_controller());
+    crate::extender::run(args.settings()?, sidecar)
+}
+
+#[cfg(not(feature = "k8s"))]
+pub fn run(_: &ExtenderArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("this allot was built without the `k8s` feature; rebuild with default features")
+}
