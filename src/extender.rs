@@ -4,7 +4,6 @@
 //! `model` and `policy`, the same code `allot simulate` measures.
 
 pub mod binder;
-mod fxhash;
 pub mod metrics;
 pub mod server;
 pub mod state;

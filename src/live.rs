@@ -11,12 +11,15 @@
 
 pub mod build;
 mod caches;
+mod fxhash;
 pub mod pod;
+pub mod snapshot;
 
 pub use build::{
     Freshness, LiveSnapshot, NodeState, PodMemo, StalePolicy, Telemetry, snapshot, snapshot_with,
 };
 pub use caches::Caches;
+pub use snapshot::{BoundPod, ClusterSnapshot, NodeIndex, node_index};
 
 #[cfg(test)]
 mod tests;

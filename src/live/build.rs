@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node as KubeNode, Pod};
 
+use super::snapshot::{BoundPod, ClusterSnapshot, node_index};
 use crate::crd::{GpuHealth, NodeTelemetry};
 use crate::live::pod::{PodError, accounted_demand, bound_devices, pod_key};
-use crate::extender::state::{BoundPod, ClusterSnapshot, node_index};
 use crate::model::quantity::{parse_bytes, parse_count, parse_cpu_milli};
 use crate::model::{
     Cluster, DeviceSet, MAX_GPUS_PER_NODE, ModelCatalog, Node, Placement, PodDemand,

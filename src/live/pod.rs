@@ -8,8 +8,11 @@ use std::str::FromStr;
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use crate::model::quantity::{QuantityError, parse_bytes, parse_count, parse_cpu_milli};
-use crate::model::{DeviceSet, GpuDemand, MILLI_PER_GPU, ModelCatalog, ModelSet, PodDemand};
+use crate::model::demand::{
+    Amount, Catalog, DemandError, DemandParts, FieldNames, Gpus, Models, Number, Problem,
+    parse_demand,
+};
+use crate::model::{DeviceSet, GpuDemand, ModelCatalog, ModelSet, PodDemand};
 use crate::policy::PolicyKind;
 
 pub use crate::names::{
@@ -19,37 +22,30 @@ pub use crate::names::{
 /// Policy used when the pod names none: FGD, the best measured so far (`allot simulate`).
 pub const DEFAULT_POLICY: PolicyKind = PolicyKind::Fgd;
 
+/// What a pod's demand fields are called: the resource or the annotation.
+const POD_FIELDS: FieldNames = FieldNames {
+    cpu: "cpu",
+    memory: "memory",
+    gpus: GPU_RESOURCE,
+    gpu_milli: "annotation allot.dev/gpu-milli",
+    models: "annotation allot.dev/gpu-models",
+};
+
 /// Why a pod's request cannot be understood. Messages name the field and the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PodError {
-    #[error("annotation {GPU_MILLI_ANNOTATION}: {0:?} is not a whole number of milli-GPU (1..999)")]
-    GpuMilliNotNumber(String),
-    #[error(
-        "annotation {GPU_MILLI_ANNOTATION}: {0} is out of range; a share of one GPU is 1..999 \
-         milli (request whole GPUs with {GPU_RESOURCE})"
-    )]
-    GpuMilliRange(u64),
-    #[error(
-        "annotation {GPU_MILLI_ANNOTATION}: {milli} conflicts with {GPU_RESOURCE}: {gpus}; ask \
-         for a share of one GPU or for whole GPUs, not both"
-    )]
-    GpuAndMilli { milli: u32, gpus: u64 },
-    #[error(
-        "annotation {GPU_MODELS_ANNOTATION}: {0:?} is not a GPU model name (letters, digits, '-', '_', '.')"
-    )]
-    BadModel(String),
-    #[error("annotation {GPU_MODELS_ANNOTATION}: {0:?} is set but the pod requests no GPU")]
-    ModelsWithoutGpu(String),
+    /// The GPU request, its share or its models (limits and wording:
+    /// [`crate::model::demand`]).
+    #[error(transparent)]
+    Demand(#[from] DemandError),
     #[error("annotation {POLICY_ANNOTATION}: {0}")]
     UnknownPolicy(String),
     #[error("container {container:?}: resource {resource}: {problem}")]
     BadQuantity {
         container: String,
         resource: &'static str,
-        problem: String,
+        problem: Problem,
     },
-    #[error("{GPU_RESOURCE}: {0} GPUs exceed the 16 one node can hold")]
-    TooManyGpus(u64),
     #[error(
         "annotation {annotation}: {text:?} is not a comma list of GPU device indices 0..15 \
          (e.g. \"0,1\")"
@@ -69,12 +65,9 @@ impl PodError {
     /// Bounded label for metrics and logs.
     pub fn reason(&self) -> &'static str {
         match self {
-            PodError::GpuMilliNotNumber(_) | PodError::GpuMilliRange(_) => "InvalidGpuMilli",
-            PodError::GpuAndMilli { .. } => "GpuAndGpuMilli",
-            PodError::BadModel(_) | PodError::ModelsWithoutGpu(_) => "InvalidGpuModels",
+            PodError::Demand(e) => e.reason(),
             PodError::UnknownPolicy(_) => "UnknownPolicy",
             PodError::BadQuantity { .. } => "InvalidQuantity",
-            PodError::TooManyGpus(_) => "TooManyGpus",
             PodError::BadDevices { .. } | PodError::PlannedDevicesCount { .. } => {
                 "InvalidGpuDevices"
             }
@@ -111,26 +104,21 @@ pub fn parse_pod(pod: &Pod, models: &ModelCatalog) -> Result<PodRequest, PodErro
     let empty = BTreeMap::new();
     let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
     let res = resources(pod)?;
-    let milli = annotations
-        .get(GPU_MILLI_ANNOTATION)
-        .map(|text| parse_milli(text))
-        .transpose()?;
-    let gpu = match (milli, res.gpus) {
-        (Some(milli), 0) => GpuDemand::Shared { milli },
-        (Some(milli), gpus) => return Err(PodError::GpuAndMilli { milli, gpus }),
-        (None, 0) => GpuDemand::None,
-        (None, n) if n > crate::model::MAX_GPUS_PER_NODE as u64 => {
-            return Err(PodError::TooManyGpus(n));
-        }
-        (None, n) => GpuDemand::Whole { count: n as u32 },
+    let parts = DemandParts {
+        names: POD_FIELDS,
+        cpu: Amount::Value(res.cpu_milli),
+        memory: Amount::Value(res.memory_bytes),
+        gpus: Gpus::WholeOrShare {
+            whole: (res.gpus > 0).then_some(Number::Value(res.gpus)),
+            share: annotations
+                .get(GPU_MILLI_ANNOTATION)
+                .map(|text| Number::Text(text)),
+        },
+        models: annotations
+            .get(GPU_MODELS_ANNOTATION)
+            .map(|text| Models::Separated(text, ',')),
     };
-    let allowed = match annotations.get(GPU_MODELS_ANNOTATION) {
-        None => ModelSet::ANY,
-        Some(text) if gpu == GpuDemand::None => {
-            return Err(PodError::ModelsWithoutGpu(text.clone()));
-        }
-        Some(text) => parse_models(text, models)?,
-    };
+    let demand = parse_demand(parts, Catalog::Lookup(models))?;
     let policy = match annotations.get(POLICY_ANNOTATION) {
         None => DEFAULT_POLICY,
         Some(name) => {
@@ -146,11 +134,11 @@ pub fn parse_pod(pod: &Pod, models: &ModelCatalog) -> Result<PodRequest, PodErro
         .map(|text| parse_devices(PLANNED_DEVICES_ANNOTATION, text))
         .transpose()?;
     if let Some(d) = planned_devices
-        && d.len() != gpu.num_gpu() as usize
+        && d.len() != demand.gpu.num_gpu() as usize
     {
         return Err(PodError::PlannedDevicesCount {
             count: d.len(),
-            need: gpu.num_gpu(),
+            need: demand.gpu.num_gpu(),
         });
     }
     Ok(PodRequest {
@@ -158,12 +146,7 @@ pub fn parse_pod(pod: &Pod, models: &ModelCatalog) -> Result<PodRequest, PodErro
         planned_devices,
         key: pod_key(pod),
         uid: pod.metadata.uid.clone().unwrap_or_default(),
-        demand: PodDemand {
-            cpu_milli: res.cpu_milli,
-            memory_bytes: res.memory_bytes,
-            gpu,
-            models: allowed,
-        },
+        demand,
         policy,
         priority: pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0),
     })
@@ -263,39 +246,6 @@ pub fn format_devices(devices: DeviceSet) -> String {
     parts.join(",")
 }
 
-fn parse_milli(text: &str) -> Result<u32, PodError> {
-    let value: u64 = text
-        .trim()
-        .parse()
-        .map_err(|_| PodError::GpuMilliNotNumber(text.to_string()))?;
-    if value == 0 || value >= u64::from(MILLI_PER_GPU) {
-        return Err(PodError::GpuMilliRange(value));
-    }
-    Ok(value as u32)
-}
-
-/// A comma list of model names; unknown names match nothing, malformed names are errors.
-fn parse_models(text: &str, models: &ModelCatalog) -> Result<ModelSet, PodError> {
-    let mut set = ModelSet::EMPTY;
-    let mut named = false;
-    for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        let valid = name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !valid {
-            return Err(PodError::BadModel(name.to_string()));
-        }
-        named = true;
-        if let Some(id) = models.lookup(name) {
-            set = set.with(id);
-        }
-    }
-    if !named {
-        return Err(PodError::BadModel(text.to_string()));
-    }
-    Ok(set)
-}
-
 /// CPU, memory and whole GPUs of a pod.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct Resources {
@@ -363,25 +313,25 @@ fn quantities(
     gpu: Option<&Quantity>,
 ) -> Result<Resources, PodError> {
     let bad = |resource: &'static str| {
-        move |e: QuantityError| PodError::BadQuantity {
+        move |problem| PodError::BadQuantity {
             container: container.to_string(),
             resource,
-            problem: e.to_string(),
+            problem,
         }
     };
     Ok(Resources {
         cpu_milli: cpu
-            .map(|q| parse_cpu_milli(&q.0))
+            .map(|q| Amount::Quantity(&q.0).cpu_milli())
             .transpose()
             .map_err(bad("cpu"))?
             .unwrap_or(0),
         memory_bytes: memory
-            .map(|q| parse_bytes(&q.0))
+            .map(|q| Amount::Quantity(&q.0).bytes())
             .transpose()
             .map_err(bad("memory"))?
             .unwrap_or(0),
         gpus: gpu
-            .map(|q| parse_count(&q.0))
+            .map(|q| Number::Text(&q.0).value())
             .transpose()
             .map_err(bad(GPU_RESOURCE))?
             .unwrap_or(0),
@@ -433,32 +383,73 @@ mod tests {
     }
 
     #[test]
-    fn bad_annotations_name_themselves() {
-        let models = ModelCatalog::default();
-        let err = |ann: serde_json::Value, gpus| {
-            parse_pod(&gpu_pod(ann, gpus), &models)
-                .unwrap_err()
-                .to_string()
-        };
-        let e = err(serde_json::json!({"allot.dev/gpu-milli": "abc"}), None);
-        assert!(
-            e.contains("allot.dev/gpu-milli") && e.contains("\"abc\""),
-            "{e}"
+    fn bad_fields_are_named_as_the_pod_writes_them() {
+        // The demand's limits and wording are tested once, in model::demand; here, that a
+        // pod's errors name its annotation, resource or container.
+        assert_eq!(
+            POD_FIELDS.gpu_milli,
+            format!("annotation {GPU_MILLI_ANNOTATION}")
         );
-        let e = err(serde_json::json!({"allot.dev/gpu-milli": "2000"}), None);
-        assert!(e.contains("2000 is out of range"), "{e}");
-        let e = err(serde_json::json!({"allot.dev/gpu-milli": "500"}), Some("1"));
-        assert!(e.contains("conflicts with nvidia.com/gpu: 1"), "{e}");
-        let e = err(serde_json::json!({"allot.dev/policy": "smart"}), None);
+        assert_eq!(
+            POD_FIELDS.models,
+            format!("annotation {GPU_MODELS_ANNOTATION}")
+        );
+        let models = ModelCatalog::default();
+        for (annotations, gpus, reason, text) in [
+            (
+                serde_json::json!({"allot.dev/gpu-milli": "2000"}),
+                None,
+                "InvalidGpuMilli",
+                "annotation allot.dev/gpu-milli: 2000 is out of range; a share of one GPU is \
+                 1..999 milli (whole GPUs are asked for with nvidia.com/gpu)",
+            ),
+            (
+                serde_json::json!({"allot.dev/gpu-milli": "500"}),
+                Some("1"),
+                "GpuAndGpuMilli",
+                "annotation allot.dev/gpu-milli: 500 conflicts with nvidia.com/gpu: 1; ask for a \
+                 share of one GPU or for whole GPUs, not both",
+            ),
+            (
+                serde_json::json!({}),
+                Some("17"),
+                "TooManyGpus",
+                "nvidia.com/gpu: 17 GPUs exceed the 16 one node can hold",
+            ),
+            (
+                serde_json::json!({"allot.dev/gpu-models": "a b"}),
+                Some("1"),
+                "InvalidGpuModels",
+                "annotation allot.dev/gpu-models: \"a b\" is not a GPU model name (letters, \
+                 digits, '-', '_', '.')",
+            ),
+            (
+                serde_json::json!({"allot.dev/gpu-models": "A100"}),
+                None,
+                "InvalidGpuModels",
+                "annotation allot.dev/gpu-models: \"A100\" is set but no GPU is requested (set \
+                 nvidia.com/gpu or annotation allot.dev/gpu-milli)",
+            ),
+            (
+                serde_json::json!({}),
+                Some("1.5"),
+                "InvalidQuantity",
+                "container \"a\": resource nvidia.com/gpu: \"1.5\" is not a whole number >= 0",
+            ),
+        ] {
+            let e = parse_pod(&gpu_pod(annotations, gpus), &models).unwrap_err();
+            assert_eq!((e.reason(), e.to_string().as_str()), (reason, text));
+        }
+        let e = parse_pod(
+            &gpu_pod(serde_json::json!({"allot.dev/policy": "smart"}), None),
+            &models,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             e.contains("allot.dev/policy") && e.contains("\"smart\""),
             "{e}"
         );
-        let e = err(
-            serde_json::json!({"allot.dev/gpu-models": "a b"}),
-            Some("1"),
-        );
-        assert!(e.contains("allot.dev/gpu-models"), "{e}");
         let ok = parse_pod(
             &gpu_pod(
                 serde_json::json!({"allot.dev/gpu-milli": "250", "allot.dev/policy": "BestFit"}),

@@ -50,4 +50,3 @@ impl Hasher for FxHasher {
 
 /// A `HashMap` keyed through [`FxHasher`].
 pub type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
-
