@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
+use super::classes::weight;
 use super::classes::{NodeClass, node_classes, pod_classes};
 use super::explain::explain;
-use super::lp::{self, Relaxation, SPREAD_COST, SolveError, weight};
+use super::lp::{self, Relaxation, SPREAD_COST, SolveError};
 use super::{BatchPod, Method, Objective, Plan, PlanError, PlanOptions, validate};
 use crate::model::{Cluster, GpuDemand, Node, Placement};
 

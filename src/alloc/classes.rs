@@ -8,6 +8,11 @@ use crate::model::{Cluster, GpuDemand, ModelId, Node, PodDemand};
 
 use super::BatchPod;
 
+/// Placement weight of a pod of priority `p`: placement always dominates the secondary terms.
+pub fn weight(priority: i32) -> f64 {
+    1.0 + f64::from(priority.max(0))
+}
+
 /// Pods that are interchangeable for the LP: same demand, priority and gang.
 #[derive(Debug, Clone)]
 pub struct PodClass {
@@ -86,7 +91,7 @@ pub fn pod_classes(pods: &[BatchPod]) -> Vec<PodClass> {
                 demand: pod.demand,
                 priority: pod.priority,
                 gang: pod.gang,
-                weight: super::lp::weight(pod.priority),
+                weight: weight(pod.priority),
                 members: Vec::new(),
             });
             classes.len() - 1

@@ -81,11 +81,6 @@ pub enum SolveError {
     Solver(String),
 }
 
-/// Placement weight of a pod of priority `p`: placement always dominates the secondary terms.
-pub fn weight(priority: i32) -> f64 {
-    1.0 + f64::from(priority.max(0))
-}
-
 /// Objective coefficient of the spread term `u` (max utilisation): below one pod's weight.
 pub const SPREAD_COST: f64 = -0.5;
 
