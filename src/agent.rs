@@ -17,6 +17,7 @@ mod testing;
 mod worker;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,9 +31,15 @@ pub use metrics::Metrics;
 pub use publish::{FIELD_MANAGER, PublishError};
 pub use telemetry::{AGENT_VERSION, Allocatable};
 
-use crate::cli::AgentArgs;
+/// Longest sample, heartbeat and minimum-write interval an agent takes: a day. Every sum the
+/// agent makes of these intervals (an `Instant` plus a heartbeat, the stall limit of three
+/// samples plus four API calls) stays far from overflow below it, and telemetry written less
+/// often than daily is stale to every reader anyway.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
 
-/// Validated settings of one agent.
+/// Validated settings of one agent (`allot agent`'s flags map onto them). `sample` is at
+/// least a second, `heartbeat` at least `sample`, and all three intervals at most
+/// [`MAX_INTERVAL`]; `jitter` is in `[0, 0.5]`.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub node_name: String,
@@ -44,73 +51,49 @@ pub struct Settings {
     pub thresholds: Thresholds,
 }
 
-/// Check the flags; the error names the flag and what is wrong with it.
-pub fn settings(args: &AgentArgs) -> Result<Settings, String> {
-    let node_name = args
-        .node_name
-        .clone()
-        .filter(|n| !n.trim().is_empty())
-        .ok_or(
-            "no node name: pass --node-name or set NODE_NAME (the downward API's spec.nodeName)",
-        )?;
-    let listen =
-        crate::process::listen_address("--listen", &args.listen).map_err(|e| e.to_string())?;
-    if args.sample_seconds == 0 {
-        return Err("--sample-seconds must be at least 1".into());
-    }
-    if args.heartbeat_seconds < args.sample_seconds {
-        return Err(format!(
-            "--heartbeat-seconds ({}) must be at least --sample-seconds ({})",
-            args.heartbeat_seconds, args.sample_seconds
-        ));
-    }
-    if !(0.0..=0.5).contains(&args.heartbeat_jitter) {
-        return Err(format!(
-            "--heartbeat-jitter {} must be between 0 and 0.5",
-            args.heartbeat_jitter
-        ));
-    }
-    for (flag, v) in [
-        ("--change-cpu-fraction", args.change_cpu_fraction),
-        ("--change-memory-fraction", args.change_memory_fraction),
-        (
-            "--change-gpu-memory-fraction",
-            args.change_gpu_memory_fraction,
-        ),
-        ("--change-power-fraction", args.change_power_fraction),
+/// Where the agent's readings come from.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    /// The kernel's process information (the host's /proc, mounted into the container).
+    pub proc_dir: PathBuf,
+    /// The NVML library to load; `None`: the system's libnvidia-ml.so.1.
+    pub nvml_lib: Option<PathBuf>,
+}
+
+/// How long `/healthz` waits for a sample to end before it fails: a sample may wait on three
+/// API calls (Node, object, status), each bounded by [`publish::CALL_TIMEOUT`].
+fn stall_limit(sample: Duration) -> Duration {
+    sample
+        .saturating_mul(3)
+        .saturating_add(publish::CALL_TIMEOUT.saturating_mul(4))
+}
+
+/// The interval rules of [`Settings`] (the flags are checked before, naming the flag; this
+/// guards other callers from a panic in the loop's time arithmetic or in `tokio::time`).
+fn check(settings: &Settings) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        !settings.sample.is_zero(),
+        "the sample interval must not be zero"
+    );
+    for (what, d) in [
+        ("sample", settings.sample),
+        ("heartbeat", settings.heartbeat),
+        ("minimum write", settings.min_write),
     ] {
-        if !(0.0..=1.0).contains(&v) {
-            return Err(format!("{flag} {v} must be a fraction between 0 and 1"));
-        }
+        anyhow::ensure!(
+            d <= MAX_INTERVAL,
+            "the {what} interval ({} s) is longer than a day ({} s)",
+            d.as_secs(),
+            MAX_INTERVAL.as_secs()
+        );
     }
-    Ok(Settings {
-        node_name,
-        listen,
-        sample: Duration::from_secs(args.sample_seconds),
-        heartbeat: Duration::from_secs(args.heartbeat_seconds),
-        jitter: args.heartbeat_jitter,
-        min_write: Duration::from_secs(args.min_write_seconds),
-        thresholds: Thresholds {
-            cpu_fraction: args.change_cpu_fraction,
-            memory_fraction: args.change_memory_fraction,
-            gpu_util_points: args.change_gpu_util_points,
-            gpu_memory_fraction: args.change_gpu_memory_fraction,
-            temperature_celsius: args.change_temperature_celsius,
-            power_fraction: args.change_power_fraction,
-        },
-    })
+    Ok(())
 }
 
 /// Run the agent until SIGTERM or ctrl-c.
-pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
+pub fn run(settings: Settings, sources: Sources) -> anyhow::Result<ExitCode> {
     crate::process::init_tracing();
-    let settings = match settings(args) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("allot agent: {e}");
-            return Ok(ExitCode::from(2));
-        }
-    };
+    check(&settings)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -123,8 +106,7 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("binding --listen {}", settings.listen))?;
         let metrics = Arc::new(Metrics::new());
-        // A sample may wait on three API calls (Node, object, status), each bounded.
-        metrics.set_stall_limit(settings.sample * 3 + publish::CALL_TIMEOUT * 4);
+        metrics.set_stall_limit(stall_limit(settings.sample));
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let mut http_stop = stop_rx.clone();
         let server = axum::serve(listener, metrics::router(metrics.clone()))
@@ -142,8 +124,8 @@ pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
         let worker = worker::Worker::new(
             &settings,
             client,
-            HostSampler::new(&args.proc_dir),
-            GpuSampler::new(args.nvml_lib.clone()),
+            HostSampler::new(&sources.proc_dir),
+            GpuSampler::new(sources.nvml_lib),
             metrics,
         );
         let stopped = worker.run(stop_rx);

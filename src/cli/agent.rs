@@ -1,4 +1,5 @@
-//! `allot agent`: its flags, and dispatch to [`crate::agent`].
+//! `allot agent`: its flags, mapped onto [`crate::agent::Settings`] and
+//! [`crate::agent::Sources`], and dispatch to [`crate::agent::run`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,17 +12,19 @@ pub struct AgentArgs {
     #[arg(long, env = "NODE_NAME")]
     pub node_name: Option<String>,
     /// Seconds between heartbeats when nothing changes (readers call telemetry older than a
-    /// few heartbeats stale).
+    /// few heartbeats stale); from --sample-seconds to 86400 (a day).
     #[arg(long, default_value_t = 30)]
     pub heartbeat_seconds: u64,
     /// Heartbeats come up to this fraction of the interval early, at random, so agents
     /// started together do not write together.
     #[arg(long, default_value_t = 0.1)]
     pub heartbeat_jitter: f64,
-    /// Seconds between samples of CPU, memory and GPUs (also the /metrics resolution).
+    /// Seconds between samples of CPU, memory and GPUs (also the /metrics resolution); 1 to
+    /// 86400 (a day).
     #[arg(long, default_value_t = 5)]
     pub sample_seconds: u64,
-    /// Least seconds between two writes caused by changes (heartbeats and retries excepted).
+    /// Least seconds between two writes caused by changes (heartbeats and retries excepted);
+    /// 0 to 86400 (a day).
     #[arg(long, default_value_t = 5)]
     pub min_write_seconds: u64,
     /// Address for /healthz and /metrics.
@@ -55,11 +58,241 @@ pub struct AgentArgs {
 }
 
 #[cfg(feature = "k8s")]
+impl AgentArgs {
+    /// The agent's settings from the flags; the error names the flag and what is wrong with
+    /// it. Intervals are at most [`crate::agent::MAX_INTERVAL`] (a day): huge values would
+    /// overflow the agent's time arithmetic.
+    pub fn settings(&self) -> Result<crate::agent::Settings, String> {
+        use std::time::Duration;
+
+        let max = crate::agent::MAX_INTERVAL.as_secs();
+        let node_name = self
+            .node_name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .ok_or(
+                "no node name: pass --node-name or set NODE_NAME (the downward API's spec.nodeName)",
+            )?;
+        let listen =
+            crate::process::listen_address("--listen", &self.listen).map_err(|e| e.to_string())?;
+        if self.sample_seconds == 0 {
+            return Err("--sample-seconds must be at least 1".into());
+        }
+        for (flag, v, least) in [
+            ("--sample-seconds", self.sample_seconds, "1"),
+            (
+                "--heartbeat-seconds",
+                self.heartbeat_seconds,
+                "--sample-seconds",
+            ),
+            ("--min-write-seconds", self.min_write_seconds, "0"),
+        ] {
+            if v > max {
+                return Err(format!(
+                    "{flag} {v} is too large: it must be between {least} and {max} (a day)"
+                ));
+            }
+        }
+        if self.heartbeat_seconds < self.sample_seconds {
+            return Err(format!(
+                "--heartbeat-seconds ({}) must be at least --sample-seconds ({})",
+                self.heartbeat_seconds, self.sample_seconds
+            ));
+        }
+        if !(0.0..=0.5).contains(&self.heartbeat_jitter) {
+            return Err(format!(
+                "--heartbeat-jitter {} must be between 0 and 0.5",
+                self.heartbeat_jitter
+            ));
+        }
+        for (flag, v) in [
+            ("--change-cpu-fraction", self.change_cpu_fraction),
+            ("--change-memory-fraction", self.change_memory_fraction),
+            (
+                "--change-gpu-memory-fraction",
+                self.change_gpu_memory_fraction,
+            ),
+            ("--change-power-fraction", self.change_power_fraction),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(format!("{flag} {v} must be a fraction between 0 and 1"));
+            }
+        }
+        Ok(crate::agent::Settings {
+            node_name,
+            listen,
+            sample: Duration::from_secs(self.sample_seconds),
+            heartbeat: Duration::from_secs(self.heartbeat_seconds),
+            jitter: self.heartbeat_jitter,
+            min_write: Duration::from_secs(self.min_write_seconds),
+            thresholds: crate::agent::Thresholds {
+                cpu_fraction: self.change_cpu_fraction,
+                memory_fraction: self.change_memory_fraction,
+                gpu_util_points: self.change_gpu_util_points,
+                gpu_memory_fraction: self.change_gpu_memory_fraction,
+                temperature_celsius: self.change_temperature_celsius,
+                power_fraction: self.change_power_fraction,
+            },
+        })
+    }
+
+    /// Where the agent reads from (--proc-dir, --nvml-lib); nothing to validate.
+    pub fn sources(&self) -> crate::agent::Sources {
+        crate::agent::Sources {
+            proc_dir: self.proc_dir.clone(),
+            nvml_lib: self.nvml_lib.clone(),
+        }
+    }
+}
+
+/// Bad flags print what is wrong and exit 2 (as clap's own errors do).
+#[cfg(feature = "k8s")]
 pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
-    crate::agent::run(args)
+    let settings = match args.settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("allot agent: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    crate::agent::run(settings, args.sources())
 }
 
 #[cfg(not(feature = "k8s"))]
 pub fn run(_: &AgentArgs) -> anyhow::Result<ExitCode> {
     anyhow::bail!("this allot was built without the `k8s` feature; rebuild with default features")
+}
+
+#[cfg(all(test, feature = "k8s"))]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use crate::agent::{MAX_INTERVAL, Settings, Thresholds};
+    use crate::cli::{Cli, Command};
+
+    /// `allot agent ARGS...` through the real command line, then the mapping.
+    fn parse(args: &[&str]) -> Result<Settings, String> {
+        let cli = Cli::try_parse_from(["allot", "agent"].into_iter().chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        match cli.command {
+            Command::Agent(agent) => agent.settings(),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let s = parse(&["--node-name", "n1"]).expect("valid");
+        assert_eq!(s.node_name, "n1");
+        assert_eq!(s.heartbeat, Duration::from_secs(30));
+        assert_eq!(s.sample, Duration::from_secs(5));
+        assert_eq!(s.min_write, Duration::from_secs(5));
+        assert_eq!(s.thresholds, Thresholds::default());
+    }
+
+    #[test]
+    fn bad_flags_are_named() {
+        // NODE_NAME may be set in the environment running the tests; an empty flag wins.
+        let e = parse(&["--node-name", " "]).expect_err("no node");
+        assert!(e.contains("--node-name or set NODE_NAME"), "{e}");
+        let e = parse(&["--node-name", "n", "--listen", "nowhere"]).expect_err("listen");
+        assert!(e.contains("--listen \"nowhere\""), "{e}");
+        let e = parse(&["--node-name", "n", "--sample-seconds", "0"]).expect_err("sample");
+        assert!(e.contains("--sample-seconds must be at least 1"), "{e}");
+        let e = parse(&[
+            "--node-name",
+            "n",
+            "--heartbeat-seconds",
+            "2",
+            "--sample-seconds",
+            "5",
+        ])
+        .expect_err("heartbeat");
+        assert!(e.contains("--heartbeat-seconds (2)"), "{e}");
+        let e = parse(&["--node-name", "n", "--change-cpu-fraction", "3"]).expect_err("fraction");
+        assert!(e.contains("--change-cpu-fraction 3"), "{e}");
+        let e = parse(&["--node-name", "n", "--heartbeat-jitter", "0.9"]).expect_err("jitter");
+        assert!(e.contains("--heartbeat-jitter"), "{e}");
+        let e = parse(&["--node-name", "n", "--heartbeat-jitter", "NaN"]).expect_err("NaN");
+        assert!(e.contains("--heartbeat-jitter NaN"), "{e}");
+    }
+
+    /// The reported panic: `--sample-seconds 10000000000000000000` (it fits a u64) used to
+    /// overflow the stall limit (3 x sample) and, for the heartbeat, `Instant + heartbeat`.
+    #[test]
+    fn huge_intervals_are_errors_naming_flag_and_range() {
+        let huge = "10000000000000000000";
+        for (flag, range) in [
+            ("--sample-seconds", "between 1 and 86400"),
+            ("--heartbeat-seconds", "between --sample-seconds and 86400"),
+            ("--min-write-seconds", "between 0 and 86400"),
+        ] {
+            let e = parse(&["--node-name", "n", flag, huge]).expect_err(flag);
+            assert!(e.contains(&format!("{flag} {huge} is too large")), "{e}");
+            assert!(e.contains(range), "{e}");
+        }
+        // A huge sample with a heartbeat "at least as long" is still the sample's error.
+        let e = parse(&[
+            "--node-name",
+            "n",
+            "--sample-seconds",
+            huge,
+            "--heartbeat-seconds",
+            huge,
+        ])
+        .expect_err("both");
+        assert!(e.contains("--sample-seconds"), "{e}");
+        // Past u64 clap itself refuses the number, naming the flag.
+        let e = parse(&[
+            "--node-name",
+            "n",
+            "--sample-seconds",
+            "99999999999999999999",
+        ])
+        .expect_err("past u64");
+        assert!(e.contains("--sample-seconds"), "{e}");
+        // One past the bound is refused; the bound itself is allowed.
+        let e = parse(&["--node-name", "n", "--min-write-seconds", "86401"]).expect_err("day+1");
+        assert!(e.contains("--min-write-seconds 86401"), "{e}");
+        let day = "86400";
+        let s = parse(&[
+            "--node-name",
+            "n",
+            "--sample-seconds",
+            day,
+            "--heartbeat-seconds",
+            day,
+            "--min-write-seconds",
+            day,
+        ])
+        .expect("a day is allowed");
+        assert_eq!(
+            (s.sample, s.heartbeat, s.min_write),
+            (MAX_INTERVAL, MAX_INTERVAL, MAX_INTERVAL)
+        );
+    }
+
+    #[test]
+    fn sources_come_from_the_flags() {
+        let cli = Cli::try_parse_from([
+            "allot",
+            "agent",
+            "--proc-dir",
+            "/host/proc",
+            "--nvml-lib",
+            "/opt/libnvidia-ml.so.1",
+        ])
+        .expect("parse");
+        let Command::Agent(agent) = cli.command else {
+            panic!("not agent");
+        };
+        let s = agent.sources();
+        assert_eq!(s.proc_dir, std::path::Path::new("/host/proc"));
+        assert_eq!(
+            s.nvml_lib.as_deref(),
+            Some(std::path::Path::new("/opt/libnvidia-ml.so.1"))
+        );
+    }
 }
