@@ -2,6 +2,7 @@
 //! device), nodes, pod demands and placements. Pure data; every other layer builds on it.
 
 pub mod cluster;
+pub mod demand;
 pub mod frag;
 pub mod gpu;
 pub mod node;
@@ -9,6 +10,7 @@ pub mod pod;
 pub mod quantity;
 
 pub use cluster::{Cluster, Placement};
+pub use demand::{DemandError, DemandParts, parse_demand};
 pub use gpu::{ModelCatalog, ModelId, ModelSet};
 pub use node::{DeviceSet, MAX_GPUS_PER_NODE, Misfit, Node};
 pub use pod::{GpuDemand, MILLI_PER_GPU, PodDemand, PodShape};

@@ -17,8 +17,11 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::model::demand::{Amount, Catalog, DemandParts, parse_demand};
 use crate::model::{Cluster, DeviceSet, MAX_GPUS_PER_NODE, Placement, PodDemand};
-use crate::sim::trace::{NodeEntry, TraceError, demand_from_parts, nodes_from_entries, read_text};
+use crate::sim::trace::{
+    JSON_FIELDS, NodeEntry, TraceError, json_gpus, nodes_from_entries, read_text,
+};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -83,15 +86,15 @@ pub fn parse_snapshot(file: &str, text: &str) -> Result<Snapshot, TraceError> {
             column: Some(format!("pods[{i}].{column}")),
             problem: format!("pod {:?}: {problem}", p.name),
         };
-        let demand = demand_from_parts(
-            &p.cpu,
-            &p.memory,
-            p.gpus,
-            p.gpu_milli,
-            &[],
-            &mut cluster.models,
-        )
-        .map_err(|(column, problem)| at(column, problem))?;
+        let parts = DemandParts {
+            names: JSON_FIELDS,
+            cpu: Amount::Quantity(&p.cpu),
+            memory: Amount::Quantity(&p.memory),
+            gpus: json_gpus(p.gpus, p.gpu_milli),
+            models: None,
+        };
+        let demand = parse_demand(parts, Catalog::Intern(&mut cluster.models))
+            .map_err(|e| at(e.name, e.problem.to_string()))?;
         let node = *index
             .get(&p.node)
             .ok_or_else(|| at("node", format!("node {:?} is not in the snapshot", p.node)))?;
@@ -155,6 +158,13 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("listed twice"), "{e}");
+        let both = GOOD.replace(r#""gpuMilli": 500}"#, r#""gpuMilli": 500, "gpus": 2}"#);
+        let e = parse_snapshot("snap.json", &both).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "snap.json: column `pods[1].gpuMilli`: pod \"b\": 500 conflicts with gpus: 2; ask \
+             for a share of one GPU or for whole GPUs, not both"
+        );
         let twice = GOOD.replace(r#""gpuMilli": 500}"#, r#""gpuMilli": 500, "devices": [0]}"#);
         let e = parse_snapshot("snap.json", &twice).unwrap_err().to_string();
         assert!(e.contains("overbooks node"), "{e}");

@@ -57,14 +57,9 @@ pub fn validate(
             ));
         }
         template_errors(task.pod_template.as_ref(), &field, &mut errors);
+        // gpuModels without a GPU is the demand parser's error (crate::crd::batch::replicas).
         let wants_gpu =
             task.resources.gpu.is_some_and(|g| g > 0) || task.resources.gpu_milli.is_some();
-        if !task.gpu_models.is_empty() && !wants_gpu {
-            errors.push(error_at(
-                field("gpuModels"),
-                "set, but the task requests no GPU (set resources.gpu or resources.gpuMilli)",
-            ));
-        }
         for (m, model) in task.gpu_models.iter().enumerate() {
             if wants_gpu && !node_models.contains(model.as_str()) {
                 let known: Vec<&str> = node_models.iter().copied().collect();

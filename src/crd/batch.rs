@@ -8,7 +8,18 @@ use super::schedule_request::{Objective as SpecObjective, ScheduleRequestSpec};
 /// re-exports a fixed list.
 use crate::alloc::{BatchPod, Objective};
 use crate::model::ModelCatalog;
-use crate::sim::trace::demand_from_parts;
+use crate::model::demand::{
+    Amount, Catalog, DemandParts, FieldNames, Gpus, Models, Number, parse_demand,
+};
+
+/// What a task's demand fields are called, relative to `spec.tasks[i]`.
+const TASK_FIELDS: FieldNames = FieldNames {
+    cpu: "resources.cpu",
+    memory: "resources.memory",
+    gpus: "resources.gpu",
+    gpu_milli: "resources.gpuMilli",
+    models: "gpuModels",
+};
 
 /// Most replicas one request may ask for: a bound on the plan's size and the pods created.
 pub const MAX_REPLICAS: i64 = 100_000;
@@ -74,24 +85,20 @@ pub fn replicas(
         }
         total += i64::from(task.replicas);
         let r = &task.resources;
-        if r.gpu.is_some() && r.gpu_milli.is_some() {
-            fail(
-                "resources",
-                "set either gpu (whole GPUs) or gpuMilli (a share of one GPU), not both".into(),
-            );
-            continue;
-        }
-        let demand = match demand_from_parts(
-            &r.cpu.0,
-            &r.memory.0,
-            r.gpu.unwrap_or(0),
-            r.gpu_milli,
-            &task.gpu_models,
-            models,
-        ) {
+        let parts = DemandParts {
+            names: TASK_FIELDS,
+            cpu: Amount::Quantity(&r.cpu.0),
+            memory: Amount::Quantity(&r.memory.0),
+            gpus: Gpus::WholeOrShare {
+                whole: r.gpu.map(|g| Number::Value(u64::from(g))),
+                share: r.gpu_milli.map(|m| Number::Value(u64::from(m))),
+            },
+            models: (!task.gpu_models.is_empty()).then_some(Models::List(&task.gpu_models)),
+        };
+        let demand = match parse_demand(parts, Catalog::Intern(models)) {
             Ok(d) => d,
-            Err((column, message)) => {
-                fail(&format!("resources.{column}"), message);
+            Err(e) => {
+                fail(e.name, e.problem.to_string());
                 continue;
             }
         };
@@ -161,7 +168,7 @@ mod tests {
             [
                 "spec.tasks[0].replicas",
                 "spec.tasks[1].resources.cpu",
-                "spec.tasks[2].resources",
+                "spec.tasks[2].resources.gpuMilli",
                 "spec.tasks[3].name",
                 "spec.tasks[3].resources"
             ]

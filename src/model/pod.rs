@@ -1,4 +1,5 @@
-//! What a pod asks for: CPU, memory, and whole GPUs or a share of one GPU.
+//! What a pod asks for: CPU, memory, and whole GPUs or a share of one GPU. Sources are read
+//! into these by [`super::demand::parse_demand`].
 
 use super::gpu::ModelSet;
 
@@ -20,19 +21,6 @@ pub enum GpuDemand {
 }
 
 impl GpuDemand {
-    /// Build from the trace's pair (`num_gpu`, per-GPU `gpu_milli`).
-    pub fn from_parts(num_gpu: u32, gpu_milli: u32) -> Result<Self, DemandError> {
-        match (num_gpu, gpu_milli) {
-            (0, 0) => Ok(GpuDemand::None),
-            (0, m) => Err(DemandError::MilliWithoutGpu(m)),
-            (_, 0) => Err(DemandError::GpuWithoutMilli(num_gpu)),
-            (1, m) if m < MILLI_PER_GPU => Ok(GpuDemand::Shared { milli: m }),
-            (n, MILLI_PER_GPU) => Ok(GpuDemand::Whole { count: n }),
-            (_, m) if m > MILLI_PER_GPU => Err(DemandError::MilliTooLarge(m)),
-            (n, m) => Err(DemandError::SharedMultiGpu(n, m)),
-        }
-    }
-
     /// Number of devices touched (the trace's `num_gpu`).
     pub fn num_gpu(self) -> u32 {
         match self {
@@ -55,19 +43,6 @@ impl GpuDemand {
     pub fn total_milli(self) -> u64 {
         u64::from(self.num_gpu()) * u64::from(self.per_gpu_milli())
     }
-}
-
-/// Why a demand is not a valid pod request.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum DemandError {
-    #[error("gpu_milli is {0} but num_gpu is 0")]
-    MilliWithoutGpu(u32),
-    #[error("num_gpu is {0} but gpu_milli is 0")]
-    GpuWithoutMilli(u32),
-    #[error("gpu_milli {0} exceeds one whole GPU (1000)")]
-    MilliTooLarge(u32),
-    #[error("a GPU share ({1} milli) must be on exactly one GPU, not {0}")]
-    SharedMultiGpu(u32, u32),
 }
 
 /// A pod's resource demand in core units.
@@ -115,20 +90,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn trace_pairs_map_to_demands() {
-        assert_eq!(GpuDemand::from_parts(0, 0), Ok(GpuDemand::None));
-        assert_eq!(
-            GpuDemand::from_parts(1, 460),
-            Ok(GpuDemand::Shared { milli: 460 })
-        );
-        assert_eq!(
-            GpuDemand::from_parts(8, 1000),
-            Ok(GpuDemand::Whole { count: 8 })
-        );
-        assert_eq!(GpuDemand::from_parts(8, 1000).unwrap().total_milli(), 8000);
-        assert!(GpuDemand::from_parts(2, 500).is_err());
-        assert!(GpuDemand::from_parts(0, 500).is_err());
-        assert!(GpuDemand::from_parts(1, 0).is_err());
-        assert!(GpuDemand::from_parts(1, 1500).is_err());
+    fn totals_count_every_touched_device() {
+        assert_eq!(GpuDemand::None.total_milli(), 0);
+        assert_eq!(GpuDemand::Shared { milli: 460 }.total_milli(), 460);
+        assert_eq!(GpuDemand::Whole { count: 8 }.total_milli(), 8000);
     }
 }

@@ -6,8 +6,10 @@
 //! `memory` (quantity); `gpu` or `gpus` (count); `model` (empty for CPU-only nodes).
 //! Pod CSV columns: `name`; `cpu_milli` or `cpu`; `memory_mib` or `memory`; `num_gpu`;
 //! `gpu_milli` (per GPU, < 1000 only for a share of one GPU; defaults to 1000 when
-//! `num_gpu` > 0 and the column is absent); optional `gpu_spec` (allowed models, `|`-separated).
-//! Other columns (qos, times, ...) are ignored.
+//! `num_gpu` > 0 and the column is absent); optional `gpu_spec` (allowed models, `|`-separated;
+//! empty or `nan` for any). Other columns (qos, times, ...) are ignored. A pod's columns are
+//! read by [`crate::model::demand::parse_demand`], so its limits and messages are the ones of
+//! every other source of pods.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,8 +17,12 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::model::quantity::{parse_bytes, parse_count, parse_cpu_milli};
-use crate::model::{Cluster, GpuDemand, MILLI_PER_GPU, ModelCatalog, Node, PodDemand};
+use crate::model::demand::{
+    Amount, Catalog, DemandError, DemandParts, FieldNames, Gpus, Models, Number, Problem,
+    parse_demand,
+};
+use crate::model::quantity::{parse_bytes, parse_cpu_milli};
+use crate::model::{Cluster, ModelCatalog, Node, PodDemand};
 
 const MIB: u64 = 1 << 20;
 
@@ -88,32 +94,35 @@ impl Row<'_> {
     }
 
     /// The first of `columns` present in the header; an error naming all of them otherwise.
-    fn pick<'c>(&self, columns: &[&'c str]) -> Result<(&'c str, &str), TraceError> {
+    fn pick(&self, columns: &[&'static str]) -> Result<(&'static str, &str), TraceError> {
         columns
             .iter()
             .find_map(|c| self.get(c).map(|v| (*c, v)))
             .ok_or_else(|| self.error(&columns.join("` or `"), "missing column"))
     }
 
-    fn integer(&self, column: &str, text: &str) -> Result<u64, TraceError> {
-        parse_count(text).map_err(|e| self.error(column, e.to_string()))
+    fn problem(&self, column: &str, problem: Problem) -> TraceError {
+        self.error(column, problem.to_string())
     }
 
-    fn cpu_milli(&self) -> Result<u64, TraceError> {
-        match self.pick(&["cpu_milli", "cpu"])? {
-            ("cpu", text) => parse_cpu_milli(text).map_err(|e| self.error("cpu", e.to_string())),
-            (column, text) => self.integer(column, text),
-        }
+    fn demand_error(&self, e: DemandError) -> TraceError {
+        self.problem(e.name, e.problem)
     }
 
-    fn memory_bytes(&self) -> Result<u64, TraceError> {
-        match self.pick(&["memory_mib", "memory"])? {
-            ("memory", text) => parse_bytes(text).map_err(|e| self.error("memory", e.to_string())),
-            (column, text) => self
-                .integer(column, text)?
-                .checked_mul(MIB)
-                .ok_or_else(|| self.error(column, "too large")),
-        }
+    /// The cpu column: `cpu_milli` (a count) or `cpu` (a quantity).
+    fn cpu(&self) -> Result<(&'static str, Amount<'_>), TraceError> {
+        Ok(match self.pick(&["cpu_milli", "cpu"])? {
+            ("cpu", text) => ("cpu", Amount::Quantity(text)),
+            (column, text) => (column, Amount::Units { text, unit: 1 }),
+        })
+    }
+
+    /// The memory column: `memory_mib` (a count of MiB) or `memory` (a quantity).
+    fn memory(&self) -> Result<(&'static str, Amount<'_>), TraceError> {
+        Ok(match self.pick(&["memory_mib", "memory"])? {
+            ("memory", text) => ("memory", Amount::Quantity(text)),
+            (column, text) => (column, Amount::Units { text, unit: MIB }),
+        })
     }
 }
 
@@ -167,10 +176,15 @@ pub fn parse_nodes_csv(file: &str, text: &str) -> Result<Cluster, TraceError> {
         if name.is_empty() {
             return Err(row.error("name", "empty node name"));
         }
-        let cpu = row.cpu_milli()?;
-        let memory = row.memory_bytes()?;
+        let (cpu_col, cpu) = row.cpu()?;
+        let cpu = cpu.cpu_milli().map_err(|p| row.problem(cpu_col, p))?;
+        let (memory_col, memory) = row.memory()?;
+        let memory = memory.bytes().map_err(|p| row.problem(memory_col, p))?;
         let (gpu_col, gpus) = row.pick(&["gpu", "gpus"])?;
-        let gpus = row.integer(gpu_col, gpus)? as usize;
+        let gpus = Number::Text(gpus)
+            .value()
+            .map_err(|p| row.problem(gpu_col, p))?;
+        let gpus = usize::try_from(gpus).unwrap_or(usize::MAX);
         let model = match row.get("model").filter(|m| !m.is_empty() && *m != "nan") {
             Some(m) => Some(
                 models
@@ -221,31 +235,31 @@ pub fn parse_pods_csv(
     let mut list = PodList::default();
     read_csv(file, text, |row| {
         let (_, name) = row.pick(&["name"])?;
-        let cpu = row.cpu_milli()?;
-        let memory = row.memory_bytes()?;
-        let num_gpu = row.integer("num_gpu", row.pick(&["num_gpu"])?.1)?;
-        let gpu_milli = match row.get("gpu_milli") {
-            Some(text) => row.integer("gpu_milli", text)?,
-            None if num_gpu > 0 => u64::from(MILLI_PER_GPU),
-            None => 0,
-        };
-        let gpu = GpuDemand::from_parts(
-            u32::try_from(num_gpu).map_err(|_| row.error("num_gpu", "too large"))?,
-            u32::try_from(gpu_milli).map_err(|_| row.error("gpu_milli", "too large"))?,
-        )
-        .map_err(|e| row.error("gpu_milli", e.to_string()))?;
+        let (cpu_col, cpu) = row.cpu()?;
+        let (memory_col, memory) = row.memory()?;
+        let (_, num_gpu) = row.pick(&["num_gpu"])?;
         let spec = row.get("gpu_spec").filter(|s| *s != "nan").unwrap_or("");
-        let allowed = models
-            .parse_set(spec, '|')
-            .map_err(|e| row.error("gpu_spec", e.to_string()))?;
+        let parts = DemandParts {
+            names: FieldNames {
+                cpu: cpu_col,
+                memory: memory_col,
+                gpus: "num_gpu",
+                gpu_milli: "gpu_milli",
+                models: "gpu_spec",
+            },
+            cpu,
+            memory,
+            gpus: Gpus::PerDevice {
+                num_gpu: Number::Text(num_gpu),
+                milli: row.get("gpu_milli").map(Number::Text),
+            },
+            models: (!spec.is_empty()).then_some(Models::Separated(spec, '|')),
+        };
+        let demand =
+            parse_demand(parts, Catalog::Intern(models)).map_err(|e| row.demand_error(e))?;
         list.names.push(name.to_string());
         list.specs.push(spec.to_string());
-        list.pods.push(PodDemand {
-            cpu_milli: cpu,
-            memory_bytes: memory,
-            gpu,
-            models: allowed,
-        });
+        list.pods.push(demand);
         Ok(())
     })?;
     if list.pods.is_empty() {
@@ -267,8 +281,9 @@ pub struct NodeEntry {
     pub model: Option<String>,
 }
 
-/// JSON pod entry: `{"name": "p1", "cpu": "4", "memory": "16Gi", "gpus": 1, "gpuMilli": 500,
-/// "gpuModels": ["T4"]}`; `gpuMilli` (a share of one GPU) and `gpus` > 1 exclude each other.
+/// JSON pod entry: `{"name": "p1", "cpu": "4", "memory": "16Gi", "gpuMilli": 500,
+/// "gpuModels": ["T4"]}`; `gpus` (whole GPUs) and `gpuMilli` (a share of one GPU) exclude
+/// each other. Read by [`crate::model::demand::parse_demand`], with [`JSON_FIELDS`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PodEntry {
@@ -314,38 +329,22 @@ pub fn nodes_from_entries(file: &str, entries: &[NodeEntry]) -> Result<Cluster, 
     finish_cluster(file, models, nodes)
 }
 
-/// A demand from quantity strings and GPU fields; on error, the offending field and why.
-pub fn demand_from_parts(
-    cpu: &str,
-    memory: &str,
-    gpus: u32,
-    gpu_milli: Option<u32>,
-    gpu_models: &[String],
-    models: &mut ModelCatalog,
-) -> Result<PodDemand, (&'static str, String)> {
-    let cpu_milli = parse_cpu_milli(cpu).map_err(|x| ("cpu", x.to_string()))?;
-    let memory_bytes = parse_bytes(memory).map_err(|x| ("memory", x.to_string()))?;
-    let (num, milli) = match gpu_milli {
-        Some(_) if gpus > 1 => {
-            return Err((
-                "gpuMilli",
-                format!("a GPU share must be on one GPU, but gpus is {gpus}"),
-            ));
-        }
-        Some(m) => (1, m),
-        None if gpus > 0 => (gpus, MILLI_PER_GPU),
-        None => (0, 0),
-    };
-    let gpu = GpuDemand::from_parts(num, milli).map_err(|x| ("gpuMilli", x.to_string()))?;
-    let allowed = models
-        .parse_set(&gpu_models.join("|"), '|')
-        .map_err(|x| ("gpuModels", x.to_string()))?;
-    Ok(PodDemand {
-        cpu_milli,
-        memory_bytes,
-        gpu,
-        models: allowed,
-    })
+/// What JSON pod entries (pod lists, snapshot files) call a demand's fields.
+pub const JSON_FIELDS: FieldNames = FieldNames {
+    cpu: "cpu",
+    memory: "memory",
+    gpus: "gpus",
+    gpu_milli: "gpuMilli",
+    models: "gpuModels",
+};
+
+/// The GPU part of a JSON pod entry: `gpus` whole GPUs (0, the default, is not given) or a
+/// `gpuMilli` share of one GPU.
+pub fn json_gpus(gpus: u32, gpu_milli: Option<u32>) -> Gpus<'static> {
+    Gpus::WholeOrShare {
+        whole: (gpus > 0).then_some(Number::Value(u64::from(gpus))),
+        share: gpu_milli.map(|m| Number::Value(u64::from(m))),
+    }
 }
 
 /// Parse a JSON pod list (an array of [`PodEntry`]).
@@ -357,19 +356,18 @@ pub fn parse_pods_json(
     let entries: Vec<PodEntry> = serde_json::from_str(text).map_err(|e| json_error(file, &e))?;
     let mut list = PodList::default();
     for (i, e) in entries.iter().enumerate() {
-        let demand = demand_from_parts(
-            &e.cpu,
-            &e.memory,
-            e.gpus,
-            e.gpu_milli,
-            &e.gpu_models,
-            models,
-        )
-        .map_err(|(column, problem)| TraceError {
+        let parts = DemandParts {
+            names: JSON_FIELDS,
+            cpu: Amount::Quantity(&e.cpu),
+            memory: Amount::Quantity(&e.memory),
+            gpus: json_gpus(e.gpus, e.gpu_milli),
+            models: (!e.gpu_models.is_empty()).then_some(Models::List(&e.gpu_models)),
+        };
+        let demand = parse_demand(parts, Catalog::Intern(models)).map_err(|e| TraceError {
             file: file.to_string(),
             line: None,
-            column: Some(format!("[{i}].{column}")),
-            problem,
+            column: Some(format!("[{i}].{}", e.name)),
+            problem: e.problem.to_string(),
         })?;
         list.names.push(e.name.clone());
         list.specs.push(e.gpu_models.join("|"));

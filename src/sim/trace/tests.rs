@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::GpuDemand;
 
 const NODES: &str = "sn,cpu_milli,memory_mib,gpu,model\nn0,64000,262144,2,P100\nn1,96000,786432,8,V100M32\nc0,32000,131072,0,\n";
 
@@ -43,7 +44,11 @@ fn bad_rows_name_file_line_and_column() {
 
     let shared_multi = "name,cpu_milli,memory_mib,num_gpu,gpu_milli\np0,1000,10,2,500\n";
     let e = parse_pods_csv("pods.csv", shared_multi, &mut models).unwrap_err();
-    assert_eq!(e.column.as_deref(), Some("gpu_milli"));
+    assert_eq!(
+        e.to_string(),
+        "pods.csv:2: column `gpu_milli`: 500 milli is a share of one GPU, but num_gpu is 2 \
+         (whole GPUs are 1000 milli each)"
+    );
 
     let missing = "name,cpu_milli,num_gpu\np0,1000,1\n";
     let e = parse_pods_csv("pods.csv", missing, &mut models).unwrap_err();
@@ -91,6 +96,14 @@ fn json_lists_load_and_errors_point_at_the_entry() {
     let bad = r#"[{"name":"p0","cpu":"4","memory":"16GB"}]"#;
     let e = parse_pods_json("pods.json", bad, &mut c.models).unwrap_err();
     assert_eq!(e.column.as_deref(), Some("[0].memory"));
+    let both = r#"[{"name":"p0","cpu":"4","memory":"1Gi","gpus":1,"gpuMilli":500}]"#;
+    assert_eq!(
+        parse_pods_json("pods.json", both, &mut c.models)
+            .unwrap_err()
+            .to_string(),
+        "pods.json: column `[0].gpuMilli`: 500 conflicts with gpus: 1; ask for a share of one \
+         GPU or for whole GPUs, not both"
+    );
     let unknown = r#"[{"name":"p0","cpu":"4","memory":"1Gi","gpu":1}]"#;
     assert!(
         parse_pods_json("pods.json", unknown, &mut c.models)
