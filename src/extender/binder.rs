@@ -10,8 +10,8 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 use kube::core::ObjectMeta;
 
-use crate::live::pod::format_devices;
 use super::state::BoundPod;
+use crate::live::pod::format_devices;
 use crate::names::GPU_DEVICES_ANNOTATION;
 
 /// Longest a bind may wait on the API server; kube-scheduler's own extender timeout for
