@@ -9,6 +9,7 @@ mod plan;
 mod plot;
 mod report;
 mod simulate;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +20,7 @@ pub use agent::AgentArgs;
 pub use controller::ControllerArgs;
 pub use extender::ExtenderArgs;
 pub use simulate::SimulateArgs;
+pub use train::TrainArgs;
 
 /// GPU-aware scheduling for Kubernetes: a scheduler extender, a batch-planning controller,
 /// a node agent, and an offline simulator that measures placement policies on real traces.
@@ -93,16 +95,6 @@ impl From<FilterAnswerFlag> for crate::extender::FilterAnswer {
 }
 
 #[derive(Debug, Args)]
-pub struct TrainArgs {
-    /// Pod list to train on (trace NAME or file), as for `simulate --pods`.
-    #[arg(long, default_value = "default")]
-    pub pods: String,
-    /// Where to write the trained policy file.
-    #[arg(long, short, default_value = "policy.json")]
-    pub output: PathBuf,
-}
-
-#[derive(Debug, Args)]
 #[command(after_help = "\
 The snapshot is JSON: {\"nodes\": [{\"name\", \"cpu\", \"memory\", \"gpus\", \"model\"}],
 \"pods\": [{\"name\", \"node\", \"cpu\", \"memory\", \"gpus\" | \"gpuMilli\", \"devices\"}]} (pods already
@@ -141,15 +133,9 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Extender(args) => extender::run(&args),
         Command::Controller(args) => controller::run(&args),
         Command::Agent(args) => agent::run(&args),
-        Command::Train(_) => not_yet("train"),
+        Command::Train(args) => train::run(&args),
         Command::Plan(args) => plan_command(&args),
     }
-}
-
-/// Roles that later work fills in say so plainly instead of pretending to run.
-fn not_yet(command: &str) -> anyhow::Result<ExitCode> {
-    eprintln!("allot {command}: not implemented yet");
-    Ok(ExitCode::from(2))
 }
 
 #[cfg(feature = "k8s")]

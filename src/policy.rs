@@ -9,6 +9,7 @@ mod decide;
 mod dotprod;
 mod fgd;
 mod kube;
+pub mod learned;
 mod packing;
 mod random;
 
@@ -65,10 +66,11 @@ pub enum PolicyKind {
     Fgd,
     LeastAllocated,
     MostAllocated,
+    Learned,
 }
 
 impl PolicyKind {
-    pub const ALL: [PolicyKind; 8] = [
+    pub const ALL: [PolicyKind; 9] = [
         PolicyKind::Random,
         PolicyKind::DotProd,
         PolicyKind::Clustering,
@@ -77,6 +79,7 @@ impl PolicyKind {
         PolicyKind::Fgd,
         PolicyKind::LeastAllocated,
         PolicyKind::MostAllocated,
+        PolicyKind::Learned,
     ];
 
     /// The six policies of the FGD paper, in its column order (the first six of `ALL`).
@@ -92,6 +95,7 @@ impl PolicyKind {
             PolicyKind::Fgd => "fgd",
             PolicyKind::LeastAllocated => "least-allocated",
             PolicyKind::MostAllocated => "most-allocated",
+            PolicyKind::Learned => "learned",
         }
     }
 
@@ -104,7 +108,9 @@ impl PolicyKind {
             PolicyKind::Packing => "04-GpuPacking",
             PolicyKind::BestFit => "05-BestFit",
             PolicyKind::Fgd => "06-FGD",
-            PolicyKind::LeastAllocated | PolicyKind::MostAllocated => return None,
+            PolicyKind::LeastAllocated | PolicyKind::MostAllocated | PolicyKind::Learned => {
+                return None;
+            }
         })
     }
 
@@ -120,6 +126,7 @@ impl PolicyKind {
             PolicyKind::Fgd => Box::new(Fgd::new(target.clone())),
             PolicyKind::LeastAllocated => Box::new(Allocated::new(AllocatedMode::Least)),
             PolicyKind::MostAllocated => Box::new(Allocated::new(AllocatedMode::Most)),
+            PolicyKind::Learned => Box::new(learned::embedded(target)),
         }
     }
 }

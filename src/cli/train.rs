@@ -1,0 +1,205 @@
+//! `allot train`: train the learned policy on trace replays (supervised from FGD's history,
+//! then Q-learning), with a progress bar, and write the policy file plus its learning curves
+//! (CSV and SVG).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use plotters::prelude::*;
+
+use super::simulate::parse_seeds;
+use crate::learn::{self, CurvePoint, Options, Trace};
+use crate::sim::load_trace;
+
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Traces to train on (trace NAMEs or files, comma-separated), as for `simulate --pods`.
+    #[arg(long, default_value = "default", value_name = "P[,P...]")]
+    pub pods: String,
+    /// Folders searched for openb_pod_list_NAME.csv (the bundled default needs none).
+    #[arg(long, value_name = "DIR", env = "ALLOT_TRACE_DIR")]
+    pub trace_dir: Vec<PathBuf>,
+    /// Training seeds (never 42-51, the evaluation seeds).
+    #[arg(long, default_value = "1-4")]
+    pub seeds: String,
+    /// Validation seeds: the held-out split of the supervised phase, and the replays that
+    /// choose the best epoch.
+    #[arg(long, default_value = "60-61")]
+    pub validation_seeds: String,
+    /// Epochs of the supervised phase (0 skips it).
+    #[arg(long, default_value_t = 2)]
+    pub supervised_epochs: usize,
+    /// Epochs of Q-learning (0 skips it).
+    #[arg(long, default_value_t = 6)]
+    pub epochs: usize,
+    /// Discount of future rewards.
+    #[arg(long, default_value_t = 0.5)]
+    pub gamma: f64,
+    /// SGD step size.
+    #[arg(long, default_value_t = 0.05)]
+    pub learning_rate: f64,
+    /// Seed of the minibatch draws (episodes are seeded by --seeds).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Where to write the trained policy file.
+    #[arg(long, short, default_value = "policy.json")]
+    pub output: PathBuf,
+    /// Where to write curves.csv and curves.svg (default: beside the policy file).
+    #[arg(long, value_name = "DIR")]
+    pub curves: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    let seeds = parse_seeds(&args.seeds).context("--seeds")?;
+    let validation = parse_seeds(&args.validation_seeds).context("--validation-seeds")?;
+    if !(0.0..1.0).contains(&args.gamma) {
+        bail!("--gamma {} must be in 0..1", args.gamma);
+    }
+    if !(args.learning_rate > 0.0 && args.learning_rate <= 1.0) {
+        bail!("--learning-rate {} must be in (0, 1]", args.learning_rate);
+    }
+    let mut dirs = args.trace_dir.clone();
+    dirs.push(PathBuf::from("traces/openb"));
+    let mut traces = Vec::new();
+    for name in args
+        .pods
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let t = load_trace(name, None, &dirs)?;
+        let target = t.workload().target();
+        traces.push(Trace {
+            name: t.name.clone(),
+            cluster: t.cluster,
+            pods: t.pods.pods,
+            target,
+        });
+    }
+    let opts = Options {
+        gamma: args.gamma,
+        learning_rate: args.learning_rate,
+        supervised_epochs: args.supervised_epochs,
+        epochs: args.epochs,
+        seed: args.seed,
+        ..Options::default()
+    };
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    };
+    if let Ok(style) =
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} replays {msg}")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let (mut file, curves) = learn::train(&traces, &seeds, &validation, &opts, |p| {
+        bar.set_length(p.total as u64);
+        bar.set_position(p.done as u64);
+        bar.set_message(p.phase);
+    })?;
+    bar.finish_and_clear();
+    file.provenance.created = jiff_now();
+    file.hash = file.content_hash();
+    file.save(&args.output)
+        .with_context(|| format!("writing {}", args.output.display()))?;
+    let dir = args.curves.clone().unwrap_or_else(|| {
+        args.output
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    });
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join("curves.csv"), curves_csv(&curves))?;
+    std::fs::write(dir.join("curves.svg"), curves_svg(&curves)?)?;
+    for c in &curves {
+        eprintln!(
+            "{:<18} epoch {:>2}: train {:>9.4}  validation unallocated GPU {:.2} %",
+            c.phase, c.epoch, c.train_reward, c.validation_unallocated_pct
+        );
+    }
+    eprintln!(
+        "wrote {} (hash {}) and {}/curves.{{csv,svg}}",
+        args.output.display(),
+        file.hash,
+        dir.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Seconds since the Unix epoch, as the provenance's creation note (no clock crate in the
+/// core build).
+fn jiff_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!("unix {secs}")
+}
+
+fn curves_csv(curves: &[CurvePoint]) -> String {
+    let mut out = String::from("phase,epoch,train_reward,validation_unallocated_gpu_pct\n");
+    for c in curves {
+        out += &format!(
+            "{},{},{},{}\n",
+            c.phase, c.epoch, c.train_reward, c.validation_unallocated_pct
+        );
+    }
+    out
+}
+
+/// Validation unallocated GPU % per step of training (warm start, supervised epochs, then
+/// Q-learning epochs): the learning picture.
+fn curves_svg(curves: &[CurvePoint]) -> anyhow::Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (800, 500)).into_drawing_area();
+        root.fill(&WHITE)?;
+        let ys: Vec<f64> = curves
+            .iter()
+            .map(|c| c.validation_unallocated_pct)
+            .collect();
+        let lo = ys.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let pad = ((hi - lo) * 0.2).max(0.1);
+        let mut chart = ChartBuilder::on(&root)
+            .caption(
+                "allot train: validation unallocated GPU % (lower is better)",
+                ("sans-serif", 18),
+            )
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(56)
+            .build_cartesian_2d(
+                0f64..(curves.len().max(2) - 1) as f64,
+                (lo - pad)..(hi + pad),
+            )?;
+        chart
+            .configure_mesh()
+            .x_desc("step (0 = FGD warm start, then supervised, then Q-learning epochs)")
+            .y_desc("unallocated GPU %")
+            .draw()?;
+        chart.draw_series(LineSeries::new(
+            ys.iter().enumerate().map(|(i, y)| (i as f64, *y)),
+            &BLUE,
+        ))?;
+        chart.draw_series(
+            ys.iter()
+                .enumerate()
+                .map(|(i, y)| Circle::new((i as f64, *y), 3, BLUE.filled())),
+        )?;
+        if let Some(start) = ys.first() {
+            chart.draw_series(LineSeries::new(
+                [(0.0, *start), ((curves.len().max(2) - 1) as f64, *start)],
+                &RED,
+            ))?;
+        }
+        root.present()?;
+    }
+    Ok(svg)
+}

@@ -1,0 +1,201 @@
+//! `learned`: a linear Q-function over the features of each (pod, candidate node) pair
+//! (`features.rs`), with weights from a policy file (`file.rs`). One shared scoring function
+//! applied to every feasible candidate, then the best taken by the common [`Decider`]; FGD's
+//! own score is a feature, so a policy starts from FGD and learns corrections. The Q-value is
+//! cut to `levels` steps (FGD's 100 by default) so that near-equal placements tie and the
+//! fixed tie order decides, as it does for FGD.
+//!
+//! [`Decider`]: crate::policy::Decider
+
+pub mod features;
+pub mod file;
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::{Context, Fgd, Policy};
+use crate::model::frag::TargetWorkload;
+use crate::model::{Cluster, DeviceSet, MILLI_PER_GPU, Node, PodDemand};
+use crate::rng::Rng;
+use features::{COUNT, Globals};
+pub use file::{PolicyFile, PolicyFileError, Provenance};
+
+/// Stream of the exploration draws, apart from every other use of a decision's key.
+const STREAM_EXPLORE: u64 = 0x4558_504c;
+
+/// What training sees of each decision: every candidate's node index and features.
+#[derive(Debug, Clone, Default)]
+pub struct Recording {
+    pub candidates: Vec<(usize, [f64; COUNT])>,
+}
+
+/// The learned policy. Cheap to build; one value follows one evolving cluster.
+#[derive(Debug)]
+pub struct Learned {
+    weights: [f64; COUNT],
+    levels: f64,
+    fgd: Fgd,
+    fgd_scores: Vec<i64>,
+    /// Per node `(generation + 1, fragmentation)`, for the cluster-fragmentation feature.
+    frag: Vec<(u64, f64)>,
+    target: TargetWorkload,
+    cpu_per_gpu: f64,
+    /// Training only: the chance of a uniformly random choice, and this decision's draw.
+    epsilon: f64,
+    explore: Option<Rng>,
+    recorder: Option<Arc<Mutex<Recording>>>,
+}
+
+impl Learned {
+    pub fn new(file: &PolicyFile, target: TargetWorkload) -> Self {
+        let mut weights = [0.0; COUNT];
+        for (w, v) in weights.iter_mut().zip(&file.weights) {
+            *w = *v;
+        }
+        Learned {
+            weights,
+            levels: f64::from(file.levels),
+            fgd: Fgd::new(target.clone()),
+            fgd_scores: Vec::new(),
+            frag: Vec::new(),
+            cpu_per_gpu: typical_cpu_per_gpu(&target),
+            target,
+            epsilon: 0.0,
+            explore: None,
+            recorder: None,
+        }
+    }
+
+    /// For training: explore with probability `epsilon` and record every decision.
+    pub fn training(mut self, epsilon: f64, recorder: Arc<Mutex<Recording>>) -> Self {
+        self.epsilon = epsilon;
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// The Q-value of one feature vector.
+    pub fn q(&self, features: &[f64; COUNT]) -> f64 {
+        dot(&self.weights, features)
+    }
+
+    /// Each feature's contribution `w_i * x_i` to the Q-value (for explanations).
+    pub fn contributions(&self, features: &[f64; COUNT]) -> [f64; COUNT] {
+        let mut out = [0.0; COUNT];
+        for i in 0..COUNT {
+            out[i] = self.weights[i] * features[i];
+        }
+        out
+    }
+
+    /// The decision score of a Q-value.
+    pub fn level(&self, q: f64) -> i64 {
+        (self.levels * q).floor().clamp(-1e15, 1e15) as i64
+    }
+
+    /// The features of placing `pod` on each of `candidates` (the decision's globals included).
+    pub fn features(
+        &mut self,
+        cluster: &Cluster,
+        pod: &PodDemand,
+        candidates: &[usize],
+    ) -> Vec<[f64; COUNT]> {
+        self.fgd_scores.clear();
+        self.fgd_scores.resize(candidates.len(), 0);
+        self.fgd
+            .score(cluster, pod, candidates, &mut self.fgd_scores);
+        let g = self.globals(cluster);
+        candidates
+            .iter()
+            .zip(&self.fgd_scores)
+            .map(|(&i, &s)| features::of(&cluster.nodes()[i], pod, s, &g))
+            .collect()
+    }
+
+    fn globals(&mut self, cluster: &Cluster) -> Globals {
+        if self.frag.len() != cluster.len() {
+            self.frag = vec![(0, 0.0); cluster.len()];
+        }
+        let mut frag = 0.0;
+        let mut idle = 0u64;
+        for (slot, node) in self.frag.iter_mut().zip(cluster.nodes()) {
+            if slot.0 != node.generation + 1 {
+                *slot = (node.generation + 1, self.target.node_frag(node));
+            }
+            frag += slot.1;
+            idle += u64::from(node.idle_gpu_milli());
+        }
+        let capacity = cluster.gpu_capacity_milli().max(1) as f64;
+        Globals {
+            load: cluster.gpu_allocated_milli() as f64 / capacity,
+            frag: if idle == 0 { 0.0 } else { frag / idle as f64 },
+            cpu_per_gpu: self.cpu_per_gpu,
+        }
+    }
+}
+
+/// The target workload's CPU milli per GPU (0 when it has no GPU pods).
+fn typical_cpu_per_gpu(target: &TargetWorkload) -> f64 {
+    let (mut cpu, mut gpu) = (0.0, 0.0);
+    for (shape, p) in target.classes() {
+        if shape.needs_gpu() {
+            cpu += p * shape.cpu_milli as f64;
+            gpu += p * shape.gpu.total_milli() as f64 / f64::from(MILLI_PER_GPU);
+        }
+    }
+    if gpu > 0.0 { cpu / gpu } else { 0.0 }
+}
+
+fn dot(w: &[f64; COUNT], x: &[f64; COUNT]) -> f64 {
+    w.iter().zip(x).map(|(a, b)| a * b).sum()
+}
+
+impl Policy for Learned {
+    fn name(&self) -> &'static str {
+        "learned"
+    }
+
+    fn begin(&mut self, _: &Context, draw: u64) {
+        self.explore = None;
+        if self.epsilon > 0.0 {
+            let mut rng = Rng::derive(draw, STREAM_EXPLORE);
+            let u = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            if u < self.epsilon {
+                self.explore = Some(rng);
+            }
+        }
+    }
+
+    fn score(&mut self, cluster: &Cluster, pod: &PodDemand, candidates: &[usize], out: &mut [i64]) {
+        let feats = self.features(cluster, pod, candidates);
+        for (slot, f) in out.iter_mut().zip(&feats) {
+            *slot = self.level(self.q(f));
+        }
+        if let Some(rng) = self.explore.as_mut() {
+            for slot in out.iter_mut() {
+                *slot = (rng.next_u64() >> 1) as i64;
+            }
+        }
+        if let Some(rec) = &self.recorder {
+            let mut rec = rec.lock().unwrap_or_else(PoisonError::into_inner);
+            rec.candidates.clear();
+            rec.candidates
+                .extend(candidates.iter().copied().zip(feats.iter().copied()));
+        }
+    }
+
+    fn devices(&mut self, node: &Node, pod: &PodDemand) -> Option<DeviceSet> {
+        self.fgd.devices(node, pod)
+    }
+}
+
+/// The embedded policy for `target`, or FGD's warm start if the embedded file were broken
+/// (a build problem the embedded-policy test catches).
+pub fn embedded(target: &TargetWorkload) -> Learned {
+    let file =
+        PolicyFile::embedded().unwrap_or_else(|_| PolicyFile::fgd_start(Provenance::default()));
+    Learned::new(&file, target.clone())
+}
+
+/// The policy file `learned` means when none is loaded: the embedded one, shared.
+pub fn shared_embedded() -> Option<Arc<PolicyFile>> {
+    PolicyFile::embedded().ok().map(Arc::new)
+}

@@ -1,0 +1,184 @@
+//! The features of one (pod, candidate node) pair that the learned Q-function reads. Every
+//! feature is a plain number near 0..1, computed from the node before and after the
+//! hypothetical placement, the pod, FGD's own score and two global context values; the order
+//! of [`NAMES`] is the order of a policy file's weights.
+
+use crate::model::{GpuDemand, MAX_GPUS_PER_NODE, MILLI_PER_GPU, Node, PodDemand};
+use crate::policy::{MAX_CPU_MILLI, MAX_GPU_MILLI};
+
+/// Number of features.
+pub const COUNT: usize = 14;
+
+/// Feature names, in weight order (a policy file lists them and must match).
+pub const NAMES: [&str; COUNT] = [
+    // FGD's score for this placement, 0..1 (its 0..100 level / 100): the incumbent heuristic,
+    // so that learning starts from FGD (weight 1, all others 0, reproduces FGD exactly).
+    "fgd_score",
+    // Idle GPU milli left on the node after the placement, over 8,000 (the largest node).
+    "gpu_free_after",
+    // Free CPU left after the placement, over 128 cores (the largest node).
+    "cpu_free_after",
+    // Free memory left after the placement, as a fraction of the node's memory.
+    "memory_free_after",
+    // Whole devices still fully free after the placement, over 8.
+    "full_devices_after",
+    // Devices partly used after the placement (0 < free < 1000 milli), over 8.
+    "partial_devices_after",
+    // The pod's demand class: a share of one GPU.
+    "pod_shared",
+    // The pod's demand class: whole GPUs, count over 8.
+    "pod_whole",
+    // The pod's demand class: CPU only.
+    "pod_cpu_only",
+    // The pod constrains GPU models and this node's model is one of them (a scarce placement).
+    "model_constrained_match",
+    // CPU per free GPU left on the node against the workload's typical CPU per GPU, as a
+    // log2 ratio clipped to -4..4 and scaled to -1..1 (0: the node keeps the typical ratio).
+    "cpu_per_gpu_ratio",
+    // Cluster GPU load so far: allocated milli over capacity (global context).
+    "cluster_load",
+    // Cluster fragmentation so far: fragmented milli over idle milli (global context).
+    "cluster_frag",
+    // Constant 1 (the bias).
+    "bias",
+];
+
+/// What the features need beyond the node and the pod: the same for every candidate of one
+/// decision.
+#[derive(Debug, Clone, Copy)]
+pub struct Globals {
+    /// Allocated over capacity GPU milli.
+    pub load: f64,
+    /// Fragmented over idle GPU milli.
+    pub frag: f64,
+    /// The workload's typical CPU milli per GPU (from the target workload).
+    pub cpu_per_gpu: f64,
+}
+
+/// The features of placing `pod` on `node`, whose FGD score is `fgd` (0..100).
+pub fn of(node: &Node, pod: &PodDemand, fgd: i64, g: &Globals) -> [f64; COUNT] {
+    let n = node.gpu_count();
+    let mut free = [0u16; MAX_GPUS_PER_NODE];
+    free[..n].copy_from_slice(node.gpu_free());
+    take(&mut free[..n], pod.gpu);
+    let full = MILLI_PER_GPU as u16;
+    let idle: u32 = free[..n].iter().map(|&f| u32::from(f)).sum();
+    let full_free = free[..n].iter().filter(|&&f| f == full).count();
+    let partial = free[..n].iter().filter(|&&f| f > 0 && f < full).count();
+    let cpu_after = node.cpu_free.saturating_sub(pod.cpu_milli) as f64;
+    let mem_after = node.memory_free.saturating_sub(pod.memory_bytes) as f64;
+    let gpus_after = f64::from(idle) / f64::from(MILLI_PER_GPU);
+    let ratio = if g.cpu_per_gpu > 0.0 && gpus_after > 0.0 {
+        ((cpu_after / gpus_after) / g.cpu_per_gpu)
+            .max(1e-9)
+            .log2()
+            .clamp(-4.0, 4.0)
+            / 4.0
+    } else {
+        0.0
+    };
+    let (shared, whole, cpu_only) = match pod.gpu {
+        GpuDemand::None => (0.0, 0.0, 1.0),
+        GpuDemand::Shared { .. } => (1.0, 0.0, 0.0),
+        GpuDemand::Whole { count } => (0.0, f64::from(count) / 8.0, 0.0),
+    };
+    let constrained = !pod.models.is_any() && pod.models.allows(node.model);
+    [
+        fgd as f64 / 100.0,
+        f64::from(idle) / MAX_GPU_MILLI,
+        cpu_after / MAX_CPU_MILLI,
+        if node.memory_capacity == 0 {
+            0.0
+        } else {
+            mem_after / node.memory_capacity as f64
+        },
+        full_free as f64 / 8.0,
+        partial as f64 / 8.0,
+        shared,
+        whole,
+        cpu_only,
+        if constrained { 1.0 } else { 0.0 },
+        ratio,
+        g.load,
+        g.frag,
+        1.0,
+    ]
+}
+
+/// Take `gpu` out of the free vector as the default device choice does: a share from the
+/// fullest device that fits (best fit), whole GPUs from fully free devices.
+fn take(free: &mut [u16], gpu: GpuDemand) {
+    match gpu {
+        GpuDemand::None => {}
+        GpuDemand::Shared { milli } => {
+            let milli = milli as u16;
+            if let Some(slot) = free.iter_mut().filter(|f| **f >= milli).min_by_key(|f| **f) {
+                *slot -= milli;
+            }
+        }
+        GpuDemand::Whole { count } => {
+            let full = MILLI_PER_GPU as u16;
+            for slot in free.iter_mut().filter(|f| **f == full).take(count as usize) {
+                *slot = 0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ModelSet;
+
+    fn node(gpus: usize) -> Node {
+        let mut models = crate::model::ModelCatalog::default();
+        let a100 = models.intern("A100").unwrap();
+        Node::new("n", 64_000, 256 << 30, gpus, Some(a100)).unwrap()
+    }
+
+    fn pod(gpu: GpuDemand) -> PodDemand {
+        PodDemand {
+            cpu_milli: 8_000,
+            memory_bytes: 32 << 30,
+            gpu,
+            models: ModelSet::ANY,
+        }
+    }
+
+    #[test]
+    fn after_state_counts_devices_as_the_placement_leaves_them() {
+        let g = Globals {
+            load: 0.5,
+            frag: 0.1,
+            cpu_per_gpu: 8_000.0,
+        };
+        let f = of(&node(8), &pod(GpuDemand::Shared { milli: 500 }), 73, &g);
+        assert_eq!(f[0], 0.73);
+        assert_eq!(f[1], 7_500.0 / MAX_GPU_MILLI);
+        assert_eq!(f[4], 7.0 / 8.0, "seven devices stay whole");
+        assert_eq!(f[5], 1.0 / 8.0, "one is now partly used");
+        assert_eq!(f[6], 1.0);
+        assert_eq!(f[13], 1.0);
+        let w = of(&node(8), &pod(GpuDemand::Whole { count: 2 }), 0, &g);
+        assert_eq!(w[4], 6.0 / 8.0);
+        assert_eq!(w[7], 2.0 / 8.0);
+        // 56 cores for 6 GPUs against a typical 8 cores per GPU: a little more CPU than typical.
+        assert!(w[10] > 0.0 && w[10] < 0.25, "{}", w[10]);
+    }
+
+    #[test]
+    fn names_and_values_line_up() {
+        let g = Globals {
+            load: 0.0,
+            frag: 0.0,
+            cpu_per_gpu: 0.0,
+        };
+        let f = of(&node(0), &pod(GpuDemand::None), 100, &g);
+        assert_eq!(f.len(), NAMES.len());
+        assert_eq!(f[8], 1.0);
+        assert_eq!(
+            f[10], 0.0,
+            "no GPU left: the ratio is not defined and reads 0"
+        );
+    }
+}

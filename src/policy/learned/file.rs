@@ -1,0 +1,237 @@
+//! The policy file: a versioned JSON document holding the learned Q-function's weights, the
+//! feature list they belong to, the decision resolution, and where the weights came from
+//! (traces, seeds, hyperparameters, code version), with a content hash.
+//!
+//! ```json
+//! {"format": "allot-policy", "version": 1,
+//!  "features": ["fgd_score", ...], "weights": [1.0, 0.0, ...], "levels": 100,
+//!  "provenance": {"traces": ["default"], "seeds": "1-4", "phases": ["supervised", "q-learning"],
+//!                 "hyperparameters": {"gamma": 0.9}, "code_version": "0.1.0", "created": "..."},
+//!  "hash": "9f3c..."}
+//! ```
+//! The hash covers everything but itself; a file whose hash does not match its content is
+//! refused, as is a file of another format, version or feature list.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::features::{COUNT, NAMES};
+use crate::policy::keyed_hash;
+
+/// The `format` field of every policy file.
+pub const FORMAT: &str = "allot-policy";
+/// The version this code reads and writes.
+pub const VERSION: u32 = 1;
+/// Decision levels when a file does not say: FGD's own resolution (its scores are 0..100).
+pub const DEFAULT_LEVELS: u32 = 100;
+/// Largest accepted file: a policy is a few hundred bytes; anything near this is not one.
+const MAX_BYTES: u64 = 1 << 20;
+
+/// The default policy, trained by `allot train` with the command in BENCHMARKS.md and
+/// embedded in the binary as the default trace is.
+pub const EMBEDDED: &str = include_str!("../../../policies/default.json");
+
+/// Where a policy's weights came from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Provenance {
+    /// Traces trained on.
+    pub traces: Vec<String>,
+    /// Training seeds (never 42-51, the evaluation seeds).
+    pub seeds: String,
+    /// Phases run, in order.
+    pub phases: Vec<String>,
+    pub hyperparameters: BTreeMap<String, f64>,
+    /// allot's version that trained it.
+    pub code_version: String,
+    /// When training finished (RFC 3339), or a note.
+    pub created: String,
+}
+
+/// A learned policy: linear Q-function weights over [`NAMES`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyFile {
+    pub format: String,
+    pub version: u32,
+    pub features: Vec<String>,
+    pub weights: Vec<f64>,
+    /// The Q-value is mapped to `floor(levels * Q)` before ties are broken, as FGD's score is.
+    pub levels: u32,
+    pub provenance: Provenance,
+    /// Hex of the content hash ([`PolicyFile::content_hash`]).
+    pub hash: String,
+}
+
+/// Why a policy file cannot be used. Messages name the file.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyFileError {
+    #[error("policy file {file}: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "policy file {file}: {bytes} bytes is too large for a policy file (at most {MAX_BYTES})"
+    )]
+    TooLarge { file: String, bytes: u64 },
+    #[error("policy file {file}: not a policy file: {problem}")]
+    Parse { file: String, problem: String },
+    #[error("policy file {file}: {problem}")]
+    Invalid { file: String, problem: String },
+}
+
+impl PolicyFileError {
+    /// Bounded label for metrics and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PolicyFileError::Read { .. } => "Unreadable",
+            PolicyFileError::TooLarge { .. } => "TooLarge",
+            PolicyFileError::Parse { .. } => "NotAPolicyFile",
+            PolicyFileError::Invalid { .. } => "Invalid",
+        }
+    }
+}
+
+impl PolicyFile {
+    /// FGD as a learned policy: weight 1 on FGD's score, 0 elsewhere (the warm start).
+    pub fn fgd_start(provenance: Provenance) -> Self {
+        let mut weights = vec![0.0; COUNT];
+        weights[0] = 1.0;
+        Self::new(weights, DEFAULT_LEVELS, provenance)
+    }
+
+    /// A sealed file (hash filled in) for `weights` over [`NAMES`].
+    pub fn new(weights: Vec<f64>, levels: u32, provenance: Provenance) -> Self {
+        let mut file = PolicyFile {
+            format: FORMAT.to_string(),
+            version: VERSION,
+            features: NAMES.iter().map(|n| n.to_string()).collect(),
+            weights,
+            levels,
+            provenance,
+            hash: String::new(),
+        };
+        file.hash = file.content_hash();
+        file
+    }
+
+    /// The hash of everything but `hash` (its canonical JSON), as 16 hex digits.
+    pub fn content_hash(&self) -> String {
+        let mut unsealed = self.clone();
+        unsealed.hash = String::new();
+        let text = serde_json::to_string(&unsealed).unwrap_or_default();
+        format!("{:016x}", keyed_hash(0, &text))
+    }
+
+    /// Parse and check a policy file's text; `file` names it in errors.
+    pub fn parse(file: &str, text: &str) -> Result<Self, PolicyFileError> {
+        let parsed: PolicyFile =
+            serde_json::from_str(text).map_err(|e| PolicyFileError::Parse {
+                file: file.to_string(),
+                problem: e.to_string(),
+            })?;
+        parsed.check().map_err(|problem| PolicyFileError::Invalid {
+            file: file.to_string(),
+            problem,
+        })?;
+        Ok(parsed)
+    }
+
+    /// Read a policy file from disk (at most 1 MiB).
+    pub fn load(path: &Path) -> Result<Self, PolicyFileError> {
+        let file = path.display().to_string();
+        let read = |source| PolicyFileError::Read {
+            file: file.clone(),
+            source,
+        };
+        let bytes = std::fs::metadata(path).map_err(read)?.len();
+        if bytes > MAX_BYTES {
+            return Err(PolicyFileError::TooLarge { file, bytes });
+        }
+        let text = std::fs::read_to_string(path).map_err(read)?;
+        Self::parse(&file, &text)
+    }
+
+    /// The policy embedded in the binary.
+    pub fn embedded() -> Result<Self, PolicyFileError> {
+        Self::parse("(embedded policies/default.json)", EMBEDDED)
+    }
+
+    /// Write the file as pretty JSON.
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(path, text + "\n")
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.format != FORMAT {
+            return Err(format!("format is {:?}, not {FORMAT:?}", self.format));
+        }
+        if self.version != VERSION {
+            return Err(format!(
+                "version {} is not supported by this allot (it reads version {VERSION})",
+                self.version
+            ));
+        }
+        if self.features != NAMES {
+            return Err(format!(
+                "its features ({}) are not this allot's ({})",
+                self.features.join(", "),
+                NAMES.join(", ")
+            ));
+        }
+        if self.weights.len() != COUNT {
+            return Err(format!(
+                "{} weights for {COUNT} features",
+                self.weights.len()
+            ));
+        }
+        if let Some(i) = self.weights.iter().position(|w| !w.is_finite()) {
+            return Err(format!("weight of {} is not a finite number", NAMES[i]));
+        }
+        if !(1..=1_000_000).contains(&self.levels) {
+            return Err(format!("levels {} is outside 1..=1000000", self.levels));
+        }
+        let expected = self.content_hash();
+        if self.hash != expected {
+            return Err(format!(
+                "hash {} does not match its content ({expected}): the file was changed after \
+                 it was written",
+                self.hash
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_written_file_reads_back_and_a_changed_one_is_refused() {
+        let file = PolicyFile::fgd_start(Provenance::default());
+        let text = serde_json::to_string(&file).unwrap();
+        assert_eq!(PolicyFile::parse("p.json", &text).unwrap(), file);
+        let tampered = text.replace("\"levels\":100", "\"levels\":50");
+        let err = PolicyFile::parse("p.json", &tampered)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("p.json") && err.contains("hash"), "{err}");
+        let old = text.replace("\"version\":1", "\"version\":7");
+        let err = PolicyFile::parse("p.json", &old).unwrap_err().to_string();
+        assert!(err.contains("version 7"), "{err}");
+        let err = PolicyFile::parse("p.json", "{\"weights\": [1]}").unwrap_err();
+        assert_eq!(err.reason(), "NotAPolicyFile");
+        assert!(err.to_string().contains("p.json"), "{err}");
+    }
+
+    #[test]
+    fn the_embedded_policy_is_valid() {
+        let file = PolicyFile::embedded().unwrap();
+        assert_eq!(file.features.len(), COUNT);
+    }
+}
