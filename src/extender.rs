@@ -73,10 +73,7 @@ fn seeded_snapshot_store(snapshot: ClusterSnapshot, seed: u64) -> Store {
 /// Load `--snapshot FILE` into a ready store whose decisions use `seed`.
 pub fn load_store(path: &Path, seed: u64) -> anyhow::Result<Store> {
     let snap = crate::snapshot::load_snapshot(path)?;
-    Ok(seeded_snapshot_store(
-        ClusterSnapshot::from_file(snap),
-        seed,
-    ))
+    Ok(seeded_snapshot_store(snap, seed))
 }
 
 /// How often the snapshot is rebuilt even when nothing changed (telemetry ages with time).
@@ -218,8 +215,7 @@ async fn follow(
             last_problems = live.problems.clone();
         }
         let first = !store.is_ready();
-        let mut snap = live.snapshot;
-        snap.states = live.nodes;
+        let snap = live.snapshot;
         let (nodes, pods) = (snap.cluster.len(), snap.pods.len());
         store.replace_forgetting(snap, |uid| caches.departed.contains(uid));
         if first {

@@ -1,25 +1,25 @@
 //! Live cluster state: reflectors on the API server (Nodes, Pods, NodeTelemetry,
 //! ScheduleRequests) shared by the extender and the controller, and the pure step that turns
-//! their objects into a [`LiveSnapshot`] — the core [`Cluster`](crate::model::Cluster) with
-//! every bound pod placed on its devices, plus what the core does not model: whether each
-//! node is Ready, cordoned, reported by a fresh agent, and which of its GPUs are unhealthy.
+//! their objects into the core's one [`ClusterSnapshot`] — the [`Cluster`](crate::model::Cluster)
+//! with every bound pod placed on its devices, plus each node's [`NodeState`]: whether it is
+//! Ready, cordoned, reported by a fresh agent, and which of its GPUs are unhealthy.
+//! [`LiveSnapshot`] only adds the objects that had to be read around.
 //!
 //! ```text
 //! API server --watch--> caches (reflector stores) --change--> build::snapshot --> extender Store
 //!                                                                            \--> controller
 //! ```
+//!
+//! `ClusterSnapshot`, `BoundPod`, `NodeState` and `Telemetry` live in [`crate::snapshot`];
+//! they are re-exported here for the layers above.
 
 pub mod build;
 mod caches;
-mod fxhash;
 pub mod pod;
-pub mod snapshot;
 
-pub use build::{
-    Freshness, LiveSnapshot, NodeState, PodMemo, StalePolicy, Telemetry, snapshot, snapshot_with,
-};
+pub use crate::snapshot::{BoundPod, ClusterSnapshot, NodeIndex, NodeState, Telemetry, node_index};
+pub use build::{Freshness, LiveSnapshot, PodMemo, StalePolicy, snapshot, snapshot_with};
 pub use caches::Caches;
-pub use snapshot::{BoundPod, ClusterSnapshot, NodeIndex, node_index};
 
 #[cfg(test)]
 mod tests;

@@ -1,172 +1,104 @@
-//! A cluster snapshot file: nodes and the pods already bound to them (with their devices).
-//! `allot plan --snapshot` and `allot extender --snapshot` read it; no cluster needed.
+//! The one in-memory cluster snapshot, [`ClusterSnapshot`]: the core [`Cluster`] with every
+//! bound pod placed on its devices, a node-name index, the bound pods themselves, and what the
+//! core's allocation model does not hold (per-node readiness, cordon, telemetry freshness and
+//! unhealthy GPUs, as [`NodeState`]). Never mutated once built.
 //!
-//! ```json
-//! {"nodes": [{"name": "gpu-1", "cpu": "64", "memory": "256Gi", "gpus": 8, "model": "A100"}],
-//!  "pods":  [{"name": "train-0", "node": "gpu-1", "cpu": "8", "memory": "32Gi", "gpus": 2,
-//!             "devices": [0, 1]},
-//!            {"name": "notebook", "node": "gpu-1", "cpu": "2", "memory": "8Gi",
-//!             "gpuMilli": 500, "devices": [2]}]}
+//! ```text
+//! snapshot file --load_snapshot------------.
+//!                                           >--> ClusterSnapshot --> extender Store
+//! API watches --live::build::snapshot------'                     \--> controller, allot plan
 //! ```
-//! Nodes are [`NodeEntry`] values; a pod's `devices` may be omitted (the default device
-//! choice is then used). A pod on an unknown node, or one that overbooks its node, is an
-//! error naming the pod.
+//!
+//! The extender, the controller and `allot plan` all read this type; `live::ClusterSnapshot`,
+//! `live::BoundPod`, `live::NodeState` and `extender::state::{BoundPod, ClusterSnapshot}` are
+//! re-exports of it. A snapshot file loads into it with [`load_snapshot`] (the format is
+//! described in `snapshot/file.rs`).
 
-use std::collections::HashMap;
-use std::path::Path;
+mod file;
+mod fxhash;
+mod node;
 
-use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Instant;
 
-use crate::model::demand::{Amount, Catalog, DemandParts, parse_demand};
-use crate::model::{Cluster, DeviceSet, MAX_GPUS_PER_NODE, Placement, PodDemand};
-use crate::sim::trace::{
-    JSON_FIELDS, NodeEntry, TraceError, json_gpus, nodes_from_entries, read_text,
-};
+use crate::model::frag::TargetWorkload;
+use crate::model::{Cluster, Placement, PodDemand, PodShape};
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SnapshotFile {
-    pub nodes: Vec<NodeEntry>,
-    #[serde(default)]
-    pub pods: Vec<BoundPodEntry>,
+pub use file::{BoundPodEntry, SnapshotFile, load_snapshot, parse_snapshot};
+pub use fxhash::FxHashMap;
+pub use node::{NodeState, Telemetry};
+
+/// A pod running on a node, as allot accounts it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoundPod {
+    /// `namespace/name`.
+    pub key: String,
+    /// The pod UID; snapshot-file pods have none and use their key.
+    pub uid: String,
+    pub demand: PodDemand,
+    pub at: Placement,
+    pub priority: i32,
 }
 
-/// A pod that already runs on a node.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct BoundPodEntry {
-    pub name: String,
-    #[serde(default)]
-    pub namespace: Option<String>,
-    pub node: String,
-    pub cpu: String,
-    pub memory: String,
-    #[serde(default)]
-    pub gpus: u32,
-    #[serde(default)]
-    pub gpu_milli: Option<u32>,
-    #[serde(default)]
-    pub devices: Option<Vec<usize>>,
-}
-
-/// A loaded snapshot: the cluster with every listed pod applied.
+/// Nodes and bound pods at one instant, with a name index and per-node state. Never mutated
+/// once built.
 #[derive(Debug, Clone)]
-pub struct Snapshot {
+pub struct ClusterSnapshot {
+    /// Every node, with every pod of `pods` placed (and unhealthy GPUs withheld).
     pub cluster: Cluster,
-    /// Per bound pod: `namespace/name`, its demand and where it runs.
-    pub pods: Vec<(String, PodDemand, Placement)>,
+    /// Node name -> position in `cluster`.
+    pub index: NodeIndex,
+    pub pods: Vec<BoundPod>,
+    /// Per node, parallel to `cluster.nodes()`: readiness, cordon, telemetry, GPU health.
+    /// [`NodeState::healthy`] where nothing is known beyond allocation (snapshot files).
+    pub states: Vec<NodeState>,
+    pub taken_at: Instant,
 }
 
-/// Read and apply a snapshot file.
-pub fn load_snapshot(path: &Path) -> Result<Snapshot, TraceError> {
-    let text = read_text(path)?;
-    let file = path.display().to_string();
-    parse_snapshot(&file, &text)
-}
+/// Node name -> position in the cluster. Keys share the nodes' names.
+pub type NodeIndex = FxHashMap<Arc<str>, usize>;
 
-pub fn parse_snapshot(file: &str, text: &str) -> Result<Snapshot, TraceError> {
-    let parsed: SnapshotFile = serde_json::from_str(text).map_err(|e| TraceError {
-        file: file.to_string(),
-        line: Some(e.line() as u64),
-        column: None,
-        problem: format!("invalid snapshot JSON: {e}"),
-    })?;
-    let mut cluster = nodes_from_entries(file, &parsed.nodes)?;
-    let index: HashMap<String, usize> = cluster
+/// The name index of `cluster`'s nodes.
+pub fn node_index(cluster: &Cluster) -> NodeIndex {
+    cluster
         .nodes()
         .iter()
         .enumerate()
-        .map(|(i, n)| (n.name.to_string(), i))
-        .collect();
-    let mut pods = Vec::with_capacity(parsed.pods.len());
-    for (i, p) in parsed.pods.iter().enumerate() {
-        let at = |column: &str, problem: String| TraceError {
-            file: file.to_string(),
-            line: None,
-            column: Some(format!("pods[{i}].{column}")),
-            problem: format!("pod {:?}: {problem}", p.name),
-        };
-        let parts = DemandParts {
-            names: JSON_FIELDS,
-            cpu: Amount::Quantity(&p.cpu),
-            memory: Amount::Quantity(&p.memory),
-            gpus: json_gpus(p.gpus, p.gpu_milli),
-            models: None,
-        };
-        let demand = parse_demand(parts, Catalog::Intern(&mut cluster.models))
-            .map_err(|e| at(e.name, e.problem.to_string()))?;
-        let node = *index
-            .get(&p.node)
-            .ok_or_else(|| at("node", format!("node {:?} is not in the snapshot", p.node)))?;
-        let devices = match &p.devices {
-            Some(list) => {
-                let mut set = DeviceSet::EMPTY;
-                for &d in list {
-                    if d >= MAX_GPUS_PER_NODE || set.contains(d) {
-                        return Err(at(
-                            "devices",
-                            format!("device {d} is out of range or listed twice"),
-                        ));
-                    }
-                    set = set.with(d);
-                }
-                set
-            }
-            None => cluster.nodes()[node]
-                .default_devices(demand.gpu)
-                .ok_or_else(|| at("node", format!("does not fit node {:?}", p.node)))?,
-        };
-        let placement = Placement { node, devices };
-        cluster
-            .place(&demand, placement)
-            .map_err(|misfit| at("node", format!("overbooks node {:?}: {misfit:?}", p.node)))?;
-        let key = format!("{}/{}", p.namespace.as_deref().unwrap_or("default"), p.name);
-        pods.push((key, demand, placement));
-    }
-    Ok(Snapshot { cluster, pods })
+        .map(|(i, n)| (n.name.clone(), i))
+        .collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GOOD: &str = r#"{"nodes": [{"name": "g1", "cpu": "64", "memory": "256Gi", "gpus": 4, "model": "A100"}],
-        "pods": [{"name": "a", "node": "g1", "cpu": "8", "memory": "32Gi", "gpus": 2, "devices": [0, 1]},
-                 {"name": "b", "node": "g1", "cpu": "2", "memory": "8Gi", "gpuMilli": 500}]}"#;
-
-    #[test]
-    fn applies_bound_pods() {
-        let s = parse_snapshot("snap.json", GOOD).unwrap();
-        let n = &s.cluster.nodes()[0];
-        assert_eq!(n.gpu_free(), &[0, 0, 500, 1000]);
-        assert_eq!(n.cpu_free, 54_000);
-        assert_eq!(s.pods[1].0, "default/b");
+impl ClusterSnapshot {
+    /// `cluster` (with `pods` already placed) taken now; every node counts as healthy.
+    pub fn new(cluster: Cluster, pods: Vec<BoundPod>) -> Self {
+        let index = node_index(&cluster);
+        let states = vec![NodeState::healthy(); cluster.len()];
+        Self::indexed(cluster, index, pods, states)
     }
 
-    #[test]
-    fn bad_pods_are_named() {
-        let unknown = GOOD.replace(r#""node": "g1", "cpu": "2""#, r#""node": "g9", "cpu": "2""#);
-        let e = parse_snapshot("snap.json", &unknown)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("pods[1].node") && e.contains("\"g9\" is not in the snapshot"),
-            "{e}"
-        );
-        let overbooked = GOOD.replace(r#""devices": [0, 1]"#, r#""devices": [0, 0]"#);
-        let e = parse_snapshot("snap.json", &overbooked)
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("listed twice"), "{e}");
-        let both = GOOD.replace(r#""gpuMilli": 500}"#, r#""gpuMilli": 500, "gpus": 2}"#);
-        let e = parse_snapshot("snap.json", &both).unwrap_err().to_string();
-        assert_eq!(
-            e,
-            "snap.json: column `pods[1].gpuMilli`: pod \"b\": 500 conflicts with gpus: 2; ask \
-             for a share of one GPU or for whole GPUs, not both"
-        );
-        let twice = GOOD.replace(r#""gpuMilli": 500}"#, r#""gpuMilli": 500, "devices": [0]}"#);
-        let e = parse_snapshot("snap.json", &twice).unwrap_err().to_string();
-        assert!(e.contains("overbooks node"), "{e}");
+    /// [`ClusterSnapshot::new`] with the name index already built (it must be `cluster`'s)
+    /// and each node's state (parallel to `cluster.nodes()`).
+    pub fn indexed(
+        cluster: Cluster,
+        index: NodeIndex,
+        pods: Vec<BoundPod>,
+        states: Vec<NodeState>,
+    ) -> Self {
+        debug_assert_eq!(states.len(), cluster.len(), "one state per node");
+        ClusterSnapshot {
+            cluster,
+            index,
+            pods,
+            states,
+            taken_at: Instant::now(),
+        }
+    }
+
+    /// The typical workload FGD measures fragmentation against: the bound pods' shapes, or
+    /// `fallback` when nothing runs yet.
+    pub fn target(&self, fallback: &[PodShape]) -> TargetWorkload {
+        let shapes: Vec<PodShape> = self.pods.iter().map(|p| p.demand.shape()).collect();
+        let shapes = if shapes.is_empty() { fallback } else { &shapes };
+        TargetWorkload::from_pods(shapes, |_| String::new())
     }
 }

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use allot::extender::server::{Extender, admin_router, router};
-use allot::extender::state::ClusterSnapshot;
 use allot::extender::{load_store, snapshot_store};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -323,6 +322,6 @@ async fn admin_endpoints() {
         r#"{"nodes": [{"name": "n", "cpu": "8", "memory": "16Gi", "gpus": 1, "model": "T4"}]}"#,
     )
     .unwrap();
-    let store = snapshot_store(ClusterSnapshot::from_file(snap));
+    let store = snapshot_store(snap);
     assert!(store.is_ready());
 }

@@ -13,10 +13,11 @@ use super::context::{CREATED_TTL, Context, Error, kube};
 use super::observed::{NodeHealth, NodeProblem, Observed};
 use super::pods;
 use crate::crd::ScheduleRequest;
+use crate::live::StalePolicy;
 use crate::live::pod::parse_devices;
-use crate::live::{LiveSnapshot, NodeState, StalePolicy, Telemetry};
 use crate::model::{Cluster, Placement, PodDemand};
 use crate::names::{PLANNED_DEVICES_ANNOTATION, PLANNED_NODE_ANNOTATION, REQUEST_LABEL};
+use crate::snapshot::{ClusterSnapshot, NodeState, Telemetry};
 
 /// A node's state as the plan step sees it. Stale telemetry always fails a node over (the
 /// agent cannot vouch for its GPUs); missing telemetry only under fail-closed.
@@ -40,15 +41,14 @@ pub fn node_health(state: &NodeState, policy: StalePolicy) -> NodeHealth {
 }
 
 /// [`node_health`] of every node of the snapshot, parallel to its cluster's nodes.
-pub fn health(live: &LiveSnapshot, policy: StalePolicy) -> Vec<NodeHealth> {
-    live.nodes.iter().map(|s| node_health(s, policy)).collect()
+pub fn health(snap: &ClusterSnapshot, policy: StalePolicy) -> Vec<NodeHealth> {
+    snap.states.iter().map(|s| node_health(s, policy)).collect()
 }
 
 /// Names of the pods in `ns` that the snapshot already places (the plan step looks up the
 /// request's own pods among them).
-pub fn accounted(live: &LiveSnapshot, ns: &str) -> HashSet<String> {
-    live.snapshot
-        .pods
+pub fn accounted(snap: &ClusterSnapshot, ns: &str) -> HashSet<String> {
+    snap.pods
         .iter()
         .filter_map(|p| p.key.strip_prefix(&format!("{ns}/")).map(str::to_string))
         .collect()
@@ -56,15 +56,15 @@ pub fn accounted(live: &LiveSnapshot, ns: &str) -> HashSet<String> {
 
 /// The cluster to plan on: the snapshot plus the room promised to other requests' pods that
 /// are planned but not bound yet (the snapshot places bound pods only).
-pub fn with_reservations(live: &LiveSnapshot, ctx: &Context, own: &str) -> Cluster {
-    let mut cluster = live.snapshot.cluster.clone();
-    let bound: HashSet<&str> = live.snapshot.pods.iter().map(|p| p.key.as_str()).collect();
+pub fn with_reservations(snap: &ClusterSnapshot, ctx: &Context, own: &str) -> Cluster {
+    let mut cluster = snap.cluster.clone();
+    let bound: HashSet<&str> = snap.pods.iter().map(|p| p.key.as_str()).collect();
     let mut seen: HashSet<String> = HashSet::new();
     let mut reserve = |request: &str, key: String, demand: PodDemand, node: &str, devices| {
         if request == own || bound.contains(key.as_str()) || !seen.insert(key) {
             return;
         }
-        if let Some(&i) = live.snapshot.index.get(node) {
+        if let Some(&i) = snap.index.get(node) {
             // A reservation that no longer fits is the other request's PlanStale to fix.
             let _ = cluster.place(&demand, Placement { node: i, devices });
         }
@@ -87,7 +87,7 @@ pub fn with_reservations(live: &LiveSnapshot, ctx: &Context, own: &str) -> Clust
             .and_then(|n| n.get(PLANNED_DEVICES_ANNOTATION))
             .and_then(|t| parse_devices(PLANNED_DEVICES_ANNOTATION, t).ok())
             .unwrap_or_default();
-        let models = &live.snapshot.cluster.models;
+        let models = &snap.cluster.models;
         if let Some(demand) = crate::live::pod::accounted_demand(&pod, models) {
             let key = crate::live::pod::pod_key(&pod);
             reserve(&request, key, demand, node, devices);

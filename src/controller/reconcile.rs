@@ -70,15 +70,16 @@ async fn pipeline(sr: &ScheduleRequest, ctx: &Context) -> Result<Action, Error> 
     // Observe: the request's pods from the API, the cluster from the caches.
     let mut observed = observe(sr, ctx, &ns).await?;
     let policy = ctx.config.stale_policy;
-    let live = ctx
+    let snap = ctx
         .caches
-        .snapshot(&Freshness::now(ctx.config.stale_after, policy));
+        .snapshot(&Freshness::now(ctx.config.stale_after, policy))
+        .snapshot;
     let previous = sr.status.clone().unwrap_or_default();
     let generation = sr.metadata.generation;
     let now = Timestamp::now();
 
     // Validate: an invalid spec gets its status and nothing else.
-    let replicas = match validate(&sr.name_any(), &sr.spec, &live.snapshot.cluster) {
+    let replicas = match validate(&sr.name_any(), &sr.spec, &snap.cluster) {
         Ok(r) => r,
         Err(errors) => {
             let problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -91,8 +92,8 @@ async fn pipeline(sr: &ScheduleRequest, ctx: &Context) -> Result<Action, Error> 
     };
 
     // Decide, on the cluster plus the room promised to other requests' unbound pods.
-    let cluster = with_reservations(&live, ctx, &key(sr));
-    let (health, accounted) = (health(&live, policy), accounted(&live, &ns));
+    let cluster = with_reservations(&snap, ctx, &key(sr));
+    let (health, accounted) = (health(&snap, policy), accounted(&snap, &ns));
     let world = World {
         cluster: &cluster,
         health: &health,

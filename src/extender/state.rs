@@ -1,7 +1,8 @@
-//! The extender's state: an immutable [`ClusterSnapshot`] (from `--snapshot` now, from kube
-//! reflectors later) plus an overlay of placements made in the last seconds, merged into one
-//! [`View`] that every request reads. Writers swap a new `Arc<View>`; readers never wait on
-//! a computation, only on the pointer swap.
+//! The extender's state: an immutable [`ClusterSnapshot`] (the core's one snapshot type, from
+//! a `--snapshot` file or from the cluster watches, stored as built) plus an overlay of
+//! placements made in the last seconds, merged into one [`View`] that every request reads.
+//! Writers swap a new `Arc<View>`; readers never wait on a computation, only on the pointer
+//! swap.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -10,11 +11,11 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use super::FilterAnswer;
-use crate::live::NodeState;
-pub use crate::live::snapshot::{BoundPod, ClusterSnapshot, NodeIndex, node_index};
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, Placement, PodShape};
 use crate::policy::{Context, Decider, Policy, PolicyKind};
+use crate::snapshot::NodeState;
+pub use crate::snapshot::{BoundPod, ClusterSnapshot, NodeIndex, node_index};
 
 use crate::live::pod::PodRequest;
 

@@ -4,14 +4,13 @@
 use std::time::{Duration, Instant};
 
 use super::FilterAnswer;
-use super::state::{ClusterSnapshot, Store};
+use super::state::Store;
 use super::verbs::{bind, filter, prioritize, scale, top_alone};
 use super::wire::ExtenderArgs;
 use crate::live::pod::{PodRequest, format_devices, parse_devices};
-use crate::live::{NodeState, Telemetry};
 use crate::model::{DeviceSet, GpuDemand, ModelSet, PodDemand};
 use crate::policy::PolicyKind;
-use crate::snapshot::parse_snapshot;
+use crate::snapshot::{NodeState, Telemetry, parse_snapshot};
 
 #[test]
 fn scores_scale_to_zero_ten_and_round() {
@@ -31,7 +30,7 @@ fn store(ttl: Option<Duration>) -> Store {
     )
     .unwrap();
     let store = Store::new(ttl, Vec::new());
-    store.replace(ClusterSnapshot::from_file(snap));
+    store.replace(snap);
     store
 }
 
@@ -106,7 +105,7 @@ fn two_nodes(b: NodeState, fail_closed: bool) -> Store {
                       {"name": "b", "cpu": "16", "memory": "64Gi", "gpus": 2, "model": "T4"}]}"#,
     )
     .unwrap();
-    let mut base = ClusterSnapshot::from_file(snap);
+    let mut base = snap;
     for d in b.unhealthy.iter() {
         base.cluster.withhold_gpu(1, d);
     }
@@ -258,7 +257,7 @@ fn three_nodes(answer: FilterAnswer) -> Store {
     )
     .unwrap();
     let store = Store::new(None, Vec::new()).with_filter_answer(answer);
-    store.replace(ClusterSnapshot::from_file(snap));
+    store.replace(snap);
     let taken = GpuDemand::Whole { count: 1 };
     store.record(&request("taken", taken), "b").unwrap();
     store

@@ -1,7 +1,9 @@
-//! Objects -> [`LiveSnapshot`], without I/O: nodes are sorted by name (stable indices), GPU
-//! models are interned in sorted order, pods bound to a known node are placed on the devices
-//! their `allot.dev/gpu-devices` annotation records (the default choice when it has none or
-//! it no longer fits), and unhealthy GPUs are withheld so nothing new lands on them.
+//! Objects -> the core's [`ClusterSnapshot`] (in a [`LiveSnapshot`], with the objects read
+//! around), without I/O: nodes are sorted by name (stable indices), GPU models are interned in
+//! sorted order, pods bound to a known node are placed on the devices their
+//! `allot.dev/gpu-devices` annotation records (the default choice when it has none or it no
+//! longer fits), each node's [`NodeState`] comes from its Node and NodeTelemetry objects, and
+//! unhealthy GPUs are withheld so nothing new lands on them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -10,7 +12,6 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node as KubeNode, Pod};
 
-use super::snapshot::{BoundPod, ClusterSnapshot, node_index};
 use crate::crd::{GpuHealth, NodeTelemetry};
 use crate::live::pod::{PodError, accounted_demand, bound_devices, pod_key};
 use crate::model::quantity::{parse_bytes, parse_count, parse_cpu_milli};
@@ -18,6 +19,7 @@ use crate::model::{
     Cluster, DeviceSet, MAX_GPUS_PER_NODE, ModelCatalog, Node, Placement, PodDemand,
 };
 use crate::names::{GPU_MODEL_LABEL, GPU_RESOURCE};
+use crate::snapshot::{BoundPod, ClusterSnapshot, NodeState, Telemetry, node_index};
 
 /// GPU model of a node that has GPUs but neither the model label nor telemetry.
 pub const UNKNOWN_MODEL: &str = "unknown";
@@ -54,88 +56,11 @@ impl Freshness {
     }
 }
 
-/// How recent a node's telemetry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Telemetry {
-    Fresh,
-    Stale {
-        age: Duration,
-        limit: Duration,
-    },
-    /// No NodeTelemetry object, or one that never had a heartbeat.
-    Missing,
-}
-
-/// What allot knows about a node beyond its free resources.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeState {
-    /// The Ready condition is True.
-    pub ready: bool,
-    /// `spec.unschedulable` (cordoned).
-    pub unschedulable: bool,
-    pub telemetry: Telemetry,
-    /// Devices the agent reports as not Healthy (withheld in the snapshot's cluster).
-    pub unhealthy: DeviceSet,
-    /// The agent's reason per unhealthy device.
-    pub reasons: BTreeMap<usize, String>,
-}
-
-impl NodeState {
-    /// A node nothing is known against (snapshot files, tests).
-    pub fn healthy() -> Self {
-        NodeState {
-            ready: true,
-            unschedulable: false,
-            telemetry: Telemetry::Fresh,
-            unhealthy: DeviceSet::EMPTY,
-            reasons: BTreeMap::new(),
-        }
-    }
-
-    /// Whether new work may go to this node; the reason (for a person) when not. Stale or
-    /// missing telemetry blocks it only under [`StalePolicy::FailClosed`].
-    pub fn usable(&self, fail_closed: bool) -> Result<(), String> {
-        if !self.ready {
-            return Err("node is not Ready".into());
-        }
-        if self.unschedulable {
-            return Err("node is cordoned (spec.unschedulable)".into());
-        }
-        match self.telemetry {
-            Telemetry::Stale { age, limit } if fail_closed => Err(format!(
-                "node telemetry is {}s old (stale after {}s; stale policy fail-closed)",
-                age.as_secs(),
-                limit.as_secs()
-            )),
-            Telemetry::Missing if fail_closed => Err(
-                "no NodeTelemetry for this node (is the allot agent running there?); stale \
-                 policy fail-closed"
-                    .into(),
-            ),
-            _ => Ok(()),
-        }
-    }
-
-    /// "GPU 3 unhealthy (XID 79)", for filter reasons; empty when all are healthy.
-    pub fn unhealthy_text(&self) -> String {
-        let parts: Vec<String> = self
-            .unhealthy
-            .iter()
-            .map(|i| match self.reasons.get(&i) {
-                Some(r) if !r.is_empty() => format!("GPU {i} unhealthy ({r})"),
-                _ => format!("GPU {i} unhealthy"),
-            })
-            .collect();
-        parts.join(", ")
-    }
-}
-
-/// The cluster as the API server last showed it.
+/// The cluster as the API server last showed it (per-node state included), and the objects
+/// read around on the way.
 #[derive(Debug, Clone)]
 pub struct LiveSnapshot {
     pub snapshot: ClusterSnapshot,
-    /// Per node, parallel to `snapshot.cluster.nodes()`.
-    pub nodes: Vec<NodeState>,
     /// Objects that could not be used as they are, for logs (bounded).
     pub problems: Vec<Problem>,
 }
@@ -370,8 +295,7 @@ pub fn snapshot_with(
         }
     }
     LiveSnapshot {
-        snapshot: ClusterSnapshot::indexed(cluster, index, placed),
-        nodes: states,
+        snapshot: ClusterSnapshot::indexed(cluster, index, placed, states),
         problems,
     }
 }

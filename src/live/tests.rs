@@ -170,7 +170,7 @@ fn unhealthy_gpus_are_withheld_and_named() {
     let c = &live.snapshot.cluster;
     assert_eq!(c.node(0).unwrap().gpu_free(), &[0, 1000, 0, 1000]);
     assert_eq!(c.gpu_allocated_milli(), 2000);
-    let state = &live.nodes[0];
+    let state = &live.snapshot.states[0];
     assert_eq!(state.telemetry, Telemetry::Fresh);
     assert_eq!(state.unhealthy_text(), "GPU 2 unhealthy (XID 79)");
     assert_eq!(state.usable(true), Ok(()));
@@ -185,22 +185,22 @@ fn stale_and_missing_telemetry_block_a_node_only_when_failing_closed() {
     let reports = [report("old", 300, &[])];
     let live = snapshot(&nodes, &[], &reports, &fresh(StalePolicy::FailClosed));
     assert_eq!(
-        live.nodes[0].telemetry,
+        live.snapshot.states[0].telemetry,
         Telemetry::Stale {
             age: Duration::from_secs(300),
             limit: Duration::from_secs(60)
         }
     );
-    assert_eq!(live.nodes[1].telemetry, Telemetry::Missing);
-    for state in &live.nodes {
+    assert_eq!(live.snapshot.states[1].telemetry, Telemetry::Missing);
+    for state in &live.snapshot.states {
         assert_eq!(state.usable(false), Ok(()));
     }
     assert_eq!(
-        live.nodes[0].usable(true).unwrap_err(),
+        live.snapshot.states[0].usable(true).unwrap_err(),
         "node telemetry is 300s old (stale after 60s; stale policy fail-closed)"
     );
     assert!(
-        live.nodes[1]
+        live.snapshot.states[1]
             .usable(true)
             .unwrap_err()
             .starts_with("no NodeTelemetry")
@@ -214,11 +214,11 @@ fn not_ready_and_cordoned_nodes_are_unusable_whatever_the_policy() {
     let nodes = [node("d", 2, Some("T4"), false), Arc::new(cordoned)];
     let live = snapshot(&nodes, &[], &[], &fresh(StalePolicy::FailOpen));
     assert_eq!(
-        live.nodes[0].usable(false).unwrap_err(),
+        live.snapshot.states[0].usable(false).unwrap_err(),
         "node is cordoned (spec.unschedulable)"
     );
     assert_eq!(
-        live.nodes[1].usable(false).unwrap_err(),
+        live.snapshot.states[1].usable(false).unwrap_err(),
         "node is not Ready"
     );
 }
