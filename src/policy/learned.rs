@@ -10,6 +10,7 @@
 pub mod features;
 pub mod file;
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::{Context, Fgd, Policy};
@@ -18,6 +19,11 @@ use crate::model::{Cluster, DeviceSet, MILLI_PER_GPU, Node, PodDemand};
 use crate::rng::Rng;
 use features::{COUNT, Globals};
 pub use file::{PolicyFile, PolicyFileError, Provenance};
+
+/// Indices of the features the scorer treats specially.
+const FGD: usize = 0;
+const LOAD: usize = 11;
+const FRAG: usize = 12;
 
 /// Stream of the exploration draws, apart from every other use of a decision's key.
 const STREAM_EXPLORE: u64 = 0x4558_504c;
@@ -39,6 +45,9 @@ pub struct Learned {
     frag: Vec<(u64, f64)>,
     target: TargetWorkload,
     cpu_per_gpu: f64,
+    /// Cache of the node-and-pod part of Q: slot per pod demand, then per node.
+    local_ids: HashMap<PodDemand, usize>,
+    local: Vec<Vec<(u64, f64)>>,
     /// Training only: the chance of a uniformly random choice, and this decision's draw.
     epsilon: f64,
     explore: Option<Rng>,
@@ -59,6 +68,8 @@ impl Learned {
             frag: Vec::new(),
             cpu_per_gpu: typical_cpu_per_gpu(&target),
             target,
+            local_ids: HashMap::new(),
+            local: Vec::new(),
             epsilon: 0.0,
             explore: None,
             recorder: None,
@@ -86,9 +97,45 @@ impl Learned {
         out
     }
 
-    /// The decision score of a Q-value.
-    pub fn level(&self, q: f64) -> i64 {
-        (self.levels * q).floor().clamp(-1e15, 1e15) as i64
+    /// The decision score of a feature vector: `floor(levels * Q)`, with FGD's 0..100 level
+    /// taken as the exact integer it is (so the warm start reproduces FGD's ties exactly).
+    pub fn level(&self, features: &[f64; COUNT]) -> i64 {
+        let fgd = (features[FGD] * 100.0).round();
+        let correction = self.q(features) - self.weights[FGD] * features[FGD];
+        self.level_of(fgd, self.weights[FGD], correction)
+    }
+
+    fn level_of(&self, fgd: f64, w_fgd: f64, correction: f64) -> i64 {
+        (self.levels * w_fgd * fgd / 100.0 + self.levels * correction)
+            .floor()
+            .clamp(-1e15, 1e15) as i64
+    }
+
+    /// The part of Q that depends on the node and the pod only (no FGD, no globals), cached
+    /// per (pod demand, node) until the node changes.
+    fn local(&mut self, node_index: usize, node: &Node, pod: &PodDemand) -> f64 {
+        let next = self.local_ids.len();
+        let id = *self.local_ids.entry(*pod).or_insert(next);
+        if id == self.local.len() {
+            self.local.push(Vec::new());
+        }
+        let slots = &mut self.local[id];
+        if slots.len() <= node_index {
+            slots.resize(node_index + 1, (0, 0.0));
+        }
+        let stamp = node.generation + 1;
+        if slots[node_index].0 == stamp {
+            return slots[node_index].1;
+        }
+        let none = Globals {
+            load: 0.0,
+            frag: 0.0,
+            cpu_per_gpu: self.cpu_per_gpu,
+        };
+        let f = features::of(node, pod, 0, &none);
+        let value = dot(&self.weights, &f);
+        slots[node_index] = (stamp, value);
+        value
     }
 
     /// The features of placing `pod` on each of `candidates` (the decision's globals included).
@@ -165,20 +212,40 @@ impl Policy for Learned {
     }
 
     fn score(&mut self, cluster: &Cluster, pod: &PodDemand, candidates: &[usize], out: &mut [i64]) {
-        let feats = self.features(cluster, pod, candidates);
-        for (slot, f) in out.iter_mut().zip(&feats) {
-            *slot = self.level(self.q(f));
+        if self.recorder.is_none() {
+            self.fgd_scores.clear();
+            self.fgd_scores.resize(candidates.len(), 0);
+            self.fgd
+                .score(cluster, pod, candidates, &mut self.fgd_scores);
+            // The global features add the same to every candidate; they are computed only
+            // when they carry weight.
+            let global = if self.weights[LOAD] != 0.0 || self.weights[FRAG] != 0.0 {
+                let g = self.globals(cluster);
+                self.weights[LOAD] * g.load + self.weights[FRAG] * g.frag
+            } else {
+                0.0
+            };
+            let w_fgd = self.weights[FGD];
+            for (k, &i) in candidates.iter().enumerate() {
+                let local = self.local(i, &cluster.nodes()[i], pod);
+                out[k] = self.level_of(self.fgd_scores[k] as f64, w_fgd, local + global);
+            }
+        } else {
+            let feats = self.features(cluster, pod, candidates);
+            for (slot, f) in out.iter_mut().zip(&feats) {
+                *slot = self.level(f);
+            }
+            if let Some(rec) = &self.recorder {
+                let mut rec = rec.lock().unwrap_or_else(PoisonError::into_inner);
+                rec.candidates.clear();
+                rec.candidates
+                    .extend(candidates.iter().copied().zip(feats.iter().copied()));
+            }
         }
         if let Some(rng) = self.explore.as_mut() {
             for slot in out.iter_mut() {
                 *slot = (rng.next_u64() >> 1) as i64;
             }
-        }
-        if let Some(rec) = &self.recorder {
-            let mut rec = rec.lock().unwrap_or_else(PoisonError::into_inner);
-            rec.candidates.clear();
-            rec.candidates
-                .extend(candidates.iter().copied().zip(feats.iter().copied()));
         }
     }
 
