@@ -7,8 +7,12 @@ pub mod experiment;
 pub mod metrics;
 pub mod published;
 pub mod replay;
+pub mod sampling;
 pub mod trace;
 
 pub use bundled::{LoadedTrace, load_trace};
-pub use experiment::{PolicyResult, Progress, SeedRun, Workload, offline_bounds, run_experiment};
+pub use experiment::{
+    PolicyResult, Progress, SeedRun, Workload, offline_bounds, run_experiment, run_experiment_with,
+};
 pub use published::Published;
+pub use sampling::NodeSampling;

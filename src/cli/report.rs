@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::alloc::OfflineBound;
 use crate::sim::metrics::{MAX_X, MeanSd};
-use crate::sim::{LoadedTrace, PolicyResult, Published};
+use crate::sim::{LoadedTrace, NodeSampling, PolicyResult, Published};
 
 /// How close to the published mean counts as "reproduced": two published standard
 /// deviations, but never tighter than half a point (some spreads are tiny).
@@ -27,6 +27,12 @@ pub struct Summary {
     pub at: usize,
     /// Lower bound on unallocated GPU % at `at` from the offline LP (with `--bound`).
     pub lp_bound_unallocated_gpu_pct_at: Option<MeanSd>,
+    /// The nodes each decision chose among (`--node-sampling`): `all` (every feasible node,
+    /// the paper's protocol), or kube-scheduler's sampling, `adaptive` or `N%`.
+    pub node_sampling: String,
+    /// Feasible nodes kube-scheduler looks for per pod in this cluster under `node_sampling`
+    /// (every node for `all`).
+    pub nodes_to_find: usize,
     pub policies: Vec<PolicySummary>,
 }
 
@@ -58,6 +64,7 @@ impl Summary {
         published: &Published,
         at: usize,
         bounds: Option<&[(u64, OfflineBound)]>,
+        sampling: NodeSampling,
     ) -> Self {
         let bound_of = |seed: u64| {
             bounds
@@ -123,6 +130,8 @@ impl Summary {
             seeds: seeds.to_vec(),
             at,
             lp_bound_unallocated_gpu_pct_at: lp_bound,
+            node_sampling: sampling.to_string(),
+            nodes_to_find: sampling.nodes_to_find(trace.cluster.len()),
             policies,
         }
     }
@@ -228,6 +237,13 @@ pub fn table(s: &Summary) -> String {
     );
     for row in &body {
         let _ = writeln!(out, "{}", line(row));
+    }
+    if s.node_sampling != NodeSampling::All.to_string() {
+        let _ = writeln!(
+            out,
+            "node sampling {}: each pod chose among the first {} feasible of {} nodes from kube-scheduler's rotating start (percentageOfNodesToScore)",
+            s.node_sampling, s.nodes_to_find, s.nodes
+        );
     }
     if let Some(b) = s.lp_bound_unallocated_gpu_pct_at {
         let _ = writeln!(

@@ -13,7 +13,8 @@ use super::{plot, report};
 use crate::alloc::OfflineBound;
 use crate::policy::PolicyKind;
 use crate::sim::metrics::MAX_X;
-use crate::sim::{Published, load_trace, offline_bounds, run_experiment};
+use crate::sim::replay::ReplayOptions;
+use crate::sim::{NodeSampling, Published, load_trace, offline_bounds, run_experiment_with};
 
 /// The bound is drawn from here on; below ~90% arrived every pod fits and it is the ideal line.
 const BOUND_PLOT_FROM: usize = 80;
@@ -28,6 +29,7 @@ Examples:
   allot simulate --policy fgd,bestfit --seeds 42-44
   allot simulate --trace-dir ../shared/traces/openb --pods gpushare40 --json
   allot simulate --pods my-pods.csv --nodes my-nodes.json --out results/
+  allot simulate --policy fgd --node-sampling adaptive   # only the nodes kube-scheduler's default sampling sends
 
 NAME resolves to openb_pod_list_NAME.csv in each --trace-dir (then ./traces/openb);
 `default` is also embedded in the binary. Files may be CSV (openb columns, or name,cpu,memory,
@@ -71,6 +73,12 @@ pub struct SimulateArgs {
     /// (mean +/- max(2 sd, 0.5)); for reproduction checks in CI.
     #[arg(long)]
     pub check_published: bool,
+    /// Which nodes each pod's decision chooses among: `all` feasible nodes (the paper's
+    /// protocol), or the ones kube-scheduler's filter finds before it stops (its
+    /// percentageOfNodesToScore: `adaptive`, its default, or a percentage 1-100), scanning
+    /// from a start node that rotates from pod to pod.
+    #[arg(long, default_value = "all", value_name = "all|adaptive|PCT")]
+    pub node_sampling: NodeSampling,
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -113,7 +121,10 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         threads,
     );
     let started = Instant::now();
-    let results = run_experiment(&workload, &policies, &seeds, threads, &|p| {
+    let options = ReplayOptions {
+        sampling: args.node_sampling,
+    };
+    let results = run_experiment_with(&workload, &policies, &seeds, threads, options, &|p| {
         bar.set_message(format!("{} seed {}", p.policy, p.seed));
         bar.inc(1);
     });
@@ -133,7 +144,15 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let summary = report::Summary::new(&trace, &seeds, &results, &published, at, bounds.as_deref());
+    let summary = report::Summary::new(
+        &trace,
+        &seeds,
+        &results,
+        &published,
+        at,
+        bounds.as_deref(),
+        args.node_sampling,
+    );
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {

@@ -1,5 +1,6 @@
 //! The one decision function: filter -> score -> pick with one tie-break. `allot simulate`
-//! calls [`Decider::decide`] for each arrival; the extender calls [`Decider::pick`] on the
+//! calls [`Decider::decide`] for each arrival (or [`Decider::decide_among`] the nodes its model
+//! of kube-scheduler's node sampling finds); the extender calls [`Decider::pick`] on the
 //! nodes kube-scheduler sent and [`Decider::devices`] at bind. Both read the same per-snapshot
 //! [`Context`], so the node and devices the benchmark measures are the ones the cluster gets.
 
@@ -134,13 +135,27 @@ impl Decider {
                 .filter(|(_, n)| n.fits(pod))
                 .map(|(i, _)| i),
         );
-        let best = self.pick(policy, cluster, pod, uid, &candidates);
+        let decision = self.decide_among(policy, cluster, pod, uid, &candidates);
         self.candidates = candidates;
-        let Some(best) = best else {
+        decision
+    }
+
+    /// [`Decider::decide`] among `candidates` (node indices, all feasible for `pod`) instead
+    /// of every feasible node: the simulator passes the nodes kube-scheduler's sampling would
+    /// have sent the extender (`sim::sampling`).
+    pub fn decide_among(
+        &mut self,
+        policy: &mut dyn Policy,
+        cluster: &Cluster,
+        pod: &PodDemand,
+        uid: &str,
+        candidates: &[usize],
+    ) -> Result<Placement, Unplaced> {
+        let Some(best) = self.pick(policy, cluster, pod, uid, candidates) else {
             let example = cluster.nodes().first().and_then(|n| n.check(pod).err());
             return Err(Unplaced::NoFeasibleNode { example });
         };
-        let node = self.candidates[best];
+        let node = candidates[best];
         let devices = self
             .devices(policy, &cluster.nodes()[node], pod, uid)
             .ok_or(Unplaced::NoDevices)?;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::metrics::{Band, MeanSd, RunCurves};
-use super::replay::{arrivals, context, replay};
+use super::replay::{ReplayOptions, arrivals, context, replay_with_options};
 use crate::alloc::{Backend, OfflineBound, SolveError, offline_bound};
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, PodDemand, PodShape};
@@ -126,6 +126,25 @@ pub fn run_experiment(
     threads: usize,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Vec<PolicyResult> {
+    run_experiment_with(
+        workload,
+        policies,
+        seeds,
+        threads,
+        ReplayOptions::default(),
+        progress,
+    )
+}
+
+/// [`run_experiment`] with every replay under `options` (e.g. kube-scheduler's node sampling).
+pub fn run_experiment_with(
+    workload: &Workload<'_>,
+    policies: &[PolicyKind],
+    seeds: &[u64],
+    threads: usize,
+    options: ReplayOptions,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Vec<PolicyResult> {
     let target = workload.target();
     let capacity = workload.cluster.gpu_capacity_milli();
     let jobs: Vec<(usize, u64)> = (0..policies.len())
@@ -139,11 +158,13 @@ pub fn run_experiment(
             let started = Instant::now();
             let arr = arrivals(workload.pods, capacity, seed);
             let mut policy = policies[p].build(&target, seed);
-            let out = replay(
+            let out = replay_with_options(
                 workload.cluster,
                 &arr,
                 policy.as_mut(),
                 context(workload.cluster, &target, seed),
+                options,
+                |_| {},
             );
             let run = SeedRun {
                 seed,

@@ -1,11 +1,14 @@
 //! One replay of a pod list against a cluster, following the FGD paper's protocol
 //! (`traces/README-benchmark-notes.md` §3): shuffle, tune the total GPU request to 130% of
 //! capacity, fix a random tie-break rank per node, then place each pod at once or fail it.
+//! Optionally each pod chooses only among the nodes kube-scheduler's node sampling would have
+//! sent the extender ([`ReplayOptions::sampling`], `super::sampling`).
 
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, Placement, PodDemand};
 use std::sync::Arc;
 
+use super::sampling::{NodeSampling, NodeScan};
 use crate::policy::{Context, Decider, Policy, arrival_uid};
 use crate::rng::Rng;
 
@@ -87,6 +90,15 @@ pub struct Step<'a> {
     pub sample: Sample,
 }
 
+/// How a replay departs from the paper's protocol; the default is the protocol itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplayOptions {
+    /// Which nodes each pod's decision chooses among: every feasible node (`All`, the
+    /// paper's protocol), or the ones kube-scheduler's filter would find from its rotating
+    /// start node.
+    pub sampling: NodeSampling,
+}
+
 /// Place `arrivals` one by one on a copy of `cluster` with `policy`, recording a sample
 /// after each pod. Arrival `i` is the pod with UID [`arrival_uid`]`(i)`.
 pub fn replay(
@@ -105,11 +117,33 @@ pub fn replay_with(
     arrivals: &[PodDemand],
     policy: &mut dyn Policy,
     ctx: Arc<Context>,
+    on_step: impl FnMut(Step<'_>),
+) -> Outcome {
+    replay_with_options(
+        cluster,
+        arrivals,
+        policy,
+        ctx,
+        ReplayOptions::default(),
+        on_step,
+    )
+}
+
+/// [`replay_with`] under `options`. With node sampling the rotating start node is part of the
+/// replay's state, carried from one arrival to the next as kube-scheduler carries it.
+pub fn replay_with_options(
+    cluster: &Cluster,
+    arrivals: &[PodDemand],
+    policy: &mut dyn Policy,
+    ctx: Arc<Context>,
+    options: ReplayOptions,
     mut on_step: impl FnMut(Step<'_>),
 ) -> Outcome {
     let target = ctx.target.clone();
     let mut cluster = cluster.clone();
     let mut decider = Decider::new(ctx);
+    let mut scan = NodeScan::new(options.sampling);
+    let mut sampled: Vec<usize> = Vec::new();
     let mut node_frag: Vec<f64> = cluster
         .nodes()
         .iter()
@@ -124,10 +158,15 @@ pub fn replay_with(
     let mut arrived = 0u64;
     for (i, pod) in arrivals.iter().enumerate() {
         arrived += pod.gpu.total_milli();
-        let placed = decider
-            .decide(policy, &cluster, pod, &arrival_uid(i))
-            .ok()
-            .filter(|at| cluster.place(pod, *at).is_ok());
+        let uid = arrival_uid(i);
+        let decision = match options.sampling {
+            NodeSampling::All => decider.decide(policy, &cluster, pod, &uid),
+            _ => {
+                scan.candidates(&cluster, pod, &mut sampled);
+                decider.decide_among(policy, &cluster, pod, &uid, &sampled)
+            }
+        };
+        let placed = decision.ok().filter(|at| cluster.place(pod, *at).is_ok());
         match placed {
             Some(at) => {
                 out.placed += 1;
@@ -212,5 +251,42 @@ mod tests {
                 arr.iter().map(|p| p.gpu.total_milli()).sum::<u64>()
             );
         }
+    }
+
+    #[test]
+    fn node_sampling_at_a_hundred_percent_is_the_protocol_and_below_it_is_not() {
+        // 300 nodes: kube-scheduler samples from 100 nodes on.
+        let gpus: Vec<usize> = [8, 4, 2, 1].into_iter().cycle().take(300).collect();
+        let c = cluster(&gpus);
+        let pods = vec![
+            share(300),
+            share(700),
+            whole(1),
+            whole(2),
+            whole(4),
+            whole(8),
+        ];
+        let t = target(&pods);
+        let arr = arrivals(&pods, c.gpu_capacity_milli(), 11);
+        let run = |kind: PolicyKind, sampling: NodeSampling| {
+            let mut p = kind.build(&t, 11);
+            let options = ReplayOptions { sampling };
+            replay_with_options(&c, &arr, p.as_mut(), context(&c, &t, 11), options, |_| {})
+        };
+        for kind in PolicyKind::ALL {
+            let all = run(kind, NodeSampling::All);
+            let full = run(kind, NodeSampling::Percent(100));
+            assert_eq!(all.samples, full.samples, "{kind}: 100 % differs from all");
+            let sampled = run(kind, NodeSampling::Percent(10));
+            assert_eq!(sampled.placed + sampled.failed, arr.len());
+            assert_eq!(
+                sampled.samples,
+                run(kind, NodeSampling::Percent(10)).samples
+            );
+        }
+        // FGD over 100 of 300 nodes does not make FGD's choices over all of them.
+        let fgd_all = run(PolicyKind::Fgd, NodeSampling::All);
+        let fgd_sampled = run(PolicyKind::Fgd, NodeSampling::Percent(10));
+        assert_ne!(fgd_all.samples, fgd_sampled.samples);
     }
 }
