@@ -1,0 +1,104 @@
+//! The learned policy end to end: a smoke run of training (seconds, on a slice of the
+//! default trace) that must be deterministic and write a valid policy file, and the embedded
+//! policy's placement quality on the bundled trace against FGD, so a regression in the
+//! shipped policy fails `cargo test`.
+// Test helpers panic on purpose: a panic is the failure report.
+#![allow(clippy::unwrap_used)]
+
+use allot::learn::{self, Options, TrainError, Trace};
+use allot::model::Cluster;
+use allot::policy::learned::PolicyFile;
+use allot::policy::PolicyKind;
+use allot::sim::load_trace;
+use allot::sim::replay::{arrivals, context, replay};
+
+/// The first `nodes` nodes and `pods` pods of the bundled trace.
+fn slice(nodes: usize, pods: usize) -> Trace {
+    let t = load_trace("default", None, &[]).unwrap();
+    let target = t.workload().target();
+    let cluster = Cluster::new(
+        t.cluster.models.clone(),
+        t.cluster.nodes()[..nodes].to_vec(),
+    );
+    Trace {
+        name: "default-slice".into(),
+        cluster,
+        pods: t.pods.pods[..pods].to_vec(),
+        target,
+    }
+}
+
+fn smoke() -> Options {
+    Options {
+        supervised_epochs: 1,
+        epochs: 2,
+        updates_per_episode: 50,
+        ..Options::default()
+    }
+}
+
+#[test]
+fn a_smoke_run_writes_a_valid_policy_and_is_deterministic() {
+    let traces = [slice(120, 900)];
+    let (a, curves) = learn::train(&traces, &[1, 2], &[60], &smoke(), |_| {}).unwrap();
+    let (b, _) = learn::train(&traces, &[1, 2], &[60], &smoke(), |_| {}).unwrap();
+    assert_eq!(a.weights, b.weights, "same seeds, same weights");
+    let text = serde_json::to_string(&a).unwrap();
+    let back = PolicyFile::parse("smoke.json", &text).unwrap();
+    assert_eq!(back.hash, a.content_hash());
+    assert_eq!(a.weights[0], 1.0, "FGD's weight stays frozen at 1");
+    // warm start, one supervised epoch, two Q-learning epochs
+    assert_eq!(curves.len(), 4);
+    assert!(curves.iter().all(|c| c.validation_unallocated_pct.is_finite()));
+    assert_eq!(a.provenance.seeds, "train 1,2; validate 60");
+}
+
+#[test]
+fn bad_training_requests_say_what_is_wrong() {
+    let traces = [slice(20, 50)];
+    let zero = Options {
+        supervised_epochs: 0,
+        epochs: 0,
+        ..Options::default()
+    };
+    assert_eq!(
+        learn::train(&traces, &[1], &[60], &zero, |_| {}).unwrap_err(),
+        TrainError::ZeroEpochs
+    );
+    assert_eq!(
+        learn::train(&traces, &[1, 42], &[60], &smoke(), |_| {}).unwrap_err(),
+        TrainError::EvaluationSeed(42)
+    );
+    let mut cpu_only = slice(20, 50);
+    cpu_only.pods.retain(|p| !p.needs_gpu());
+    let err = learn::train(&[cpu_only], &[1], &[60], &smoke(), |_| {}).unwrap_err();
+    assert!(err.to_string().contains("no GPU pods"), "{err}");
+}
+
+/// Mean unallocated GPU % at 100 % arrived over `seeds` for `kind` on the bundled trace.
+fn unallocated(kind: PolicyKind, seeds: &[u64]) -> f64 {
+    let t = load_trace("default", None, &[]).unwrap();
+    let target = t.workload().target();
+    let capacity = t.cluster.gpu_capacity_milli() as f64;
+    let mut sum = 0.0;
+    for &s in seeds {
+        let arr = arrivals(&t.pods.pods, t.cluster.gpu_capacity_milli(), s);
+        let mut p = kind.build(&target, s);
+        let out = replay(&t.cluster, &arr, p.as_mut(), context(&t.cluster, &target, s));
+        let last = out.samples.last().unwrap();
+        sum += 100.0 * (capacity - last.allocated as f64) / capacity;
+    }
+    sum / seeds.len() as f64
+}
+
+#[test]
+fn the_embedded_policy_places_no_worse_than_fgd_on_the_bundled_trace() {
+    // Evaluation seeds: this measures the shipped policy, it trains nothing.
+    let seeds = [42, 43, 44];
+    let learned = unallocated(PolicyKind::Learned, &seeds);
+    let fgd = unallocated(PolicyKind::Fgd, &seeds);
+    assert!(
+        learned <= fgd + 0.05,
+        "the embedded policy leaves {learned:.3} % of GPUs unallocated, FGD {fgd:.3} %"
+    );
+}
