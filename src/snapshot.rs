@@ -25,7 +25,7 @@ use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, Placement, PodDemand, PodShape};
 
 pub use file::{BoundPodEntry, SnapshotFile, load_snapshot, parse_snapshot};
-pub use fxhash::FxHashMap;
+use fxhash::FxHashMap;
 pub use node::{NodeState, Telemetry};
 
 /// A pod running on a node, as allot accounts it.
