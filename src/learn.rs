@@ -322,7 +322,7 @@ fn step(w: &mut [f64], start: &[f64], batch: &[(&[f64; COUNT], f64)], opts: &Opt
     }
     let mut grad = [0.0; COUNT];
     for (f, y) in batch {
-        let err = dot(w, *f) - y;
+        let err = dot(w, f) - y;
         for i in 0..COUNT {
             grad[i] += err * f[i];
         }

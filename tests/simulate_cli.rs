@@ -158,7 +158,7 @@ fn a_cluster_without_gpus_is_refused_and_impossible_pods_just_fail() {
 }
 
 #[test]
-fn every_subcommand_has_help_and_unbuilt_ones_say_so() {
+fn every_subcommand_has_help_and_train_refuses_what_it_cannot_learn_from() {
     let out = allot(&["--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
     for cmd in [
@@ -174,7 +174,11 @@ fn every_subcommand_has_help_and_unbuilt_ones_say_so() {
         let sub = allot(&[cmd, "--help"]);
         assert!(sub.status.success(), "{cmd} --help failed");
     }
-    let out = allot(&["train"]);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("not implemented yet"));
+    // Refused before any replay: an evaluation seed, and a run that would train nothing.
+    let out = allot(&["train", "--seeds", "41-42", "-o", "/nonexistent/p.json"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("seed 42 is an evaluation seed"), "{}", stderr(&out));
+    let out = allot(&["train", "--epochs", "0", "--supervised-epochs", "0"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("zero epochs"), "{}", stderr(&out));
 }
