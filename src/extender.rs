@@ -106,6 +106,9 @@ pub struct Settings {
     pub filter_answer: FilterAnswer,
     /// Seeds the tie-break order and policies' random draws, as `allot simulate --seeds`.
     pub seed: u64,
+    /// `--policy-file`, loaded and checked: the weights `learned` scores with (`None`: the
+    /// policy embedded in the binary).
+    pub learned: Option<Arc<crate::policy::learned::PolicyFile>>,
 }
 
 /// A boxed future of a sidecar's step.
@@ -140,9 +143,13 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
     let runtime = crate::process::runtime()?;
     runtime.block_on(async move {
         let configure = |store: Store| {
-            store
+            let store = store
                 .with_filter_answer(settings.filter_answer)
-                .with_seed(settings.seed)
+                .with_seed(settings.seed);
+            match &settings.learned {
+                Some(file) => store.with_learned(file.clone()),
+                None => store,
+            }
         };
         let (ext, client) = match &settings.source {
             Source::Snapshot(path) => {

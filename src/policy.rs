@@ -114,8 +114,18 @@ impl PolicyKind {
         })
     }
 
+    /// Build the policy for decisions in `ctx`: its target workload, seed and learned weights.
+    pub fn build_for(self, ctx: &Context) -> Box<dyn Policy> {
+        match (self, &ctx.learned) {
+            (PolicyKind::Learned, Some(file)) => {
+                Box::new(learned::Learned::new(file, (*ctx.target).clone()))
+            }
+            _ => self.build(&ctx.target, ctx.seed),
+        }
+    }
+
     /// Build the policy. `target` is the typical workload FGD measures fragmentation
-    /// against; `seed` drives Random.
+    /// against; `seed` drives Random; `learned` uses the embedded policy file.
     pub fn build(self, target: &TargetWorkload, seed: u64) -> Box<dyn Policy> {
         match self {
             PolicyKind::Random => Box::new(RandomFit::new(seed)),

@@ -49,6 +49,10 @@ pub struct ExtenderArgs {
     /// the extender decides as `allot simulate --seeds SEED` does.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Policy file (from `allot train`) the `learned` policy scores with; without it, the
+    /// policy embedded in the binary. A missing or broken file stops the extender at start.
+    #[arg(long, value_name = "PATH")]
+    pub policy_file: Option<PathBuf>,
 }
 
 #[cfg(feature = "k8s")]
@@ -69,6 +73,12 @@ impl ExtenderArgs {
             overlay_ttl: Duration::from_secs(self.overlay_ttl_seconds),
             filter_answer: self.filter_answer.into(),
             seed: self.seed,
+            learned: match &self.policy_file {
+                Some(path) => Some(std::sync::Arc::new(
+                    crate::policy::learned::PolicyFile::load(path)?,
+                )),
+                None => None,
+            },
         })
     }
 

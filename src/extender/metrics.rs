@@ -67,6 +67,12 @@ struct VerbLabels {
     verb: Verb,
 }
 
+/// The one policy file `learned` scores with: an info metric (value 1), one series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LearnedLabels {
+    hash: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct PolicyLabels {
     /// A `PolicyKind::name()`: a fixed set.
@@ -87,6 +93,7 @@ pub struct Metrics {
     decisions: Family<PolicyLabels, Counter>,
     snapshot_age: Gauge<f64, AtomicU64>,
     nodes: Gauge,
+    learned: Family<LearnedLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -99,6 +106,12 @@ impl Default for Metrics {
         let decisions = Family::<PolicyLabels, Counter>::default();
         let snapshot_age = Gauge::<f64, AtomicU64>::default();
         let nodes = Gauge::default();
+        let learned = Family::<LearnedLabels, Gauge>::default();
+        registry.register(
+            "allot_extender_learned_policy_info",
+            "The policy file the learned policy scores with, by content hash (value 1)",
+            learned.clone(),
+        );
         registry.register(
             "allot_extender_requests",
             "Extender requests by verb and outcome",
@@ -131,6 +144,7 @@ impl Default for Metrics {
             decisions,
             snapshot_age,
             nodes,
+            learned,
         }
     }
 }
@@ -143,6 +157,16 @@ impl Metrics {
         self.latency
             .get_or_create(&VerbLabels { verb })
             .observe(took.as_secs_f64());
+    }
+
+    /// Record which policy file `learned` uses (its content hash).
+    pub fn learned_policy(&self, hash: &str) {
+        self.learned.clear();
+        self.learned
+            .get_or_create(&LearnedLabels {
+                hash: hash.to_string(),
+            })
+            .set(1);
     }
 
     pub fn decided(&self, policy: &'static str) {

@@ -42,9 +42,11 @@ impl Extender {
     }
 
     pub fn with_binder(store: Arc<Store>, binder: Option<Binder>) -> Arc<Self> {
+        let metrics = Metrics::default();
+        metrics.learned_policy(&store.learned_hash());
         Arc::new(Extender {
             store,
-            metrics: Metrics::default(),
+            metrics,
             binder,
         })
     }

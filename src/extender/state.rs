@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use super::FilterAnswer;
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, Placement, PodShape};
+use crate::policy::learned::PolicyFile;
 use crate::policy::{Context, Decider, Policy, PolicyKind};
 use crate::snapshot::NodeState;
 pub use crate::snapshot::{BoundPod, ClusterSnapshot, NodeIndex, node_index};
@@ -76,7 +77,7 @@ impl View {
                 .position(|(k, _)| *k == kind)
                 .map(|i| pool.swap_remove(i).1)
         };
-        let mut policy = taken.unwrap_or_else(|| kind.build(&self.ctx.target, self.ctx.seed));
+        let mut policy = taken.unwrap_or_else(|| kind.build_for(&self.ctx));
         let out = f(policy.as_mut());
         let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
         if pool.len() < POOL_CAP {
@@ -150,6 +151,8 @@ pub struct Store {
     workload: Option<Arc<TargetWorkload>>,
     /// Seeds the tie-break order and policies' random draws (`--seed`).
     seed: u64,
+    /// `--policy-file`: the weights `learned` scores with (`None`: the embedded policy).
+    learned: Option<Arc<PolicyFile>>,
     ready: AtomicBool,
     seen: Mutex<HashMap<String, (PodRequest, Instant)>>,
     /// Whether nodes with stale or missing telemetry are filtered (fail-closed).
@@ -171,6 +174,7 @@ impl Store {
             fallback,
             workload: None,
             seed: DEFAULT_SEED,
+            learned: None,
             ready: AtomicBool::new(false),
             seen: Mutex::new(HashMap::new()),
             fail_closed: false,
@@ -189,17 +193,41 @@ impl Store {
     }
 
     /// Measure fragmentation against `target` always (a replay's workload), not against the
-    /// running pods. Takes effect with the next snapshot.
+    /// running pods, from the current snapshot on.
     pub fn with_target(mut self, target: TargetWorkload) -> Self {
         self.workload = Some(Arc::new(target));
+        self.refresh_context();
         self
     }
 
-    /// Seed of the tie-break order and of policies' random draws. Takes effect with the next
-    /// snapshot.
+    /// Seed of the tie-break order and of policies' random draws, from the current snapshot on.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self.refresh_context();
         self
+    }
+
+    /// Score `learned` with `file` (`--policy-file`), from the current snapshot on.
+    pub fn with_learned(mut self, file: Arc<PolicyFile>) -> Self {
+        self.learned = Some(file);
+        self.refresh_context();
+        self
+    }
+
+    /// Rebuild the current view with a new decision context (after a setting changed).
+    fn refresh_context(&self) {
+        let overlay = self.overlay.lock().unwrap_or_else(PoisonError::into_inner);
+        let base = self.current().base.clone();
+        let view = self.rebuild_with(base, &overlay, true);
+        self.swap(view);
+    }
+
+    /// The hash of the policy file `learned` scores with.
+    pub fn learned_hash(&self) -> String {
+        match &self.learned {
+            Some(f) => f.hash.clone(),
+            None => PolicyFile::embedded().map_or_else(|_| "none".into(), |f| f.hash),
+        }
     }
 
     /// Which nodes /filter passes (default: every feasible one).
@@ -383,17 +411,24 @@ impl Store {
     }
 
     fn rebuild(&self, base: Arc<ClusterSnapshot>, overlay: &[Recent]) -> View {
+        self.rebuild_with(base, overlay, false)
+    }
+
+    /// [`Store::rebuild`]; `fresh` builds a new decision context even for the same base.
+    fn rebuild_with(&self, base: Arc<ClusterSnapshot>, overlay: &[Recent], fresh: bool) -> View {
         let entries = overlay.iter().map(|r| r.pod.clone()).collect();
         let current = self.current();
         // The context depends on the base only: views over the same base share it.
-        let ctx = if Arc::ptr_eq(&current.base, &base) {
+        let ctx = if Arc::ptr_eq(&current.base, &base) && !fresh {
             current.ctx.clone()
         } else {
             let target = match &self.workload {
                 Some(fixed) => fixed.clone(),
                 None => Arc::new(base.target(&self.fallback)),
             };
-            Arc::new(Context::new(&base.cluster, target, self.seed))
+            Arc::new(
+                Context::new(&base.cluster, target, self.seed).with_learned(self.learned.clone()),
+            )
         };
         build_view(base, entries, ctx, next_expiry(overlay))
     }

@@ -367,3 +367,35 @@ fn the_decided_node_alone_gets_the_top_priority() {
     assert_eq!(top_alone(&[0, 50, 100], 2), vec![0, 4, 10]);
     assert_eq!(top_alone(&[100], 0), vec![10]);
 }
+
+#[test]
+fn a_policy_file_decides_for_learned_and_its_hash_is_in_the_metrics() {
+    use crate::policy::learned::features::{COUNT, NAMES};
+    use crate::policy::learned::{PolicyFile, Provenance};
+    // Prefer the node with the most GPUs left after the placement: spreads, unlike FGD.
+    let mut weights = vec![0.0; COUNT];
+    weights[0] = 1.0;
+    weights[NAMES.iter().position(|n| *n == "gpu_free_after").unwrap()] = 50.0;
+    let file = std::sync::Arc::new(PolicyFile::new(weights, 100, Provenance::default()));
+    let store = three_nodes(FilterAnswer::Chosen).with_learned(file.clone());
+    assert_eq!(store.learned_hash(), file.hash);
+    let (out, decided) = filter(
+        &store,
+        &offer(PolicyKind::Learned, 1, serde_json::json!({})),
+    )
+    .unwrap();
+    assert_eq!(decided, Some(PolicyKind::Learned));
+    let passed = out.node_names.unwrap();
+    assert_eq!(passed.len(), 1);
+    assert_ne!(
+        passed[0], "b",
+        "b has a GPU taken; spreading picks an empty node"
+    );
+    let ext = super::server::Extender::new(std::sync::Arc::new(store));
+    let text = ext.metrics.render(Duration::ZERO, 3);
+    let series = format!(
+        "allot_extender_learned_policy_info{{hash=\"{}\"}} 1",
+        file.hash
+    );
+    assert!(text.contains(&series), "{text}");
+}

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use super::Policy;
+use super::learned::PolicyFile;
 use crate::alloc::ClassPrices;
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, DeviceSet, Misfit, Node, Placement, PodDemand};
@@ -22,6 +23,8 @@ pub struct Context {
     pub target: Arc<TargetWorkload>,
     /// Shadow prices per node class from the LP over recent arrivals, when one was solved.
     pub prices: Option<Arc<Vec<ClassPrices>>>,
+    /// The weights `learned` scores with (`--policy-file`); `None`: the embedded policy.
+    pub learned: Option<Arc<PolicyFile>>,
 }
 
 impl Context {
@@ -33,6 +36,7 @@ impl Context {
             rank: tie_rank(cluster, seed),
             target,
             prices: None,
+            learned: None,
         }
     }
 
@@ -42,6 +46,12 @@ impl Context {
             rank,
             ..Context::default()
         }
+    }
+
+    /// Score `learned` with `file` instead of the embedded policy.
+    pub fn with_learned(mut self, file: Option<Arc<PolicyFile>>) -> Self {
+        self.learned = file;
+        self
     }
 
     /// Node `node`'s tie-break rank (nodes beyond the rank come last).
