@@ -145,6 +145,8 @@ pub fn train(
         }
         sum / (traces.len() * validation.len()).max(1) as f64
     };
+    // The best weights on the validation replays; the warm start wins ties, so a phase
+    // that does not improve on FGD leaves FGD's weights.
     let mut best = (validate(&w, &mut tick), w.clone());
     curves.push(CurvePoint {
         phase: "warm start (FGD)",
@@ -374,6 +376,7 @@ fn with_weights(
         phases: vec!["supervised".into(), "q-learning".into()],
         hyperparameters: hyper.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         code_version: env!("CARGO_PKG_VERSION").to_string(),
+        // No timestamp: the same command, seeds and thread count write the same file.
         created: String::new(),
     };
     PolicyFile::new(

@@ -100,14 +100,12 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     {
         bar.set_style(style.progress_chars("=> "));
     }
-    let (mut file, curves) = learn::train(&traces, &seeds, &validation, &opts, |p| {
+    let (file, curves) = learn::train(&traces, &seeds, &validation, &opts, |p| {
         bar.set_length(p.total as u64);
         bar.set_position(p.done as u64);
         bar.set_message(p.phase);
     })?;
     bar.finish_and_clear();
-    file.provenance.created = jiff_now();
-    file.hash = file.content_hash();
     file.save(&args.output)
         .with_context(|| format!("writing {}", args.output.display()))?;
     let dir = args.curves.clone().unwrap_or_else(|| {
@@ -131,15 +129,6 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         dir.display()
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Seconds since the Unix epoch, as the provenance's creation note (no clock crate in the
-/// core build).
-fn jiff_now() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format!("unix {secs}")
 }
 
 fn curves_csv(curves: &[CurvePoint]) -> String {
