@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod server;
 pub mod state;
 pub mod verbs;
+pub mod view;
 pub mod wire;
 
 use std::net::SocketAddr;

@@ -5,23 +5,20 @@
 //! swap.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use super::FilterAnswer;
+pub use super::view::View;
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, Placement, PodShape};
+use crate::policy::Context;
 use crate::policy::learned::PolicyFile;
-use crate::policy::{Context, Decider, Policy, PolicyKind};
-use crate::snapshot::NodeState;
 pub use crate::snapshot::{BoundPod, ClusterSnapshot, NodeIndex, node_index};
 
 use crate::live::pod::PodRequest;
 
-/// Policies kept warm per view; more concurrent requests than this build a fresh one.
-const POOL_CAP: usize = 16;
 /// Pods remembered between filter and bind (bind's body names the pod but not its demand).
 const SEEN_CAP: usize = 10_000;
 /// Seed of the tie-break order when none is given: the first of the FGD paper's evaluation
@@ -29,78 +26,6 @@ const SEEN_CAP: usize = 10_000;
 pub const DEFAULT_SEED: u64 = 42;
 /// How long a filtered pod is remembered for its bind; kube-scheduler binds within seconds.
 const SEEN_TTL: Duration = Duration::from_secs(300);
-
-/// What requests read: the snapshot with the overlay applied.
-pub struct View {
-    pub base: Arc<ClusterSnapshot>,
-    /// Placements allot made that the base does not show yet.
-    /// Shared, so that a bind's new view copies pointers, not pods.
-    pub overlay: Vec<Arc<BoundPod>>,
-    /// `base.cluster` with the overlay placed.
-    pub cluster: Cluster,
-    next_expiry: Option<Instant>,
-    /// The decision context of `base` (tie-break rank, target workload, seed), shared with
-    /// every view built on the same base.
-    pub ctx: Arc<Context>,
-    pool: Mutex<Vec<(PolicyKind, Box<dyn Policy>)>>,
-}
-
-impl fmt::Debug for View {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("View")
-            .field("nodes", &self.cluster.len())
-            .field("base_pods", &self.base.pods.len())
-            .field("overlay", &self.overlay.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl View {
-    pub fn node_index(&self, name: &str) -> Option<usize> {
-        self.base.index.get(name).copied()
-    }
-
-    /// Every pod allot accounts on node `index`: base first, then the overlay.
-    pub fn pods_on(&self, index: usize) -> impl Iterator<Item = &BoundPod> {
-        self.base
-            .pods
-            .iter()
-            .chain(self.overlay.iter().map(|p| &**p))
-            .filter(move |p| p.at.node == index)
-    }
-
-    /// Run `f` with a policy of `kind`, reusing one whose caches match this view.
-    pub fn with_policy<R>(&self, kind: PolicyKind, f: impl FnOnce(&mut dyn Policy) -> R) -> R {
-        let taken = {
-            let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
-            pool.iter()
-                .position(|(k, _)| *k == kind)
-                .map(|i| pool.swap_remove(i).1)
-        };
-        let mut policy = taken.unwrap_or_else(|| kind.build_for(&self.ctx));
-        let out = f(policy.as_mut());
-        let mut pool = self.pool.lock().unwrap_or_else(PoisonError::into_inner);
-        if pool.len() < POOL_CAP {
-            pool.push((kind, policy));
-        }
-        out
-    }
-
-    /// A decider on this view's context.
-    pub fn decider(&self) -> Decider {
-        Decider::new(self.ctx.clone())
-    }
-
-    /// What is known about node `index` beyond allocation, if anything.
-    pub fn state(&self, index: usize) -> Option<&NodeState> {
-        self.base.states.get(index)
-    }
-
-    /// How old the base snapshot is.
-    pub fn age(&self) -> Duration {
-        self.base.taken_at.elapsed()
-    }
-}
 
 /// Why a placement could not be recorded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
