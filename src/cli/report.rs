@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::alloc::OfflineBound;
 use crate::sim::metrics::{MAX_X, MeanSd};
+use crate::sim::replay::ReplayOptions;
 use crate::sim::{LoadedTrace, NodeSampling, PolicyResult, Published};
 
 /// How close to the published mean counts as "reproduced": two published standard
@@ -33,6 +34,10 @@ pub struct Summary {
     /// Feasible nodes kube-scheduler looks for per pod in this cluster under `node_sampling`
     /// (every node for `all`).
     pub nodes_to_find: usize,
+    /// What kube-scheduler counted as feasible while sampling (`requests` or `allot`); only
+    /// with a `node_sampling` other than `all`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kube_filter: Option<String>,
     pub policies: Vec<PolicySummary>,
 }
 
@@ -64,8 +69,10 @@ impl Summary {
         published: &Published,
         at: usize,
         bounds: Option<&[(u64, OfflineBound)]>,
-        sampling: NodeSampling,
+        options: ReplayOptions,
     ) -> Self {
+        let sampling = options.sampling;
+        let sampled = sampling != NodeSampling::All;
         let bound_of = |seed: u64| {
             bounds
                 .and_then(|b| b.iter().find(|(s, _)| *s == seed))
@@ -132,6 +139,7 @@ impl Summary {
             lp_bound_unallocated_gpu_pct_at: lp_bound,
             node_sampling: sampling.to_string(),
             nodes_to_find: sampling.nodes_to_find(trace.cluster.len()),
+            kube_filter: sampled.then(|| options.kube_filter.to_string()),
             policies,
         }
     }
@@ -238,11 +246,18 @@ pub fn table(s: &Summary) -> String {
     for row in &body {
         let _ = writeln!(out, "{}", line(row));
     }
-    if s.node_sampling != NodeSampling::All.to_string() {
+    if let Some(filter) = &s.kube_filter {
         let _ = writeln!(
             out,
-            "node sampling {}: each pod chose among the first {} feasible of {} nodes from kube-scheduler's rotating start (percentageOfNodesToScore)",
-            s.node_sampling, s.nodes_to_find, s.nodes
+            "node sampling {} (percentageOfNodesToScore): each pod chose among the first {} of {} nodes kube-scheduler finds feasible by {} from its rotating start",
+            s.node_sampling,
+            s.nodes_to_find,
+            s.nodes,
+            if filter == "allot" {
+                "allot's filter"
+            } else {
+                "CPU, memory and whole-GPU requests (less those allot's filter then drops)"
+            }
         );
     }
     if let Some(b) = s.lp_bound_unallocated_gpu_pct_at {

@@ -14,6 +14,7 @@ use crate::alloc::OfflineBound;
 use crate::policy::PolicyKind;
 use crate::sim::metrics::MAX_X;
 use crate::sim::replay::ReplayOptions;
+use crate::sim::sampling::KubeFilter;
 use crate::sim::{NodeSampling, Published, load_trace, offline_bounds, run_experiment_with};
 
 /// The bound is drawn from here on; below ~90% arrived every pod fits and it is the ideal line.
@@ -79,6 +80,12 @@ pub struct SimulateArgs {
     /// from a start node that rotates from pod to pod.
     #[arg(long, default_value = "all", value_name = "all|adaptive|PCT")]
     pub node_sampling: NodeSampling,
+    /// With --node-sampling: what kube-scheduler counts as a feasible node while it samples.
+    /// `requests`: its own checks of CPU, memory and whole GPUs (nvidia.com/gpu), as on a
+    /// cluster, so nodes without room for a share or of the wrong GPU model count and the
+    /// extender then drops them; `allot`: allot's filter, the best case.
+    #[arg(long, default_value = "requests", value_name = "requests|allot")]
+    pub kube_filter: KubeFilter,
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -123,6 +130,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let options = ReplayOptions {
         sampling: args.node_sampling,
+        kube_filter: args.kube_filter,
     };
     let results = run_experiment_with(&workload, &policies, &seeds, threads, options, &|p| {
         bar.set_message(format!("{} seed {}", p.policy, p.seed));
@@ -151,7 +159,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         &published,
         at,
         bounds.as_deref(),
-        args.node_sampling,
+        options,
     );
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);

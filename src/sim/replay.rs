@@ -8,7 +8,7 @@ use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, Placement, PodDemand};
 use std::sync::Arc;
 
-use super::sampling::{NodeSampling, NodeScan};
+use super::sampling::{KubeFilter, NodeSampling, NodeScan};
 use crate::policy::{Context, Decider, Policy, arrival_uid};
 use crate::rng::Rng;
 
@@ -97,6 +97,9 @@ pub struct ReplayOptions {
     /// paper's protocol), or the ones kube-scheduler's filter would find from its rotating
     /// start node.
     pub sampling: NodeSampling,
+    /// What kube-scheduler counts as feasible while it samples (its own resource checks, or
+    /// allot's filter as the best case); no effect with `NodeSampling::All`.
+    pub kube_filter: KubeFilter,
 }
 
 /// Place `arrivals` one by one on a copy of `cluster` with `policy`, recording a sample
@@ -142,7 +145,7 @@ pub fn replay_with_options(
     let target = ctx.target.clone();
     let mut cluster = cluster.clone();
     let mut decider = Decider::new(ctx);
-    let mut scan = NodeScan::new(options.sampling);
+    let mut scan = NodeScan::new(options.sampling, options.kube_filter);
     let mut sampled: Vec<usize> = Vec::new();
     let mut node_frag: Vec<f64> = cluster
         .nodes()
@@ -270,7 +273,10 @@ mod tests {
         let arr = arrivals(&pods, c.gpu_capacity_milli(), 11);
         let run = |kind: PolicyKind, sampling: NodeSampling| {
             let mut p = kind.build(&t, 11);
-            let options = ReplayOptions { sampling };
+            let options = ReplayOptions {
+                sampling,
+                kube_filter: KubeFilter::Requests,
+            };
             replay_with_options(&c, &arr, p.as_mut(), context(&c, &t, 11), options, |_| {})
         };
         for kind in PolicyKind::ALL {

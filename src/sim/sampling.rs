@@ -16,17 +16,19 @@
 //!   ones seen), modulo N. A pod that fits nowhere processes every node, so the start stays.
 //! - The extender's filter and prioritize get only the nodes found.
 //!
-//! Where the model simplifies: kube-scheduler checks nodes in parallel, so a few infeasible
-//! nodes past the last one kept may also count as processed; here the scan is sequential.
-//! "Feasible" here is allot's filter (CPU, memory, GPU devices, models). kube-scheduler's own
-//! plugins cannot see GPU shares or models, so on a cluster they may count nodes the extender
-//! then rejects: the candidates allot gets are at most the ones modelled here, and the cost
-//! measured is a lower bound.
+//! "Feasible" while kube-scheduler counts is what its own filter plugins see ([`KubeFilter`]):
+//! by default the pod's requests of CPU, memory and whole GPUs (`nvidia.com/gpu`, which nodes
+//! advertise and whole-GPU pods request). A share of a GPU is an annotation and GPU models are
+//! a label, so kube-scheduler counts nodes with no room for the share or of the wrong model,
+//! and the extender then drops them: the decision chooses among the allot-feasible part of
+//! what was found. [`KubeFilter::Allot`] counts with allot's filter instead, the best case.
+//! kube-scheduler checks nodes in parallel, so a few infeasible nodes past the last one kept
+//! may also count as processed; here the scan is sequential.
 
 use std::fmt;
 use std::str::FromStr;
 
-use crate::model::{Cluster, PodDemand};
+use crate::model::{Cluster, GpuDemand, MAX_GPUS_PER_NODE, Node, PodDemand};
 
 /// kube-scheduler's `minFeasibleNodesToFind`: clusters smaller than this are filtered whole,
 /// and no percentage makes it look for fewer feasible nodes.
@@ -85,12 +87,16 @@ impl fmt::Display for NodeSampling {
     }
 }
 
-/// A `--node-sampling` value that is none of `all`, `adaptive` or a percentage 0..=100.
+/// A sampling setting that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "node sampling {0:?}: expected `all`, `adaptive` or a percentageOfNodesToScore from 0 to 100 (0 = adaptive)"
-)]
-pub struct SamplingParseError(pub String);
+pub enum SamplingParseError {
+    #[error(
+        "node sampling {0:?}: expected `all`, `adaptive` or a percentageOfNodesToScore from 0 to 100 (0 = adaptive)"
+    )]
+    Sampling(String),
+    #[error("kube filter {0:?}: expected `requests` or `allot`")]
+    Filter(String),
+}
 
 impl FromStr for NodeSampling {
     type Err = SamplingParseError;
@@ -107,8 +113,72 @@ impl FromStr for NodeSampling {
         match t.strip_suffix('%').unwrap_or(t).trim().parse::<u8>() {
             Ok(0) => Ok(NodeSampling::Adaptive),
             Ok(p) if p <= 100 => Ok(NodeSampling::Percent(p)),
-            _ => Err(SamplingParseError(text.to_string())),
+            _ => Err(SamplingParseError::Sampling(text.to_string())),
         }
+    }
+}
+
+/// What kube-scheduler's filter counts as a feasible node while it looks for its
+/// [`NodeSampling::nodes_to_find`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KubeFilter {
+    /// Its own plugins, as on the chart's cluster: CPU, memory and whole GPUs
+    /// (`nvidia.com/gpu`: the node's GPU count minus the whole GPUs its pods requested).
+    #[default]
+    Requests,
+    /// allot's filter (shares, device layout, models), as if kube-scheduler knew them all:
+    /// every node found is a candidate, the best case for a setting.
+    Allot,
+}
+
+impl KubeFilter {
+    /// Whether kube-scheduler counts `node` as feasible for `pod`, given allot's verdict
+    /// `fits` (a node allot accepts always passes kube-scheduler's checks too).
+    fn counts(self, node: &Node, pod: &PodDemand, fits: bool) -> bool {
+        match self {
+            KubeFilter::Allot => fits,
+            KubeFilter::Requests => fits || requests_fit(node, pod),
+        }
+    }
+}
+
+impl fmt::Display for KubeFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KubeFilter::Requests => "requests",
+            KubeFilter::Allot => "allot",
+        })
+    }
+}
+
+impl FromStr for KubeFilter {
+    type Err = SamplingParseError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "requests" => Ok(KubeFilter::Requests),
+            "allot" => Ok(KubeFilter::Allot),
+            _ => Err(SamplingParseError::Filter(text.to_string())),
+        }
+    }
+}
+
+/// kube-scheduler's resource check (NodeResourcesFit) of `pod` on `node`: CPU and memory
+/// requests, and for whole GPUs the extended resource `nvidia.com/gpu`, whose allocatable is
+/// the node's GPU count and whose requests are the whole GPUs of the pods on it. Shares and
+/// models are invisible to it.
+pub fn requests_fit(node: &Node, pod: &PodDemand) -> bool {
+    if pod.cpu_milli > node.cpu_free || pod.memory_bytes > node.memory_free {
+        return false;
+    }
+    match pod.gpu {
+        GpuDemand::Whole { count } => {
+            let requested: usize = (1..=MAX_GPUS_PER_NODE)
+                .map(|k| k * usize::from(node.kinds.count(k)))
+                .sum();
+            requested + count as usize <= node.gpu_count()
+        }
+        GpuDemand::Shared { .. } | GpuDemand::None => true,
     }
 }
 
@@ -117,13 +187,15 @@ impl FromStr for NodeSampling {
 #[derive(Debug, Clone, Default)]
 pub struct NodeScan {
     sampling: NodeSampling,
+    filter: KubeFilter,
     next_start: usize,
 }
 
 impl NodeScan {
-    pub fn new(sampling: NodeSampling) -> Self {
+    pub fn new(sampling: NodeSampling, filter: KubeFilter) -> Self {
         NodeScan {
             sampling,
+            filter,
             next_start: 0,
         }
     }
@@ -137,11 +209,13 @@ impl NodeScan {
         self.next_start
     }
 
-    /// Fill `out` with the nodes kube-scheduler's filter would find for `pod`: the first
-    /// [`NodeSampling::nodes_to_find`] feasible nodes of `cluster` in node order from the
-    /// rotating start (every feasible node when there are fewer), then move the start on by
-    /// the nodes scanned. `out` is sorted by node index: the order of a decision's candidates
-    /// changes no policy's choice but Random's draws, and sorted, 100 % gives exactly `All`.
+    /// Fill `out` with the candidates kube-scheduler would send the extender for `pod`, less
+    /// the ones allot's filter rejects: it scans `cluster` in node order from the rotating
+    /// start until it has counted [`NodeSampling::nodes_to_find`] feasible nodes (by its
+    /// [`KubeFilter`]) or seen every node, then moves the start on by the nodes scanned.
+    /// `out` holds the allot-feasible nodes among those counted, sorted by node index: the
+    /// order of a decision's candidates changes no policy's choice but Random's draws, and
+    /// sorted, 100 % gives exactly `All`.
     pub fn candidates(&mut self, cluster: &Cluster, pod: &PodDemand, out: &mut Vec<usize>) {
         out.clear();
         let nodes = cluster.nodes();
@@ -152,11 +226,16 @@ impl NodeScan {
         let want = self.sampling.nodes_to_find(n);
         let start = self.next_start % n;
         let mut scanned = 0;
-        while scanned < n && out.len() < want {
+        let mut found = 0;
+        while scanned < n && found < want {
             let i = (start + scanned) % n;
             scanned += 1;
-            if nodes[i].fits(pod) {
-                out.push(i);
+            let fits = nodes[i].fits(pod);
+            if self.filter.counts(&nodes[i], pod, fits) {
+                found += 1;
+                if fits {
+                    out.push(i);
+                }
             }
         }
         self.next_start = (start + scanned) % n;
@@ -168,7 +247,7 @@ impl NodeScan {
 mod tests {
     use super::*;
     use crate::model::GpuDemand;
-    use crate::policy::testkit::{cluster, pod, whole};
+    use crate::policy::testkit::{cluster, pod, share, whole};
 
     #[test]
     fn adaptive_percentage_follows_kube_scheduler() {
@@ -233,7 +312,7 @@ mod tests {
         // 250 nodes, 10 % -> 100 to find. Odd nodes are full, so finding 100 even nodes
         // takes 199 nodes: 0, 2, ..., 198.
         let c = nodes_250(|i| i % 2 == 1);
-        let mut scan = NodeScan::new(NodeSampling::Percent(10));
+        let mut scan = NodeScan::new(NodeSampling::Percent(10), KubeFilter::Allot);
         let mut out = Vec::new();
         scan.candidates(&c, &whole(1), &mut out);
         assert_eq!(out, (0..200).step_by(2).collect::<Vec<_>>());
@@ -251,7 +330,7 @@ mod tests {
     fn fewer_feasible_nodes_than_wanted_gives_them_all_and_keeps_the_start() {
         // Only nodes 10, 20, ..., 240 are free: 24 feasible, 100 wanted.
         let c = nodes_250(|i| i % 10 != 0 || i == 0);
-        let mut scan = NodeScan::new(NodeSampling::Percent(10));
+        let mut scan = NodeScan::new(NodeSampling::Percent(10), KubeFilter::Allot);
         let mut out = Vec::new();
         scan.candidates(&c, &whole(1), &mut out);
         assert_eq!(out, (10..250).step_by(10).collect::<Vec<_>>());
@@ -272,7 +351,7 @@ mod tests {
         let c = nodes_250(|i| i % 3 == 0);
         let every: Vec<usize> = (0..250).filter(|i| i % 3 != 0).collect();
         for sampling in [NodeSampling::All, NodeSampling::Percent(100)] {
-            let mut scan = NodeScan::new(sampling);
+            let mut scan = NodeScan::new(sampling, KubeFilter::Requests);
             let mut out = Vec::new();
             for _ in 0..3 {
                 scan.candidates(&c, &whole(1), &mut out);
@@ -283,9 +362,65 @@ mod tests {
     }
 
     #[test]
+    fn kube_scheduler_counts_nodes_it_cannot_tell_are_full_and_the_extender_drops_them() {
+        // Odd nodes: their one GPU holds a 600-milli share. A 500-milli share fits only the
+        // even ones, but kube-scheduler sees CPU and memory alone and counts every node.
+        let mut c = cluster(&[1; 250]);
+        for i in (1..250).step_by(2) {
+            let at = crate::model::Placement {
+                node: i,
+                devices: crate::model::DeviceSet::single(0),
+            };
+            assert!(c.place(&share(600), at).is_ok());
+        }
+        let mut requests = NodeScan::new(NodeSampling::Percent(10), KubeFilter::Requests);
+        let mut out = Vec::new();
+        requests.candidates(&c, &share(500), &mut out);
+        assert_eq!(
+            out,
+            (0..100).step_by(2).collect::<Vec<_>>(),
+            "100 counted, 50 fit"
+        );
+        assert_eq!(requests.next_start(), 100);
+        let mut ideal = NodeScan::new(NodeSampling::Percent(10), KubeFilter::Allot);
+        ideal.candidates(&c, &share(500), &mut out);
+        assert_eq!(out.len(), 100);
+        assert_eq!(ideal.next_start(), 199);
+        // Whole GPUs are requests it does see: a held GPU is not counted.
+        let full = nodes_250(|i| i % 2 == 1);
+        requests.candidates(&full, &whole(1), &mut out);
+        assert_eq!(out.len(), 100);
+        assert!(out.iter().all(|i| i % 2 == 0));
+    }
+
+    #[test]
+    fn requests_fit_reads_cpu_memory_and_whole_gpus_only() {
+        let mut c = cluster(&[2]);
+        let at = crate::model::Placement {
+            node: 0,
+            devices: crate::model::DeviceSet::single(0),
+        };
+        assert!(c.place(&share(900), at).is_ok());
+        let node = &c.nodes()[0];
+        assert!(requests_fit(node, &whole(2)), "the share is invisible");
+        assert!(!node.fits(&whole(2)));
+        assert!(requests_fit(node, &share(200)));
+        assert!(!requests_fit(node, &pod(65_000, GpuDemand::None)));
+        let at = crate::model::Placement {
+            node: 0,
+            devices: crate::model::DeviceSet::single(1),
+        };
+        assert!(c.place(&whole(1), at).is_ok());
+        assert!(requests_fit(&c.nodes()[0], &whole(1)));
+        assert!(!requests_fit(&c.nodes()[0], &whole(2)));
+        assert_eq!("allot".parse(), Ok(KubeFilter::Allot));
+        assert!("kube".parse::<KubeFilter>().is_err());
+    }
+
+    #[test]
     fn a_small_cluster_is_scanned_whole_whatever_the_setting() {
         let c = cluster(&[1; 30]);
-        let mut scan = NodeScan::new(NodeSampling::Percent(5));
+        let mut scan = NodeScan::new(NodeSampling::Percent(5), KubeFilter::Requests);
         let mut out = Vec::new();
         scan.candidates(&c, &whole(1), &mut out);
         assert_eq!(out.len(), 30);
