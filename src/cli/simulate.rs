@@ -83,7 +83,7 @@ pub struct SimulateArgs {
     /// With --node-sampling: what kube-scheduler counts as a feasible node while it samples.
     /// `requests`: its own checks of CPU, memory and whole GPUs (nvidia.com/gpu), as on a
     /// cluster, so nodes without room for a share or of the wrong GPU model count and the
-    /// extender then drops them; `allot`: allot's filter, the best case.
+    /// extender then drops them; `allot`: allot's filter, so every node found is a candidate.
     #[arg(long, default_value = "requests", value_name = "requests|allot")]
     pub kube_filter: KubeFilter,
     /// Worker threads (default: one per core).

@@ -98,7 +98,8 @@ pub struct ReplayOptions {
     /// start node.
     pub sampling: NodeSampling,
     /// What kube-scheduler counts as feasible while it samples (its own resource checks, or
-    /// allot's filter as the best case); no effect with `NodeSampling::All`.
+    /// allot's filter, the most candidates a setting can give); no effect with
+    /// `NodeSampling::All`.
     pub kube_filter: KubeFilter,
 }
 

@@ -4,7 +4,8 @@
 //! reach the extender. [`NodeScan`] gives a replay the candidates kube-scheduler would have
 //! sent, so the quality cost of each setting is measured (`allot simulate --node-sampling`).
 //!
-//! The rule, as kube-scheduler (`pkg/scheduler/schedule_one.go`, v1.37) applies it:
+//! The rule, as kube-scheduler's `pkg/scheduler/schedule_one.go` applies it (read in a recent
+//! release's source; the e2e control plane pins v1.37):
 //! - How many feasible nodes to find in a cluster of N nodes (`numFeasibleNodesToFind`): all N
 //!   when N is below 100. Otherwise a percentage of N, which is the profile's
 //!   `percentageOfNodesToScore`, else the configuration's, else (unset or 0) an adaptive one:
@@ -16,12 +17,18 @@
 //!   ones seen), modulo N. A pod that fits nowhere processes every node, so the start stays.
 //! - The extender's filter and prioritize get only the nodes found.
 //!
+//! The snapshot's order is, for nodes of one zone, the order they joined the scheduler's cache
+//! (at start-up, the API server's listing, by name); zones are interleaved. The simulator scans
+//! the node list in its order, which for the openb lists is name order.
+//!
 //! "Feasible" while kube-scheduler counts is what its own filter plugins see ([`KubeFilter`]):
 //! by default the pod's requests of CPU, memory and whole GPUs (`nvidia.com/gpu`, which nodes
 //! advertise and whole-GPU pods request). A share of a GPU is an annotation and GPU models are
 //! a label, so kube-scheduler counts nodes with no room for the share or of the wrong model,
 //! and the extender then drops them: the decision chooses among the allot-feasible part of
-//! what was found. [`KubeFilter::Allot`] counts with allot's filter instead, the best case.
+//! what was found. [`KubeFilter::Allot`] counts with allot's filter instead: every node found
+//! is a candidate, the most a setting can give (not always the better placement: a greedy
+//! policy does not always do better with more choice).
 //! kube-scheduler checks nodes in parallel, so a few infeasible nodes past the last one kept
 //! may also count as processed; here the scan is sequential.
 
@@ -127,7 +134,7 @@ pub enum KubeFilter {
     #[default]
     Requests,
     /// allot's filter (shares, device layout, models), as if kube-scheduler knew them all:
-    /// every node found is a candidate, the best case for a setting.
+    /// every node found is a candidate, the most candidates a setting can give.
     Allot,
 }
 
