@@ -147,7 +147,11 @@ pub fn train(
     };
     // The best weights on the validation replays; the warm start wins ties, so a phase
     // that does not improve on FGD leaves FGD's weights.
-    let mut best = (validate(&w, &mut tick), w.clone());
+    let mut best = (
+        validate(&w, &mut tick),
+        w.clone(),
+        "warm start (FGD)".to_string(),
+    );
     curves.push(CurvePoint {
         phase: "warm start (FGD)",
         epoch: 0,
@@ -177,7 +181,7 @@ pub fn train(
                 validation_unallocated_pct: v,
             });
             if v < best.0 {
-                best = (v, w.clone());
+                best = (v, w.clone(), format!("supervised epoch {epoch}"));
             }
         }
     }
@@ -229,13 +233,13 @@ pub fn train(
             validation_unallocated_pct: v,
         });
         if v < best.0 {
-            best = (v, w.clone());
+            best = (v, w.clone(), format!("q-learning epoch {epoch}"));
         }
     }
-    Ok((
-        with_weights(&best.1, opts, traces, seeds, validation),
-        curves,
-    ))
+    let mut file = with_weights(&best.1, opts, traces, seeds, validation);
+    file.provenance.kept = best.2;
+    file.hash = file.content_hash();
+    Ok((file, curves))
 }
 
 fn check(
@@ -374,6 +378,7 @@ fn with_weights(
         traces: traces.iter().map(|t| t.name.clone()).collect(),
         seeds: format!("train {}; validate {}", join(seeds), join(validation)),
         phases: vec!["supervised".into(), "q-learning".into()],
+        kept: String::new(),
         hyperparameters: hyper.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         code_version: env!("CARGO_PKG_VERSION").to_string(),
         // No timestamp: the same command, seeds and thread count write the same file.

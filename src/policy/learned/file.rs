@@ -43,6 +43,10 @@ pub struct Provenance {
     pub seeds: String,
     /// Phases run, in order.
     pub phases: Vec<String>,
+    /// Which weights were kept: the best on the validation replays (e.g. "q-learning epoch 3",
+    /// or "warm start (FGD)" when no epoch beat it).
+    #[serde(default)]
+    pub kept: String,
     pub hyperparameters: BTreeMap<String, f64>,
     /// allot's version that trained it.
     pub code_version: String,
