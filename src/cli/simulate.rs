@@ -86,6 +86,10 @@ pub struct SimulateArgs {
     /// extender then drops them; `allot`: allot's filter, so every node found is a candidate.
     #[arg(long, default_value = "requests", value_name = "requests|allot")]
     pub kube_filter: KubeFilter,
+    /// Policy file (from `allot train`) that `learned` scores with; without it, the policy
+    /// embedded in the binary.
+    #[arg(long, value_name = "PATH")]
+    pub policy_file: Option<PathBuf>,
     /// Worker threads (default: one per core).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -128,14 +132,28 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         threads,
     );
     let started = Instant::now();
+    let learned = match &args.policy_file {
+        Some(path) => Some(std::sync::Arc::new(
+            crate::policy::learned::PolicyFile::load(path)?,
+        )),
+        None => None,
+    };
     let options = ReplayOptions {
         sampling: args.node_sampling,
         kube_filter: args.kube_filter,
+        learned,
     };
-    let results = run_experiment_with(&workload, &policies, &seeds, threads, options, &|p| {
-        bar.set_message(format!("{} seed {}", p.policy, p.seed));
-        bar.inc(1);
-    });
+    let results = run_experiment_with(
+        &workload,
+        &policies,
+        &seeds,
+        threads,
+        options.clone(),
+        &|p| {
+            bar.set_message(format!("{} seed {}", p.policy, p.seed));
+            bar.inc(1);
+        },
+    );
     bar.finish_and_clear();
     let at = usize::from(args.at);
     let bounds = if args.bound {

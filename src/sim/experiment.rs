@@ -157,13 +157,15 @@ pub fn run_experiment_with(
         while let Some(&(p, seed)) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
             let started = Instant::now();
             let arr = arrivals(workload.pods, capacity, seed);
-            let mut policy = policies[p].build(&target, seed);
+            let ctx = context(workload.cluster, &target, seed);
+            let ctx = std::sync::Arc::new((*ctx).clone().with_learned(options.learned.clone()));
+            let mut policy = policies[p].build_for(&ctx);
             let out = replay_with_options(
                 workload.cluster,
                 &arr,
                 policy.as_mut(),
-                context(workload.cluster, &target, seed),
-                options,
+                ctx,
+                options.clone(),
                 |_| {},
             );
             let run = SeedRun {

@@ -9,6 +9,7 @@ use crate::model::{Cluster, Placement, PodDemand};
 use std::sync::Arc;
 
 use super::sampling::{KubeFilter, NodeSampling, NodeScan};
+use crate::policy::learned::PolicyFile;
 use crate::policy::{Context, Decider, Policy, arrival_uid};
 use crate::rng::Rng;
 
@@ -91,7 +92,7 @@ pub struct Step<'a> {
 }
 
 /// How a replay departs from the paper's protocol; the default is the protocol itself.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct ReplayOptions {
     /// Which nodes each pod's decision chooses among: every feasible node (`All`, the
     /// paper's protocol), or the ones kube-scheduler's filter would find from its rotating
@@ -101,6 +102,8 @@ pub struct ReplayOptions {
     /// allot's filter, the most candidates a setting can give); no effect with
     /// `NodeSampling::All`.
     pub kube_filter: KubeFilter,
+    /// The weights `learned` scores with (`--policy-file`); `None`: the embedded policy.
+    pub learned: Option<Arc<PolicyFile>>,
 }
 
 /// Place `arrivals` one by one on a copy of `cluster` with `policy`, recording a sample
@@ -277,6 +280,7 @@ mod tests {
             let options = ReplayOptions {
                 sampling,
                 kube_filter: KubeFilter::Requests,
+                learned: None,
             };
             replay_with_options(&c, &arr, p.as_mut(), context(&c, &t, 11), options, |_| {})
         };
