@@ -44,6 +44,8 @@ pub struct Options {
     pub buffer: usize,
     /// Pull of every weight towards the warm start (L2), against drift.
     pub l2: f64,
+    /// Keep the last epoch's weights instead of the best on validation (for ablations).
+    pub keep_last: bool,
     pub seed: u64,
 }
 
@@ -61,6 +63,7 @@ impl Default for Options {
             epsilon_end: 0.01,
             buffer: 200_000,
             l2: 1e-4,
+            keep_last: false,
             seed: 1,
         }
     }
@@ -235,6 +238,12 @@ pub fn train(
         if v < best.0 {
             best = (v, w.clone(), format!("q-learning epoch {epoch}"));
         }
+    }
+    if opts.keep_last {
+        let last = curves.last().map_or_else(String::new, |c| {
+            format!("{} epoch {} (last, --keep last)", c.phase, c.epoch)
+        });
+        best = (f64::NAN, w.clone(), last);
     }
     let mut file = with_weights(&best.1, opts, traces, seeds, validation);
     file.provenance.kept = best.2;

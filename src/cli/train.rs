@@ -44,6 +44,10 @@ pub struct TrainArgs {
     /// Seed of the minibatch draws (episodes are seeded by --seeds).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Which weights to write: the best on the validation replays (the warm start wins ties),
+    /// or the last epoch's (for ablations).
+    #[arg(long, default_value = "best", value_parser = ["best", "last"])]
+    pub keep: String,
     /// Where to write the trained policy file.
     #[arg(long, short, default_value = "policy.json")]
     pub output: PathBuf,
@@ -88,6 +92,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         supervised_epochs: args.supervised_epochs,
         epochs: args.epochs,
         seed: args.seed,
+        keep_last: args.keep == "last",
         ..Options::default()
     };
     let bar = if args.quiet {
