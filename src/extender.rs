@@ -5,6 +5,7 @@
 
 pub mod binder;
 pub mod metrics;
+pub mod preempt;
 pub mod server;
 pub mod state;
 pub mod verbs;

@@ -185,6 +185,6 @@ async fn bind(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
 
 async fn preempt(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
     serve(&ext, Verb::Preempt, &body, |s, a| {
-        verbs::preempt(s, a).map(|r| (r, None))
+        super::preempt::preempt(s, a).map(|r| (r, None))
     })
 }

@@ -1,0 +1,416 @@
+//! The demand parser's edge cases, tested once for every source.
+use super::*;
+
+const NAMES: FieldNames = FieldNames {
+    cpu: "cpu",
+    memory: "memory",
+    gpus: "gpus",
+    gpu_milli: "gpuMilli",
+    models: "gpuModels",
+};
+
+fn parts(gpus: Gpus<'static>) -> DemandParts<'static> {
+    DemandParts {
+        names: NAMES,
+        cpu: Amount::Quantity("1"),
+        memory: Amount::Quantity("1Gi"),
+        gpus,
+        models: None,
+    }
+}
+
+fn ws(whole: Option<&'static str>, share: Option<&'static str>) -> Gpus<'static> {
+    Gpus::WholeOrShare {
+        whole: whole.map(Number::Text),
+        share: share.map(Number::Text),
+    }
+}
+
+fn pd(num_gpu: &'static str, milli: Option<&'static str>) -> Gpus<'static> {
+    Gpus::PerDevice {
+        num_gpu: Number::Text(num_gpu),
+        milli: milli.map(Number::Text),
+    }
+}
+
+/// An expected error: the field, its reason label and a piece of its message.
+type Want<T> = Result<T, (Field, &'static str, &'static str)>;
+
+fn check<T: PartialEq + std::fmt::Debug>(
+    case: &dyn std::fmt::Debug,
+    got: Result<T, DemandError>,
+    want: &Want<T>,
+) {
+    match (got, want) {
+        (Ok(got), Ok(want)) => assert_eq!(&got, want, "{case:?}"),
+        (Err(e), Err((field, reason, text))) => {
+            assert_eq!((e.field, e.reason()), (*field, *reason), "{case:?}: {e}");
+            let msg = e.to_string();
+            assert!(msg.contains(text), "{case:?}: {msg:?} lacks {text:?}");
+        }
+        (got, want) => panic!("{case:?}: got {got:?}, want {want:?}"),
+    }
+}
+
+#[test]
+fn gpu_edge_cases() {
+    use GpuDemand::{None as No, Shared, Whole};
+    const MILLI: Field = Field::GpuMilli;
+    const GPUS: Field = Field::Gpus;
+    let cases: Vec<(Gpus<'static>, Want<GpuDemand>)> = vec![
+        // whole GPUs or a share (pods, JSON, snapshot files, ScheduleRequests)
+        (ws(None, None), Ok(No)),
+        (ws(Some("0"), None), Ok(No)),
+        (ws(Some("1"), None), Ok(Whole { count: 1 })),
+        (ws(Some("16"), None), Ok(Whole { count: 16 })),
+        (
+            ws(Some("17"), None),
+            Err((
+                GPUS,
+                "TooManyGpus",
+                "gpus: 17 GPUs exceed the 16 one node can hold",
+            )),
+        ),
+        (
+            ws(Some("1.5"), None),
+            Err((
+                GPUS,
+                "InvalidQuantity",
+                "gpus: \"1.5\" is not a whole number",
+            )),
+        ),
+        (
+            ws(Some("-1"), None),
+            Err((GPUS, "InvalidQuantity", "\"-1\" is not a whole number >= 0")),
+        ),
+        (
+            ws(Some("99999999999999999999999"), None),
+            Err((GPUS, "InvalidQuantity", "is too large")),
+        ),
+        (ws(None, Some("1")), Ok(Shared { milli: 1 })),
+        (ws(None, Some(" 999 ")), Ok(Shared { milli: 999 })),
+        (
+            ws(None, Some("0")),
+            Err((
+                MILLI,
+                "InvalidGpuMilli",
+                "gpuMilli: 0 is out of range; a share of one GPU is 1..999 milli (whole GPUs are asked for with gpus)",
+            )),
+        ),
+        (
+            ws(None, Some("1000")),
+            Err((MILLI, "InvalidGpuMilli", "gpuMilli: 1000 is out of range")),
+        ),
+        (
+            ws(None, Some("99999999999")),
+            Err((MILLI, "InvalidGpuMilli", "99999999999 is out of range")),
+        ),
+        (
+            ws(None, Some("abc")),
+            Err((
+                MILLI,
+                "InvalidGpuMilli",
+                "gpuMilli: \"abc\" is not a whole number",
+            )),
+        ),
+        (
+            ws(None, Some("250m")),
+            Err((MILLI, "InvalidGpuMilli", "\"250m\" is not a whole number")),
+        ),
+        (
+            ws(Some("1"), Some("500")),
+            Err((
+                MILLI,
+                "GpuAndGpuMilli",
+                "gpuMilli: 500 conflicts with gpus: 1; ask for a share of one GPU or for whole GPUs, not both",
+            )),
+        ),
+        (
+            ws(Some("0"), Some("500")),
+            Err((MILLI, "GpuAndGpuMilli", "500 conflicts with gpus: 0")),
+        ),
+        (
+            Gpus::WholeOrShare {
+                whole: Some(Number::Value(2)),
+                share: None,
+            },
+            Ok(Whole { count: 2 }),
+        ),
+        (
+            Gpus::WholeOrShare {
+                whole: None,
+                share: Some(Number::Value(1000)),
+            },
+            Err((MILLI, "InvalidGpuMilli", "1000 is out of range")),
+        ),
+        // a trace's num_gpu / gpu_milli pair
+        (pd("0", None), Ok(No)),
+        (pd("0", Some("0")), Ok(No)),
+        (pd("3", None), Ok(Whole { count: 3 })),
+        (pd("8", Some("1000")), Ok(Whole { count: 8 })),
+        (
+            pd("17", Some("1000")),
+            Err((GPUS, "TooManyGpus", "gpus: 17 GPUs exceed")),
+        ),
+        (pd("1", Some("460")), Ok(Shared { milli: 460 })),
+        (
+            pd("2", Some("500")),
+            Err((
+                MILLI,
+                "InvalidGpuMilli",
+                "gpuMilli: 500 milli is a share of one GPU, but gpus is 2",
+            )),
+        ),
+        (
+            pd("0", Some("500")),
+            Err((
+                MILLI,
+                "InvalidGpuMilli",
+                "gpuMilli: 500 milli per GPU, but gpus is 0",
+            )),
+        ),
+        (
+            pd("0", Some("1000")),
+            Err((
+                MILLI,
+                "InvalidGpuMilli",
+                "1000 milli per GPU, but gpus is 0",
+            )),
+        ),
+        (
+            pd("1", Some("0")),
+            Err((MILLI, "InvalidGpuMilli", "gpuMilli: 0 is out of range")),
+        ),
+        (
+            pd("1", Some("1500")),
+            Err((MILLI, "InvalidGpuMilli", "1500 is out of range")),
+        ),
+        (
+            pd("2", Some("1500")),
+            Err((MILLI, "InvalidGpuMilli", "1500 is out of range")),
+        ),
+        (
+            pd("x", None),
+            Err((GPUS, "InvalidQuantity", "gpus: \"x\" is not a whole number")),
+        ),
+        (
+            pd("1", Some("")),
+            Err((
+                MILLI,
+                "InvalidGpuMilli",
+                "gpuMilli: \"\" is not a whole number",
+            )),
+        ),
+    ];
+    let catalog = ModelCatalog::default();
+    for (gpus, want) in &cases {
+        let got = parse_demand(parts(*gpus), Catalog::Lookup(&catalog)).map(|d| d.gpu);
+        check(gpus, got, want);
+    }
+}
+
+#[test]
+fn quantity_edge_cases() {
+    const MIB: u64 = 1 << 20;
+    let cpu: Vec<(Amount<'static>, Want<u64>)> = vec![
+        (Amount::Quantity("500m"), Ok(500)),
+        (Amount::Quantity("2"), Ok(2000)),
+        (
+            Amount::Quantity("-1"),
+            Err((
+                Field::Cpu,
+                "InvalidQuantity",
+                "cpu: quantity \"-1\" is negative",
+            )),
+        ),
+        (
+            Amount::Quantity("lots"),
+            Err((Field::Cpu, "InvalidQuantity", "cpu: quantity \"lots\"")),
+        ),
+        (
+            Amount::Units {
+                text: "4000",
+                unit: 1,
+            },
+            Ok(4000),
+        ),
+        (
+            Amount::Units {
+                text: "4000.5",
+                unit: 1,
+            },
+            Err((
+                Field::Cpu,
+                "InvalidQuantity",
+                "cpu: \"4000.5\" is not a whole number",
+            )),
+        ),
+        (Amount::Value(7), Ok(7)),
+    ];
+    for (amount, want) in &cpu {
+        let p = DemandParts {
+            cpu: *amount,
+            ..parts(ws(None, None))
+        };
+        let got = parse_demand(p, Catalog::Lookup(&ModelCatalog::default())).map(|d| d.cpu_milli);
+        check(amount, got, want);
+    }
+    let memory: Vec<(Amount<'static>, Want<u64>)> = vec![
+        (Amount::Quantity("64Gi"), Ok(64 << 30)),
+        (
+            Amount::Quantity("64GB"),
+            Err((
+                Field::Memory,
+                "InvalidQuantity",
+                "memory: quantity \"64GB\" has unknown suffix \"GB\"",
+            )),
+        ),
+        (
+            Amount::Quantity(""),
+            Err((Field::Memory, "InvalidQuantity", "memory: empty quantity")),
+        ),
+        (
+            Amount::Units {
+                text: "1024",
+                unit: MIB,
+            },
+            Ok(1 << 30),
+        ),
+        (
+            Amount::Units {
+                text: "99999999999999",
+                unit: MIB,
+            },
+            Err((
+                Field::Memory,
+                "InvalidQuantity",
+                "memory: \"99999999999999\" is too large",
+            )),
+        ),
+        (Amount::Value(1), Ok(1)),
+    ];
+    for (amount, want) in &memory {
+        let p = DemandParts {
+            memory: *amount,
+            ..parts(ws(None, None))
+        };
+        let got =
+            parse_demand(p, Catalog::Lookup(&ModelCatalog::default())).map(|d| d.memory_bytes);
+        check(amount, got, want);
+    }
+}
+
+#[test]
+fn model_edge_cases() {
+    let list = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let (a100_list, empty_name, two) = (list(&["A100"]), list(&[""]), list(&["A100", "T4"]));
+    let mut known = ModelCatalog::default();
+    let a100 = known.intern("A100").unwrap();
+    let t4 = known.intern("T4").unwrap();
+    const MODELS: Field = Field::Models;
+    let cases: Vec<(Models<'_>, Want<ModelSet>)> = vec![
+        (
+            Models::Separated("A100, H100", ','),
+            Ok(ModelSet::only(a100)),
+        ),
+        // a name no node has is valid and matches nothing
+        (Models::Separated("H100", ','), Ok(ModelSet::EMPTY)),
+        (Models::List(&two), Ok(ModelSet::only(a100).with(t4))),
+        (
+            Models::Separated(" , ", ','),
+            Err((
+                MODELS,
+                "InvalidGpuModels",
+                "gpuModels: \",\" names no GPU model",
+            )),
+        ),
+        (
+            Models::Separated("a b", ','),
+            Err((
+                MODELS,
+                "InvalidGpuModels",
+                "gpuModels: \"a b\" is not a GPU model name",
+            )),
+        ),
+        (
+            Models::Separated("A100|a/b", '|'),
+            Err((
+                MODELS,
+                "InvalidGpuModels",
+                "\"a/b\" is not a GPU model name",
+            )),
+        ),
+        (
+            Models::List(&empty_name),
+            Err((MODELS, "InvalidGpuModels", "\"\" is not a GPU model name")),
+        ),
+    ];
+    for (models, want) in &cases {
+        let p = DemandParts {
+            models: Some(*models),
+            ..parts(ws(Some("1"), None))
+        };
+        check(
+            models,
+            parse_demand(p, Catalog::Lookup(&known)).map(|d| d.models),
+            want,
+        );
+    }
+
+    // Only a pod that requests a GPU may name models.
+    let p = DemandParts {
+        models: Some(Models::List(&a100_list)),
+        ..parts(ws(None, None))
+    };
+    let got = parse_demand(p, Catalog::Lookup(&known)).map(|d| d.models);
+    let want = Err((
+        MODELS,
+        "InvalidGpuModels",
+        "gpuModels: \"A100\" is set but no GPU is requested (set gpus or gpuMilli)",
+    ));
+    check(&p, got, &want);
+
+    // Interning grows the catalog, up to MAX_MODELS names.
+    let mut catalog = ModelCatalog::default();
+    let p = DemandParts {
+        models: Some(Models::Separated("V100M16|V100M32", '|')),
+        ..parts(ws(None, Some("500")))
+    };
+    let d = parse_demand(p, Catalog::Intern(&mut catalog)).unwrap();
+    assert_eq!(catalog.len(), 2);
+    assert!(d.models.contains(catalog.lookup("V100M32").unwrap()));
+    for i in catalog.len()..MAX_MODELS {
+        catalog.intern(&format!("M{i}")).unwrap();
+    }
+    let p = DemandParts {
+        models: Some(Models::List(&a100_list)),
+        ..p
+    };
+    let got = parse_demand(p, Catalog::Intern(&mut catalog)).map(|d| d.models);
+    check(
+        &p,
+        got,
+        &Err((
+            MODELS,
+            "InvalidGpuModels",
+            "more than 64 distinct GPU models",
+        )),
+    );
+}
+
+#[test]
+fn the_first_bad_field_is_reported() {
+    let p = DemandParts {
+        cpu: Amount::Quantity("x"),
+        memory: Amount::Quantity("y"),
+        ..parts(ws(Some("99"), Some("0")))
+    };
+    let e = parse_demand(p, Catalog::Lookup(&ModelCatalog::default())).unwrap_err();
+    assert_eq!((e.field, e.name), (Field::Cpu, "cpu"));
+    let p = DemandParts {
+        cpu: Amount::Value(1),
+        ..p
+    };
+    let e = parse_demand(p, Catalog::Lookup(&ModelCatalog::default())).unwrap_err();
+    assert_eq!((e.field, e.name), (Field::Memory, "memory"));
+}
