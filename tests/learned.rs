@@ -5,10 +5,10 @@
 // Test helpers panic on purpose: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use allot::learn::{self, Options, TrainError, Trace};
+use allot::learn::{self, Options, Trace, TrainError};
 use allot::model::Cluster;
-use allot::policy::learned::PolicyFile;
 use allot::policy::PolicyKind;
+use allot::policy::learned::PolicyFile;
 use allot::sim::load_trace;
 use allot::sim::replay::{arrivals, context, replay};
 
@@ -49,7 +49,11 @@ fn a_smoke_run_writes_a_valid_policy_and_is_deterministic() {
     assert_eq!(a.weights[0], 1.0, "FGD's weight stays frozen at 1");
     // warm start, one supervised epoch, two Q-learning epochs
     assert_eq!(curves.len(), 4);
-    assert!(curves.iter().all(|c| c.validation_unallocated_pct.is_finite()));
+    assert!(
+        curves
+            .iter()
+            .all(|c| c.validation_unallocated_pct.is_finite())
+    );
     assert_eq!(a.provenance.seeds, "train 1,2; validate 60");
 }
 
@@ -84,7 +88,12 @@ fn unallocated(kind: PolicyKind, seeds: &[u64]) -> f64 {
     for &s in seeds {
         let arr = arrivals(&t.pods.pods, t.cluster.gpu_capacity_milli(), s);
         let mut p = kind.build(&target, s);
-        let out = replay(&t.cluster, &arr, p.as_mut(), context(&t.cluster, &target, s));
+        let out = replay(
+            &t.cluster,
+            &arr,
+            p.as_mut(),
+            context(&t.cluster, &target, s),
+        );
         let last = out.samples.last().unwrap();
         sum += 100.0 * (capacity - last.allocated as f64) / capacity;
     }

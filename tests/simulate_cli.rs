@@ -177,7 +177,11 @@ fn every_subcommand_has_help_and_train_refuses_what_it_cannot_learn_from() {
     // Refused before any replay: an evaluation seed, and a run that would train nothing.
     let out = allot(&["train", "--seeds", "41-42", "-o", "/nonexistent/p.json"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("seed 42 is an evaluation seed"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("seed 42 is an evaluation seed"),
+        "{}",
+        stderr(&out)
+    );
     let out = allot(&["train", "--epochs", "0", "--supervised-epochs", "0"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("zero epochs"), "{}", stderr(&out));
