@@ -125,9 +125,12 @@ pub fn train(
     mut progress: impl FnMut(Progress),
 ) -> Result<(PolicyFile, Vec<CurvePoint>), TrainError> {
     check(traces, seeds, validation, opts)?;
-    let total = traces.len() * (seeds.len() + validation.len()) * opts.supervised_epochs.min(1)
-        + traces.len() * (seeds.len() + validation.len()) * opts.epochs
-        + traces.len() * validation.len();
+    // Replays: one validation pass at the start and after every epoch, FGD's history once
+    // for the supervised phase, and one episode per trace and seed per Q-learning epoch.
+    let (t, v) = (traces.len(), traces.len() * validation.len());
+    let total = v * (1 + opts.supervised_epochs + opts.epochs)
+        + t * (seeds.len() + validation.len()) * opts.supervised_epochs.min(1)
+        + t * seeds.len() * opts.epochs;
     let mut done = 0;
     let mut tick = |phase| {
         done += 1;

@@ -43,7 +43,7 @@ impl Extender {
 
     pub fn with_binder(store: Arc<Store>, binder: Option<Binder>) -> Arc<Self> {
         let metrics = Metrics::default();
-        metrics.learned_policy(&store.learned_hash());
+        metrics.learned_policy(store.learned_hash());
         Arc::new(Extender {
             store,
             metrics,

@@ -78,6 +78,8 @@ pub struct Store {
     seed: u64,
     /// `--policy-file`: the weights `learned` scores with (`None`: the embedded policy).
     learned: Option<Arc<PolicyFile>>,
+    /// The content hash of the policy `learned` scores with (logged with every bind).
+    learned_hash: String,
     ready: AtomicBool,
     seen: Mutex<HashMap<String, (PodRequest, Instant)>>,
     /// Whether nodes with stale or missing telemetry are filtered (fail-closed).
@@ -100,6 +102,7 @@ impl Store {
             workload: None,
             seed: DEFAULT_SEED,
             learned: None,
+            learned_hash: PolicyFile::embedded().map_or_else(|_| "none".into(), |f| f.hash),
             ready: AtomicBool::new(false),
             seen: Mutex::new(HashMap::new()),
             fail_closed: false,
@@ -134,6 +137,7 @@ impl Store {
 
     /// Score `learned` with `file` (`--policy-file`), from the current snapshot on.
     pub fn with_learned(mut self, file: Arc<PolicyFile>) -> Self {
+        self.learned_hash = file.hash.clone();
         self.learned = Some(file);
         self.refresh_context();
         self
@@ -148,11 +152,8 @@ impl Store {
     }
 
     /// The hash of the policy file `learned` scores with.
-    pub fn learned_hash(&self) -> String {
-        match &self.learned {
-            Some(f) => f.hash.clone(),
-            None => PolicyFile::embedded().map_or_else(|_| "none".into(), |f| f.hash),
-        }
+    pub fn learned_hash(&self) -> &str {
+        &self.learned_hash
     }
 
     /// Which nodes /filter passes (default: every feasible one).

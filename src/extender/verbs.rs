@@ -347,7 +347,12 @@ pub fn bind(store: &Store, args: &ExtenderBindingArgs) -> Result<BoundPod, Strin
         Ok(p) => {
             // Per pod, as kube-scheduler logs its binds only at higher verbosity; the bind
             // counter is in /metrics.
-            debug!(devices = ?p.at.devices.iter().collect::<Vec<_>>(), "bound");
+            debug!(
+                devices = ?p.at.devices.iter().collect::<Vec<_>>(),
+                policy = req.policy.name(),
+                learned_policy_hash = store.learned_hash(),
+                "bound"
+            );
             Ok(p)
         }
         Err(e) => {
