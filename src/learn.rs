@@ -20,7 +20,7 @@ pub mod episode;
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, PodDemand};
 use crate::policy::learned::features::COUNT;
-use crate::policy::learned::{PolicyFile, Provenance};
+use crate::policy::learned::{PolicyFile, Provenance, dot};
 use crate::rng::Rng;
 use crate::sim::replay::arrivals;
 use buffer::{Buffer, Transition};
@@ -340,7 +340,7 @@ fn step(w: &mut [f64], start: &[f64], batch: &[(&[f64; COUNT], f64)], opts: &Opt
     }
     let mut grad = [0.0; COUNT];
     for (f, y) in batch {
-        let err = dot(w, f) - y;
+        let err = dot(w, *f) - y;
         for i in 0..COUNT {
             grad[i] += err * f[i];
         }
@@ -358,10 +358,6 @@ fn step(w: &mut [f64], start: &[f64], batch: &[(&[f64; COUNT], f64)], opts: &Opt
 fn mse(w: &[f64], examples: &Examples) -> f64 {
     let sum: f64 = examples.iter().map(|(f, y)| (dot(w, f) - y).powi(2)).sum();
     sum / examples.len().max(1) as f64
-}
-
-fn dot(w: &[f64], x: &[f64; COUNT]) -> f64 {
-    w.iter().zip(x).map(|(a, b)| a * b).sum()
 }
 
 /// A sealed policy file for weights `w`, recording how it was trained.

@@ -114,11 +114,6 @@ impl ExtenderArgs {
 
 #[cfg(feature = "k8s")]
 pub fn run(args: &ExtenderArgs) -> anyhow::Result<ExitCode> {
-    if args.controller && args.snapshot.is_some() {
-        anyhow::bail!(
-            "allot extender --controller needs a cluster to act on; it cannot run with --snapshot"
-        );
-    }
     let sidecar = args.controller.then(|| args.embedded_controller());
     crate::extender::run(args.settings()?, sidecar)
 }

@@ -252,7 +252,7 @@ fn write_outputs(
     Ok(())
 }
 
-fn progress_bar(hidden: bool, total: usize) -> ProgressBar {
+pub(super) fn progress_bar(hidden: bool, total: usize) -> ProgressBar {
     if hidden {
         return ProgressBar::hidden();
     }

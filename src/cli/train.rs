@@ -7,10 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
 
-use super::simulate::parse_seeds;
+use super::simulate::{parse_seeds, progress_bar};
 use crate::learn::{self, CurvePoint, Options, Trace};
 use crate::sim::load_trace;
 
@@ -95,16 +94,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         keep_last: args.keep == "last",
         ..Options::default()
     };
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(0)
-    };
-    if let Ok(style) =
-        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} replays {msg}")
-    {
-        bar.set_style(style.progress_chars("=> "));
-    }
+    let bar = progress_bar(args.quiet, 0);
     let (file, curves) = learn::train(&traces, &seeds, &validation, &opts, |p| {
         bar.set_length(p.total as u64);
         bar.set_position(p.done as u64);

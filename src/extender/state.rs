@@ -102,7 +102,7 @@ impl Store {
             workload: None,
             seed: DEFAULT_SEED,
             learned: None,
-            learned_hash: PolicyFile::embedded().map_or_else(|_| "none".into(), |f| f.hash),
+            learned_hash: crate::policy::learned::embedded_file().hash.clone(),
             ready: AtomicBool::new(false),
             seen: Mutex::new(HashMap::new()),
             fail_closed: false,

@@ -338,11 +338,7 @@ fn model_set(
     let mut named = false;
     let mut add = |name: &str| -> Result<(), Problem> {
         let name = name.trim();
-        let valid = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !valid {
+        if !super::gpu::valid_model_name(name) {
             return Err(Problem::BadModel(name.to_string()));
         }
         named = true;

@@ -51,6 +51,14 @@ pub enum ModelError {
     TooMany,
 }
 
+/// Whether `name` (already trimmed) can be a GPU model name: letters, digits, '-', '_', '.'.
+pub fn valid_model_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// Interns GPU model names. Names compare exactly (case-sensitive), as node labels do.
 #[derive(Debug, Clone, Default)]
 pub struct ModelCatalog {
@@ -60,11 +68,7 @@ pub struct ModelCatalog {
 impl ModelCatalog {
     pub fn intern(&mut self, name: &str) -> Result<ModelId, ModelError> {
         let name = name.trim();
-        let valid = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !valid {
+        if !valid_model_name(name) {
             return Err(ModelError::BadName(name.to_string()));
         }
         if let Some(i) = self.names.iter().position(|n| n == name) {

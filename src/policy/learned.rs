@@ -11,7 +11,7 @@ pub mod features;
 pub mod file;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::{Context, Fgd, Policy};
 use crate::model::frag::TargetWorkload;
@@ -191,7 +191,8 @@ fn typical_cpu_per_gpu(target: &TargetWorkload) -> f64 {
     if gpu > 0.0 { cpu / gpu } else { 0.0 }
 }
 
-fn dot(w: &[f64; COUNT], x: &[f64; COUNT]) -> f64 {
+/// The Q-value of features `x` under weights `w` (a linear Q-function).
+pub fn dot(w: &[f64], x: &[f64]) -> f64 {
     w.iter().zip(x).map(|(a, b)| a * b).sum()
 }
 
@@ -254,15 +255,16 @@ impl Policy for Learned {
     }
 }
 
-/// The embedded policy for `target`, or FGD's warm start if the embedded file were broken
+/// The policy file embedded in the binary, parsed once; FGD's warm start if it were broken
 /// (a build problem the embedded-policy test catches).
-pub fn embedded(target: &TargetWorkload) -> Learned {
-    let file =
-        PolicyFile::embedded().unwrap_or_else(|_| PolicyFile::fgd_start(Provenance::default()));
-    Learned::new(&file, target.clone())
+pub fn embedded_file() -> &'static PolicyFile {
+    static FILE: OnceLock<PolicyFile> = OnceLock::new();
+    FILE.get_or_init(|| {
+        PolicyFile::embedded().unwrap_or_else(|_| PolicyFile::fgd_start(Provenance::default()))
+    })
 }
 
-/// The policy file `learned` means when none is loaded: the embedded one, shared.
-pub fn shared_embedded() -> Option<Arc<PolicyFile>> {
-    PolicyFile::embedded().ok().map(Arc::new)
+/// The embedded policy for `target`.
+pub fn embedded(target: &TargetWorkload) -> Learned {
+    Learned::new(embedded_file(), target.clone())
 }
