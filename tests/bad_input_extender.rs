@@ -1,0 +1,100 @@
+//! The extender under loads and inputs a probe found it mishandled: a burst of more pods
+//! filtered than the filter->bind table holds, binds to nodes that do not fit, and victims
+//! listed twice in a preemption. Each test names the defect of issue 16 it guards.
+#![cfg(feature = "k8s")]
+
+use allot::extender::state::Store;
+use allot::extender::verbs::bind;
+use allot::extender::wire::ExtenderBindingArgs;
+use allot::live::pod::PodRequest;
+use allot::model::{GpuDemand, ModelSet, PodDemand};
+use allot::policy::PolicyKind;
+use allot::snapshot::parse_snapshot;
+
+/// More pods than the filter->bind table held before issue 16 (10,000).
+const BURST: usize = 10_001;
+
+fn store(nodes: &str) -> Store {
+    let snap = parse_snapshot("inline", &format!(r#"{{"nodes": [{nodes}]}}"#)).unwrap();
+    let store = Store::new(None, Vec::new());
+    store.replace(snap);
+    store
+}
+
+/// One node with room for every pod of a burst (1m CPU and 1Ki memory each).
+fn roomy() -> Store {
+    store(r#"{"name": "big", "cpu": "1000", "memory": "1Ti", "gpus": 0}"#)
+}
+
+fn pod(uid: &str, gpu: GpuDemand) -> PodRequest {
+    PodRequest {
+        key: format!("ns/{uid}"),
+        uid: uid.to_string(),
+        demand: PodDemand {
+            cpu_milli: 1,
+            memory_bytes: 1024,
+            gpu,
+            models: ModelSet::ANY,
+        },
+        policy: PolicyKind::Fgd,
+        priority: 0,
+        planned_node: None,
+        planned_devices: None,
+    }
+}
+
+fn bind_to(store: &Store, uid: &str, node: &str) -> Result<(), String> {
+    let args = ExtenderBindingArgs {
+        pod_name: uid.to_string(),
+        pod_namespace: "ns".to_string(),
+        pod_uid: uid.to_string(),
+        node: node.to_string(),
+    };
+    bind(store, &args).map(|_| ())
+}
+
+/// Issue 16, defect 2: a bind frees its pod's entry in the filter->bind table.
+#[test]
+fn a_bind_frees_its_filter_entry() {
+    let s = roomy();
+    s.remember(&pod("u0", GpuDemand::None));
+    bind_to(&s, "u0", "big").unwrap();
+    assert!(
+        s.recall("u0").is_none(),
+        "a bound pod stays in the filter->bind table"
+    );
+}
+
+/// Issue 16, defect 2: after more distinct pods were filtered than the table holds, the pods
+/// filtered last still bind (the oldest entries make room), and so do earlier ones bound as
+/// they come.
+#[test]
+fn a_burst_larger_than_the_table_still_binds() {
+    let s = roomy();
+    // The first hundred are bound as soon as they are filtered, as kube-scheduler does.
+    for i in 0..100 {
+        let uid = format!("u{i}");
+        s.remember(&pod(&uid, GpuDemand::None));
+        bind_to(&s, &uid, "big").unwrap();
+    }
+    // Then a burst of pending pods, filtered long before any of them binds.
+    for i in 100..100 + BURST {
+        s.remember(&pod(&format!("u{i}"), GpuDemand::None));
+    }
+    let last = format!("u{}", 100 + BURST - 1);
+    bind_to(&s, &last, "big").unwrap();
+    bind_to(&s, "u5000", "big").unwrap();
+    // A pod filtered again moves to the back: it survives a full table's worth of newer pods.
+    s.remember(&pod("u200", GpuDemand::None));
+    for i in 0..9_000 {
+        s.remember(&pod(&format!("v{i}"), GpuDemand::None));
+    }
+    bind_to(&s, "u200", "big").unwrap();
+    // The oldest entry that was never bound nor filtered again made room.
+    let oldest = bind_to(&s, "u100", "big").unwrap_err();
+    assert_eq!(
+        oldest,
+        "allot: pod ns/u100 (uid \"u100\") was not filtered by this extender, so its GPU demand \
+         is unknown; it cannot be bound here"
+    );
+}
