@@ -4,7 +4,6 @@
 //! Writers swap a new `Arc<View>`; readers never wait on a computation, only on the pointer
 //! swap.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -19,13 +18,13 @@ pub use crate::snapshot::{BoundPod, ClusterSnapshot, NodeIndex, node_index};
 
 use crate::live::pod::PodRequest;
 
-/// Pods remembered between filter and bind (bind's body names the pod but not its demand).
-const SEEN_CAP: usize = 10_000;
+mod seen;
+use seen::Seen;
+pub use seen::{SEEN_CAP, SEEN_TTL};
+
 /// Seed of the tie-break order when none is given: the first of the FGD paper's evaluation
 /// seeds, so a default extender breaks ties as `allot simulate --seeds 42` does.
 pub const DEFAULT_SEED: u64 = 42;
-/// How long a filtered pod is remembered for its bind; kube-scheduler binds within seconds.
-const SEEN_TTL: Duration = Duration::from_secs(300);
 
 /// Why a placement could not be recorded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -81,7 +80,8 @@ pub struct Store {
     /// The content hash of the policy `learned` scores with (logged with every bind).
     learned_hash: String,
     ready: AtomicBool,
-    seen: Mutex<HashMap<String, (PodRequest, Instant)>>,
+    /// The filter->bind table (bounded; a bind frees its pod's entry).
+    seen: Mutex<Seen>,
     /// Whether nodes with stale or missing telemetry are filtered (fail-closed).
     fail_closed: bool,
     /// Which nodes /filter passes.
@@ -104,7 +104,7 @@ impl Store {
             learned: None,
             learned_hash: crate::policy::learned::embedded_file().hash.clone(),
             ready: AtomicBool::new(false),
-            seen: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Seen::default()),
             fail_closed: false,
             filter_answer: FilterAnswer::default(),
         }
@@ -288,6 +288,11 @@ impl Store {
             ctx: view.ctx.clone(),
             pool: Mutex::new(warm),
         });
+        // Bound: its bind no longer needs the filter's record (a retry filters it again).
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&req.uid);
         Ok(pod)
     }
 
@@ -307,22 +312,14 @@ impl Store {
         if req.uid.is_empty() {
             return;
         }
-        let now = Instant::now();
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        if seen.len() >= SEEN_CAP {
-            seen.retain(|_, (_, at)| now.duration_since(*at) < SEEN_TTL);
-        }
-        if seen.len() < SEEN_CAP {
-            seen.insert(req.uid.clone(), (req.clone(), now));
-        }
+        seen.insert(req, Instant::now());
     }
 
     /// The pod filter saw with this UID, if still remembered.
     pub fn recall(&self, uid: &str) -> Option<PodRequest> {
         let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        seen.get(uid)
-            .filter(|(_, at)| at.elapsed() < SEEN_TTL)
-            .map(|(r, _)| r.clone())
+        seen.get(uid, Instant::now()).cloned()
     }
 
     fn current(&self) -> Arc<View> {

@@ -1,0 +1,127 @@
+//! The filter->bind table: the pods /filter saw, so that /bind (whose body names only the
+//! pod) knows their demand. Bounded: when full, the entry filtered longest ago makes room
+//! (a pod filtered again counts as new), and a bind frees its pod's entry, so a burst of
+//! more pending pods than the table holds still binds the ones kube-scheduler binds next.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use crate::live::pod::PodRequest;
+
+/// Pods remembered between filter and bind. kube-scheduler binds a pod within seconds of
+/// filtering it, so this many covers any burst it works through; older ones are evicted.
+pub const SEEN_CAP: usize = 10_000;
+/// How long a filtered pod is remembered for its bind; kube-scheduler binds within seconds.
+pub const SEEN_TTL: Duration = Duration::from_secs(300);
+
+/// Filtered pods by UID, with the order they were (last) filtered in.
+#[derive(Debug, Default)]
+pub struct Seen {
+    by_uid: HashMap<String, Entry>,
+    /// Filter order: sequence number -> UID; the first entry is the oldest.
+    order: BTreeMap<u64, String>,
+    next: u64,
+}
+
+#[derive(Debug)]
+struct Entry {
+    req: PodRequest,
+    at: Instant,
+    seq: u64,
+}
+
+impl Seen {
+    /// Remember `req` as filtered at `now`, evicting the oldest entries while full.
+    pub fn insert(&mut self, req: &PodRequest, now: Instant) {
+        self.remove(&req.uid);
+        while self.by_uid.len() >= SEEN_CAP {
+            let Some((_, uid)) = self.order.pop_first() else {
+                break;
+            };
+            self.by_uid.remove(&uid);
+        }
+        let seq = self.next;
+        self.next += 1;
+        self.order.insert(seq, req.uid.clone());
+        self.by_uid.insert(
+            req.uid.clone(),
+            Entry {
+                req: req.clone(),
+                at: now,
+                seq,
+            },
+        );
+    }
+
+    /// The pod filtered with this UID, unless it was filtered more than [`SEEN_TTL`] ago.
+    pub fn get(&self, uid: &str, now: Instant) -> Option<&PodRequest> {
+        self.by_uid
+            .get(uid)
+            .filter(|e| now.saturating_duration_since(e.at) < SEEN_TTL)
+            .map(|e| &e.req)
+    }
+
+    /// Forget the pod with this UID (bound, or no longer pending).
+    pub fn remove(&mut self, uid: &str) {
+        if let Some(old) = self.by_uid.remove(uid) {
+            self.order.remove(&old.seq);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{GpuDemand, ModelSet, PodDemand};
+    use crate::policy::PolicyKind;
+
+    fn pod(uid: &str) -> PodRequest {
+        PodRequest {
+            key: format!("ns/{uid}"),
+            uid: uid.to_string(),
+            demand: PodDemand {
+                cpu_milli: 1,
+                memory_bytes: 0,
+                gpu: GpuDemand::None,
+                models: ModelSet::ANY,
+            },
+            policy: PolicyKind::Fgd,
+            priority: 0,
+            planned_node: None,
+            planned_devices: None,
+        }
+    }
+
+    #[test]
+    fn full_table_evicts_the_oldest_and_stays_bounded() {
+        let now = Instant::now();
+        let mut seen = Seen::default();
+        for i in 0..SEEN_CAP + 5 {
+            seen.insert(&pod(&format!("p{i}")), now);
+        }
+        assert_eq!((seen.by_uid.len(), seen.order.len()), (SEEN_CAP, SEEN_CAP));
+        assert!(seen.get("p4", now).is_none());
+        assert!(seen.get("p5", now).is_some());
+        // Filtering a pod again moves it to the back and does not grow the table.
+        seen.insert(&pod("p5"), now);
+        seen.insert(&pod("new"), now);
+        assert_eq!((seen.by_uid.len(), seen.order.len()), (SEEN_CAP, SEEN_CAP));
+        assert!(seen.get("p5", now).is_some());
+        assert!(seen.get("p6", now).is_none());
+        seen.remove("p5");
+        assert!(seen.get("p5", now).is_none());
+        assert_eq!(
+            (seen.by_uid.len(), seen.order.len()),
+            (SEEN_CAP - 1, SEEN_CAP - 1)
+        );
+    }
+
+    #[test]
+    fn entries_expire_after_the_ttl() {
+        let now = Instant::now();
+        let mut seen = Seen::default();
+        seen.insert(&pod("a"), now);
+        assert!(seen.get("a", now + SEEN_TTL / 2).is_some());
+        assert!(seen.get("a", now + SEEN_TTL).is_none());
+    }
+}
