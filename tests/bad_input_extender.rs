@@ -3,9 +3,10 @@
 //! listed twice in a preemption. Each test names the defect of issue 16 it guards.
 #![cfg(feature = "k8s")]
 
+use allot::extender::preempt::preempt;
 use allot::extender::state::Store;
 use allot::extender::verbs::bind;
-use allot::extender::wire::ExtenderBindingArgs;
+use allot::extender::wire::{ExtenderBindingArgs, ExtenderPreemptionArgs};
 use allot::live::pod::PodRequest;
 use allot::model::{GpuDemand, ModelSet, PodDemand};
 use allot::policy::PolicyKind;
@@ -96,5 +97,89 @@ fn a_burst_larger_than_the_table_still_binds() {
         oldest,
         "allot: pod ns/u100 (uid \"u100\") was not filtered by this extender, so its GPU demand \
          is unknown; it cannot be bound here"
+    );
+}
+
+/// Issue 16: a bind to a node that cannot fit the pod explains why in prose (as /filter
+/// does), not with Rust Debug values, and says "no longer fits" only when it could have.
+#[test]
+fn bind_errors_are_prose() {
+    let s = store(
+        r#"{"name": "g1", "cpu": "16", "memory": "64Gi", "gpus": 1, "model": "T4"},
+           {"name": "cpu", "cpu": "16", "memory": "64Gi", "gpus": 0}"#,
+    );
+    let cases = [
+        (
+            "eight",
+            GpuDemand::Whole { count: 8 },
+            "g1",
+            "allot: pod ns/eight does not fit node \"g1\": pod needs 8 whole GPUs; the node has 1",
+        ),
+        (
+            "one",
+            GpuDemand::Whole { count: 1 },
+            "cpu",
+            "allot: pod ns/one does not fit node \"cpu\": node has no GPUs",
+        ),
+    ];
+    for (uid, gpu, node, want) in cases {
+        s.remember(&pod(uid, gpu));
+        assert_eq!(bind_to(&s, uid, node).unwrap_err(), want, "{uid}");
+    }
+    // The only GPU taken between filter and bind: the pod fitted, and no longer does.
+    s.remember(&pod("first", GpuDemand::Whole { count: 1 }));
+    s.remember(&pod("second", GpuDemand::Whole { count: 1 }));
+    bind_to(&s, "first", "g1").unwrap();
+    assert_eq!(
+        bind_to(&s, "second", "g1").unwrap_err(),
+        "allot: pod ns/second no longer fits node \"g1\": pod needs 1 whole GPUs; 0 of 1 are free"
+    );
+}
+
+/// A pod that needs one whole GPU, as kube-scheduler sends it to /preempt.
+fn gpu_pod() -> serde_json::Value {
+    serde_json::json!({
+        "metadata": {"name": "train", "namespace": "ml", "uid": "train-uid"},
+        "spec": {"containers": [{"name": "main", "resources": {
+            "limits": {"nvidia.com/gpu": "1"},
+            "requests": {"cpu": "1", "memory": "1Gi"}}}]}
+    })
+}
+
+/// Issue 16, defect 5: a victim listed twice is one victim; evicting it once must make room
+/// for /preempt to name the node.
+#[test]
+fn preempt_counts_a_victim_listed_twice_once() {
+    let snap = parse_snapshot(
+        "inline",
+        r#"{"nodes": [{"name": "g1", "cpu": "16", "memory": "64Gi", "gpus": 1, "model": "T4"}],
+            "pods": [{"name": "half-a", "node": "g1", "cpu": "1", "memory": "1Gi", "gpuMilli": 500},
+                     {"name": "half-b", "node": "g1", "cpu": "1", "memory": "1Gi", "gpuMilli": 500}]}"#,
+    )
+    .unwrap();
+    let s = Store::new(None, Vec::new());
+    s.replace(snap);
+    let ask = |victims: &[&str]| {
+        let pods: Vec<_> = victims
+            .iter()
+            .map(|uid| serde_json::json!({"UID": uid}))
+            .collect();
+        let args: ExtenderPreemptionArgs = serde_json::from_value(serde_json::json!({
+            "Pod": gpu_pod(),
+            "NodeNameToMetaVictims": {"g1": {"Pods": pods, "NumPDBViolations": 0}}
+        }))
+        .unwrap();
+        let out = preempt(&s, &args).unwrap();
+        out.node_name_to_meta_victims
+            .get("g1")
+            .map(|v| v.pods.iter().map(|p| p.uid.clone()).collect::<Vec<_>>())
+    };
+    assert_eq!(ask(&["default/half-a", "default/half-a"]), None);
+    assert_eq!(
+        ask(&["default/half-a", "default/half-b", "default/half-a"]),
+        Some(vec![
+            "default/half-a".to_string(),
+            "default/half-b".to_string()
+        ])
     );
 }
