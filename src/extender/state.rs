@@ -9,8 +9,10 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use super::FilterAnswer;
+use super::verbs::describe;
 pub use super::view::View;
 use crate::model::frag::TargetWorkload;
+use crate::model::node::Misfit;
 use crate::model::{Cluster, Placement, PodShape};
 use crate::policy::Context;
 use crate::policy::learned::PolicyFile;
@@ -32,6 +34,13 @@ pub enum RecordError {
     #[error("node {0:?} is unknown to allot")]
     UnknownNode(String),
     #[error("pod {pod} no longer fits node {node:?}: {why}")]
+    NoLongerFits {
+        pod: String,
+        node: String,
+        why: String,
+    },
+    /// The node lacks the capacity or the GPU model outright: the pod never fitted it.
+    #[error("pod {pod} does not fit node {node:?}: {why}")]
     DoesNotFit {
         pod: String,
         node: String,
@@ -47,6 +56,7 @@ impl RecordError {
     pub fn reason(&self) -> &'static str {
         match self {
             RecordError::UnknownNode(_) => "UnknownNode",
+            RecordError::NoLongerFits { .. } => "NoLongerFits",
             RecordError::DoesNotFit { .. } => "DoesNotFit",
             RecordError::AlreadyBound { .. } => "AlreadyBound",
             RecordError::NoDevices(_) => "NoDevices",
@@ -232,13 +242,16 @@ impl Store {
             .cluster
             .node(index)
             .ok_or_else(|| RecordError::UnknownNode(node.to_string()))?;
-        target
-            .check(&req.demand)
-            .map_err(|m| RecordError::DoesNotFit {
-                pod: req.key.clone(),
-                node: node.to_string(),
-                why: format!("{m:?}"),
-            })?;
+        let misfit = |m: Misfit| {
+            let (pod, node) = (req.key.clone(), node.to_string());
+            let why = describe(m, target, req.demand.models, &view.cluster.models);
+            if m.permanent() {
+                RecordError::DoesNotFit { pod, node, why }
+            } else {
+                RecordError::NoLongerFits { pod, node, why }
+            }
+        };
+        target.check(&req.demand).map_err(misfit)?;
         let planned = req.planned_devices.filter(|&d| {
             req.planned_node.as_deref() == Some(node) && target.devices_fit(req.demand.gpu, d)
         });
@@ -262,13 +275,7 @@ impl Store {
             priority: req.priority,
         };
         let mut cluster = view.cluster.clone();
-        cluster
-            .place(&pod.demand, pod.at)
-            .map_err(|m| RecordError::DoesNotFit {
-                pod: req.key.clone(),
-                node: node.to_string(),
-                why: format!("{m:?}"),
-            })?;
+        cluster.place(&pod.demand, pod.at).map_err(misfit)?;
         let shared = Arc::new(pod.clone());
         overlay.push(Recent {
             pod: shared.clone(),
