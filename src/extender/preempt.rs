@@ -1,6 +1,8 @@
 //! `/preempt`: which of the victims kube-scheduler proposes allot agrees must go, as allot
 //! accounts the node's GPUs (a plain function over the [`Store`], like the other verbs).
 
+use std::collections::HashSet;
+
 use tracing::debug_span;
 
 use super::state::{BoundPod, Store, View};
@@ -10,7 +12,8 @@ use crate::live::pod::{PodRequest, parse_pod, pod_key};
 
 /// `/preempt`: for each candidate node, the lowest-priority subset of the proposed victims
 /// whose removal lets the pod fit as allot accounts it; nodes where no subset helps are left
-/// out. Victims are matched to allot's pods by UID (or `namespace/name`).
+/// out. Victims are matched to allot's pods by UID (or `namespace/name`); one listed twice
+/// counts once.
 pub fn preempt(
     store: &Store,
     args: &ExtenderPreemptionArgs,
@@ -71,13 +74,18 @@ fn victims_on(
 ) -> Option<Vec<String>> {
     let index = view.node_index(node)?;
     let mut copy = view.cluster.node(index)?.clone();
+    // A victim listed twice (by UID, or once by UID and once by name) is evicted once and
+    // frees its resources once.
+    let mut listed = HashSet::new();
     let mut found: Vec<(i32, &BoundPod, &str)> = proposed
         .iter()
         .filter_map(|(uid, key, prio)| {
             let bound = view.pods_on(index).find(|p| {
                 (!uid.is_empty() && p.uid == *uid) || (!key.is_empty() && p.key == *key)
             })?;
-            Some((prio.unwrap_or(bound.priority), bound, uid.as_str()))
+            listed
+                .insert(bound.uid.as_str())
+                .then(|| (prio.unwrap_or(bound.priority), bound, uid.as_str()))
         })
         .collect();
     found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(&b.1.key)));
