@@ -259,6 +259,67 @@ mod tests {
         assert!(msg.contains("64GB") && msg.contains("Gi"), "{msg}");
     }
 
+    /// Issue 16, defect 8: exponents are checked, not wrapped or silently rounded; every bad
+    /// quantity gets the message a user sees.
+    #[test]
+    fn bad_quantities_table() {
+        for (text, want) in [
+            ("", "empty quantity"),
+            (
+                "-1",
+                r#"quantity "-1" is negative; resource amounts must be >= 0"#,
+            ),
+            (
+                "1e-2147483648",
+                r#"quantity "1e-2147483648" has an exponent outside -100..=100"#,
+            ),
+            (
+                "0.1e-2147483648",
+                r#"quantity "0.1e-2147483648" has an exponent outside -100..=100"#,
+            ),
+            (
+                "1e2147483647",
+                r#"quantity "1e2147483647" has an exponent outside -100..=100"#,
+            ),
+            (
+                "1e99999999999999999999",
+                r#"quantity "1e99999999999999999999" has an exponent outside -100..=100"#,
+            ),
+            (
+                "1e-101",
+                r#"quantity "1e-101" has an exponent outside -100..=100"#,
+            ),
+            (
+                "1e101",
+                r#"quantity "1e101" has an exponent outside -100..=100"#,
+            ),
+            ("1e20", r#"quantity "1e20" is too large"#),
+            ("16Ei", r#"quantity "16Ei" is too large"#),
+            (
+                "1e1.5",
+                r#"quantity "1e1.5" is not a number followed by a unit (e.g. "500m", "64Gi", "2")"#,
+            ),
+            (
+                "1e+",
+                r#"quantity "1e+" is not a number followed by a unit (e.g. "500m", "64Gi", "2")"#,
+            ),
+            (
+                "e3",
+                r#"quantity "e3" is not a number followed by a unit (e.g. "500m", "64Gi", "2")"#,
+            ),
+            (
+                "64GB",
+                r#"quantity "64GB" has unknown suffix "GB" (use n, u, m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)"#,
+            ),
+        ] {
+            let got = parse_bytes(text).map_err(|e| e.to_string());
+            assert_eq!(got, Err(want.to_string()), "{text}");
+        }
+        // At the edge of the range, tiny amounts still round up to one unit.
+        assert_eq!(parse_cpu_milli("1e-100"), Ok(1));
+        assert_eq!(parse_bytes("0.1e-100"), Ok(1));
+    }
+
     #[test]
     fn counts_reject_fractions() {
         assert_eq!(parse_count("8"), Ok(8));
