@@ -175,4 +175,41 @@ mod tests {
         );
         assert!(errors[1].message.contains("lots"));
     }
+
+    fn task(name: &str, replicas: i64) -> String {
+        format!("- name: {name}\n  replicas: {replicas}\n  resources: {{cpu: '1', memory: 1Gi}}\n")
+    }
+
+    /// Issue 16, defect 1: counts are checked before any replica is expanded, so a huge
+    /// request is refused at once instead of allocating (or aborting on) billions of them.
+    #[test]
+    fn huge_or_wide_requests_are_refused_before_expanding() {
+        let cases = [
+            (
+                format!("tasks:\n{}", task("a", 100_001)),
+                "spec.tasks: 100001 replicas in total; at most 100000 per request",
+            ),
+            (
+                format!("tasks:\n{}{}", task("a", 2147483647), task("b", 2147483647)),
+                "spec.tasks: 4294967294 replicas in total; at most 100000 per request",
+            ),
+            (
+                format!(
+                    "tasks:\n{}",
+                    (0..65)
+                        .map(|i| task(&format!("t{i}"), 1))
+                        .collect::<String>()
+                ),
+                "spec.tasks: 65 tasks; at most 64 per request",
+            ),
+        ];
+        for (yaml, want) in cases {
+            let errors = replicas(&spec(&yaml), &mut ModelCatalog::default()).unwrap_err();
+            let got: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            assert_eq!(got, [want]);
+        }
+        let at_cap = format!("tasks:\n{}{}", task("a", 60_000), task("b", 40_000));
+        let r = replicas(&spec(&at_cap), &mut ModelCatalog::default()).unwrap();
+        assert_eq!(r.len(), 100_000);
+    }
 }

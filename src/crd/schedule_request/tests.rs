@@ -209,6 +209,15 @@ fn cel_rules_are_in_the_schema() {
         "unique task names: {:?}",
         rules(&spec)
     );
+    let total = format!(
+        "self.tasks.map(t, t.replicas).sum() <= {}",
+        crate::crd::batch::MAX_REPLICAS
+    );
+    assert!(
+        rules(&spec).contains(&total),
+        "total replicas: {:?}",
+        rules(&spec)
+    );
     let resources = prop(&schema, &["spec", "tasks", "[]", "resources"]);
     assert_eq!(
         rules(&resources),
@@ -229,6 +238,11 @@ fn validation_bounds_are_in_the_schema() {
     assert_eq!((milli.minimum, milli.maximum), (Some(1.0), Some(999.0)));
     let replicas = prop(&schema, &["spec", "tasks", "[]", "replicas"]);
     assert_eq!(replicas.minimum, Some(0.0));
+    // Issue 16: the apiserver refuses a replica count the controller would refuse.
+    assert_eq!(
+        replicas.maximum,
+        Some(crate::crd::batch::MAX_REPLICAS as f64)
+    );
     let objective = prop(&schema, &["spec", "objective"]);
     assert_eq!(
         objective.default.map(|d| d.0),
