@@ -23,7 +23,14 @@ pub enum QuantityError {
     UnknownSuffix(String, String),
     #[error("quantity {0:?} is too large")]
     Overflow(String),
+    #[error("quantity {0:?} has an exponent outside -{MAX_EXPONENT}..={MAX_EXPONENT}")]
+    Exponent(String),
 }
+
+/// Largest exponent (`e100`, `e-100`) a quantity may carry. A u64 ends near 1.8e19 and the
+/// mantissa is at most 39 digits, so beyond this an exponent is a typo or an attack, never an
+/// amount; bounding it keeps every step of the arithmetic in range.
+pub const MAX_EXPONENT: i32 = 100;
 
 /// The scale a suffix applies: `value * 2^bin * 10^dec`.
 #[derive(Debug, Clone, Copy)]
@@ -93,9 +100,7 @@ fn parse_exact(text: &str) -> Result<Exact, QuantityError> {
         (Some(scale), _) => scale,
         (None, Some(exp)) if !exp.is_empty() => Scale {
             bin: 0,
-            dec: exp
-                .parse()
-                .map_err(|_| QuantityError::Malformed(text.to_string()))?,
+            dec: parse_exponent(text, exp)?,
         },
         _ => {
             return Err(QuantityError::UnknownSuffix(
@@ -107,8 +112,20 @@ fn parse_exact(text: &str) -> Result<Exact, QuantityError> {
     Ok(Exact {
         mantissa,
         bin: scale.bin,
-        dec: scale.dec - frac_digits,
+        dec: scale.dec.checked_sub(frac_digits).ok_or_else(overflow)?,
     })
+}
+
+/// The exponent after `e`: an optionally signed integer within [`MAX_EXPONENT`].
+fn parse_exponent(text: &str, exp: &str) -> Result<i32, QuantityError> {
+    let digits = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(QuantityError::Malformed(text.to_string()));
+    }
+    exp.parse::<i32>()
+        .ok()
+        .filter(|e| (-MAX_EXPONENT..=MAX_EXPONENT).contains(e))
+        .ok_or_else(|| QuantityError::Exponent(text.to_string()))
 }
 
 impl Exact {
