@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+pub use super::schedule_request::{MAX_REPLICAS, MAX_TASKS};
 use super::schedule_request::{Objective as SpecObjective, ScheduleRequestSpec};
 /// The pod template wrapper and the failover status entry; exported here because `crd.rs`
 /// re-exports a fixed list.
@@ -20,9 +21,6 @@ const TASK_FIELDS: FieldNames = FieldNames {
     gpu_milli: "resources.gpuMilli",
     models: "gpuModels",
 };
-
-/// Most replicas one request may ask for: a bound on the plan's size and the pods created.
-pub const MAX_REPLICAS: i64 = 100_000;
 
 /// A field of the spec that cannot be planned, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,9 +49,42 @@ pub fn objective(spec: &ScheduleRequestSpec) -> Objective {
     }
 }
 
+/// The request's size, checked before anything is expanded: at most [`MAX_TASKS`] tasks and
+/// [`MAX_REPLICAS`] replicas over all of them (summed with checked arithmetic; negative
+/// counts are the per-task check's error).
+fn size_error(spec: &ScheduleRequestSpec) -> Option<FieldError> {
+    let error = |message: String| FieldError {
+        field: "spec.tasks".into(),
+        message,
+    };
+    if spec.tasks.is_empty() {
+        return Some(error("at least one task is required".into()));
+    }
+    if spec.tasks.len() > MAX_TASKS {
+        return Some(error(format!(
+            "{} tasks; at most {MAX_TASKS} per request",
+            spec.tasks.len()
+        )));
+    }
+    let total = spec
+        .tasks
+        .iter()
+        .try_fold(0i64, |sum, t| sum.checked_add(i64::from(t.replicas.max(0))));
+    match total {
+        Some(total) if total <= MAX_REPLICAS => None,
+        Some(total) => Some(error(format!(
+            "{total} replicas in total; at most {MAX_REPLICAS} per request"
+        ))),
+        None => Some(error(format!(
+            "more than {MAX_REPLICAS} replicas in total; at most {MAX_REPLICAS} per request"
+        ))),
+    }
+}
+
 /// Validate `spec` and expand its tasks into replicas; every problem is reported, not just
 /// the first. GPU model names are interned into `models` (a model no node has is valid; its
-/// replicas are reported unplaceable by the plan).
+/// replicas are reported unplaceable by the plan). The request's size is checked first, and
+/// nothing is expanded unless it is within bounds.
 pub fn replicas(
     spec: &ScheduleRequestSpec,
     models: &mut ModelCatalog,
@@ -61,13 +92,8 @@ pub fn replicas(
     let mut errors = Vec::new();
     let mut out = Vec::new();
     let mut names = HashSet::new();
-    let mut total: i64 = 0;
-    if spec.tasks.is_empty() {
-        errors.push(FieldError {
-            field: "spec.tasks".into(),
-            message: "at least one task is required".into(),
-        });
-    }
+    let size = size_error(spec);
+    let expand = size.is_none();
     for (t, task) in spec.tasks.iter().enumerate() {
         let field = |f: &str| format!("spec.tasks[{t}].{f}");
         let mut fail = |f: &str, message: String| {
@@ -83,7 +109,6 @@ pub fn replicas(
             fail("replicas", format!("must be >= 0, got {}", task.replicas));
             continue;
         }
-        total += i64::from(task.replicas);
         let r = &task.resources;
         let parts = DemandParts {
             names: TASK_FIELDS,
@@ -109,6 +134,9 @@ pub fn replicas(
             );
             continue;
         }
+        if !expand || !errors.is_empty() {
+            continue;
+        }
         for index in 0..task.replicas {
             out.push(Replica {
                 task: task.name.clone(),
@@ -121,12 +149,7 @@ pub fn replicas(
             });
         }
     }
-    if total > MAX_REPLICAS {
-        errors.push(FieldError {
-            field: "spec.tasks".into(),
-            message: format!("{total} replicas in total; at most {MAX_REPLICAS} per request"),
-        });
-    }
+    errors.extend(size);
     if errors.is_empty() {
         Ok(out)
     } else {

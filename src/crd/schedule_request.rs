@@ -12,6 +12,11 @@ use serde::{Deserialize, Serialize};
 /// quadratic unique-name rule; a batch wider than this is better split into several requests.
 pub const MAX_TASKS: usize = 64;
 
+/// Most replicas one request may ask for, over all its tasks: a bound on the plan's size and
+/// the pods created. The schema holds each task to it and a CEL rule the total, so the
+/// apiserver refuses a larger request before the controller sees it.
+pub const MAX_REPLICAS: i64 = 100_000;
+
 /// Most GPU models one task may accept; a longer allow-list is a sign of a typo, not a need.
 pub const MAX_GPU_MODELS: usize = 16;
 
@@ -108,6 +113,9 @@ pub mod condition {
 #[x_kube(validation = Rule::new(
     "self.tasks.all(t, self.tasks.exists_one(u, u.name == t.name))"
 ).message("task names must be unique within a request").field_path(".tasks"))]
+// The literal is MAX_REPLICAS (a test holds them equal).
+#[x_kube(validation = Rule::new("self.tasks.map(t, t.replicas).sum() <= 100000")
+    .message("at most 100000 replicas in total per request").field_path(".tasks"))]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduleRequestSpec {
     /// What the solver maximises.
@@ -144,7 +152,7 @@ pub struct TaskSpec {
     #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL_PATTERN))]
     pub name: String,
     /// How many pods of this task to run.
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 0, max = MAX_REPLICAS))]
     pub replicas: i32,
     /// Resources of one replica.
     pub resources: TaskResources,
