@@ -12,7 +12,20 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
-            ExitCode::FAILURE
+            exit_code(&err)
         }
+    }
+}
+
+/// 2 for input the user must fix before anything can run (as clap does for bad flags): a
+/// missing, corrupt or mismatched policy file; 1 for every other failure.
+fn exit_code(err: &anyhow::Error) -> ExitCode {
+    let bad_input = err
+        .chain()
+        .any(|e| e.is::<allot::policy::learned::PolicyFileError>());
+    if bad_input {
+        ExitCode::from(2)
+    } else {
+        ExitCode::FAILURE
     }
 }

@@ -1,0 +1,74 @@
+//! A policy file the CLI cannot use is refused with exit code 2 and a message naming the
+//! file and what is wrong, by every subcommand that takes `--policy-file`.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn allot(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_allot"))
+        .args(args)
+        .output()
+        .expect("the allot binary runs")
+}
+
+fn embedded_text() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("policies/default.json"))
+        .expect("the shipped policy is in the repository")
+}
+
+#[test]
+fn a_missing_corrupt_or_mismatched_policy_file_exits_2_naming_file_and_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let good = embedded_text();
+    let missing = dir.path().join("absent.json").display().to_string();
+    let cases = [
+        (missing, "No such file"),
+        (
+            write("corrupt.json", "{\"format\": \"allot-po"),
+            "not a policy file",
+        ),
+        (
+            write("v9.json", &good.replace("\"version\": 1", "\"version\": 9")),
+            "version 9 is not supported",
+        ),
+        (
+            write("edited.json", &good.replacen("1.0,", "0.5,", 1)),
+            "does not match its content",
+        ),
+    ];
+    for (path, problem) in &cases {
+        let sim = allot(&[
+            "simulate",
+            "--policy",
+            "learned",
+            "--seeds",
+            "1",
+            "--policy-file",
+            path,
+        ]);
+        let extender = allot(&[
+            "extender",
+            "--snapshot",
+            "examples/cluster.json",
+            "--policy-file",
+            path,
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ]);
+        for (what, out) in [("simulate", sim), ("extender", extender)] {
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{what} with {path}: {err}");
+            assert!(
+                err.contains(&format!("policy file {path}")) && err.contains(problem),
+                "{what} with {path} should say {problem:?}: {err}"
+            );
+        }
+    }
+}
