@@ -12,17 +12,33 @@ use allot::snapshot::load_snapshot;
 /// Larger than any trace or snapshot file allot reads.
 const HUGE: u64 = 2 << 30;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("allot-bad-files-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+/// A folder of this test's own, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(test: &str) -> Self {
+        let name = format!("allot-bad-files-{}-{test}", std::process::id());
+        let dir = std::env::temp_dir().join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// A sparse file of `len` zero bytes.
+    fn sparse(&self, name: &str, len: u64) -> PathBuf {
+        let path = self.path(name);
+        File::create(&path).unwrap().set_len(len).unwrap();
+        path
+    }
 }
 
-/// A sparse file of `len` zero bytes.
-fn sparse(name: &str, len: u64) -> PathBuf {
-    let path = scratch(name);
-    File::create(&path).unwrap().set_len(len).unwrap();
-    path
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn pods_error(path: &Path) -> String {
@@ -33,8 +49,9 @@ fn pods_error(path: &Path) -> String {
 
 #[test]
 fn huge_files_are_refused_before_reading() {
+    let tmp = Scratch::new("huge");
     for name in ["pods.csv", "pods.json"] {
-        let path = sparse(name, HUGE);
+        let path = tmp.sparse(name, HUGE);
         assert_eq!(
             pods_error(&path),
             format!(
@@ -45,14 +62,14 @@ fn huge_files_are_refused_before_reading() {
         );
         std::fs::remove_file(&path).unwrap();
     }
-    let path = sparse("nodes.csv", HUGE);
+    let path = tmp.sparse("nodes.csv", HUGE);
     let err = load_nodes(&path).unwrap_err().to_string();
     assert!(
         err.ends_with("may have at most 1073741824 (1 GiB)"),
         "{err}"
     );
     std::fs::remove_file(&path).unwrap();
-    let path = sparse("snapshot.json", HUGE);
+    let path = tmp.sparse("snapshot.json", HUGE);
     let err = load_snapshot(&path).unwrap_err().to_string();
     assert!(
         err.ends_with("may have at most 1073741824 (1 GiB)"),
@@ -63,8 +80,9 @@ fn huge_files_are_refused_before_reading() {
 
 #[test]
 fn a_csv_line_longer_than_the_cap_is_refused() {
+    let tmp = Scratch::new("long-line");
     // Zero bytes and no newline, as a sparse or binary file reads.
-    let path = sparse("zeros.csv", 1 << 20);
+    let path = tmp.sparse("zeros.csv", 1 << 20);
     assert_eq!(
         pods_error(&path),
         format!(
@@ -76,7 +94,7 @@ fn a_csv_line_longer_than_the_cap_is_refused() {
         "name,cpu,memory,num_gpu\np0,1,1Gi,0\np1,1,1Gi,0,{}\n",
         "x".repeat(70_000)
     );
-    let path = scratch("long-row.csv");
+    let path = tmp.path("long-row.csv");
     std::fs::write(&path, long_row).unwrap();
     assert_eq!(
         pods_error(&path),
@@ -89,7 +107,8 @@ fn a_csv_line_longer_than_the_cap_is_refused() {
 
 #[test]
 fn a_directory_is_named_as_one() {
-    let dir = scratch("a-folder.csv");
+    let tmp = Scratch::new("dir");
+    let dir = tmp.path("a-folder.csv");
     std::fs::create_dir_all(&dir).unwrap();
     assert_eq!(
         pods_error(&dir),
@@ -104,13 +123,14 @@ fn a_directory_is_named_as_one() {
 
 #[test]
 fn zero_bytes_as_json_fail_at_the_first_byte() {
-    let path = sparse("zeros.json", 64 << 20);
+    let tmp = Scratch::new("zeros-json");
+    let path = tmp.sparse("zeros.json", 64 << 20);
     let err = pods_error(&path);
     assert!(
         err.starts_with(&format!("{}:1: invalid JSON: ", path.display())),
         "{err}"
     );
-    let path = sparse("zeros-snapshot.json", 64 << 20);
+    let path = tmp.sparse("zeros-snapshot.json", 64 << 20);
     let err = load_snapshot(&path).unwrap_err().to_string();
     assert!(
         err.starts_with(&format!("{}:1: invalid snapshot JSON: ", path.display())),

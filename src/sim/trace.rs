@@ -13,16 +13,24 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
-
-use serde::Deserialize;
 
 use crate::model::demand::{
     Amount, Catalog, DemandError, DemandParts, FieldNames, Gpus, Models, Number, Problem,
     parse_demand,
 };
-use crate::model::quantity::{parse_bytes, parse_cpu_milli};
 use crate::model::{Cluster, ModelCatalog, Node, PodDemand};
+
+mod json;
+mod read;
+use json::pods_from_entries;
+pub use json::{
+    JSON_FIELDS, NodeEntry, PodEntry, from_json_reader, json_error, json_gpus, nodes_from_entries,
+    parse_nodes_json, parse_pods_json,
+};
+use read::{Bounded, overrun};
+pub use read::{MAX_FILE_BYTES, MAX_LINE_BYTES, open, read_text};
 
 const MIB: u64 = 1 << 20;
 
@@ -126,17 +134,29 @@ impl Row<'_> {
     }
 }
 
+/// The bounded read's overrun, when that is what stopped the CSV reader.
+fn csv_overrun(file: &str, e: &csv::Error) -> Option<TraceError> {
+    match e.kind() {
+        csv::ErrorKind::Io(io) => overrun(file, io),
+        _ => None,
+    }
+}
+
+/// Read CSV rows from `input` line by line (lines capped at [`MAX_LINE_BYTES`]).
 fn read_csv(
     file: &str,
-    text: &str,
+    input: impl Read,
     mut each: impl FnMut(&Row<'_>) -> Result<(), TraceError>,
 ) -> Result<(), TraceError> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
-        .from_reader(text.as_bytes());
+        .from_reader(Bounded::lines(std::io::BufReader::new(input)));
     let header: HashMap<String, usize> = reader
         .headers()
-        .map_err(|e| TraceError::file(file, format!("cannot read the header: {e}")))?
+        .map_err(|e| {
+            csv_overrun(file, &e)
+                .unwrap_or_else(|| TraceError::file(file, format!("cannot read the header: {e}")))
+        })?
         .iter()
         .enumerate()
         .map(|(i, h)| (h.trim().to_ascii_lowercase(), i))
@@ -155,6 +175,9 @@ fn read_csv(
                 })?;
             }
             Err(e) => {
+                if let Some(overrun) = csv_overrun(file, &e) {
+                    return Err(overrun);
+                }
                 let line = e.position().map(|p| p.line());
                 return Err(TraceError {
                     file: file.to_string(),
@@ -169,9 +192,13 @@ fn read_csv(
 
 /// Parse a node list (CSV) into a cluster.
 pub fn parse_nodes_csv(file: &str, text: &str) -> Result<Cluster, TraceError> {
+    nodes_csv(file, text.as_bytes())
+}
+
+fn nodes_csv(file: &str, input: impl Read) -> Result<Cluster, TraceError> {
     let mut models = ModelCatalog::default();
     let mut nodes = Vec::new();
-    read_csv(file, text, |row| {
+    read_csv(file, input, |row| {
         let (_, name) = row.pick(&["sn", "name"])?;
         if name.is_empty() {
             return Err(row.error("name", "empty node name"));
@@ -201,7 +228,7 @@ pub fn parse_nodes_csv(file: &str, text: &str) -> Result<Cluster, TraceError> {
     finish_cluster(file, models, nodes)
 }
 
-fn finish_cluster(
+pub(super) fn finish_cluster(
     file: &str,
     models: ModelCatalog,
     nodes: Vec<Node>,
@@ -232,8 +259,16 @@ pub fn parse_pods_csv(
     text: &str,
     models: &mut ModelCatalog,
 ) -> Result<PodList, TraceError> {
+    pods_csv(file, text.as_bytes(), models)
+}
+
+fn pods_csv(
+    file: &str,
+    input: impl Read,
+    models: &mut ModelCatalog,
+) -> Result<PodList, TraceError> {
     let mut list = PodList::default();
-    read_csv(file, text, |row| {
+    read_csv(file, input, |row| {
         let (_, name) = row.pick(&["name"])?;
         let (cpu_col, cpu) = row.cpu()?;
         let (memory_col, memory) = row.memory()?;
@@ -268,156 +303,32 @@ pub fn parse_pods_csv(
     Ok(list)
 }
 
-/// JSON node entry: `{"name": "n1", "cpu": "64", "memory": "256Gi", "gpus": 8, "model": "A100"}`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NodeEntry {
-    pub name: String,
-    pub cpu: String,
-    pub memory: String,
-    #[serde(default)]
-    pub gpus: usize,
-    #[serde(default)]
-    pub model: Option<String>,
-}
-
-/// JSON pod entry: `{"name": "p1", "cpu": "4", "memory": "16Gi", "gpuMilli": 500,
-/// "gpuModels": ["T4"]}`; `gpus` (whole GPUs) and `gpuMilli` (a share of one GPU) exclude
-/// each other. Read by [`crate::model::demand::parse_demand`], with [`JSON_FIELDS`].
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct PodEntry {
-    pub name: String,
-    pub cpu: String,
-    pub memory: String,
-    #[serde(default)]
-    pub gpus: u32,
-    #[serde(default)]
-    pub gpu_milli: Option<u32>,
-    #[serde(default)]
-    pub gpu_models: Vec<String>,
-}
-
-/// Parse a JSON node list (an array of [`NodeEntry`]).
-pub fn parse_nodes_json(file: &str, text: &str) -> Result<Cluster, TraceError> {
-    let entries: Vec<NodeEntry> = serde_json::from_str(text).map_err(|e| json_error(file, &e))?;
-    nodes_from_entries(file, &entries)
-}
-
-/// Build a cluster from node entries; errors name the entry (`[3].memory`).
-pub fn nodes_from_entries(file: &str, entries: &[NodeEntry]) -> Result<Cluster, TraceError> {
-    let mut models = ModelCatalog::default();
-    let mut nodes = Vec::with_capacity(entries.len());
-    for (i, e) in entries.iter().enumerate() {
-        let at = |column: &str, problem: String| TraceError {
-            file: file.to_string(),
-            line: None,
-            column: Some(format!("nodes[{i}].{column}")),
-            problem,
-        };
-        let cpu = parse_cpu_milli(&e.cpu).map_err(|x| at("cpu", x.to_string()))?;
-        let memory = parse_bytes(&e.memory).map_err(|x| at("memory", x.to_string()))?;
-        let model = match e.model.as_deref().filter(|m| !m.is_empty()) {
-            Some(m) => Some(models.intern(m).map_err(|x| at("model", x.to_string()))?),
-            None => None,
-        };
-        nodes.push(
-            Node::new(&e.name, cpu, memory, e.gpus, model)
-                .map_err(|x| at("gpus", x.to_string()))?,
-        );
-    }
-    finish_cluster(file, models, nodes)
-}
-
-/// What JSON pod entries (pod lists, snapshot files) call a demand's fields.
-pub const JSON_FIELDS: FieldNames = FieldNames {
-    cpu: "cpu",
-    memory: "memory",
-    gpus: "gpus",
-    gpu_milli: "gpuMilli",
-    models: "gpuModels",
-};
-
-/// The GPU part of a JSON pod entry: `gpus` whole GPUs (0, the default, is not given) or a
-/// `gpuMilli` share of one GPU.
-pub fn json_gpus(gpus: u32, gpu_milli: Option<u32>) -> Gpus<'static> {
-    Gpus::WholeOrShare {
-        whole: (gpus > 0).then_some(Number::Value(u64::from(gpus))),
-        share: gpu_milli.map(|m| Number::Value(u64::from(m))),
-    }
-}
-
-/// Parse a JSON pod list (an array of [`PodEntry`]).
-pub fn parse_pods_json(
-    file: &str,
-    text: &str,
-    models: &mut ModelCatalog,
-) -> Result<PodList, TraceError> {
-    let entries: Vec<PodEntry> = serde_json::from_str(text).map_err(|e| json_error(file, &e))?;
-    let mut list = PodList::default();
-    for (i, e) in entries.iter().enumerate() {
-        let parts = DemandParts {
-            names: JSON_FIELDS,
-            cpu: Amount::Quantity(&e.cpu),
-            memory: Amount::Quantity(&e.memory),
-            gpus: json_gpus(e.gpus, e.gpu_milli),
-            models: (!e.gpu_models.is_empty()).then_some(Models::List(&e.gpu_models)),
-        };
-        let demand = parse_demand(parts, Catalog::Intern(models)).map_err(|e| TraceError {
-            file: file.to_string(),
-            line: None,
-            column: Some(format!("[{i}].{}", e.name)),
-            problem: e.problem.to_string(),
-        })?;
-        list.names.push(e.name.clone());
-        list.specs.push(e.gpu_models.join("|"));
-        list.pods.push(demand);
-    }
-    if list.pods.is_empty() {
-        return Err(TraceError::file(file, "the pod list has no pods"));
-    }
-    Ok(list)
-}
-
-fn json_error(file: &str, e: &serde_json::Error) -> TraceError {
-    TraceError {
-        file: file.to_string(),
-        line: Some(e.line() as u64),
-        column: None,
-        problem: format!("invalid JSON: {e}"),
-    }
-}
-
 fn is_json(path: &Path) -> bool {
     path.extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
-/// Read a whole text file; the error names the file.
-pub fn read_text(path: &Path) -> Result<String, TraceError> {
-    std::fs::read_to_string(path)
-        .map_err(|e| TraceError::file(&path.display().to_string(), format!("cannot read: {e}")))
-}
-
-/// Load a node list from a `.csv` or `.json` file.
+/// Load a node list from a `.csv` or `.json` file, reading it incrementally.
 pub fn load_nodes(path: &Path) -> Result<Cluster, TraceError> {
-    let text = read_text(path)?;
+    let input = open(path)?;
     let file = path.display().to_string();
     if is_json(path) {
-        parse_nodes_json(&file, &text)
+        let entries: Vec<NodeEntry> = from_json_reader(input).map_err(|e| json_error(&file, &e))?;
+        nodes_from_entries(&file, &entries)
     } else {
-        parse_nodes_csv(&file, &text)
+        nodes_csv(&file, input)
     }
 }
 
-/// Load a pod list from a `.csv` or `.json` file.
+/// Load a pod list from a `.csv` or `.json` file, reading it incrementally.
 pub fn load_pods(path: &Path, models: &mut ModelCatalog) -> Result<PodList, TraceError> {
-    let text = read_text(path)?;
+    let input = open(path)?;
     let file = path.display().to_string();
     if is_json(path) {
-        parse_pods_json(&file, &text, models)
+        let entries: Vec<PodEntry> = from_json_reader(input).map_err(|e| json_error(&file, &e))?;
+        pods_from_entries(&file, &entries, models)
     } else {
-        parse_pods_csv(&file, &text, models)
+        pods_csv(&file, input, models)
     }
 }
 

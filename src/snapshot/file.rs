@@ -22,7 +22,8 @@ use super::{BoundPod, ClusterSnapshot, NodeState, node_index};
 use crate::model::demand::{Amount, Catalog, DemandParts, parse_demand};
 use crate::model::{DeviceSet, MAX_GPUS_PER_NODE, Placement};
 use crate::sim::trace::{
-    JSON_FIELDS, NodeEntry, TraceError, json_gpus, nodes_from_entries, read_text,
+    JSON_FIELDS, NodeEntry, TraceError, from_json_reader, json_error, json_gpus,
+    nodes_from_entries, open,
 };
 
 #[derive(Debug, Clone, Deserialize)]
@@ -51,21 +52,31 @@ pub struct BoundPodEntry {
     pub devices: Option<Vec<usize>>,
 }
 
-/// Read a snapshot file: its cluster with every listed pod applied.
+/// Read a snapshot file as it streams (bounded like a trace file): its cluster with every
+/// listed pod applied.
 pub fn load_snapshot(path: &Path) -> Result<ClusterSnapshot, TraceError> {
-    let text = read_text(path)?;
+    let input = open(path)?;
     let file = path.display().to_string();
-    parse_snapshot(&file, &text)
+    let parsed = from_json_reader(input).map_err(|e| snapshot_json_error(&file, &e))?;
+    build(&file, parsed)
 }
 
 /// [`load_snapshot`] on text already read; `file` names it in errors.
 pub fn parse_snapshot(file: &str, text: &str) -> Result<ClusterSnapshot, TraceError> {
-    let parsed: SnapshotFile = serde_json::from_str(text).map_err(|e| TraceError {
-        file: file.to_string(),
-        line: Some(e.line() as u64),
-        column: None,
-        problem: format!("invalid snapshot JSON: {e}"),
-    })?;
+    let parsed = serde_json::from_str(text).map_err(|e| snapshot_json_error(file, &e))?;
+    build(file, parsed)
+}
+
+/// A read's overrun as the trace loaders report it, or where the JSON went wrong.
+fn snapshot_json_error(file: &str, e: &serde_json::Error) -> TraceError {
+    let mut err = json_error(file, e);
+    if let Some(rest) = err.problem.strip_prefix("invalid JSON: ") {
+        err.problem = format!("invalid snapshot JSON: {rest}");
+    }
+    err
+}
+
+fn build(file: &str, parsed: SnapshotFile) -> Result<ClusterSnapshot, TraceError> {
     let mut cluster = nodes_from_entries(file, &parsed.nodes)?;
     let index = node_index(&cluster);
     let mut pods = Vec::with_capacity(parsed.pods.len());
