@@ -5,6 +5,8 @@
 
 pub mod binder;
 pub mod metrics;
+pub mod policies;
+pub mod reload;
 pub mod preempt;
 pub mod server;
 pub mod state;
@@ -108,9 +110,12 @@ pub struct Settings {
     pub filter_answer: FilterAnswer,
     /// Seeds the tie-break order and policies' random draws, as `allot simulate --seeds`.
     pub seed: u64,
-    /// `--policy-file`, loaded and checked: the weights `learned` scores with (`None`: the
-    /// policy embedded in the binary).
-    pub learned: Option<Arc<crate::policy::learned::PolicyFile>>,
+    /// The default and shadow policies and the weights `learned` scores with, read and
+    /// checked (from flags or `--policy-dir`).
+    pub policies: policies::PolicySettings,
+    /// `--policy-dir`: re-read every `policy_reload` while serving.
+    pub policy_dir: Option<std::path::PathBuf>,
+    pub policy_reload: Duration,
 }
 
 /// A boxed future of a sidecar's step.
@@ -145,12 +150,15 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
     let runtime = crate::process::runtime()?;
     runtime.block_on(async move {
         let configure = |store: Store| {
-            let store = store
+            store
                 .with_filter_answer(settings.filter_answer)
-                .with_seed(settings.seed);
-            match &settings.learned {
-                Some(file) => store.with_learned(file.clone()),
-                None => store,
+                .with_seed(settings.seed)
+                .with_policies(settings.policies.clone())
+        };
+        let follow_policies = |store: &Arc<Store>| {
+            if let Some(dir) = &settings.policy_dir {
+                let every = settings.policy_reload;
+                tokio::spawn(reload::follow(dir.clone(), store.clone(), every));
             }
         };
         let (ext, client) = match &settings.source {
@@ -158,7 +166,9 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
                 let store = load_store(path, settings.seed)
                     .with_context(|| format!("loading {}", path.display()))?;
                 tracing::info!(snapshot = %path.display(), "serving a static snapshot");
-                (server::Extender::new(Arc::new(configure(store))), None)
+                let store = Arc::new(configure(store));
+                follow_policies(&store);
+                (server::Extender::new(store), None)
             }
             Source::Cluster => {
                 let client = kube::Client::try_default().await.context(
@@ -169,6 +179,7 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
                 let store = Store::new(Some(settings.overlay_ttl), fallback_workload())
                     .with_fail_closed(settings.stale_policy == StalePolicy::FailClosed);
                 let store = Arc::new(configure(store));
+                follow_policies(&store);
                 let caches = Caches::start(client.clone());
                 tokio::spawn(follow(caches.clone(), store.clone(), freshness));
                 let ext = server::Extender::with_binder(store, Some(Binder::new(client.clone())));

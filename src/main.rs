@@ -18,11 +18,15 @@ fn main() -> ExitCode {
 }
 
 /// 2 for input the user must fix before anything can run (as clap does for bad flags): a
-/// missing, corrupt or mismatched policy file; 1 for every other failure.
+/// missing, corrupt or mismatched policy file or policy settings directory; 1 for every other failure.
 fn exit_code(err: &anyhow::Error) -> ExitCode {
-    let bad_input = err
-        .chain()
-        .any(|e| e.is::<allot::policy::learned::PolicyFileError>());
+    let bad_input = err.chain().any(|e| {
+        #[cfg(feature = "k8s")]
+        if e.is::<allot::extender::policies::PolicyDirError>() {
+            return true;
+        }
+        e.is::<allot::policy::learned::PolicyFileError>()
+    });
     if bad_input {
         ExitCode::from(2)
     } else {

@@ -51,8 +51,30 @@ pub struct ExtenderArgs {
     pub seed: u64,
     /// Policy file (from `allot train`) the `learned` policy scores with; without it, the
     /// policy embedded in the binary. A missing or broken file stops the extender at start.
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "policy_dir")]
     pub policy_file: Option<PathBuf>,
+    /// Policy of pods without an allot.dev/policy annotation.
+    #[arg(long, default_value = "fgd", value_name = "POLICY", conflicts_with = "policy_dir",
+          value_parser = policy_name)]
+    pub default_policy: crate::policy::PolicyKind,
+    /// Also decide every pod with this policy at filter, without placing by it, and count at
+    /// bind whether it chose the same node (allot_extender_shadow_binds): a trial run.
+    #[arg(long, value_name = "POLICY", conflicts_with = "policy_dir", value_parser = policy_name)]
+    pub shadow_policy: Option<crate::policy::PolicyKind>,
+    /// Read the default policy, the shadow policy and the learned weights from files in DIR
+    /// (default-policy, shadow-policy, policy.json; each optional), e.g. a mounted ConfigMap,
+    /// and re-read them when they change: switching policies needs no restart. Unreadable
+    /// settings stop the extender at start; later, they are refused and the previous stay.
+    #[arg(long, value_name = "DIR")]
+    pub policy_dir: Option<PathBuf>,
+    /// With --policy-dir: seconds between looks for a change.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub policy_reload_seconds: u64,
+}
+
+/// A policy name, as clap reads it (a bad one is a usage error, exit 2).
+fn policy_name(text: &str) -> Result<crate::policy::PolicyKind, crate::policy::UnknownPolicy> {
+    text.parse()
 }
 
 #[cfg(feature = "k8s")]
@@ -73,6 +95,21 @@ impl ExtenderArgs {
             overlay_ttl: Duration::from_secs(self.overlay_ttl_seconds),
             filter_answer: self.filter_answer.into(),
             seed: self.seed,
+            policies: self.policies()?,
+            policy_dir: self.policy_dir.clone(),
+            policy_reload: Duration::from_secs(self.policy_reload_seconds),
+        })
+    }
+
+    /// The policy settings the extender starts with, from `--policy-dir` or the flags.
+    fn policies(&self) -> anyhow::Result<crate::extender::policies::PolicySettings> {
+        use crate::extender::policies::{PolicySettings, read_dir};
+        if let Some(dir) = &self.policy_dir {
+            return Ok(read_dir(dir)?);
+        }
+        Ok(PolicySettings {
+            default: self.default_policy,
+            shadow: self.shadow_policy,
             learned: match &self.policy_file {
                 Some(path) => Some(std::sync::Arc::new(
                     crate::policy::learned::PolicyFile::load(path)?,

@@ -67,12 +67,6 @@ struct VerbLabels {
     verb: Verb,
 }
 
-/// The one policy file `learned` scores with: an info metric (value 1), one series.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct LearnedLabels {
-    hash: String,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct PolicyLabels {
     /// A `PolicyKind::name()`: a fixed set.
@@ -93,7 +87,6 @@ pub struct Metrics {
     decisions: Family<PolicyLabels, Counter>,
     snapshot_age: Gauge<f64, AtomicU64>,
     nodes: Gauge,
-    learned: Family<LearnedLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -106,12 +99,6 @@ impl Default for Metrics {
         let decisions = Family::<PolicyLabels, Counter>::default();
         let snapshot_age = Gauge::<f64, AtomicU64>::default();
         let nodes = Gauge::default();
-        let learned = Family::<LearnedLabels, Gauge>::default();
-        registry.register(
-            "allot_extender_learned_policy_info",
-            "The policy file the learned policy scores with, by content hash (value 1)",
-            learned.clone(),
-        );
         registry.register(
             "allot_extender_requests",
             "Extender requests by verb and outcome",
@@ -144,12 +131,36 @@ impl Default for Metrics {
             decisions,
             snapshot_age,
             nodes,
-            learned,
         }
     }
 }
 
 impl Metrics {
+    /// The extender's metrics, with the policy families of `store` (which it updates when
+    /// `--policy-dir` changes or a shadowed pod binds).
+    pub fn for_store(store: &super::state::Store) -> Self {
+        let mut metrics = Metrics::default();
+        let stats = store.policy_stats();
+        let r = &mut metrics.registry;
+        r.register(
+            "allot_extender_policy_info",
+            "The policy settings in force: default and shadow policy, and the content hash of \
+             the weights learned scores with (value 1)",
+            stats.info.clone(),
+        );
+        r.register(
+            "allot_extender_shadow_binds",
+            "Binds of pods whose shadow policy ran at filter, by whether it chose the bound node",
+            stats.shadow.clone(),
+        );
+        r.register(
+            "allot_extender_policy_reloads",
+            "Changes to --policy-dir, by outcome (ok, or why the previous settings were kept)",
+            stats.reloads.clone(),
+        );
+        metrics
+    }
+
     pub fn observe(&self, verb: Verb, outcome: Outcome, took: Duration) {
         self.requests
             .get_or_create(&RequestLabels { verb, outcome })
@@ -157,16 +168,6 @@ impl Metrics {
         self.latency
             .get_or_create(&VerbLabels { verb })
             .observe(took.as_secs_f64());
-    }
-
-    /// Record which policy file `learned` uses (its content hash).
-    pub fn learned_policy(&self, hash: &str) {
-        self.learned.clear();
-        self.learned
-            .get_or_create(&LearnedLabels {
-                hash: hash.to_string(),
-            })
-            .set(1);
     }
 
     pub fn decided(&self, policy: &'static str) {

@@ -42,8 +42,7 @@ impl Extender {
     }
 
     pub fn with_binder(store: Arc<Store>, binder: Option<Binder>) -> Arc<Self> {
-        let metrics = Metrics::default();
-        metrics.learned_policy(store.learned_hash());
+        let metrics = Metrics::for_store(&store);
         Arc::new(Extender {
             store,
             metrics,

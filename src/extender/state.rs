@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use super::FilterAnswer;
+pub use super::policies::{PolicySettings, PolicyStats};
 use super::verbs::describe;
 pub use super::view::View;
 use crate::model::frag::TargetWorkload;
@@ -85,10 +86,11 @@ pub struct Store {
     workload: Option<Arc<TargetWorkload>>,
     /// Seeds the tie-break order and policies' random draws (`--seed`).
     seed: u64,
-    /// `--policy-file`: the weights `learned` scores with (`None`: the embedded policy).
-    learned: Option<Arc<PolicyFile>>,
-    /// The content hash of the policy `learned` scores with (logged with every bind).
-    learned_hash: String,
+    /// The default and shadow policies and the weights `learned` scores with; swapped whole
+    /// when `--policy-dir` changes.
+    policies: RwLock<Arc<PolicySettings>>,
+    /// Shadow agreement and reload counts, for `/metrics`.
+    policy_stats: Arc<PolicyStats>,
     ready: AtomicBool,
     /// The filter->bind table (bounded; a bind frees its pod's entry).
     seen: Mutex<Seen>,
@@ -111,8 +113,8 @@ impl Store {
             fallback,
             workload: None,
             seed: DEFAULT_SEED,
-            learned: None,
-            learned_hash: crate::policy::learned::embedded_file().hash.clone(),
+            policies: RwLock::new(Arc::new(PolicySettings::default())),
+            policy_stats: Arc::new(stats_in_force(&PolicySettings::default())),
             ready: AtomicBool::new(false),
             seen: Mutex::new(Seen::default()),
             fail_closed: false,
@@ -146,11 +148,44 @@ impl Store {
     }
 
     /// Score `learned` with `file` (`--policy-file`), from the current snapshot on.
-    pub fn with_learned(mut self, file: Arc<PolicyFile>) -> Self {
-        self.learned_hash = file.hash.clone();
-        self.learned = Some(file);
-        self.refresh_context();
+    pub fn with_learned(self, file: Arc<PolicyFile>) -> Self {
+        let settings = PolicySettings {
+            learned: Some(file),
+            ..(*self.policies()).clone()
+        };
+        self.with_policies(settings)
+    }
+
+    /// Decide with `settings` from the current snapshot on.
+    pub fn with_policies(self, settings: PolicySettings) -> Self {
+        self.set_policies(settings);
         self
+    }
+
+    /// Switch to `settings` while serving (a `--policy-dir` change): requests after the swap
+    /// decide with them; the view is rebuilt only when the learned weights changed.
+    pub fn set_policies(&self, settings: PolicySettings) {
+        let weights_changed = self.policies().learned_hash() != settings.learned_hash();
+        self.policy_stats.in_force(&settings);
+        *self
+            .policies
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
+        if weights_changed {
+            self.refresh_context();
+        }
+    }
+
+    /// The policy settings in force.
+    pub fn policies(&self) -> Arc<PolicySettings> {
+        self.policies
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn policy_stats(&self) -> &Arc<PolicyStats> {
+        &self.policy_stats
     }
 
     /// Rebuild the current view with a new decision context (after a setting changed).
@@ -162,8 +197,8 @@ impl Store {
     }
 
     /// The hash of the policy file `learned` scores with.
-    pub fn learned_hash(&self) -> &str {
-        &self.learned_hash
+    pub fn learned_hash(&self) -> String {
+        self.policies().learned_hash().to_string()
     }
 
     /// Which nodes /filter passes (default: every feasible one).
@@ -323,6 +358,18 @@ impl Store {
         seen.insert(req, Instant::now());
     }
 
+    /// Note the node the shadow policy chose for a filtered pod, to compare with its bind.
+    pub fn remember_shadow(&self, uid: &str, node: &str) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.set_shadow(uid, node);
+    }
+
+    /// The node the shadow policy chose for this pod at its last filter.
+    pub fn recall_shadow(&self, uid: &str) -> Option<String> {
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.shadow(uid).map(str::to_string)
+    }
+
     /// The pod filter saw with this UID, if still remembered.
     pub fn recall(&self, uid: &str) -> Option<PodRequest> {
         let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
@@ -357,11 +404,18 @@ impl Store {
                 None => Arc::new(base.target(&self.fallback)),
             };
             Arc::new(
-                Context::new(&base.cluster, target, self.seed).with_learned(self.learned.clone()),
+                Context::new(&base.cluster, target, self.seed)
+                    .with_learned(self.policies().learned.clone()),
             )
         };
         build_view(base, entries, ctx, next_expiry(overlay))
     }
+}
+
+fn stats_in_force(settings: &PolicySettings) -> PolicyStats {
+    let stats = PolicyStats::default();
+    stats.in_force(settings);
+    stats
 }
 
 fn next_expiry(overlay: &[Recent]) -> Option<Instant> {

@@ -14,7 +14,7 @@ use super::wire::{
     MAX_EXTENDER_PRIORITY, NodeList,
 };
 use crate::live::NodeState;
-use crate::live::pod::{PodError, PodRequest, parse_pod, pod_key, soft_preference};
+use crate::live::pod::{PodError, PodRequest, parse_pod_with, pod_key, soft_preference};
 use crate::model::{Misfit, ModelCatalog, ModelSet, Node};
 use crate::policy::PolicyKind;
 
@@ -82,7 +82,8 @@ pub fn filter(
     let (names, objects) = candidates(&view, args)?;
     let key = pod_key(pod);
     let _span = debug_span!("filter", pod = %key, nodes = names.len()).entered();
-    let req = match parse_pod(pod, &view.cluster.models) {
+    let settings = store.policies();
+    let req = match parse_pod_with(pod, &view.cluster.models, settings.default) {
         Ok(req) => req,
         Err(e) => return Ok((invalid_pod(&key, &e), None)),
     };
@@ -127,6 +128,16 @@ pub fn filter(
         }
     }
     debug!(passed = passed.len(), "filtered");
+    if let Some(shadow) = settings
+        .shadow_of(req.policy)
+        .filter(|_| !passed.is_empty())
+    {
+        let theirs = PodRequest {
+            policy: shadow,
+            ..req.clone()
+        };
+        store.remember_shadow(&req.uid, passed[choose(&view, &theirs, &passed)].0);
+    }
     let mut decided = None;
     if passed.len() > 1 && answers_chosen(store.filter_answer(), pod) {
         passed = vec![passed[choose(&view, &req, &passed)]];
@@ -256,7 +267,7 @@ pub fn prioritize(
             })
             .collect::<Vec<_>>()
     };
-    let Ok(req) = parse_pod(pod, &view.cluster.models) else {
+    let Ok(req) = parse_pod_with(pod, &view.cluster.models, store.policies().default) else {
         return Ok((zero(&names), None));
     };
     let indices: Vec<Option<usize>> = names
@@ -330,6 +341,16 @@ pub fn scale(raw: &[i64]) -> Vec<i64> {
         .collect()
 }
 
+/// Count whether the shadow policy chose the node `req` is bound to; say which it chose
+/// instead (debug: one line per pod).
+fn compare_shadow(store: &Store, req: &PodRequest, bound: &str, theirs: &str) {
+    store.policy_stats().shadowed(theirs == bound);
+    if theirs != bound {
+        let shadow = store.policies().shadow.map_or("none", PolicyKind::name);
+        debug!(policy = req.policy.name(), shadow, shadow_node = ?theirs, "the shadow policy chose another node");
+    }
+}
+
 /// `/bind`, the part that needs no API server: record the placement (and its devices) in
 /// the overlay so the next pod sees them. In live mode the server then writes the device
 /// annotation and the Binding ([`super::binder`]) and forgets the record if that fails.
@@ -343,8 +364,12 @@ pub fn bind(store: &Store, args: &ExtenderBindingArgs) -> Result<BoundPod, Strin
             args.pod_uid
         ));
     };
+    let shadow = store.recall_shadow(&args.pod_uid);
     match store.record(&req, &args.node) {
         Ok(p) => {
+            if let Some(theirs) = shadow {
+                compare_shadow(store, &req, &args.node, &theirs);
+            }
             // Per pod, as kube-scheduler logs its binds only at higher verbosity; the bind
             // counter is in /metrics.
             debug!(

@@ -101,6 +101,15 @@ pub fn pod_key(pod: &Pod) -> String {
 /// Read a pod. Model names are looked up in `models` (the cluster's catalog); a model no node
 /// has is valid and simply matches no node.
 pub fn parse_pod(pod: &Pod, models: &ModelCatalog) -> Result<PodRequest, PodError> {
+    parse_pod_with(pod, models, DEFAULT_POLICY)
+}
+
+/// [`parse_pod`], with `default` as the policy of a pod that names none.
+pub fn parse_pod_with(
+    pod: &Pod,
+    models: &ModelCatalog,
+    default: PolicyKind,
+) -> Result<PodRequest, PodError> {
     let empty = BTreeMap::new();
     let annotations = pod.metadata.annotations.as_ref().unwrap_or(&empty);
     let res = resources(pod)?;
@@ -120,7 +129,7 @@ pub fn parse_pod(pod: &Pod, models: &ModelCatalog) -> Result<PodRequest, PodErro
     };
     let demand = parse_demand(parts, Catalog::Lookup(models))?;
     let policy = match annotations.get(POLICY_ANNOTATION) {
-        None => DEFAULT_POLICY,
+        None => default,
         Some(name) => {
             PolicyKind::from_str(name).map_err(|e| PodError::UnknownPolicy(e.to_string()))?
         }

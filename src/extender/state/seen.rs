@@ -28,6 +28,8 @@ struct Entry {
     req: PodRequest,
     at: Instant,
     seq: u64,
+    /// The node the shadow policy chose at this filter, if one runs.
+    shadow: Option<String>,
 }
 
 impl Seen {
@@ -49,6 +51,7 @@ impl Seen {
                 req: req.clone(),
                 at: now,
                 seq,
+                shadow: None,
             },
         );
     }
@@ -59,6 +62,18 @@ impl Seen {
             .get(uid)
             .filter(|e| now.saturating_duration_since(e.at) < SEEN_TTL)
             .map(|e| &e.req)
+    }
+
+    /// Note the node the shadow policy chose for the pod with this UID at its last filter.
+    pub fn set_shadow(&mut self, uid: &str, node: &str) {
+        if let Some(e) = self.by_uid.get_mut(uid) {
+            e.shadow = Some(node.to_string());
+        }
+    }
+
+    /// The node the shadow policy chose for this pod, if one ran at its last filter.
+    pub fn shadow(&self, uid: &str) -> Option<&str> {
+        self.by_uid.get(uid).and_then(|e| e.shadow.as_deref())
     }
 
     /// Forget the pod with this UID (bound, or no longer pending).
