@@ -4,6 +4,7 @@
 //! `model` and `policy`, the same code `allot simulate` measures.
 
 pub mod binder;
+pub mod listen;
 pub mod metrics;
 pub mod policies;
 pub mod reload;

@@ -2,15 +2,31 @@
 //! logging to stderr, filtered by `RUST_LOG` (default `info`), and waiting for SIGTERM or
 //! ctrl-c.
 
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::util::SubscriberInitExt as _;
+
 /// Log to stderr; colours only on a terminal. Calling it twice is harmless.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = log_subscriber(filter, std::io::stderr, ansi).try_init();
+}
+
+/// The subscriber [`init_tracing`] installs, writing to `writer` (tests capture the log with it).
+pub fn log_subscriber<W>(
+    filter: EnvFilter,
+    writer: W,
+    ansi: bool,
+) -> impl tracing::Subscriber + Send + Sync + 'static
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(writer)
+        .with_ansi(ansi)
+        .finish()
 }
 
 /// Resolves on SIGTERM (how Kubernetes stops a pod) or ctrl-c.
