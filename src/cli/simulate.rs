@@ -317,26 +317,4 @@ pub fn parse_seeds(text: &str) -> anyhow::Result<Vec<u64>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn seeds_parse_ranges_and_lists() {
-        assert_eq!(parse_seeds("42-44").unwrap(), vec![42, 43, 44]);
-        assert_eq!(parse_seeds("1,5,5,2-3").unwrap(), vec![1, 5, 2, 3]);
-        for bad in ["", "a", "5-1", "-3", "1-", "0-99999999"] {
-            assert!(parse_seeds(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn policies_parse_groups_and_reject_unknown_names() {
-        assert_eq!(
-            parse_policies("fgd, bestfit,fgd").unwrap(),
-            vec![PolicyKind::Fgd, PolicyKind::BestFit]
-        );
-        assert_eq!(parse_policies("paper").unwrap().len(), 6);
-        let err = parse_policies("fgd,tetris").unwrap_err().to_string();
-        assert!(err.contains("tetris"), "{err}");
-    }
-}
+mod tests;

@@ -1,0 +1,103 @@
+//! `allot simulate`'s flags: what each accepts, and the error a user sees for a bad value.
+
+use super::*;
+
+#[test]
+fn seeds_parse_ranges_and_lists() {
+    assert_eq!(parse_seeds("42-44").unwrap(), vec![42, 43, 44]);
+    assert_eq!(parse_seeds("1,5,5,2-3").unwrap(), vec![1, 5, 2, 3]);
+    for bad in ["", "a", "5-1", "-3", "1-", "0-99999999"] {
+        assert!(parse_seeds(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn policies_parse_groups_and_reject_unknown_names() {
+    assert_eq!(
+        parse_policies("fgd, bestfit,fgd").unwrap(),
+        vec![PolicyKind::Fgd, PolicyKind::BestFit]
+    );
+    assert_eq!(parse_policies("paper").unwrap().len(), 6);
+    let err = parse_policies("fgd,tetris").unwrap_err().to_string();
+    assert!(err.contains("tetris"), "{err}");
+}
+
+/// `SimulateArgs` as clap parses them from a command line.
+#[derive(Debug, clap::Parser)]
+struct Line {
+    #[command(flatten)]
+    args: SimulateArgs,
+}
+
+fn flags(argv: &[&str]) -> Result<SimulateArgs, String> {
+    use clap::Parser;
+    let argv = std::iter::once("simulate").chain(argv.iter().copied());
+    Line::try_parse_from(argv)
+        .map(|l| l.args)
+        .map_err(|e| e.to_string())
+}
+
+/// Issue 16: bad values of --seeds name the text given, not a piece of it.
+#[test]
+fn bad_seeds_name_the_text_given() {
+    for (text, want) in [
+        (
+            "-3",
+            r#"--seeds: "-3" is not a non-negative integer or a range like 42-51"#,
+        ),
+        (
+            "a",
+            r#"--seeds: "a" is not a non-negative integer or a range like 42-51"#,
+        ),
+        (
+            "1-",
+            r#"--seeds: "1-" is not a non-negative integer or a range like 42-51"#,
+        ),
+        (
+            "3--5",
+            r#"--seeds: "3--5" is not a non-negative integer or a range like 42-51"#,
+        ),
+        (
+            "42,x-7",
+            r#"--seeds: "x-7" is not a non-negative integer or a range like 42-51"#,
+        ),
+        ("5-1", r#"--seeds: range "5-1" is empty (start > end)"#),
+        ("0-99999999", "--seeds: more than 10000 seeds"),
+        (" , ", "--seeds is empty; give e.g. 42-51"),
+    ] {
+        assert_eq!(parse_seeds(text).unwrap_err().to_string(), want, "{text}");
+    }
+}
+
+/// Issue 16: `--threads 0` is refused instead of reporting a run "on 0 threads".
+#[test]
+fn zero_threads_is_refused() {
+    let err = flags(&["--threads", "0"]).unwrap_err();
+    assert!(
+        err.contains(
+            "invalid value '0' for '--threads <N>': at least one thread is needed; \
+             leave --threads out to use one per core"
+        ),
+        "{err}"
+    );
+    assert_eq!(flags(&["--threads", "3"]).unwrap().threads, Some(3));
+    assert_eq!(flags(&[]).unwrap().threads, None);
+}
+
+/// Issue 16: `--pods DIR` says the path is a folder, not that it does not exist.
+#[test]
+fn a_folder_as_pods_is_named_as_one() {
+    let dir = std::env::temp_dir().join(format!("allot-pods-dir-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let shown = dir.display().to_string();
+    let args = flags(&["--pods", &shown, "-q"]).unwrap();
+    let err = run(&args).unwrap_err().to_string();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(
+        err,
+        format!(
+            "--pods {shown}: is a directory; give a pod list file (CSV or JSON) or a trace \
+             NAME (with --trace-dir for the folder)"
+        )
+    );
+}
