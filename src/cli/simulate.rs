@@ -90,8 +90,8 @@ pub struct SimulateArgs {
     /// embedded in the binary.
     #[arg(long, value_name = "PATH")]
     pub policy_file: Option<PathBuf>,
-    /// Worker threads (default: one per core).
-    #[arg(long)]
+    /// Worker threads, at least 1 (default: one per core).
+    #[arg(long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
     /// No progress bar.
     #[arg(long, short)]
@@ -101,6 +101,13 @@ pub struct SimulateArgs {
 pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     let policies = parse_policies(&args.policy)?;
     let seeds = parse_seeds(&args.seeds)?;
+    if Path::new(&args.pods).is_dir() {
+        bail!(
+            "--pods {}: is a directory; give a pod list file (CSV or JSON) or a trace NAME \
+             (with --trace-dir for the folder)",
+            args.pods
+        );
+    }
     let mut dirs = args.trace_dir.clone();
     dirs.push(PathBuf::from("traces/openb"));
     let trace = load_trace(&args.pods, args.nodes.as_deref(), &dirs)?;
@@ -289,14 +296,29 @@ pub fn parse_policies(text: &str) -> anyhow::Result<Vec<PolicyKind>> {
 /// Most seeds one run accepts: a guard against a typo like `42-5100000`.
 const MAX_SEEDS: usize = 10_000;
 
-/// `42-51`, `1,5,9`, or a mix; each seed once, in the order given.
+/// `--threads`: a count of at least 1.
+fn parse_threads(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(0) => {
+            Err("at least one thread is needed; leave --threads out to use one per core".into())
+        }
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{text:?} is not a whole number of threads")),
+    }
+}
+
+/// `42-51`, `1,5,9`, or a mix; each seed once, in the order given. An error names the part
+/// of the list that is wrong, as given.
 pub fn parse_seeds(text: &str) -> anyhow::Result<Vec<u64>> {
     let mut out: Vec<u64> = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let num = |s: &str| -> anyhow::Result<u64> {
-            s.trim()
-                .parse()
-                .with_context(|| format!("--seeds: {s:?} is not a non-negative integer"))
+            let s = s.trim();
+            if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+                bail!("--seeds: {part:?} is not a non-negative integer or a range like 42-51");
+            }
+            s.parse()
+                .with_context(|| format!("--seeds: {part:?} is larger than a seed can be"))
         };
         let (lo, hi) = match part.split_once('-') {
             Some((a, b)) => (num(a)?, num(b)?),
