@@ -16,7 +16,8 @@ use allot::snapshot::parse_snapshot;
 const BURST: usize = 10_001;
 
 fn store(nodes: &str) -> Store {
-    let snap = parse_snapshot("inline", &format!(r#"{{"nodes": [{nodes}]}}"#)).unwrap();
+    let snap = parse_snapshot("inline", &format!(r#"{{"nodes": [{nodes}]}}"#))
+        .expect("the test snapshot parses");
     let store = Store::new(None, Vec::new());
     store.replace(snap);
     store

@@ -19,7 +19,7 @@ impl Scratch {
     fn new(test: &str) -> Self {
         let name = format!("allot-bad-files-{}-{test}", std::process::id());
         let dir = std::env::temp_dir().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).expect("create a temp folder");
         Scratch(dir)
     }
 
@@ -30,7 +30,9 @@ impl Scratch {
     /// A sparse file of `len` zero bytes.
     fn sparse(&self, name: &str, len: u64) -> PathBuf {
         let path = self.path(name);
-        File::create(&path).unwrap().set_len(len).unwrap();
+        File::create(&path)
+            .and_then(|f| f.set_len(len))
+            .expect("create a sparse file");
         path
     }
 }
@@ -43,7 +45,7 @@ impl Drop for Scratch {
 
 fn pods_error(path: &Path) -> String {
     load_pods(path, &mut ModelCatalog::default())
-        .unwrap_err()
+        .expect_err("the pod list is refused")
         .to_string()
 }
 
