@@ -5,6 +5,7 @@
 
 pub mod binder;
 pub mod listen;
+pub mod logging;
 pub mod metrics;
 pub mod policies;
 pub mod reload;

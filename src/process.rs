@@ -1,9 +1,14 @@
 //! Process plumbing shared by the long-running roles (`extender`, `controller`, `agent`):
-//! logging to stderr, filtered by `RUST_LOG` (default `info`), and waiting for SIGTERM or
-//! ctrl-c.
+//! logging to stderr, filtered by `RUST_LOG` (default `info`), one event a line whatever its
+//! fields hold, and waiting for SIGTERM or ctrl-c.
 
+use std::fmt::{self, Write as _};
+
+use tracing::field::{Field, Visit};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::field::RecordFields;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FormatFields, MakeWriter};
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// Log to stderr; colours only on a terminal. Calling it twice is harmless.
@@ -26,7 +31,85 @@ where
         .with_env_filter(filter)
         .with_writer(writer)
         .with_ansi(ansi)
+        .fmt_fields(EscapedFields)
         .finish()
+}
+
+/// Formats an event's and its spans' fields as `name=value`, the message bare, with every
+/// control character escaped (`\n`, `\r`, `\t`, `\u{1b}`): a newline or a terminal escape
+/// in a pod or node name, however it is logged (`%name` included), cannot start a line of
+/// its own or repaint the terminal.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EscapedFields;
+
+impl<'w> FormatFields<'w> for EscapedFields {
+    fn format_fields<R: RecordFields>(&self, writer: Writer<'w>, fields: R) -> fmt::Result {
+        let mut visitor = Escaping {
+            out: Escape(writer),
+            first: true,
+            result: Ok(()),
+        };
+        fields.record(&mut visitor);
+        visitor.result
+    }
+}
+
+struct Escaping<'w> {
+    out: Escape<Writer<'w>>,
+    first: bool,
+    result: fmt::Result,
+}
+
+impl Visit for Escaping<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == "message" {
+            self.record_debug(field, &format_args!("{value}"));
+        } else {
+            self.record_debug(field, &value);
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let name = field.name();
+        // Metadata of `log` records, already shown in the line's prefix.
+        if self.result.is_err() || name.starts_with("log.") {
+            return;
+        }
+        let pad = if std::mem::take(&mut self.first) {
+            ""
+        } else {
+            " "
+        };
+        self.result = match name {
+            "message" => write!(self.out, "{pad}{value:?}"),
+            name => {
+                let name = name.strip_prefix("r#").unwrap_or(name);
+                write!(self.out, "{pad}{name}={value:?}")
+            }
+        };
+    }
+}
+
+/// Writes through, escaping control characters (a line's own newline is written by the
+/// formatter, not through here).
+struct Escape<W>(W);
+
+impl<W: fmt::Write> fmt::Write for Escape<W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while let Some(at) = rest.find(char::is_control) {
+            self.0.write_str(&rest[..at])?;
+            let c = rest[at..].chars().next().unwrap_or('\0');
+            match c {
+                '\n' => self.0.write_str("\\n")?,
+                '\r' => self.0.write_str("\\r")?,
+                '\t' => self.0.write_str("\\t")?,
+                c => write!(self.0, "\\u{{{:x}}}", u32::from(c))?,
+            }
+            rest = &rest[at + c.len_utf8()..];
+        }
+        self.0.write_str(rest)
+    }
 }
 
 /// Resolves on SIGTERM (how Kubernetes stops a pod) or ctrl-c.
@@ -64,4 +147,16 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("starting the async runtime")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        let mut out = Escape(String::new());
+        write!(out, "a\nb\r\tc\u{1b}[2J é\u{85}\\n").unwrap();
+        assert_eq!(out.0, "a\\nb\\r\\tc\\u{1b}[2J é\\u{85}\\n");
+    }
 }

@@ -1,6 +1,6 @@
 //! HTTP: the verbs router (`--listen`) and the admin router (`--admin-listen`) over one
-//! shared [`Extender`]; decoding, body cap, metrics, graceful shutdown. Decisions live in
-//! `verbs.rs`.
+//! shared [`Extender`]; decoding, body cap, metrics, bad requests logged through
+//! `logging.rs`. Decisions live in `verbs.rs`; sockets, timeouts and shutdown in `listen.rs`.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::binder::Binder;
+use super::logging;
 use super::metrics::{Metrics, Outcome, Verb};
 use super::state::Store;
 use super::verbs::{self, VerbError};
@@ -128,7 +129,7 @@ where
             (Outcome::Ok, axum::Json(result).into_response())
         }
         Err(message) => {
-            tracing::info!(verb = verb.name(), %message, "bad request");
+            logging::bad_request(verb.name(), &message);
             (Outcome::BadRequest, bad_request(message))
         }
     };
@@ -154,7 +155,7 @@ async fn bind(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
         Ok(args) => args,
         Err(e) => {
             let message = format!("invalid {} request: {e}", Verb::Bind.name());
-            tracing::info!(verb = "bind", %message, "bad request");
+            logging::bad_request(Verb::Bind.name(), &message);
             ext.metrics
                 .observe(Verb::Bind, Outcome::BadRequest, start.elapsed());
             return bad_request(message);
@@ -170,7 +171,7 @@ async fn bind(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
                     .bind(ns, name, &args.pod_uid, &args.node, &placed)
                     .await
                 {
-                    tracing::warn!(pod = %placed.key, node = %args.node, error = %e, "bind failed");
+                    tracing::warn!(pod = ?placed.key, node = ?args.node, error = %e, "bind failed");
                     ext.store.forget(&placed.uid);
                     error = format!("allot: binding {ns}/{name} to {}: {e}", args.node);
                 }
