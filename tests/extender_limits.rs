@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use allot::extender::listen::{Limits, serve_router};
+use allot::extender::listen::{Limits, serve_router, serve_until};
 use allot::extender::load_store;
 use allot::extender::server::{BODY_LIMIT, Extender, admin_router, router};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -226,4 +226,49 @@ async fn bodies_over_the_limit_are_refused_before_they_are_read() {
     let text = String::from_utf8_lossy(&answer);
     assert!(text.starts_with("HTTP/1.1 413"), "{text}");
     let _ = run.stop.send(true);
+}
+
+/// Two ports free a moment ago (bound to port 0, then let go).
+fn free_ports() -> (SocketAddr, SocketAddr) {
+    let a = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let b = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    (a.local_addr().unwrap(), b.local_addr().unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_extenders_serve_answers_and_stops_within_the_drain() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/extender");
+    let seed = allot::extender::state::DEFAULT_SEED;
+    let ext = Extender::new(Arc::new(
+        load_store(&fixtures.join("cluster.json"), seed).unwrap(),
+    ));
+    let (verbs, admin) = free_ports();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut l = limits(16);
+    l.header_read_timeout = Duration::from_secs(60);
+    let server = tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stopped.await;
+        };
+        serve_until(ext, verbs, admin, None, &l, stopped).await
+    });
+    let mut up = false;
+    for _ in 0..50 {
+        if TcpStream::connect(admin).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "the admin port never opened");
+    assert_eq!(request(admin, "GET", "/healthz", "").await, 200);
+    assert_eq!(request(verbs, "POST", "/filter", &filter_body()).await, 200);
+    let held = half_sent(verbs, true).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _ = stop.send(());
+    let done = timeout(Duration::from_secs(4), server).await;
+    done.expect("still serving 4 s after the signal (drain is 1 s)")
+        .unwrap()
+        .unwrap();
+    assert!(closed_within(held, Duration::from_secs(2)).await);
 }
