@@ -3,6 +3,7 @@
 
 mod agent;
 mod controller;
+mod explain;
 mod extender;
 #[cfg(feature = "k8s")]
 mod plan;

@@ -111,3 +111,37 @@ fn the_embedded_policy_places_no_worse_than_fgd_on_the_bundled_trace() {
         "the embedded policy leaves {learned:.3} % of GPUs unallocated, FGD {fgd:.3} %"
     );
 }
+
+#[test]
+fn explain_shows_the_node_the_replay_chose_and_refuses_bad_indices() {
+    let run = |explain: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_allot"))
+            .args(["simulate", "-q", "--policy", "learned", "--seeds", "3"])
+            .args(["--explain", explain])
+            .output()
+            .unwrap()
+    };
+    let out = run("0,4000");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut explained = 0;
+    for (i, line) in lines.iter().enumerate() {
+        let Some(placed) = line.split("; placed on ").nth(1) else {
+            continue;
+        };
+        let chosen = lines[i + 1];
+        assert!(
+            chosen.contains(&format!("chosen {placed} (level")),
+            "the explanation's choice is the replay's: {line} / {chosen}"
+        );
+        assert!(lines[i + 3].starts_with("fgd_score"), "{text}");
+        explained += 1;
+    }
+    assert_eq!(explained, 2, "{text}");
+    for (bad, says) in [("x", "\"x\" is not an arrival index"), ("99999999", "arrivals (0..")] {
+        let out = run(bad);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{bad}: {err}");
+    }
+}

@@ -96,11 +96,21 @@ pub struct SimulateArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Explain the learned policy's decisions for these arrivals (0-based indices of the
+    /// first seed's replay): the chosen node's and the runner-up's features and each one's
+    /// contribution to the score. Printed after the table.
+    #[arg(long, value_name = "I[,I...]")]
+    pub explain: Option<String>,
 }
 
 pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     let policies = parse_policies(&args.policy)?;
     let seeds = parse_seeds(&args.seeds)?;
+    let explain = args
+        .explain
+        .as_deref()
+        .map(super::explain::parse_indices)
+        .transpose()?;
     if Path::new(&args.pods).is_dir() {
         bail!(
             "--pods {}: is a directory; give a pod list file (CSV or JSON) or a trace NAME \
@@ -148,7 +158,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     let options = ReplayOptions {
         sampling: args.node_sampling,
         kube_filter: args.kube_filter,
-        learned,
+        learned: learned.clone(),
     };
     let results = run_experiment_with(
         &workload,
@@ -205,6 +215,10 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
             &published,
             bounds.as_deref(),
         )?;
+    }
+    if let (Some(indices), Some(&seed)) = (&explain, seeds.first()) {
+        let text = super::explain::explain_arrivals(&workload, seed, learned, indices)?;
+        print!("\n{text}");
     }
     if args.check_published {
         let off: Vec<&str> = summary

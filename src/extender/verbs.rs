@@ -17,6 +17,7 @@ use crate::live::NodeState;
 use crate::live::pod::{PodError, PodRequest, parse_pod_with, pod_key, soft_preference};
 use crate::model::{Misfit, ModelCatalog, ModelSet, Node};
 use crate::policy::PolicyKind;
+use crate::policy::learned::explain::explain;
 
 /// Reason given for a node name allot has no record of.
 pub const UNKNOWN_NODE: &str = "node unknown to allot";
@@ -193,6 +194,12 @@ fn decide(view: &View, req: &PodRequest, nodes: &[usize]) -> (usize, Vec<i64>) {
     let best = view.with_policy(req.policy, |p| {
         decider.pick(p, &view.cluster, &req.demand, &req.uid, nodes)
     });
+    if req.policy == PolicyKind::Learned && tracing::enabled!(tracing::Level::DEBUG) {
+        let why = explain(&view.ctx, &view.cluster, &req.demand, nodes);
+        if let Some(why) = why {
+            debug!(explanation = ?why.table(&view.cluster), "learned decision");
+        }
+    }
     (best.unwrap_or(0), decider.scores().to_vec())
 }
 

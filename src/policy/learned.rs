@@ -7,6 +7,7 @@
 //!
 //! [`Decider`]: crate::policy::Decider
 
+pub mod explain;
 pub mod features;
 pub mod file;
 
