@@ -4,7 +4,7 @@
 #![cfg(feature = "k8s")]
 
 use allot::extender::preempt::preempt;
-use allot::extender::state::Store;
+use allot::extender::state::{SEEN_CAP, Store};
 use allot::extender::verbs::bind;
 use allot::extender::wire::{ExtenderBindingArgs, ExtenderPreemptionArgs};
 use allot::live::pod::PodRequest;
@@ -60,10 +60,17 @@ fn bind_to(store: &Store, uid: &str, node: &str) -> Result<(), String> {
 fn a_bind_frees_its_filter_entry() {
     let s = roomy();
     s.remember(&pod("u0", GpuDemand::None));
+    assert_eq!(s.remembered(), 1);
     bind_to(&s, "u0", "big").unwrap();
-    assert!(
-        s.recall("u0").is_none(),
+    assert_eq!(
+        s.remembered(),
+        0,
         "a bound pod stays in the filter->bind table"
+    );
+    // Bound, the pod is known as such: a second bind is refused for that reason.
+    assert_eq!(
+        bind_to(&s, "u0", "big").unwrap_err(),
+        "allot: pod ns/u0 is already bound to node \"big\""
     );
 }
 
@@ -91,6 +98,7 @@ fn a_burst_larger_than_the_table_still_binds() {
     for i in 0..9_000 {
         s.remember(&pod(&format!("v{i}"), GpuDemand::None));
     }
+    assert_eq!(s.remembered(), SEEN_CAP, "the table stays bounded");
     bind_to(&s, "u200", "big").unwrap();
     // The oldest entry that was never bound nor filtered again made room.
     let oldest = bind_to(&s, "u100", "big").unwrap_err();

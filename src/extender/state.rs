@@ -92,7 +92,7 @@ pub struct Store {
     /// Shadow agreement and reload counts, for `/metrics`.
     policy_stats: Arc<PolicyStats>,
     ready: AtomicBool,
-    /// The filter->bind table (bounded; a bind frees its pod's entry).
+    /// The filter->bind table (bounded; a bind frees its pod's entry); see `seen.rs`.
     seen: Mutex<Seen>,
     /// Whether nodes with stale or missing telemetry are filtered (fail-closed).
     fail_closed: bool,
@@ -347,33 +347,6 @@ impl Store {
             let base = self.current().base.clone();
             self.swap(self.rebuild(base, &overlay));
         }
-    }
-
-    /// Remember a filtered pod so that its bind (which names only the pod) knows its demand.
-    pub fn remember(&self, req: &PodRequest) {
-        if req.uid.is_empty() {
-            return;
-        }
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        seen.insert(req, Instant::now());
-    }
-
-    /// Note the node the shadow policy chose for a filtered pod, to compare with its bind.
-    pub fn remember_shadow(&self, uid: &str, node: &str) {
-        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        seen.set_shadow(uid, node);
-    }
-
-    /// The node the shadow policy chose for this pod at its last filter.
-    pub fn recall_shadow(&self, uid: &str) -> Option<String> {
-        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        seen.shadow(uid).map(str::to_string)
-    }
-
-    /// The pod filter saw with this UID, if still remembered.
-    pub fn recall(&self, uid: &str) -> Option<PodRequest> {
-        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
-        seen.get(uid, Instant::now()).cloned()
     }
 
     fn current(&self) -> Arc<View> {

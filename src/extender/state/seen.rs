@@ -4,9 +4,12 @@
 //! more pending pods than the table holds still binds the ones kube-scheduler binds next.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
+use super::Store;
 use crate::live::pod::PodRequest;
+use crate::policy::PolicyKind;
 
 /// Pods remembered between filter and bind. kube-scheduler binds a pod within seconds of
 /// filtering it, so this many covers any burst it works through; older ones are evicted.
@@ -81,6 +84,67 @@ impl Seen {
         if let Some(old) = self.by_uid.remove(uid) {
             self.order.remove(&old.seq);
         }
+    }
+}
+
+/// The filter->bind table as the verbs use it.
+impl Store {
+    /// Remember a filtered pod so that its bind (which names only the pod) knows its demand.
+    pub fn remember(&self, req: &PodRequest) {
+        if req.uid.is_empty() {
+            return;
+        }
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.insert(req, Instant::now());
+    }
+
+    /// Note the node the shadow policy chose for a filtered pod, to compare with its bind.
+    pub fn remember_shadow(&self, uid: &str, node: &str) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.set_shadow(uid, node);
+    }
+
+    /// The node the shadow policy chose for this pod at its last filter.
+    pub fn recall_shadow(&self, uid: &str) -> Option<String> {
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.shadow(uid).map(str::to_string)
+    }
+
+    /// The pod filter saw with this UID, if still remembered; or, once bound (a bind frees
+    /// the filter's entry), the pod as allot placed it, so that a second bind of it is
+    /// refused as already bound rather than as never filtered.
+    pub fn recall(&self, uid: &str) -> Option<PodRequest> {
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(req) = seen.get(uid, Instant::now()) {
+            return Some(req.clone());
+        }
+        drop(seen);
+        if uid.is_empty() {
+            return None;
+        }
+        let view = self.current();
+        let bound = view
+            .base
+            .pods
+            .iter()
+            .chain(view.overlay.iter().map(|p| &**p))
+            .find(|p| p.uid == uid)?;
+        Some(PodRequest {
+            key: bound.key.clone(),
+            uid: bound.uid.clone(),
+            demand: bound.demand,
+            // Never used to place: `record` refuses a pod that is already bound.
+            policy: PolicyKind::Fgd,
+            priority: bound.priority,
+            planned_node: None,
+            planned_devices: None,
+        })
+    }
+
+    /// How many filtered pods are remembered for their bind (at most [`SEEN_CAP`]).
+    pub fn remembered(&self) -> usize {
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.by_uid.len()
     }
 }
 
