@@ -16,14 +16,18 @@
 
 pub mod buffer;
 pub mod episode;
+mod fit;
+pub mod search;
 
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, PodDemand};
 use crate::policy::learned::features::COUNT;
-use crate::policy::learned::{PolicyFile, Provenance, dot};
+use crate::policy::learned::{PolicyFile, Provenance};
 use crate::rng::Rng;
 use crate::sim::replay::arrivals;
-use buffer::{Buffer, Transition};
+use buffer::Buffer;
+use fit::{history, mse, step, td_target};
+pub use search::SearchOptions;
 
 /// The FGD feature's index: its weight is frozen at 1.
 const FGD: usize = 0;
@@ -47,6 +51,8 @@ pub struct Options {
     /// Keep the last epoch's weights instead of the best on validation (for ablations).
     pub keep_last: bool,
     pub seed: u64,
+    /// Phase 3, the cross-entropy search over the weights (0 generations skips it).
+    pub search: SearchOptions,
 }
 
 impl Default for Options {
@@ -65,6 +71,7 @@ impl Default for Options {
             l2: 1e-4,
             keep_last: false,
             seed: 1,
+            search: SearchOptions::default(),
         }
     }
 }
@@ -96,7 +103,7 @@ pub enum TrainError {
     NoTraces,
     #[error("trace {0} has no GPU pods: there is nothing to learn from it")]
     NoGpuPods(String),
-    #[error("zero epochs in both phases: training would write an untrained policy")]
+    #[error("zero epochs in every phase: training would write an untrained policy")]
     ZeroEpochs,
     #[error("no training seeds")]
     NoSeeds,
@@ -128,9 +135,11 @@ pub fn train(
     // Replays: one validation pass at the start and after every epoch, FGD's history once
     // for the supervised phase, and one episode per trace and seed per Q-learning epoch.
     let (t, v) = (traces.len(), traces.len() * validation.len());
-    let total = v * (1 + opts.supervised_epochs + opts.epochs)
+    let generations = opts.search.generations;
+    let total = v * (1 + opts.supervised_epochs + opts.epochs + generations)
         + t * (seeds.len() + validation.len()) * opts.supervised_epochs.min(1)
-        + t * seeds.len() * opts.epochs;
+        + t * seeds.len() * opts.epochs
+        + t * seeds.len() * opts.search.population.max(2) * generations;
     let mut done = 0;
     let mut tick = |phase| {
         done += 1;
@@ -140,16 +149,16 @@ pub fn train(
     let mut w = start.weights.clone();
     let mut curves = Vec::new();
     let validate = |w: &[f64], tick: &mut dyn FnMut(&'static str)| {
-        let file = with_weights(w, opts, traces, seeds, &[]);
-        let mut sum = 0.0;
-        for t in traces {
-            for &s in validation {
-                let arr = arrivals(&t.pods, t.cluster.gpu_capacity_milli(), s);
-                sum += episode::run(&t.cluster, &t.target, &arr, &file, 0.0, s).unallocated_pct;
-                tick("validate");
-            }
-        }
-        sum / (traces.len() * validation.len()).max(1) as f64
+        let levels = crate::policy::learned::file::DEFAULT_LEVELS;
+        let threads = opts.search.threads;
+        search::evaluate(
+            traces,
+            validation,
+            &[w.to_vec()],
+            levels,
+            threads,
+            &mut || tick("validate"),
+        )[0]
     };
     // The best weights on the validation replays; the warm start wins ties, so a phase
     // that does not improve on FGD leaves FGD's weights.
@@ -242,6 +251,27 @@ pub fn train(
             best = (v, w.clone(), format!("q-learning epoch {epoch}"));
         }
     }
+    // Phase 3: the cross-entropy search, from the best weights so far.
+    let mut search = search::Search::new(&best.1, &opts.search, opts.seed);
+    for generation in 1..=generations {
+        let levels = crate::policy::learned::file::DEFAULT_LEVELS;
+        let g = search.generation(traces, seeds, levels, &opts.search, &mut || tick("search"));
+        w = g.best.0;
+        let v = validate(&w, &mut tick);
+        curves.push(CurvePoint {
+            phase: "policy search",
+            epoch: generation,
+            train_reward: -g.best.1,
+            validation_unallocated_pct: v,
+        });
+        if v < best.0 {
+            best = (
+                v,
+                w.clone(),
+                format!("policy search generation {generation}"),
+            );
+        }
+    }
     if opts.keep_last {
         let last = curves.last().map_or_else(String::new, |c| {
             format!("{} epoch {} (last, --keep last)", c.phase, c.epoch)
@@ -269,7 +299,7 @@ fn check(
     {
         return Err(TrainError::NoGpuPods(t.name.clone()));
     }
-    if opts.epochs == 0 && opts.supervised_epochs == 0 {
+    if opts.epochs == 0 && opts.supervised_epochs == 0 && opts.search.generations == 0 {
         return Err(TrainError::ZeroEpochs);
     }
     if seeds.is_empty() {
@@ -283,81 +313,6 @@ fn check(
         return Err(TrainError::EvaluationSeed(s));
     }
     Ok(())
-}
-
-/// FGD's replays on the training seeds (fit) and validation seeds (held out) as
-/// (features of each decision, discounted return from it).
-type Examples = Vec<([f64; COUNT], f64)>;
-
-fn history(
-    traces: &[Trace],
-    seeds: &[u64],
-    validation: &[u64],
-    fgd: &PolicyFile,
-    gamma: f64,
-    tick: &mut dyn FnMut(&'static str),
-) -> (Examples, Examples) {
-    let mut split = (Vec::new(), Vec::new());
-    for t in traces {
-        for (&s, held) in seeds
-            .iter()
-            .map(|s| (s, false))
-            .chain(validation.iter().map(|s| (s, true)))
-        {
-            let arr = arrivals(&t.pods, t.cluster.gpu_capacity_milli(), s);
-            let ep = episode::run(&t.cluster, &t.target, &arr, fgd, 0.0, s);
-            let mut ret = 0.0;
-            let mut out: Examples = ep
-                .transitions
-                .iter()
-                .rev()
-                .map(|tr| {
-                    ret = tr.reward + gamma * ret;
-                    (tr.features, ret)
-                })
-                .collect();
-            out.reverse();
-            if held { &mut split.1 } else { &mut split.0 }.extend(out);
-            tick("supervised");
-        }
-    }
-    split
-}
-
-fn td_target(t: &Transition, target_w: &[f64], gamma: f64) -> f64 {
-    let next = t
-        .next
-        .iter()
-        .map(|f| dot(target_w, f))
-        .fold(f64::NEG_INFINITY, f64::max);
-    t.reward + if next.is_finite() { gamma * next } else { 0.0 }
-}
-
-/// One SGD step on squared error, the FGD weight frozen, with an L2 pull to the warm start.
-fn step(w: &mut [f64], start: &[f64], batch: &[(&[f64; COUNT], f64)], opts: &Options) {
-    if batch.is_empty() {
-        return;
-    }
-    let mut grad = [0.0; COUNT];
-    for (f, y) in batch {
-        let err = dot(w, *f) - y;
-        for i in 0..COUNT {
-            grad[i] += err * f[i];
-        }
-    }
-    let n = batch.len() as f64;
-    for i in 0..COUNT {
-        if i == FGD {
-            continue;
-        }
-        let g = grad[i] / n + opts.l2 * (w[i] - start[i]);
-        w[i] -= opts.learning_rate * g.clamp(-10.0, 10.0);
-    }
-}
-
-fn mse(w: &[f64], examples: &Examples) -> f64 {
-    let sum: f64 = examples.iter().map(|(f, y)| (dot(w, f) - y).powi(2)).sum();
-    sum / examples.len().max(1) as f64
 }
 
 /// A sealed policy file for weights `w`, recording how it was trained.
@@ -380,12 +335,20 @@ fn with_weights(
         ("epsilon_end", opts.epsilon_end),
         ("l2", opts.l2),
         ("seed", opts.seed as f64),
+        ("search_generations", opts.search.generations as f64),
+        ("search_population", opts.search.population as f64),
+        ("search_elite", opts.search.elite as f64),
+        ("search_sigma", opts.search.sigma),
     ];
     let join = |s: &[u64]| s.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
     let provenance = Provenance {
         traces: traces.iter().map(|t| t.name.clone()).collect(),
         seeds: format!("train {}; validate {}", join(seeds), join(validation)),
-        phases: vec!["supervised".into(), "q-learning".into()],
+        phases: vec![
+            "supervised".into(),
+            "q-learning".into(),
+            "policy search".into(),
+        ],
         kept: String::new(),
         hyperparameters: hyper.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         code_version: env!("CARGO_PKG_VERSION").to_string(),

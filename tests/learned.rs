@@ -58,6 +58,50 @@ fn a_smoke_run_writes_a_valid_policy_and_is_deterministic() {
 }
 
 #[test]
+fn the_search_phase_moves_only_searched_weights_and_does_not_depend_on_threads() {
+    use allot::learn::search::SEARCHED;
+    let traces = [slice(120, 900)];
+    let opts = |threads| Options {
+        supervised_epochs: 0,
+        epochs: 0,
+        keep_last: true,
+        search: learn::SearchOptions {
+            generations: 2,
+            population: 4,
+            elite: 2,
+            sigma: 0.02,
+            threads,
+        },
+        ..Options::default()
+    };
+    let mut ticks = 0;
+    let (one, curves) = learn::train(&traces, &[1], &[60], &opts(1), |p| {
+        ticks += 1;
+        assert_eq!(p.done, ticks);
+        assert!(p.done <= p.total, "{} of {}", p.done, p.total);
+    })
+    .unwrap();
+    let (two, _) = learn::train(&traces, &[1], &[60], &opts(2), |_| {}).unwrap();
+    assert_eq!(
+        one.weights, two.weights,
+        "one result whatever the thread count"
+    );
+    assert_eq!(curves.len(), 3, "warm start and two generations");
+    assert_eq!(curves[1].phase, "policy search");
+    for (i, w) in one.weights.iter().enumerate() {
+        if i == 0 {
+            assert_eq!(*w, 1.0, "FGD's weight stays 1");
+        } else if !SEARCHED.contains(&i) {
+            assert_eq!(*w, 0.0, "weight {i} is the same for every candidate node");
+        }
+    }
+    assert!(
+        SEARCHED.iter().any(|&i| one.weights[i] != 0.0),
+        "a search that moved nothing"
+    );
+}
+
+#[test]
 fn bad_training_requests_say_what_is_wrong() {
     let traces = [slice(20, 50)];
     let zero = Options {
@@ -139,7 +183,10 @@ fn explain_shows_the_node_the_replay_chose_and_refuses_bad_indices() {
         explained += 1;
     }
     assert_eq!(explained, 2, "{text}");
-    for (bad, says) in [("x", "\"x\" is not an arrival index"), ("99999999", "arrivals (0..")] {
+    for (bad, says) in [
+        ("x", "\"x\" is not an arrival index"),
+        ("99999999", "arrivals (0.."),
+    ] {
         let out = run(bad);
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success() && err.contains(says), "{bad}: {err}");

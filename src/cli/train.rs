@@ -40,7 +40,22 @@ pub struct TrainArgs {
     /// SGD step size.
     #[arg(long, default_value_t = 0.05)]
     pub learning_rate: f64,
-    /// Seed of the minibatch draws (episodes are seeded by --seeds).
+    /// Generations of the cross-entropy policy search, the third phase (0 skips it).
+    #[arg(long, default_value_t = 0)]
+    pub search_generations: usize,
+    /// Weight vectors replayed per search generation.
+    #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(2..=1000))]
+    pub search_population: u64,
+    /// The best vectors of a generation that set the next one's distribution.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub search_elite: u64,
+    /// Initial spread of each searched weight (0.01 = one FGD level).
+    #[arg(long, default_value_t = 0.02)]
+    pub search_sigma: f64,
+    /// Replay threads (the result does not depend on it; default: every core).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub threads: Option<u64>,
+    /// Seed of the minibatch draws and the search's draws (episodes are seeded by --seeds).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Which weights to write: the best on the validation replays (the warm start wins ties),
@@ -92,6 +107,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         epochs: args.epochs,
         seed: args.seed,
         keep_last: args.keep == "last",
+        search: search_options(args)?,
         ..Options::default()
     };
     let bar = progress_bar(args.quiet, 0);
@@ -124,6 +140,27 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         dir.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn search_options(args: &TrainArgs) -> anyhow::Result<learn::SearchOptions> {
+    if !(args.search_sigma > 0.0 && args.search_sigma <= 1.0) {
+        bail!("--search-sigma {} must be in (0, 1]", args.search_sigma);
+    }
+    if args.search_elite > args.search_population {
+        bail!(
+            "--search-elite {} must not exceed --search-population {}",
+            args.search_elite,
+            args.search_population
+        );
+    }
+    let defaults = learn::SearchOptions::default();
+    Ok(learn::SearchOptions {
+        generations: args.search_generations,
+        population: args.search_population as usize,
+        elite: args.search_elite as usize,
+        sigma: args.search_sigma,
+        threads: args.threads.map_or(defaults.threads, |t| t as usize),
+    })
 }
 
 fn curves_csv(curves: &[CurvePoint]) -> String {

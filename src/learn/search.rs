@@ -1,0 +1,195 @@
+//! The third phase of training: direct policy search over the Q-function's weights with the
+//! cross-entropy method. Each generation draws a population of weight vectors around the
+//! current mean, replays every one of them on the same arrival sequences (the training
+//! seeds: common random numbers, so candidates differ by their decisions, not their luck),
+//! and moves the mean and spread to the best few. The objective is the replay's own figure,
+//! unallocated GPU % at 100 % arrived, so nothing stands between what is optimised and what
+//! is measured.
+//!
+//! Only weights of features that differ between the candidate nodes of one decision are
+//! searched: the pod's class, the bias and the global context are the same for every
+//! candidate, so under a linear Q they cannot change which node wins.
+
+use super::{Trace, episode};
+use crate::policy::learned::PolicyFile;
+use crate::policy::learned::features::COUNT;
+use crate::rng::Rng;
+use crate::sim::replay::arrivals;
+
+/// Weights the search moves: the features of the node after the placement and the model
+/// match (not FGD's score, frozen at 1, nor the per-decision constants).
+pub const SEARCHED: [usize; 7] = [1, 2, 3, 4, 5, 9, 10];
+
+/// Cross-entropy method settings (`allot train --search-*` flags).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchOptions {
+    pub generations: usize,
+    pub population: usize,
+    /// Candidates whose mean sets the next generation's distribution.
+    pub elite: usize,
+    /// Initial standard deviation of each searched weight (0.01 = one FGD level at feature
+    /// value 1).
+    pub sigma: f64,
+    /// Replay threads (results do not depend on it: each replay is seeded by its seed).
+    pub threads: usize,
+}
+
+impl Default for SearchOptions {
+    fn default() -> Self {
+        SearchOptions {
+            generations: 0,
+            population: 12,
+            elite: 3,
+            sigma: 0.02,
+            threads: std::thread::available_parallelism().map_or(1, usize::from),
+        }
+    }
+}
+
+/// One generation's outcome.
+#[derive(Debug, Clone)]
+pub struct Generation {
+    /// The generation's best weights and their mean unallocated GPU % on the training seeds.
+    pub best: (Vec<f64>, f64),
+    /// The mean over the whole population (how far the distribution has come).
+    pub population_mean: f64,
+}
+
+/// Mean unallocated GPU % at 100 % arrived of `weights` over every trace and seed (greedy
+/// replays, no exploration), replayed on `threads` threads.
+pub fn evaluate(
+    traces: &[Trace],
+    seeds: &[u64],
+    weights: &[Vec<f64>],
+    levels: u32,
+    threads: usize,
+    tick: &mut dyn FnMut(),
+) -> Vec<f64> {
+    let files: Vec<PolicyFile> = weights
+        .iter()
+        .map(|w| PolicyFile::new(w.clone(), levels, Default::default()))
+        .collect();
+    let jobs: Vec<(usize, &Trace, u64)> = (0..files.len())
+        .flat_map(|c| {
+            traces
+                .iter()
+                .flat_map(move |t| seeds.iter().map(move |&s| (c, t, s)))
+        })
+        .collect();
+    let mut sums = vec![0.0; files.len()];
+    let per = (traces.len() * seeds.len()).max(1) as f64;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        let threads = threads.clamp(1, jobs.len().max(1));
+        for part in 0..threads {
+            let (tx, jobs, files) = (tx.clone(), &jobs, &files);
+            scope.spawn(move || {
+                for &(c, t, s) in jobs.iter().skip(part).step_by(threads) {
+                    let arr = arrivals(&t.pods, t.cluster.gpu_capacity_milli(), s);
+                    let ep = episode::run(&t.cluster, &t.target, &arr, &files[c], 0.0, s);
+                    // The receiver outlives the scope's threads.
+                    let _ = tx.send((c, ep.unallocated_pct));
+                }
+            });
+        }
+        drop(tx);
+        for (c, pct) in rx {
+            sums[c] += pct;
+            tick();
+        }
+    });
+    sums.into_iter().map(|s| s / per).collect()
+}
+
+/// The search's state between generations: a diagonal Gaussian over [`SEARCHED`].
+#[derive(Debug)]
+pub struct Search {
+    mean: Vec<f64>,
+    sigma: Vec<f64>,
+    base: Vec<f64>,
+    rng: Rng,
+}
+
+impl Search {
+    /// Start at `start` (its searched weights are the mean), spread `opts.sigma`.
+    pub fn new(start: &[f64], opts: &SearchOptions, seed: u64) -> Self {
+        Search {
+            mean: SEARCHED.iter().map(|&i| start[i]).collect(),
+            sigma: vec![opts.sigma; SEARCHED.len()],
+            base: start.to_vec(),
+            rng: Rng::derive(seed, 0x4345_4d00),
+        }
+    }
+
+    /// One generation: draw, replay on `seeds`, refit to the elite.
+    pub fn generation(
+        &mut self,
+        traces: &[Trace],
+        seeds: &[u64],
+        levels: u32,
+        opts: &SearchOptions,
+        tick: &mut dyn FnMut(),
+    ) -> Generation {
+        // The current mean is always a candidate, so a generation never forgets it.
+        let mut pop = vec![self.weights(&self.mean.clone())];
+        while pop.len() < opts.population.max(2) {
+            let point: Vec<f64> = (0..SEARCHED.len())
+                .map(|k| self.mean[k] + self.sigma[k] * normal(&mut self.rng))
+                .collect();
+            pop.push(self.weights(&point));
+        }
+        let scores = evaluate(traces, seeds, &pop, levels, opts.threads, tick);
+        let mut order: Vec<usize> = (0..pop.len()).collect();
+        order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(a.cmp(&b)));
+        let elite: Vec<&Vec<f64>> = order
+            .iter()
+            .take(opts.elite.clamp(1, pop.len()))
+            .map(|&i| &pop[i])
+            .collect();
+        let n = elite.len() as f64;
+        for (k, &i) in SEARCHED.iter().enumerate() {
+            let m = elite.iter().map(|w| w[i]).sum::<f64>() / n;
+            let var = elite.iter().map(|w| (w[i] - m).powi(2)).sum::<f64>() / n;
+            self.mean[k] = m;
+            // A floor on the spread keeps the search moving until its last generation.
+            self.sigma[k] = var.sqrt().max(opts.sigma * 0.1);
+        }
+        Generation {
+            best: (pop[order[0]].clone(), scores[order[0]]),
+            population_mean: scores.iter().sum::<f64>() / scores.len() as f64,
+        }
+    }
+
+    fn weights(&self, point: &[f64]) -> Vec<f64> {
+        let mut w = self.base.clone();
+        for (k, &i) in SEARCHED.iter().enumerate() {
+            w[i] = point[k];
+        }
+        debug_assert_eq!(w.len(), COUNT);
+        w
+    }
+}
+
+/// A standard normal draw (Box-Muller).
+fn normal(rng: &mut Rng) -> f64 {
+    let unit = |rng: &mut Rng| ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+    let (u, v) = (unit(rng), unit(rng));
+    (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_are_standard_normal_enough() {
+        let mut rng = Rng::new(7);
+        let xs: Vec<f64> = (0..20_000).map(|_| normal(&mut rng)).collect();
+        let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / xs.len() as f64;
+        assert!(
+            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
+            "{mean} {var}"
+        );
+    }
+}
