@@ -111,7 +111,9 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(super::explain::parse_indices)
         .transpose()?;
-    if Path::new(&args.pods).is_dir() {
+    // A folder given as a path (a bare NAME is a trace name, even if a folder is so named).
+    let as_path = args.pods.contains('/') || args.pods.contains(std::path::MAIN_SEPARATOR);
+    if as_path && Path::new(&args.pods).is_dir() {
         bail!(
             "--pods {}: is a directory; give a pod list file (CSV or JSON) or a trace NAME \
              (with --trace-dir for the folder)",
