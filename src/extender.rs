@@ -8,8 +8,8 @@ pub mod listen;
 pub mod logging;
 pub mod metrics;
 pub mod policies;
-pub mod reload;
 pub mod preempt;
+pub mod reload;
 pub mod server;
 pub mod state;
 pub mod verbs;
@@ -118,6 +118,8 @@ pub struct Settings {
     /// `--policy-dir`: re-read every `policy_reload` while serving.
     pub policy_dir: Option<std::path::PathBuf>,
     pub policy_reload: Duration,
+    /// Read timeouts, body and connection caps, and the shutdown drain of both ports.
+    pub limits: listen::Limits,
 }
 
 /// A boxed future of a sidecar's step.
@@ -195,7 +197,15 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
             }
             _ => (None, None),
         };
-        let served = serve(ext, settings.listen, settings.admin_listen, admin_extra).await;
+        let served = listen::serve_until(
+            ext,
+            settings.listen,
+            settings.admin_listen,
+            admin_extra,
+            &settings.limits,
+            crate::process::shutdown_signal(),
+        )
+        .await;
         if let (Some(stop), Some((client, _))) = (stop, client) {
             stop(client).await;
         }
@@ -247,43 +257,6 @@ async fn follow(
         tokio::time::sleep(COALESCE).await;
         changes.mark_unchanged();
     }
-}
-
-/// Serve the verbs and the admin endpoints (with the embedded controller's under
-/// `/controller/`) until a shutdown signal.
-async fn serve(
-    ext: Arc<server::Extender>,
-    listen: SocketAddr,
-    admin: SocketAddr,
-    controller_admin: Option<axum::Router>,
-) -> anyhow::Result<()> {
-    let verbs_listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding --listen {listen}"))?;
-    let admin_listener = tokio::net::TcpListener::bind(admin)
-        .await
-        .with_context(|| format!("binding --admin-listen {admin}"))?;
-    tracing::info!(%listen, %admin, "extender serving");
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = rx.wait_for(|s| *s).await;
-    };
-    let verbs = axum::serve(verbs_listener, server::router(ext.clone()))
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
-    let mut admin_app = server::admin_router(ext);
-    if let Some(router) = controller_admin {
-        admin_app = admin_app.nest("/controller", router);
-    }
-    let admin = axum::serve(admin_listener, admin_app).with_graceful_shutdown(stopped(stop_rx));
-    tokio::spawn(async move {
-        crate::process::shutdown_signal().await;
-        tracing::info!("shutting down");
-        let _ = stop_tx.send(true);
-    });
-    let (a, b) = tokio::join!(verbs.into_future(), admin.into_future());
-    a.context("verbs server")?;
-    b.context("admin server")?;
-    Ok(())
 }
 
 #[cfg(test)]

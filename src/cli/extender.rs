@@ -67,6 +67,21 @@ pub struct ExtenderArgs {
     /// settings stop the extender at start; later, they are refused and the previous stay.
     #[arg(long, value_name = "DIR")]
     pub policy_dir: Option<PathBuf>,
+    /// Seconds a request's head may take to arrive (also closes idle keep-alive connections).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub header_timeout_seconds: u64,
+    /// Seconds a request's body may take to arrive once its head has (then 408).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub body_timeout_seconds: u64,
+    /// Connections served at once on --listen (more wait to be accepted).
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub max_connections: u64,
+    /// Connections served at once on --admin-listen (its own budget, so probes always get in).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub admin_max_connections: u64,
+    /// Seconds open requests get to finish after SIGTERM before they are closed.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub drain_seconds: u64,
     /// With --policy-dir: seconds between looks for a change.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub policy_reload_seconds: u64,
@@ -98,6 +113,14 @@ impl ExtenderArgs {
             policies: self.policies()?,
             policy_dir: self.policy_dir.clone(),
             policy_reload: Duration::from_secs(self.policy_reload_seconds),
+            limits: crate::extender::listen::Limits {
+                header_read_timeout: Duration::from_secs(self.header_timeout_seconds),
+                body_read_timeout: Duration::from_secs(self.body_timeout_seconds),
+                max_connections: self.max_connections as usize,
+                admin_max_connections: self.admin_max_connections as usize,
+                drain: Duration::from_secs(self.drain_seconds),
+                ..Default::default()
+            },
         })
     }
 

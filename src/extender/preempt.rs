@@ -26,7 +26,8 @@ pub fn preempt(
     let req = match parse_pod(pod, &view.cluster.models) {
         Ok(r) => r,
         Err(e) => {
-            tracing::info!(reason = e.reason(), error = %e, "invalid pod");
+            let key = crate::live::pod::pod_key(pod);
+            super::logging::bad_request("preempt", &format_args!("pod {key:?}: {e}"));
             return Ok(out);
         }
     };

@@ -204,7 +204,7 @@ fn decide(view: &View, req: &PodRequest, nodes: &[usize]) -> (usize, Vec<i64>) {
 }
 
 fn invalid_pod(key: &str, e: &PodError) -> ExtenderFilterResult {
-    tracing::info!(pod = key, reason = e.reason(), error = %e, "invalid pod");
+    super::logging::bad_request("filter", &format_args!("pod {key:?}: {e}"));
     ExtenderFilterResult {
         error: format!("allot: {e}"),
         ..Default::default()
@@ -388,7 +388,8 @@ pub fn bind(store: &Store, args: &ExtenderBindingArgs) -> Result<BoundPod, Strin
             Ok(p)
         }
         Err(e) => {
-            tracing::info!(pod = %key, node = %args.node, reason = e.reason(), error = %e, "bind refused");
+            let refused = format_args!("pod {key:?} on node {:?}: {e}", args.node);
+            super::logging::bad_request("bind", &refused);
             Err(format!("allot: {e}"))
         }
     }
