@@ -16,12 +16,12 @@ use crate::model::frag::TargetWorkload;
 use crate::model::node::Misfit;
 use crate::model::{Cluster, Placement, PodShape};
 use crate::policy::Context;
-use crate::policy::learned::PolicyFile;
 pub use crate::snapshot::{BoundPod, ClusterSnapshot, NodeIndex, node_index};
 
 use crate::live::pod::PodRequest;
 
 mod seen;
+mod settings;
 use seen::Seen;
 pub use seen::{SEEN_CAP, SEEN_TTL};
 
@@ -147,58 +147,12 @@ impl Store {
         self
     }
 
-    /// Score `learned` with `file` (`--policy-file`), from the current snapshot on.
-    pub fn with_learned(self, file: Arc<PolicyFile>) -> Self {
-        let settings = PolicySettings {
-            learned: Some(file),
-            ..(*self.policies()).clone()
-        };
-        self.with_policies(settings)
-    }
-
-    /// Decide with `settings` from the current snapshot on.
-    pub fn with_policies(self, settings: PolicySettings) -> Self {
-        self.set_policies(settings);
-        self
-    }
-
-    /// Switch to `settings` while serving (a `--policy-dir` change): requests after the swap
-    /// decide with them; the view is rebuilt only when the learned weights changed.
-    pub fn set_policies(&self, settings: PolicySettings) {
-        let weights_changed = self.policies().learned_hash() != settings.learned_hash();
-        self.policy_stats.in_force(&settings);
-        *self
-            .policies
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = Arc::new(settings);
-        if weights_changed {
-            self.refresh_context();
-        }
-    }
-
-    /// The policy settings in force.
-    pub fn policies(&self) -> Arc<PolicySettings> {
-        self.policies
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-
-    pub fn policy_stats(&self) -> &Arc<PolicyStats> {
-        &self.policy_stats
-    }
-
     /// Rebuild the current view with a new decision context (after a setting changed).
     fn refresh_context(&self) {
         let overlay = self.overlay.lock().unwrap_or_else(PoisonError::into_inner);
         let base = self.current().base.clone();
         let view = self.rebuild_with(base, &overlay, true);
         self.swap(view);
-    }
-
-    /// The hash of the policy file `learned` scores with.
-    pub fn learned_hash(&self) -> String {
-        self.policies().learned_hash().to_string()
     }
 
     /// Which nodes /filter passes (default: every feasible one).
