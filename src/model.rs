@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod demand;
 pub mod frag;
 pub mod gpu;
+mod misfit;
 pub mod node;
 pub mod pod;
 pub mod quantity;

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use super::FilterAnswer;
 pub use super::policies::{PolicySettings, PolicyStats};
-use super::verbs::describe;
 pub use super::view::View;
 use crate::model::frag::TargetWorkload;
 use crate::model::node::Misfit;
@@ -233,7 +232,7 @@ impl Store {
             .ok_or_else(|| RecordError::UnknownNode(node.to_string()))?;
         let misfit = |m: Misfit| {
             let (pod, node) = (req.key.clone(), node.to_string());
-            let why = describe(m, target, req.demand.models, &view.cluster.models);
+            let why = m.describe(target, req.demand.models, &view.cluster.models);
             if m.permanent() {
                 RecordError::DoesNotFit { pod, node, why }
             } else {

@@ -15,7 +15,6 @@ use super::wire::{
 };
 use crate::live::NodeState;
 use crate::live::pod::{PodError, PodRequest, parse_pod_with, pod_key, soft_preference};
-use crate::model::{Misfit, ModelCatalog, ModelSet, Node};
 use crate::policy::PolicyKind;
 use crate::policy::learned::explain::explain;
 
@@ -112,7 +111,7 @@ pub fn filter(
         match node.check(&req.demand) {
             Ok(()) => passed.push((name, index)),
             Err(m) => {
-                let mut why = describe(m, node, req.demand.models, &view.cluster.models);
+                let mut why = m.describe(node, req.demand.models, &view.cluster.models);
                 if let Some(sick) = state
                     .map(NodeState::unhealthy_text)
                     .filter(|t| !t.is_empty())
@@ -208,48 +207,6 @@ fn invalid_pod(key: &str, e: &PodError) -> ExtenderFilterResult {
     ExtenderFilterResult {
         error: format!("allot: {e}"),
         ..Default::default()
-    }
-}
-
-/// A reason a person can act on.
-pub fn describe(m: Misfit, node: &Node, allowed: ModelSet, models: &ModelCatalog) -> String {
-    const MI: u64 = 1 << 20;
-    match m {
-        Misfit::Cpu { need, capacity, .. } if need > capacity => {
-            format!("pod needs {need}m CPU, more than the node's {capacity}m")
-        }
-        Misfit::Cpu { need, free, .. } => {
-            format!("insufficient CPU: pod needs {need}m, {free}m free")
-        }
-        Misfit::Memory { need, capacity, .. } if need > capacity => format!(
-            "pod needs {}Mi memory, more than the node's {}Mi",
-            need.div_ceil(MI),
-            capacity / MI
-        ),
-        Misfit::Memory { need, free, .. } => format!(
-            "insufficient memory: pod needs {}Mi, {}Mi free",
-            need.div_ceil(MI),
-            free / MI
-        ),
-        Misfit::NoGpus => "node has no GPUs".to_string(),
-        Misfit::Model => format!(
-            "GPU model {} is not among the pod's allowed models ({})",
-            node.model.map_or("none", |m| models.name(m)),
-            if allowed == ModelSet::EMPTY {
-                "none of them exists in the cluster".to_string()
-            } else {
-                models.show(allowed).to_string()
-            }
-        ),
-        Misfit::GpuShare { need, best_free } => {
-            format!("no GPU has {need} milli-GPU free (the freest has {best_free})")
-        }
-        Misfit::WholeGpus { need, total, .. } if need > total => {
-            format!("pod needs {need} whole GPUs; the node has {total}")
-        }
-        Misfit::WholeGpus { need, free, total } => {
-            format!("pod needs {need} whole GPUs; {free} of {total} are free")
-        }
     }
 }
 

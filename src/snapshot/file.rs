@@ -118,9 +118,11 @@ fn build(file: &str, parsed: SnapshotFile) -> Result<ClusterSnapshot, TraceError
                 .ok_or_else(|| at("node", format!("does not fit node {:?}", p.node)))?,
         };
         let placement = Placement { node, devices };
-        cluster
-            .place(&demand, placement)
-            .map_err(|misfit| at("node", format!("overbooks node {:?}: {misfit:?}", p.node)))?;
+        cluster.place(&demand, placement).map_err(|misfit| {
+            let on = &cluster.nodes()[node];
+            let why = misfit.describe(on, demand.models, &cluster.models);
+            at("node", format!("overbooks node {:?}: {why}", p.node))
+        })?;
         let key = format!("{}/{}", p.namespace.as_deref().unwrap_or("default"), p.name);
         pods.push(BoundPod {
             uid: key.clone(),
@@ -182,5 +184,6 @@ mod tests {
         let twice = GOOD.replace(r#""gpuMilli": 500}"#, r#""gpuMilli": 500, "devices": [0]}"#);
         let e = parse_snapshot("snap.json", &twice).unwrap_err().to_string();
         assert!(e.contains("overbooks node"), "{e}");
+        assert!(!e.contains('{'), "prose, not a Rust value: {e}");
     }
 }
