@@ -9,6 +9,7 @@
 
 mod agent;
 mod chart;
+mod chart_policy;
 mod controller;
 mod crds;
 mod extender;
