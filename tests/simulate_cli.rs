@@ -182,7 +182,15 @@ fn every_subcommand_has_help_and_train_refuses_what_it_cannot_learn_from() {
         "{}",
         stderr(&out)
     );
-    let out = allot(&["train", "--epochs", "0", "--supervised-epochs", "0"]);
+    let out = allot(&[
+        "train",
+        "--epochs",
+        "0",
+        "--supervised-epochs",
+        "0",
+        "--search-generations",
+        "0",
+    ]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("zero epochs"), "{}", stderr(&out));
 }

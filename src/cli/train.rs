@@ -41,7 +41,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 0.05)]
     pub learning_rate: f64,
     /// Generations of the cross-entropy policy search, the third phase (0 skips it).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 8)]
     pub search_generations: usize,
     /// Weight vectors replayed per search generation.
     #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u64).range(2..=1000))]
