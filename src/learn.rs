@@ -344,11 +344,16 @@ fn with_weights(
     let provenance = Provenance {
         traces: traces.iter().map(|t| t.name.clone()).collect(),
         seeds: format!("train {}; validate {}", join(seeds), join(validation)),
-        phases: vec![
-            "supervised".into(),
-            "q-learning".into(),
-            "policy search".into(),
-        ],
+        // The phases that ran (an ablation or a search-only run names fewer).
+        phases: [
+            ("supervised", opts.supervised_epochs),
+            ("q-learning", opts.epochs),
+            ("policy search", opts.search.generations),
+        ]
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(p, _)| p.to_string())
+        .collect(),
         kept: String::new(),
         hyperparameters: hyper.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
         code_version: env!("CARGO_PKG_VERSION").to_string(),
