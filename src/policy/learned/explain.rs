@@ -87,8 +87,8 @@ impl Explanation {
             "{:<24} {:>14} {:>15} {:>14} {:>15}",
             "", "value", "contribution", "value", "contribution"
         );
-        for i in 0..COUNT {
-            let c = &self.chosen;
+        let c = &self.chosen;
+        for (i, name) in NAMES.iter().enumerate() {
             let zero =
                 c.contributions[i] == 0.0 && runner.is_none_or(|r| r.contributions[i] == 0.0);
             if zero {
@@ -97,7 +97,7 @@ impl Explanation {
             let _ = write!(
                 out,
                 "{:<24} {:>14.4} {:>15.5}",
-                NAMES[i], c.features[i], c.contributions[i]
+                name, c.features[i], c.contributions[i]
             );
             if let Some(r) = runner {
                 let _ = write!(out, " {:>14.4} {:>15.5}", r.features[i], r.contributions[i]);
