@@ -76,6 +76,12 @@ pub enum PolicyDirError {
 
 /// Read the settings in `dir` (see the module doc for its files).
 pub fn read_dir(dir: &Path) -> Result<PolicySettings, PolicyDirError> {
+    if !dir.is_dir() {
+        return Err(PolicyDirError::Name {
+            file: dir.display().to_string(),
+            problem: "not a directory (--policy-dir names a folder of policy settings)".into(),
+        });
+    }
     let default = read_name(&dir.join(DEFAULT_FILE))?.unwrap_or(DEFAULT_POLICY);
     let shadow = read_name(&dir.join(SHADOW_FILE))?;
     let weights = dir.join(WEIGHTS_FILE);

@@ -122,6 +122,12 @@ fn a_shadow_policy_is_decided_at_filter_and_counted_at_bind_without_placing() {
 fn a_policy_dir_change_is_applied_and_a_bad_one_keeps_the_previous_settings() {
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+    let missing = dir.path().join("absent");
+    let err = read_dir(&missing).unwrap_err().to_string();
+    assert!(
+        err.contains("absent") && err.contains("not a directory"),
+        "{err}"
+    );
     // Every file absent: FGD, no shadow, the embedded weights.
     assert_eq!(read_dir(dir.path()).unwrap(), PolicySettings::default());
     write("default-policy", "fgd\n");
