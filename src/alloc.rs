@@ -45,12 +45,14 @@ mod bound;
 mod classes;
 mod explain;
 mod lp;
+mod prices;
 
 use std::time::Duration;
 
 pub use bound::{OfflineBound, offline_bound};
 pub use classes::{NodeClass, PodClass};
 pub use lp::{Backend, SolveError};
+pub use prices::{PriceBook, price};
 
 use crate::model::{Placement, PodDemand};
 

@@ -44,6 +44,12 @@ pub trait Policy: Send {
     /// the extender, whatever was decided before it).
     fn begin(&mut self, _ctx: &Context, _draw: u64) {}
 
+    /// Whether the policy reads the LP's shadow prices ([`Context::prices`]): the simulator
+    /// and the extender solve the pricing LP only for a policy that does.
+    fn wants_prices(&self) -> bool {
+        false
+    }
+
     /// Score `pod` on every node of `candidates` (all feasible); `out[i]` scores
     /// `candidates[i]`. `out` has the same length as `candidates`.
     fn score(&mut self, cluster: &Cluster, pod: &PodDemand, candidates: &[usize], out: &mut [i64]);

@@ -17,8 +17,8 @@ use crate::rng::Rng;
 use crate::sim::replay::arrivals;
 
 /// Weights the search moves: the features of the node after the placement and the model
-/// match (not FGD's score, frozen at 1, nor the per-decision constants).
-pub const SEARCHED: [usize; 7] = [1, 2, 3, 4, 5, 9, 10];
+/// match and the LP price (not FGD's score, frozen at 1, nor the per-decision constants).
+pub const SEARCHED: [usize; 8] = [1, 2, 3, 4, 5, 9, 10, 14];
 
 /// Cross-entropy method settings (`allot train --search-*` flags).
 #[derive(Debug, Clone, PartialEq)]

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::Policy;
 use super::learned::PolicyFile;
-use crate::alloc::ClassPrices;
+use crate::alloc::PriceBook;
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, DeviceSet, Misfit, Node, Placement, PodDemand};
 
@@ -21,8 +21,9 @@ pub struct Context {
     rank: Vec<u32>,
     /// The typical workload fragmentation is measured against.
     pub target: Arc<TargetWorkload>,
-    /// Shadow prices per node class from the LP over recent arrivals, when one was solved.
-    pub prices: Option<Arc<Vec<ClassPrices>>>,
+    /// Shadow prices per hardware group from the LP over recent arrivals, when one was
+    /// solved ([`crate::alloc::price`]); `learned`'s `lp_price_cost` feature reads them.
+    pub prices: Option<Arc<PriceBook>>,
     /// The weights `learned` scores with (`--policy-file`); `None`: the embedded policy.
     pub learned: Option<Arc<PolicyFile>>,
 }
@@ -124,6 +125,11 @@ impl Decider {
 
     pub fn context(&self) -> &Context {
         &self.ctx
+    }
+
+    /// Decide from now on with `prices` (a fresh solve of the pricing LP).
+    pub fn set_prices(&mut self, prices: Arc<PriceBook>) {
+        Arc::make_mut(&mut self.ctx).prices = Some(prices);
     }
 
     /// Choose a node and devices for `pod` (UID `uid`) among every node of `cluster` that

@@ -15,10 +15,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::{Context, Fgd, Policy};
+use crate::alloc::PriceBook;
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, DeviceSet, MILLI_PER_GPU, Node, PodDemand};
 use crate::rng::Rng;
-use features::{COUNT, Globals};
+use features::{COUNT, Globals, PRICE};
 pub use file::{PolicyFile, PolicyFileError, Provenance};
 
 /// Indices of the features the scorer treats specially.
@@ -46,6 +47,8 @@ pub struct Learned {
     frag: Vec<(u64, f64)>,
     target: TargetWorkload,
     cpu_per_gpu: f64,
+    /// The LP's shadow prices of the current decision's context, when any were solved.
+    prices: Option<Arc<PriceBook>>,
     /// Cache of the node-and-pod part of Q: slot per pod demand, then per node.
     local_ids: HashMap<PodDemand, usize>,
     local: Vec<Vec<(u64, f64)>>,
@@ -68,6 +71,7 @@ impl Learned {
             fgd_scores: Vec::new(),
             frag: Vec::new(),
             cpu_per_gpu: typical_cpu_per_gpu(&target),
+            prices: None,
             target,
             local_ids: HashMap::new(),
             local: Vec::new(),
@@ -133,7 +137,7 @@ impl Learned {
             frag: 0.0,
             cpu_per_gpu: self.cpu_per_gpu,
         };
-        let f = features::of(node, pod, 0, &none);
+        let f = features::of(node, pod, 0, 0.0, &none);
         let value = dot(&self.weights, &f);
         slots[node_index] = (stamp, value);
         value
@@ -154,8 +158,16 @@ impl Learned {
         candidates
             .iter()
             .zip(&self.fgd_scores)
-            .map(|(&i, &s)| features::of(&cluster.nodes()[i], pod, s, &g))
+            .map(|(&i, &s)| {
+                let cost = self.price_cost(i, pod);
+                features::of(&cluster.nodes()[i], pod, s, cost, &g)
+            })
             .collect()
+    }
+
+    /// The opportunity cost of `pod` on node `node` at the context's prices (0 without any).
+    fn price_cost(&self, node: usize, pod: &PodDemand) -> f64 {
+        self.prices.as_ref().map_or(0.0, |b| b.cost(node, pod))
     }
 
     fn globals(&mut self, cluster: &Cluster) -> Globals {
@@ -202,7 +214,12 @@ impl Policy for Learned {
         "learned"
     }
 
-    fn begin(&mut self, _: &Context, draw: u64) {
+    fn wants_prices(&self) -> bool {
+        self.weights[PRICE] != 0.0
+    }
+
+    fn begin(&mut self, ctx: &Context, draw: u64) {
+        self.prices = ctx.prices.clone();
         self.explore = None;
         if self.epsilon > 0.0 {
             let mut rng = Rng::derive(draw, STREAM_EXPLORE);
@@ -227,9 +244,13 @@ impl Policy for Learned {
             } else {
                 0.0
             };
-            let w_fgd = self.weights[FGD];
+            let (w_fgd, w_price) = (self.weights[FGD], self.weights[PRICE]);
             for (k, &i) in candidates.iter().enumerate() {
-                let local = self.local(i, &cluster.nodes()[i], pod);
+                let mut local = self.local(i, &cluster.nodes()[i], pod);
+                if w_price != 0.0 {
+                    // Prices change with every solve, so they stay out of the node cache.
+                    local += w_price * self.price_cost(i, pod).clamp(0.0, 8.0);
+                }
                 out[k] = self.level_of(self.fgd_scores[k] as f64, w_fgd, local + global);
             }
         } else {

@@ -16,6 +16,13 @@ use crate::rng::Rng;
 /// Arrivals are tuned to this multiple of the cluster's GPU capacity (the paper's 1.3).
 pub const TUNE_RATIO: f64 = 1.3;
 
+/// A policy that reads the LP's shadow prices gets them re-solved every this many arrivals,
+/// over the arrivals since the last solve (`alloc::price`).
+pub const PRICE_EVERY: usize = 1_000;
+/// Wall-clock limit of one pricing solve (it takes ~10 ms on openb). Past it the previous
+/// prices stay, so a replay is deterministic unless a solve is 200 times slower than usual.
+const PRICE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Independent random streams per purpose, so that each is fixed by the seed alone.
 const STREAM_SHUFFLE: u64 = 1;
 const STREAM_TUNE: u64 = 2;
@@ -163,7 +170,16 @@ pub fn replay_with_options(
         ..Outcome::default()
     };
     let mut arrived = 0u64;
+    let pricing = policy.wants_prices();
     for (i, pod) in arrivals.iter().enumerate() {
+        if pricing && i > 0 && i % PRICE_EVERY == 0 {
+            // Deterministic in the simulator: solved between two arrivals, read by the next.
+            if let Ok(book) =
+                crate::alloc::price(&cluster, &arrivals[i - PRICE_EVERY..i], PRICE_LIMIT)
+            {
+                decider.set_prices(Arc::new(book));
+            }
+        }
         arrived += pod.gpu.total_milli();
         let uid = arrival_uid(i);
         let decision = match options.sampling {
@@ -299,5 +315,44 @@ mod tests {
         let fgd_all = run(PolicyKind::Fgd, NodeSampling::All);
         let fgd_sampled = run(PolicyKind::Fgd, NodeSampling::Percent(10));
         assert_ne!(fgd_all.samples, fgd_sampled.samples);
+    }
+
+    /// Best fit that wants prices and notes, per decision, whether its context had any.
+    struct Priced(Vec<bool>);
+
+    impl Policy for Priced {
+        fn name(&self) -> &'static str {
+            "priced"
+        }
+        fn wants_prices(&self) -> bool {
+            true
+        }
+        fn begin(&mut self, ctx: &Context, _: u64) {
+            self.0.push(ctx.prices.is_some());
+        }
+        fn score(&mut self, _: &Cluster, _: &PodDemand, _: &[usize], out: &mut [i64]) {
+            out.fill(0);
+        }
+    }
+
+    #[test]
+    fn a_policy_that_reads_prices_gets_them_solved_every_so_many_arrivals() {
+        let c = cluster(&[8; 200]);
+        let pods = vec![whole(1), share(500)];
+        let arr = arrivals(&pods, c.gpu_capacity_milli(), 3);
+        assert!(arr.len() > PRICE_EVERY + 10, "{}", arr.len());
+        let mut p = Priced(Vec::new());
+        let t = target(&pods);
+        replay(&c, &arr, &mut p, context(&c, &t, 3));
+        // begin() runs twice per placed decision (scoring, devices): look at the first call
+        // of each arrival by counting where prices first appear.
+        let first = p.0.iter().position(|&has| has).expect("prices were solved");
+        assert!(p.0[..first].iter().all(|&has| !has));
+        assert!(p.0[first..].iter().all(|&has| has), "prices stay once solved");
+        let decisions_before = first as f64;
+        assert!(
+            decisions_before >= PRICE_EVERY as f64,
+            "no prices before arrival {PRICE_EVERY}: {first}"
+        );
     }
 }

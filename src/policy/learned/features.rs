@@ -1,13 +1,14 @@
 //! The features of one (pod, candidate node) pair that the learned Q-function reads. Every
-//! feature is a plain number near 0..1, computed from the node before and after the
-//! hypothetical placement, the pod, FGD's own score and two global context values; the order
-//! of [`NAMES`] is the order of a policy file's weights.
+//! feature is a plain number near 0..1 (the LP's price, in GPUs, up to 8), computed from the
+//! node before and after the hypothetical placement, the pod, FGD's own score, the LP's shadow
+//! prices and two global context values; the order of [`NAMES`] is the order of a policy
+//! file's weights. New features are only ever appended, so an older file's list is a prefix.
 
 use crate::model::{GpuDemand, MAX_GPUS_PER_NODE, MILLI_PER_GPU, Node, PodDemand};
 use crate::policy::{MAX_CPU_MILLI, MAX_GPU_MILLI};
 
 /// Number of features.
-pub const COUNT: usize = 14;
+pub const COUNT: usize = 15;
 
 /// Feature names, in weight order (a policy file lists them and must match).
 pub const NAMES: [&str; COUNT] = [
@@ -41,7 +42,14 @@ pub const NAMES: [&str; COUNT] = [
     "cluster_frag",
     // Constant 1 (the bias).
     "bias",
+    // The LP allocation's opportunity cost of this placement, in GPUs (0..8): the pod's CPU,
+    // memory, GPU milli and whole devices at the shadow prices of the node's hardware group,
+    // from the pricing LP over the recent arrivals (`alloc::prices`; 0 before the first solve).
+    "lp_price_cost",
 ];
+
+/// Index of `lp_price_cost`.
+pub const PRICE: usize = 14;
 
 /// What the features need beyond the node and the pod: the same for every candidate of one
 /// decision.
@@ -55,8 +63,9 @@ pub struct Globals {
     pub cpu_per_gpu: f64,
 }
 
-/// The features of placing `pod` on `node`, whose FGD score is `fgd` (0..100).
-pub fn of(node: &Node, pod: &PodDemand, fgd: i64, g: &Globals) -> [f64; COUNT] {
+/// The features of placing `pod` on `node`, whose FGD score is `fgd` (0..100) and whose
+/// opportunity cost at the LP's prices is `price_cost` GPUs.
+pub fn of(node: &Node, pod: &PodDemand, fgd: i64, price_cost: f64, g: &Globals) -> [f64; COUNT] {
     let n = node.gpu_count();
     let mut free = [0u16; MAX_GPUS_PER_NODE];
     free[..n].copy_from_slice(node.gpu_free());
@@ -102,6 +111,7 @@ pub fn of(node: &Node, pod: &PodDemand, fgd: i64, g: &Globals) -> [f64; COUNT] {
         g.load,
         g.frag,
         1.0,
+        price_cost.clamp(0.0, 8.0),
     ]
 }
 
@@ -152,16 +162,24 @@ mod tests {
             frag: 0.1,
             cpu_per_gpu: 8_000.0,
         };
-        let f = of(&node(8), &pod(GpuDemand::Shared { milli: 500 }), 73, &g);
+        let f = of(
+            &node(8),
+            &pod(GpuDemand::Shared { milli: 500 }),
+            73,
+            0.5,
+            &g,
+        );
         assert_eq!(f[0], 0.73);
         assert_eq!(f[1], 7_500.0 / MAX_GPU_MILLI);
         assert_eq!(f[4], 7.0 / 8.0, "seven devices stay whole");
         assert_eq!(f[5], 1.0 / 8.0, "one is now partly used");
         assert_eq!(f[6], 1.0);
         assert_eq!(f[13], 1.0);
-        let w = of(&node(8), &pod(GpuDemand::Whole { count: 2 }), 0, &g);
+        assert_eq!(f[PRICE], 0.5);
+        let w = of(&node(8), &pod(GpuDemand::Whole { count: 2 }), 0, 20.0, &g);
         assert_eq!(w[4], 6.0 / 8.0);
         assert_eq!(w[7], 2.0 / 8.0);
+        assert_eq!(w[PRICE], 8.0, "the price is clipped at 8 GPUs");
         // 56 cores for 6 GPUs against a typical 8 cores per GPU: a little more CPU than typical.
         assert!(w[10] > 0.0 && w[10] < 0.25, "{}", w[10]);
     }
@@ -173,7 +191,7 @@ mod tests {
             frag: 0.0,
             cpu_per_gpu: 0.0,
         };
-        let f = of(&node(0), &pod(GpuDemand::None), 100, &g);
+        let f = of(&node(0), &pod(GpuDemand::None), 100, 0.0, &g);
         assert_eq!(f.len(), NAMES.len());
         assert_eq!(f[8], 1.0);
         assert_eq!(

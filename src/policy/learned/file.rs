@@ -10,7 +10,9 @@
 //!  "hash": "9f3c..."}
 //! ```
 //! The hash covers everything but itself; a file whose hash does not match its content is
-//! refused, as is a file of another format, version or feature list.
+//! refused, as is a file of another format, version or feature list. Features are only ever
+//! appended: a file written before one was added lists a prefix of [`NAMES`], and the features
+//! it does not list read weight 0 (its hash stays the one it was written with).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -137,10 +139,16 @@ impl PolicyFile {
                 file: file.to_string(),
                 problem: e.to_string(),
             })?;
+        let mut parsed = parsed;
         parsed.check().map_err(|problem| PolicyFileError::Invalid {
             file: file.to_string(),
             problem,
         })?;
+        // Features added after the file was written carry no weight.
+        for name in &NAMES[parsed.features.len()..] {
+            parsed.features.push(name.to_string());
+            parsed.weights.push(0.0);
+        }
         Ok(parsed)
     }
 
@@ -180,17 +188,21 @@ impl PolicyFile {
                 self.version
             ));
         }
-        if self.features != NAMES {
+        if self.features.is_empty()
+            || self.features.len() > COUNT
+            || self.features != NAMES[..self.features.len()]
+        {
             return Err(format!(
-                "its features ({}) are not this allot's ({})",
+                "its features ({}) are not this allot's ({}, or the first of them in that order)",
                 self.features.join(", "),
                 NAMES.join(", ")
             ));
         }
-        if self.weights.len() != COUNT {
+        if self.weights.len() != self.features.len() {
             return Err(format!(
-                "{} weights for {COUNT} features",
-                self.weights.len()
+                "{} weights for {} features",
+                self.weights.len(),
+                self.features.len()
             ));
         }
         if let Some(i) = self.weights.iter().position(|w| !w.is_finite()) {
@@ -231,6 +243,31 @@ mod tests {
         let err = PolicyFile::parse("p.json", "{\"weights\": [1]}").unwrap_err();
         assert_eq!(err.reason(), "NotAPolicyFile");
         assert!(err.to_string().contains("p.json"), "{err}");
+    }
+
+    #[test]
+    fn an_older_file_lists_a_prefix_and_the_later_features_read_zero() {
+        let mut old = PolicyFile::fgd_start(Provenance::default());
+        old.features.truncate(COUNT - 1);
+        old.weights.truncate(COUNT - 1);
+        old.weights[1] = 0.25;
+        old.hash = old.content_hash();
+        let text = serde_json::to_string(&old).unwrap();
+        let read = PolicyFile::parse("old.json", &text).unwrap();
+        assert_eq!(read.features, NAMES);
+        assert_eq!(read.weights.len(), COUNT);
+        assert_eq!((read.weights[1], read.weights[COUNT - 1]), (0.25, 0.0));
+        assert_eq!(
+            read.hash, old.hash,
+            "the hash is the one the file was written with"
+        );
+        let mut swapped = old.clone();
+        swapped.features.swap(1, 2);
+        swapped.hash = swapped.content_hash();
+        let err = PolicyFile::parse("s.json", &serde_json::to_string(&swapped).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("s.json") && err.contains("features"), "{err}");
     }
 
     #[test]
