@@ -348,7 +348,10 @@ mod tests {
         // of each arrival by counting where prices first appear.
         let first = p.0.iter().position(|&has| has).expect("prices were solved");
         assert!(p.0[..first].iter().all(|&has| !has));
-        assert!(p.0[first..].iter().all(|&has| has), "prices stay once solved");
+        assert!(
+            p.0[first..].iter().all(|&has| has),
+            "prices stay once solved"
+        );
         let decisions_before = first as f64;
         assert!(
             decisions_before >= PRICE_EVERY as f64,
