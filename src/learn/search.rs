@@ -76,7 +76,9 @@ pub fn evaluate(
                 .flat_map(move |t| seeds.iter().map(move |&s| (c, t, s)))
         })
         .collect();
-    let mut sums = vec![0.0; files.len()];
+    // Results by job, summed in job order once all are in: the sum must not depend on which
+    // thread finished first (f64 addition is not associative).
+    let mut results = vec![0.0; jobs.len()];
     let per = (traces.len() * seeds.len()).max(1) as f64;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::scope(|scope| {
@@ -84,20 +86,24 @@ pub fn evaluate(
         for part in 0..threads {
             let (tx, jobs, files) = (tx.clone(), &jobs, &files);
             scope.spawn(move || {
-                for &(c, t, s) in jobs.iter().skip(part).step_by(threads) {
+                for (j, &(c, t, s)) in jobs.iter().enumerate().skip(part).step_by(threads) {
                     let arr = arrivals(&t.pods, t.cluster.gpu_capacity_milli(), s);
                     let ep = episode::run(&t.cluster, &t.target, &arr, &files[c], 0.0, s);
                     // The receiver outlives the scope's threads.
-                    let _ = tx.send((c, ep.unallocated_pct));
+                    let _ = tx.send((j, ep.unallocated_pct));
                 }
             });
         }
         drop(tx);
-        for (c, pct) in rx {
-            sums[c] += pct;
+        for (j, pct) in rx {
+            results[j] = pct;
             tick();
         }
     });
+    let mut sums = vec![0.0; files.len()];
+    for (&(c, _, _), pct) in jobs.iter().zip(results) {
+        sums[c] += pct;
+    }
     sums.into_iter().map(|s| s / per).collect()
 }
 
