@@ -107,6 +107,15 @@ pub fn evaluate(
     sums.into_iter().map(|s| s / per).collect()
 }
 
+/// [`Search`]'s state, saved after every generation so a run can resume mid-search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchState {
+    pub mean: Vec<f64>,
+    pub sigma: Vec<f64>,
+    pub base: Vec<f64>,
+    pub rng: [u64; 4],
+}
+
 /// The search's state between generations: a diagonal Gaussian over [`SEARCHED`].
 #[derive(Debug)]
 pub struct Search {
@@ -164,6 +173,42 @@ impl Search {
             best: (pop[order[0]].clone(), scores[order[0]]),
             population_mean: scores.iter().sum::<f64>() / scores.len() as f64,
         }
+    }
+
+    /// The search's state as plain numbers, for a checkpoint.
+    pub fn state(&self) -> SearchState {
+        SearchState {
+            mean: self.mean.clone(),
+            sigma: self.sigma.clone(),
+            base: self.base.clone(),
+            rng: self.rng.state(),
+        }
+    }
+
+    /// The search continuing from a saved [`Search::state`]; says what is wrong with a state
+    /// this allot cannot continue (lengths for other features, a dead RNG, non-finite values).
+    pub fn restore(state: SearchState) -> Result<Self, String> {
+        let lengths = [
+            ("mean", state.mean.len(), SEARCHED.len()),
+            ("sigma", state.sigma.len(), SEARCHED.len()),
+            ("base", state.base.len(), COUNT),
+        ];
+        for (what, len, want) in lengths {
+            if len != want {
+                return Err(format!("search {what} has {len} values, not {want}"));
+            }
+        }
+        let all = state.mean.iter().chain(&state.sigma).chain(&state.base);
+        if all.copied().any(|x| !x.is_finite()) {
+            return Err("search state holds a non-finite number".into());
+        }
+        let rng = Rng::from_state(state.rng).ok_or("search RNG state is all zeros")?;
+        Ok(Search {
+            mean: state.mean,
+            sigma: state.sigma,
+            base: state.base,
+            rng,
+        })
     }
 
     fn weights(&self, point: &[f64]) -> Vec<f64> {
