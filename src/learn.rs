@@ -13,11 +13,15 @@
 //! correction, on FGD's scale, so training starts exactly at FGD. After every epoch the
 //! policy is replayed greedily on the validation seeds; the best weights seen (the warm
 //! start included) are kept. Everything is seeded: one seed and thread count, one result.
+//! A run saves checkpoints as it goes ([`checkpoint`]) and can resume from one to the same
+//! result ([`train_resumable`]).
 
 pub mod buffer;
+pub mod checkpoint;
 pub mod episode;
 mod fit;
 pub mod search;
+mod setup;
 
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, PodDemand};
@@ -26,8 +30,13 @@ use crate::policy::learned::{PolicyFile, Provenance};
 use crate::rng::Rng;
 use crate::sim::replay::arrivals;
 use buffer::Buffer;
+use checkpoint::{Best, Checkpoint, Phase, State};
 use fit::{history, mse, step, td_target};
 pub use search::SearchOptions;
+use search::{Search, SearchState};
+pub use setup::check;
+use setup::{Work, with_weights};
+use std::time::Instant;
 
 /// The FGD feature's index: its weight is frozen at 1.
 const FGD: usize = 0;
@@ -109,6 +118,9 @@ pub enum TrainError {
     NoSeeds,
     #[error("seed {0} is an evaluation seed (42-51); train and validate on other seeds")]
     EvaluationSeed(u64),
+    /// A checkpoint could not be written, or does not belong to this run.
+    #[error("{0}")]
+    Checkpoint(String),
 }
 
 /// Progress after each episode.
@@ -129,25 +141,62 @@ pub fn train(
     seeds: &[u64],
     validation: &[u64],
     opts: &Options,
+    progress: impl FnMut(Progress),
+) -> Result<(PolicyFile, Vec<CurvePoint>), TrainError> {
+    train_resumable(
+        traces,
+        seeds,
+        validation,
+        opts,
+        None,
+        &mut |_| Ok(()),
+        progress,
+    )
+}
+
+/// [`train`], continuing from `from` when given (a checkpoint of this very configuration, as
+/// [`checkpoint::load`] reads), and handing `save` a [`Checkpoint`] at the start of every
+/// phase that runs, after every supervised epoch and after every search generation. An error
+/// from `save` stops training ([`TrainError::Checkpoint`]). A resumed run ends with the
+/// policy file and curves of the uninterrupted run.
+pub fn train_resumable(
+    traces: &[Trace],
+    seeds: &[u64],
+    validation: &[u64],
+    opts: &Options,
+    from: Option<Checkpoint>,
+    save: &mut dyn FnMut(&Checkpoint) -> Result<(), String>,
     mut progress: impl FnMut(Progress),
 ) -> Result<(PolicyFile, Vec<CurvePoint>), TrainError> {
     check(traces, seeds, validation, opts)?;
-    // Replays: one validation pass at the start and after every epoch, FGD's history once
-    // for the supervised phase, and one episode per trace and seed per Q-learning epoch.
-    let (t, v) = (traces.len(), traces.len() * validation.len());
-    let generations = opts.search.generations;
-    let total = v * (1 + opts.supervised_epochs + opts.epochs + generations)
-        + t * (seeds.len() + validation.len()) * opts.supervised_epochs.min(1)
-        + t * seeds.len() * opts.epochs
-        + t * seeds.len() * opts.search.population.max(2) * generations;
-    let mut done = 0;
+    let config = checkpoint::config(traces, seeds, validation, opts);
+    if let Some(c) = &from {
+        checkpoint::check_config("to resume from", &c.config, &config)
+            .map_err(|e| TrainError::Checkpoint(e.to_string()))?;
+    }
+    let (phase, reached) = from
+        .as_ref()
+        .map_or((Phase::Supervised, 0), |c| (c.phase, c.done));
+    let work = Work::new(traces, seeds, validation, opts);
+    let total = work.total();
+    let mut done = from.as_ref().map_or(0, |c| work.before(c.phase, c.done));
     let mut tick = |phase| {
         done += 1;
         progress(Progress { done, total, phase });
     };
+    let (started, before) = (Instant::now(), from.as_ref().map(|c| c.elapsed));
+    let mut snapshot = |phase, done, state: &State, search: Option<SearchState>| {
+        let c = Checkpoint {
+            config: config.clone(),
+            phase,
+            done,
+            elapsed: before.unwrap_or_default() + started.elapsed(),
+            state: state.clone(),
+            search,
+        };
+        save(&c).map_err(TrainError::Checkpoint)
+    };
     let start = PolicyFile::fgd_start(Provenance::default());
-    let mut w = start.weights.clone();
-    let mut curves = Vec::new();
     let validate = |w: &[f64], tick: &mut dyn FnMut(&'static str)| {
         let levels = crate::policy::learned::file::DEFAULT_LEVELS;
         let threads = opts.search.threads;
@@ -160,209 +209,163 @@ pub fn train(
             &mut || tick("validate"),
         )[0]
     };
-    // The best weights on the validation replays; the warm start wins ties, so a phase
-    // that does not improve on FGD leaves FGD's weights.
-    let mut best = (
-        validate(&w, &mut tick),
-        w.clone(),
-        "warm start (FGD)".to_string(),
-    );
-    curves.push(CurvePoint {
-        phase: "warm start (FGD)",
-        epoch: 0,
-        train_reward: 0.0,
-        validation_unallocated_pct: best.0,
-    });
-    let mut rng = Rng::derive(opts.seed, 0x5452_4149);
+    let (mut st, saved_search) = match from {
+        Some(c) => (c.state, c.search),
+        None => {
+            // The best weights on the validation replays; the warm start wins ties, so a
+            // phase that does not improve on FGD leaves FGD's weights.
+            let score = validate(&start.weights, &mut tick);
+            let kept = "warm start (FGD)";
+            let curve = CurvePoint {
+                phase: kept,
+                epoch: 0,
+                train_reward: 0.0,
+                validation_unallocated_pct: score,
+            };
+            let best = Best {
+                score,
+                weights: start.weights.clone(),
+                kept: kept.to_string(),
+            };
+            let rng = Rng::derive(opts.seed, 0x5452_4149);
+            let weights = start.weights.clone();
+            let curves = vec![curve];
+            (
+                State {
+                    weights,
+                    rng,
+                    best,
+                    curves,
+                },
+                None,
+            )
+        }
+    };
     // Phase 1: hindsight returns of FGD's own decisions.
-    if opts.supervised_epochs > 0 {
-        let (fit, held) = history(traces, seeds, validation, &start, opts.gamma, &mut tick);
-        for epoch in 1..=opts.supervised_epochs {
-            for _ in 0..(fit.len() / opts.batch.max(1)).max(1) {
-                let batch: Vec<(&[f64; COUNT], f64)> = (0..opts.batch)
-                    .map(|_| {
-                        let (f, y) = &fit[rng.below(fit.len())];
-                        (f, *y)
-                    })
-                    .collect();
-                step(&mut w, &start.weights, &batch, opts);
-            }
-            let mse = mse(&w, &held);
-            let v = validate(&w, &mut tick);
-            curves.push(CurvePoint {
-                phase: "supervised",
-                epoch,
-                train_reward: -mse,
-                validation_unallocated_pct: v,
-            });
-            if v < best.0 {
-                best = (v, w.clone(), format!("supervised epoch {epoch}"));
+    if phase == Phase::Supervised && opts.supervised_epochs > 0 {
+        if reached == 0 {
+            snapshot(Phase::Supervised, 0, &st, None)?;
+        }
+        if reached < opts.supervised_epochs {
+            let (fit, held) = history(traces, seeds, validation, &start, opts.gamma, &mut tick);
+            for epoch in reached + 1..=opts.supervised_epochs {
+                for _ in 0..(fit.len() / opts.batch.max(1)).max(1) {
+                    let batch: Vec<(&[f64; COUNT], f64)> = (0..opts.batch)
+                        .map(|_| {
+                            let (f, y) = &fit[st.rng.below(fit.len())];
+                            (f, *y)
+                        })
+                        .collect();
+                    step(&mut st.weights, &start.weights, &batch, opts);
+                }
+                let mse = mse(&st.weights, &held);
+                let v = validate(&st.weights, &mut tick);
+                record(&mut st, "supervised", epoch, -mse, v);
+                snapshot(Phase::Supervised, epoch, &st, None)?;
             }
         }
     }
-    // Phase 2: Q-learning with experience replay and a target copy.
-    let mut buffer = Buffer::new(opts.buffer);
-    let mut target_w = w.clone();
-    let mut episodes = 0;
-    for epoch in 1..=opts.epochs {
-        let frac = if opts.epochs > 1 {
-            (epoch - 1) as f64 / (opts.epochs - 1) as f64
-        } else {
-            1.0
-        };
-        let epsilon = opts.epsilon_start + (opts.epsilon_end - opts.epsilon_start) * frac;
-        let mut reward = 0.0;
-        let mut n = 0;
-        for t in traces {
-            for &s in seeds {
-                let file = with_weights(&w, opts, traces, seeds, &[]);
-                // A fresh shuffle per epoch: the seed's arrivals, reseeded by the epoch.
-                let ep_seed = s.wrapping_mul(1_000).wrapping_add(epoch as u64);
-                let arr = arrivals(&t.pods, t.cluster.gpu_capacity_milli(), ep_seed);
-                let ep = episode::run(&t.cluster, &t.target, &arr, &file, epsilon, ep_seed);
-                reward += ep.reward;
-                n += 1;
-                for tr in ep.transitions {
-                    buffer.push(tr);
+    // Phase 2: Q-learning with experience replay and a target copy. Its buffer is not
+    // checkpointed: an interrupted phase restarts from the checkpoint at its start.
+    if phase <= Phase::QLearning && opts.epochs > 0 {
+        snapshot(Phase::QLearning, 0, &st, None)?;
+        let mut buffer = Buffer::new(opts.buffer);
+        let mut target_w = st.weights.clone();
+        let mut episodes = 0;
+        for epoch in 1..=opts.epochs {
+            let frac = if opts.epochs > 1 {
+                (epoch - 1) as f64 / (opts.epochs - 1) as f64
+            } else {
+                1.0
+            };
+            let epsilon = opts.epsilon_start + (opts.epsilon_end - opts.epsilon_start) * frac;
+            let mut reward = 0.0;
+            let mut n = 0;
+            for t in traces {
+                for &s in seeds {
+                    let file = with_weights(&st.weights, opts, traces, seeds, &[]);
+                    // A fresh shuffle per epoch: the seed's arrivals, reseeded by the epoch.
+                    let ep_seed = s.wrapping_mul(1_000).wrapping_add(epoch as u64);
+                    let arr = arrivals(&t.pods, t.cluster.gpu_capacity_milli(), ep_seed);
+                    let ep = episode::run(&t.cluster, &t.target, &arr, &file, epsilon, ep_seed);
+                    reward += ep.reward;
+                    n += 1;
+                    for tr in ep.transitions {
+                        buffer.push(tr);
+                    }
+                    for _ in 0..opts.updates_per_episode {
+                        let sample = buffer.sample(&mut st.rng, opts.batch);
+                        let batch: Vec<(&[f64; COUNT], f64)> = sample
+                            .iter()
+                            .map(|t| (&t.features, td_target(t, &target_w, opts.gamma)))
+                            .collect();
+                        step(&mut st.weights, &start.weights, &batch, opts);
+                    }
+                    episodes += 1;
+                    if episodes % opts.target_every.max(1) == 0 {
+                        target_w = st.weights.clone();
+                    }
+                    tick("q-learning");
                 }
-                for _ in 0..opts.updates_per_episode {
-                    let sample = buffer.sample(&mut rng, opts.batch);
-                    let batch: Vec<(&[f64; COUNT], f64)> = sample
-                        .iter()
-                        .map(|t| (&t.features, td_target(t, &target_w, opts.gamma)))
-                        .collect();
-                    step(&mut w, &start.weights, &batch, opts);
-                }
-                episodes += 1;
-                if episodes % opts.target_every.max(1) == 0 {
-                    target_w = w.clone();
-                }
-                tick("q-learning");
             }
-        }
-        let v = validate(&w, &mut tick);
-        curves.push(CurvePoint {
-            phase: "q-learning",
-            epoch,
-            train_reward: reward / n.max(1) as f64,
-            validation_unallocated_pct: v,
-        });
-        if v < best.0 {
-            best = (v, w.clone(), format!("q-learning epoch {epoch}"));
+            let v = validate(&st.weights, &mut tick);
+            record(&mut st, "q-learning", epoch, reward / n.max(1) as f64, v);
         }
     }
     // Phase 3: the cross-entropy search, from the best weights so far.
-    let mut search = search::Search::new(&best.1, &opts.search, opts.seed);
-    for generation in 1..=generations {
-        let levels = crate::policy::learned::file::DEFAULT_LEVELS;
-        let g = search.generation(traces, seeds, levels, &opts.search, &mut || tick("search"));
-        w = g.best.0;
-        let v = validate(&w, &mut tick);
-        curves.push(CurvePoint {
-            phase: "policy search",
-            epoch: generation,
-            train_reward: -g.best.1,
-            validation_unallocated_pct: v,
-        });
-        if v < best.0 {
-            best = (
-                v,
-                w.clone(),
-                format!("policy search generation {generation}"),
-            );
+    let generations = opts.search.generations;
+    if generations > 0 {
+        let (mut search, first) = match saved_search {
+            Some(s) => (Search::restore(s).map_err(TrainError::Checkpoint)?, reached),
+            None => (Search::new(&st.best.weights, &opts.search, opts.seed), 0),
+        };
+        if first == 0 {
+            snapshot(Phase::Search, 0, &st, Some(search.state()))?;
+        }
+        for generation in first + 1..=generations {
+            let levels = crate::policy::learned::file::DEFAULT_LEVELS;
+            let g = search.generation(traces, seeds, levels, &opts.search, &mut || tick("search"));
+            st.weights = g.best.0;
+            let v = validate(&st.weights, &mut tick);
+            record(&mut st, "policy search", generation, -g.best.1, v);
+            snapshot(Phase::Search, generation, &st, Some(search.state()))?;
         }
     }
     if opts.keep_last {
-        let last = curves.last().map_or_else(String::new, |c| {
+        let kept = st.curves.last().map_or_else(String::new, |c| {
             format!("{} epoch {} (last, --keep last)", c.phase, c.epoch)
         });
-        best = (f64::NAN, w.clone(), last);
+        let weights = st.weights.clone();
+        st.best = Best {
+            score: f64::NAN,
+            weights,
+            kept,
+        };
     }
-    let mut file = with_weights(&best.1, opts, traces, seeds, validation);
-    file.provenance.kept = best.2;
+    let mut file = with_weights(&st.best.weights, opts, traces, seeds, validation);
+    file.provenance.kept = st.best.kept;
     file.hash = file.content_hash();
-    Ok((file, curves))
+    Ok((file, st.curves))
 }
 
-fn check(
-    traces: &[Trace],
-    seeds: &[u64],
-    validation: &[u64],
-    opts: &Options,
-) -> Result<(), TrainError> {
-    if traces.is_empty() {
-        return Err(TrainError::NoTraces);
+/// A curve row for the weights just validated (`v`); they become the best if they beat it.
+fn record(st: &mut State, phase: &'static str, epoch: usize, train_reward: f64, v: f64) {
+    st.curves.push(CurvePoint {
+        phase,
+        epoch,
+        train_reward,
+        validation_unallocated_pct: v,
+    });
+    if v < st.best.score {
+        let unit = if phase == "policy search" {
+            "generation"
+        } else {
+            "epoch"
+        };
+        st.best = Best {
+            score: v,
+            weights: st.weights.clone(),
+            kept: format!("{phase} {unit} {epoch}"),
+        };
     }
-    if let Some(t) = traces
-        .iter()
-        .find(|t| !t.pods.iter().any(PodDemand::needs_gpu))
-    {
-        return Err(TrainError::NoGpuPods(t.name.clone()));
-    }
-    if opts.epochs == 0 && opts.supervised_epochs == 0 && opts.search.generations == 0 {
-        return Err(TrainError::ZeroEpochs);
-    }
-    if seeds.is_empty() {
-        return Err(TrainError::NoSeeds);
-    }
-    if let Some(&s) = seeds
-        .iter()
-        .chain(validation)
-        .find(|s| EVALUATION_SEEDS.contains(s))
-    {
-        return Err(TrainError::EvaluationSeed(s));
-    }
-    Ok(())
-}
-
-/// A sealed policy file for weights `w`, recording how it was trained.
-fn with_weights(
-    w: &[f64],
-    opts: &Options,
-    traces: &[Trace],
-    seeds: &[u64],
-    validation: &[u64],
-) -> PolicyFile {
-    let hyper = [
-        ("gamma", opts.gamma),
-        ("learning_rate", opts.learning_rate),
-        ("supervised_epochs", opts.supervised_epochs as f64),
-        ("epochs", opts.epochs as f64),
-        ("batch", opts.batch as f64),
-        ("updates_per_episode", opts.updates_per_episode as f64),
-        ("target_every", opts.target_every as f64),
-        ("epsilon_start", opts.epsilon_start),
-        ("epsilon_end", opts.epsilon_end),
-        ("l2", opts.l2),
-        ("seed", opts.seed as f64),
-        ("search_generations", opts.search.generations as f64),
-        ("search_population", opts.search.population as f64),
-        ("search_elite", opts.search.elite as f64),
-        ("search_sigma", opts.search.sigma),
-    ];
-    let join = |s: &[u64]| s.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-    let provenance = Provenance {
-        traces: traces.iter().map(|t| t.name.clone()).collect(),
-        seeds: format!("train {}; validate {}", join(seeds), join(validation)),
-        // The phases that ran (an ablation or a search-only run names fewer).
-        phases: [
-            ("supervised", opts.supervised_epochs),
-            ("q-learning", opts.epochs),
-            ("policy search", opts.search.generations),
-        ]
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(p, _)| p.to_string())
-        .collect(),
-        kept: String::new(),
-        hyperparameters: hyper.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-        code_version: env!("CARGO_PKG_VERSION").to_string(),
-        // No timestamp: the same command, seeds and thread count write the same file.
-        created: String::new(),
-    };
-    PolicyFile::new(
-        w.to_vec(),
-        crate::policy::learned::file::DEFAULT_LEVELS,
-        provenance,
-    )
 }

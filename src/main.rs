@@ -18,7 +18,8 @@ fn main() -> ExitCode {
 }
 
 /// 2 for input the user must fix before anything can run (as clap does for bad flags): a
-/// missing, corrupt or mismatched policy file or policy settings directory; 1 for every other failure.
+/// missing, corrupt or mismatched policy file, policy settings directory or checkpoint to
+/// resume from; 1 for every other failure.
 fn exit_code(err: &anyhow::Error) -> ExitCode {
     let bad_input = err.chain().any(|e| {
         #[cfg(feature = "k8s")]
@@ -26,6 +27,7 @@ fn exit_code(err: &anyhow::Error) -> ExitCode {
             return true;
         }
         e.is::<allot::policy::learned::PolicyFileError>()
+            || e.is::<allot::learn::checkpoint::CheckpointError>()
     });
     if bad_input {
         ExitCode::from(2)

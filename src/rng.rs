@@ -29,6 +29,18 @@ impl Rng {
         Rng::new(seed ^ stream.wrapping_mul(0xD6E8_FEB8_6659_FD93))
     }
 
+    /// The generator's whole state, to save in a checkpoint ([`Rng::from_state`] continues
+    /// the stream exactly where it was).
+    pub fn state(&self) -> [u64; 4] {
+        self.s
+    }
+
+    /// A generator continuing from a saved [`Rng::state`]; `None` for the all-zero state,
+    /// which xoshiro never reaches (it would draw zeros forever).
+    pub fn from_state(s: [u64; 4]) -> Option<Self> {
+        (s != [0; 4]).then_some(Rng { s })
+    }
+
     pub fn next_u64(&mut self) -> u64 {
         let result = self.s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
         let t = self.s[1] << 17;
@@ -82,6 +94,15 @@ mod tests {
             .collect();
         assert_eq!(a, b);
         assert_ne!(Rng::new(42).next_u64(), Rng::new(43).next_u64());
+    }
+
+    #[test]
+    fn a_restored_state_continues_the_stream() {
+        let mut a = Rng::new(9);
+        a.next_u64();
+        let mut b = Rng::from_state(a.state()).unwrap();
+        assert_eq!(a.next_u64(), b.next_u64());
+        assert!(Rng::from_state([0; 4]).is_none());
     }
 
     #[test]

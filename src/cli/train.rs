@@ -10,6 +10,7 @@ use clap::Args;
 use plotters::prelude::*;
 
 use super::simulate::{parse_seeds, progress_bar};
+use crate::learn::checkpoint::{self, Checkpoint, Phase};
 use crate::learn::{self, CurvePoint, Options, Trace};
 use crate::sim::load_trace;
 
@@ -68,6 +69,19 @@ pub struct TrainArgs {
     /// Where to write curves.csv and curves.svg (default: beside the policy file).
     #[arg(long, value_name = "DIR")]
     pub curves: Option<PathBuf>,
+    /// Checkpoint file, written (atomically) at the start of every phase, after every
+    /// supervised epoch and after every search generation [default: OUTPUT.checkpoint.json].
+    /// An existing one is overwritten unless --resume.
+    #[arg(long, value_name = "FILE")]
+    pub checkpoint: Option<PathBuf>,
+    /// Continue from the checkpoint of an interrupted run with the same settings: the policy
+    /// file and curves are those of an uninterrupted run. A Q-learning phase restarts from its
+    /// start; the other phases continue from their last epoch or generation.
+    #[arg(long)]
+    pub resume: bool,
+    /// Keep the checkpoint when training ends (by default it is removed).
+    #[arg(long)]
+    pub keep_checkpoint: bool,
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
@@ -110,12 +124,20 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         search: search_options(args)?,
         ..Options::default()
     };
+    learn::check(&traces, &seeds, &validation, &opts)?;
+    let ckpt = args
+        .checkpoint
+        .clone()
+        .unwrap_or_else(|| checkpoint::default_path(&args.output));
+    let from = resume_from(args, &ckpt, &traces, &seeds, &validation, &opts)?;
     let bar = progress_bar(args.quiet, 0);
-    let (file, curves) = learn::train(&traces, &seeds, &validation, &opts, |p| {
-        bar.set_length(p.total as u64);
-        bar.set_position(p.done as u64);
-        bar.set_message(p.phase);
-    })?;
+    let mut save = |c: &Checkpoint| checkpoint::save(&ckpt, c);
+    let (file, curves) =
+        learn::train_resumable(&traces, &seeds, &validation, &opts, from, &mut save, |p| {
+            bar.set_length(p.total as u64);
+            bar.set_position(p.done as u64);
+            bar.set_message(p.phase);
+        })?;
     bar.finish_and_clear();
     file.save(&args.output)
         .with_context(|| format!("writing {}", args.output.display()))?;
@@ -139,7 +161,53 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         file.hash,
         dir.display()
     );
+    if args.keep_checkpoint {
+        eprintln!("kept the checkpoint {}", ckpt.display());
+    } else if let Err(e) = std::fs::remove_file(&ckpt)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        bail!(
+            "removing the finished run's checkpoint {}: {e}",
+            ckpt.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The checkpoint to continue from (with --resume), or none (saying so when one is about to
+/// be overwritten).
+fn resume_from(
+    args: &TrainArgs,
+    ckpt: &Path,
+    traces: &[Trace],
+    seeds: &[u64],
+    validation: &[u64],
+    opts: &Options,
+) -> anyhow::Result<Option<Checkpoint>> {
+    if !args.resume {
+        if ckpt.exists() {
+            eprintln!(
+                "overwriting the checkpoint {} of an earlier run (--resume continues it)",
+                ckpt.display()
+            );
+        }
+        return Ok(None);
+    }
+    let config = checkpoint::config(traces, seeds, validation, opts);
+    let c = checkpoint::load(ckpt, &config, opts)?;
+    let total = match c.phase {
+        Phase::Supervised => opts.supervised_epochs,
+        Phase::QLearning => opts.epochs,
+        Phase::Search => opts.search.generations,
+    };
+    eprintln!(
+        "resuming from {}: {} {} of {total} done, {:.0} s of training before",
+        ckpt.display(),
+        c.phase.name(),
+        c.done,
+        c.elapsed.as_secs_f64()
+    );
+    Ok(Some(c))
 }
 
 fn search_options(args: &TrainArgs) -> anyhow::Result<learn::SearchOptions> {

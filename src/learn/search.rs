@@ -76,7 +76,9 @@ pub fn evaluate(
                 .flat_map(move |t| seeds.iter().map(move |&s| (c, t, s)))
         })
         .collect();
-    let mut sums = vec![0.0; files.len()];
+    // Results by job, summed in job order once all are in: the sum must not depend on which
+    // thread finished first (f64 addition is not associative).
+    let mut results = vec![0.0; jobs.len()];
     let per = (traces.len() * seeds.len()).max(1) as f64;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::scope(|scope| {
@@ -84,21 +86,34 @@ pub fn evaluate(
         for part in 0..threads {
             let (tx, jobs, files) = (tx.clone(), &jobs, &files);
             scope.spawn(move || {
-                for &(c, t, s) in jobs.iter().skip(part).step_by(threads) {
+                for (j, &(c, t, s)) in jobs.iter().enumerate().skip(part).step_by(threads) {
                     let arr = arrivals(&t.pods, t.cluster.gpu_capacity_milli(), s);
                     let ep = episode::run(&t.cluster, &t.target, &arr, &files[c], 0.0, s);
                     // The receiver outlives the scope's threads.
-                    let _ = tx.send((c, ep.unallocated_pct));
+                    let _ = tx.send((j, ep.unallocated_pct));
                 }
             });
         }
         drop(tx);
-        for (c, pct) in rx {
-            sums[c] += pct;
+        for (j, pct) in rx {
+            results[j] = pct;
             tick();
         }
     });
+    let mut sums = vec![0.0; files.len()];
+    for (&(c, _, _), pct) in jobs.iter().zip(results) {
+        sums[c] += pct;
+    }
     sums.into_iter().map(|s| s / per).collect()
+}
+
+/// [`Search`]'s state, saved after every generation so a run can resume mid-search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchState {
+    pub mean: Vec<f64>,
+    pub sigma: Vec<f64>,
+    pub base: Vec<f64>,
+    pub rng: [u64; 4],
 }
 
 /// The search's state between generations: a diagonal Gaussian over [`SEARCHED`].
@@ -158,6 +173,42 @@ impl Search {
             best: (pop[order[0]].clone(), scores[order[0]]),
             population_mean: scores.iter().sum::<f64>() / scores.len() as f64,
         }
+    }
+
+    /// The search's state as plain numbers, for a checkpoint.
+    pub fn state(&self) -> SearchState {
+        SearchState {
+            mean: self.mean.clone(),
+            sigma: self.sigma.clone(),
+            base: self.base.clone(),
+            rng: self.rng.state(),
+        }
+    }
+
+    /// The search continuing from a saved [`Search::state`]; says what is wrong with a state
+    /// this allot cannot continue (lengths for other features, a dead RNG, non-finite values).
+    pub fn restore(state: SearchState) -> Result<Self, String> {
+        let lengths = [
+            ("mean", state.mean.len(), SEARCHED.len()),
+            ("sigma", state.sigma.len(), SEARCHED.len()),
+            ("base", state.base.len(), COUNT),
+        ];
+        for (what, len, want) in lengths {
+            if len != want {
+                return Err(format!("search {what} has {len} values, not {want}"));
+            }
+        }
+        let all = state.mean.iter().chain(&state.sigma).chain(&state.base);
+        if all.copied().any(|x| !x.is_finite()) {
+            return Err("search state holds a non-finite number".into());
+        }
+        let rng = Rng::from_state(state.rng).ok_or("search RNG state is all zeros")?;
+        Ok(Search {
+            mean: state.mean,
+            sigma: state.sigma,
+            base: state.base,
+            rng,
+        })
     }
 
     fn weights(&self, point: &[f64]) -> Vec<f64> {

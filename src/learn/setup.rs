@@ -1,0 +1,141 @@
+//! What a training run is apart from its phases: the checks before it starts, the replays it
+//! will make (for the progress bar, resumed runs included), and the policy file it writes,
+//! with the provenance that says how it was trained.
+
+use super::checkpoint::Phase;
+use super::{EVALUATION_SEEDS, Options, Trace, TrainError};
+use crate::model::PodDemand;
+use crate::policy::learned::{PolicyFile, Provenance};
+
+/// Replays per step of training: one validation pass at the start and after every epoch,
+/// FGD's history once for the supervised phase, one episode per trace and seed per
+/// Q-learning epoch, and a population's replays per search generation.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Work {
+    validation: usize,
+    history: usize,
+    supervised_epochs: usize,
+    q_epochs: usize,
+    q_epoch: usize,
+    generations: usize,
+    generation: usize,
+}
+
+impl Work {
+    pub(super) fn new(traces: &[Trace], seeds: &[u64], validation: &[u64], opts: &Options) -> Self {
+        let (t, v) = (traces.len(), traces.len() * validation.len());
+        Work {
+            validation: v,
+            history: t * (seeds.len() + validation.len()) * opts.supervised_epochs.min(1),
+            supervised_epochs: opts.supervised_epochs,
+            q_epochs: opts.epochs,
+            q_epoch: t * seeds.len() + v,
+            generations: opts.search.generations,
+            generation: t * seeds.len() * opts.search.population.max(2) + v,
+        }
+    }
+
+    pub(super) fn total(&self) -> usize {
+        self.before(Phase::Search, self.generations)
+    }
+
+    /// The replays before a checkpoint taken after `done` epochs of `phase` (FGD's history
+    /// only once the supervised phase is over: a resumed run replays it again before).
+    pub(super) fn before(&self, phase: Phase, done: usize) -> usize {
+        let supervised = self.validation * (1 + self.supervised_epochs) + self.history;
+        match phase {
+            Phase::Supervised if done < self.supervised_epochs => self.validation * (1 + done),
+            Phase::Supervised | Phase::QLearning => supervised,
+            Phase::Search => supervised + self.q_epochs * self.q_epoch + done * self.generation,
+        }
+    }
+}
+
+/// The hyperparameters recorded in the policy file's provenance, by name.
+pub(super) fn hyperparameters(opts: &Options) -> [(&'static str, f64); 15] {
+    [
+        ("gamma", opts.gamma),
+        ("learning_rate", opts.learning_rate),
+        ("supervised_epochs", opts.supervised_epochs as f64),
+        ("epochs", opts.epochs as f64),
+        ("batch", opts.batch as f64),
+        ("updates_per_episode", opts.updates_per_episode as f64),
+        ("target_every", opts.target_every as f64),
+        ("epsilon_start", opts.epsilon_start),
+        ("epsilon_end", opts.epsilon_end),
+        ("l2", opts.l2),
+        ("seed", opts.seed as f64),
+        ("search_generations", opts.search.generations as f64),
+        ("search_population", opts.search.population as f64),
+        ("search_elite", opts.search.elite as f64),
+        ("search_sigma", opts.search.sigma),
+    ]
+}
+
+/// Refuse a run that cannot train (before any replay, and before a checkpoint is read).
+pub fn check(
+    traces: &[Trace],
+    seeds: &[u64],
+    validation: &[u64],
+    opts: &Options,
+) -> Result<(), TrainError> {
+    if traces.is_empty() {
+        return Err(TrainError::NoTraces);
+    }
+    if let Some(t) = traces
+        .iter()
+        .find(|t| !t.pods.iter().any(PodDemand::needs_gpu))
+    {
+        return Err(TrainError::NoGpuPods(t.name.clone()));
+    }
+    if opts.epochs == 0 && opts.supervised_epochs == 0 && opts.search.generations == 0 {
+        return Err(TrainError::ZeroEpochs);
+    }
+    if seeds.is_empty() {
+        return Err(TrainError::NoSeeds);
+    }
+    if let Some(&s) = seeds
+        .iter()
+        .chain(validation)
+        .find(|s| EVALUATION_SEEDS.contains(s))
+    {
+        return Err(TrainError::EvaluationSeed(s));
+    }
+    Ok(())
+}
+
+/// A sealed policy file for weights `w`, recording how it was trained.
+pub(super) fn with_weights(
+    w: &[f64],
+    opts: &Options,
+    traces: &[Trace],
+    seeds: &[u64],
+    validation: &[u64],
+) -> PolicyFile {
+    let hyper = hyperparameters(opts);
+    let join = |s: &[u64]| s.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    let provenance = Provenance {
+        traces: traces.iter().map(|t| t.name.clone()).collect(),
+        seeds: format!("train {}; validate {}", join(seeds), join(validation)),
+        // The phases that ran (an ablation or a search-only run names fewer).
+        phases: [
+            ("supervised", opts.supervised_epochs),
+            ("q-learning", opts.epochs),
+            ("policy search", opts.search.generations),
+        ]
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(p, _)| p.to_string())
+        .collect(),
+        kept: String::new(),
+        hyperparameters: hyper.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        code_version: env!("CARGO_PKG_VERSION").to_string(),
+        // No timestamp: the same command, seeds and thread count write the same file.
+        created: String::new(),
+    };
+    PolicyFile::new(
+        w.to_vec(),
+        crate::policy::learned::file::DEFAULT_LEVELS,
+        provenance,
+    )
+}
