@@ -43,7 +43,7 @@ pub enum Command {
     /// Replay a GPU cluster trace under placement policies and measure unallocated GPU and
     /// fragmentation, as the FGD paper (USENIX ATC'23) measured them. Needs no cluster.
     Simulate(SimulateArgs),
-    /// Train the learned placement policy from traces (supervised, then Q-learning).
+    /// Train the learned placement policy from traces (supervised, Q-learning, policy search).
     Train(TrainArgs),
     /// Solve a ScheduleRequest against a cluster snapshot and print the plan.
     Plan(PlanArgs),

@@ -270,7 +270,7 @@ fn curves_svg(curves: &[CurvePoint]) -> anyhow::Result<String> {
             )?;
         chart
             .configure_mesh()
-            .x_desc("step (0 = FGD warm start, then supervised, then Q-learning epochs)")
+            .x_desc("step (0 = FGD warm start, then supervised and Q-learning epochs, search generations)")
             .y_desc("unallocated GPU %")
             .draw()?;
         chart.draw_series(LineSeries::new(
