@@ -11,7 +11,7 @@ use crate::policy::MAX_GPU_MILLI;
 use crate::policy::learned::features::COUNT;
 use crate::policy::learned::{Learned, PolicyFile, Recording};
 use crate::sim::metrics::RunCurves;
-use crate::sim::replay::{context, replay_with};
+use crate::sim::replay::{Sample, context, replay, replay_with};
 
 /// The arrived percentage of capacity at which a replay is scored.
 const AT_PCT: usize = 100;
@@ -94,15 +94,50 @@ pub fn run(
             next: Vec::new(),
         });
     }
-    let curves = RunCurves::from_samples(&outcome.samples, cluster.gpu_capacity_milli());
-    out.unallocated_pct = match curves.unallocated_pct.get(AT_PCT).copied().flatten() {
+    out.unallocated_pct = unallocated_at_100(&outcome.samples, capacity);
+    out
+}
+
+/// The replay's figure: unallocated GPU % at 100 % arrived, as `allot simulate` reads it
+/// from the curve (or, for arrivals that never reach 100 %, what is unallocated at the end).
+fn unallocated_at_100(samples: &[Sample], capacity: f64) -> f64 {
+    let curves = RunCurves::from_samples(samples, capacity as u64);
+    match curves.unallocated_pct.get(AT_PCT).copied().flatten() {
         Some(pct) => pct,
-        // Arrivals that never reach 100 % of capacity: what is unallocated at their end.
-        None => outcome.samples.last().map_or(100.0, |last| {
+        None => samples.last().map_or(100.0, |last| {
             100.0 * (capacity - last.allocated as f64) / capacity
         }),
-    };
-    out
+    }
+}
+
+/// [`run`]'s figure alone, greedily and as `allot simulate` decides (no recording, no
+/// exploration), stopping once the arrivals are past the point that figure reads: the
+/// curve's value at 100 % averages the events rounding to 100 % (or to 99 and 101 when none
+/// does), so every event up to 101 % is replayed and none after.
+pub fn score(
+    cluster: &Cluster,
+    target: &TargetWorkload,
+    arrivals: &[PodDemand],
+    file: &PolicyFile,
+    seed: u64,
+) -> f64 {
+    let capacity = cluster.gpu_capacity_milli().max(1) as f64;
+    let mut arrived = 0u64;
+    let end = arrivals
+        .iter()
+        .position(|p| {
+            arrived += p.gpu.total_milli();
+            (arrived as f64 / capacity * 100.0).round() as usize > AT_PCT + 1
+        })
+        .unwrap_or(arrivals.len());
+    let mut policy = Learned::new(file, target.clone());
+    let outcome = replay(
+        cluster,
+        &arrivals[..end],
+        &mut policy,
+        context(cluster, target, seed),
+    );
+    unallocated_at_100(&outcome.samples, capacity)
 }
 
 /// The `NEXT_KEEP` candidates with the highest Q under `scorer`.
@@ -115,4 +150,33 @@ fn best(scorer: &Learned, candidates: &[(usize, [f64; COUNT])]) -> Vec<[f64; COU
         .take(NEXT_KEEP)
         .map(|(_, f)| *f)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::learned::Provenance;
+    use crate::policy::testkit::{cluster, share, target, whole};
+    use crate::sim::replay::arrivals;
+
+    #[test]
+    fn the_shortened_greedy_score_is_the_full_replays_figure() {
+        let c = cluster(&[8, 8, 4, 4, 2, 1, 8, 8, 4, 2]);
+        let pods = vec![share(300), share(700), whole(1), whole(2), whole(4)];
+        let t = target(&pods);
+        let mut w = vec![0.0; COUNT];
+        w[0] = 1.0;
+        w[1] = -0.02;
+        let file = PolicyFile::new(w, 100, Provenance::default());
+        for seed in [1, 2, 3] {
+            let arr = arrivals(&pods, c.gpu_capacity_milli(), seed);
+            let mut policy = Learned::new(&file, t.clone());
+            let full = replay(&c, &arr, &mut policy, context(&c, &t, seed));
+            let capacity = c.gpu_capacity_milli() as f64;
+            let expected = unallocated_at_100(&full.samples, capacity);
+            assert_eq!(score(&c, &t, &arr, &file, seed), expected, "seed {seed}");
+            let ep = run(&c, &t, &arr, &file, 0.0, seed);
+            assert_eq!(ep.unallocated_pct, expected, "the recording replay agrees");
+        }
+    }
 }

@@ -88,9 +88,9 @@ pub fn evaluate(
             scope.spawn(move || {
                 for (j, &(c, t, s)) in jobs.iter().enumerate().skip(part).step_by(threads) {
                     let arr = arrivals(&t.pods, t.cluster.gpu_capacity_milli(), s);
-                    let ep = episode::run(&t.cluster, &t.target, &arr, &files[c], 0.0, s);
+                    let pct = episode::score(&t.cluster, &t.target, &arr, &files[c], s);
                     // The receiver outlives the scope's threads.
-                    let _ = tx.send((j, ep.unallocated_pct));
+                    let _ = tx.send((j, pct));
                 }
             });
         }
