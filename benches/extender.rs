@@ -1,5 +1,6 @@
 //! Extender decision latency: filter + prioritize for one shared-GPU pod at 500 and 5,000
-//! candidate nodes, calling the verb functions directly (no HTTP). Nodes are the embedded
+//! candidate nodes, under FGD (the default) and under `learned` (the pod asks for it),
+//! calling the verb functions directly (no HTTP). Nodes are the embedded
 //! openb node list (repeated with new names to reach 5,000), half-filled with trace pods.
 //!
 //! `warm`: the same view answers every iteration (policy caches hot, as between binds).
@@ -18,7 +19,7 @@ use allot::live::pod::parse_pod;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 mod common;
-use common::{args, cluster, percentiles};
+use common::{args_for, cluster, percentiles};
 
 fn decide(store: &Store, args: &ExtenderArgs) {
     let (f, _) = filter(store, args).expect("filter");
@@ -44,11 +45,14 @@ fn bind_one(store: &Store, args: &ExtenderArgs, k: &mut usize) {
 
 fn bench(c: &mut Criterion) {
     let mut report = Vec::new();
-    for count in [500usize, 5_000] {
+    for (count, policy) in [500usize, 5_000]
+        .into_iter()
+        .flat_map(|n| [(n, "fgd"), (n, "learned")])
+    {
         let cluster = cluster(count);
-        let args = args(&cluster, 500);
+        let args = args_for(&cluster, 500, Some(policy));
         let store = snapshot_store(ClusterSnapshot::new(cluster, Vec::new()));
-        let mut group = c.benchmark_group(format!("extender_filter_prioritize_{count}"));
+        let mut group = c.benchmark_group(format!("extender_filter_prioritize_{count}_{policy}"));
         group.sample_size(if count > 1000 { 30 } else { 100 });
         group.bench_function("warm", |b| b.iter(|| decide(&store, &args)));
         group.bench_function("filter_only", |b| {
@@ -83,8 +87,8 @@ fn bench(c: &mut Criterion) {
             decide(&store, &args);
             fresh.push(t.elapsed());
         }
-        report.push((format!("{count} nodes, warm"), warm));
-        report.push((format!("{count} nodes, after_bind"), fresh));
+        report.push((format!("{count} nodes, {policy}, warm"), warm));
+        report.push((format!("{count} nodes, {policy}, after_bind"), fresh));
     }
     for (label, samples) in report {
         percentiles(&label, samples);

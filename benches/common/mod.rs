@@ -33,9 +33,18 @@ pub fn cluster(count: usize) -> Cluster {
 
 /// filter/prioritize arguments for a `milli` shared-GPU pod against every node of `cluster`.
 pub fn args(cluster: &Cluster, milli: u32) -> ExtenderArgs {
+    args_for(cluster, milli, None)
+}
+
+/// [`args`] for a pod that names its policy (`allot.dev/policy`), or the extender's default.
+pub fn args_for(cluster: &Cluster, milli: u32, policy: Option<&str>) -> ExtenderArgs {
+    let mut annotations = serde_json::json!({"allot.dev/gpu-milli": milli.to_string()});
+    if let Some(policy) = policy {
+        annotations["allot.dev/policy"] = policy.into();
+    }
     let pod = serde_json::json!({
         "metadata": {"name": "bench", "namespace": "ml", "uid": format!("bench-{milli}"),
-                     "annotations": {"allot.dev/gpu-milli": milli.to_string()}},
+                     "annotations": annotations},
         "spec": {"containers": [{"name": "main",
                  "resources": {"requests": {"cpu": "4", "memory": "16Gi"}}}]}
     });
