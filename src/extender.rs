@@ -9,6 +9,7 @@ pub mod logging;
 pub mod metrics;
 pub mod policies;
 pub mod preempt;
+pub mod pricer;
 pub mod reload;
 pub mod server;
 pub mod state;
@@ -118,6 +119,8 @@ pub struct Settings {
     /// `--policy-dir`: re-read every `policy_reload` while serving.
     pub policy_dir: Option<std::path::PathBuf>,
     pub policy_reload: Duration,
+    /// `--price-seconds`: how often the pricer re-solves the shadow prices (`None`: never).
+    pub price_every: Option<Duration>,
     /// Read timeouts, body and connection caps, and the shutdown drain of both ports.
     pub limits: listen::Limits,
 }
@@ -159,10 +162,13 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
                 .with_seed(settings.seed)
                 .with_policies(settings.policies.clone())
         };
-        let follow_policies = |store: &Arc<Store>| {
+        let follow_policies_and_prices = |store: &Arc<Store>| {
             if let Some(dir) = &settings.policy_dir {
                 let every = settings.policy_reload;
                 tokio::spawn(reload::follow(dir.clone(), store.clone(), every));
+            }
+            if let Some(every) = settings.price_every {
+                tokio::spawn(pricer::follow(store.clone(), every));
             }
         };
         let (ext, client) = match &settings.source {
@@ -171,7 +177,7 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
                     .with_context(|| format!("loading {}", path.display()))?;
                 tracing::info!(snapshot = %path.display(), "serving a static snapshot");
                 let store = Arc::new(configure(store));
-                follow_policies(&store);
+                follow_policies_and_prices(&store);
                 (server::Extender::new(store), None)
             }
             Source::Cluster => {
@@ -183,7 +189,7 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
                 let store = Store::new(Some(settings.overlay_ttl), fallback_workload())
                     .with_fail_closed(settings.stale_policy == StalePolicy::FailClosed);
                 let store = Arc::new(configure(store));
-                follow_policies(&store);
+                follow_policies_and_prices(&store);
                 let caches = Caches::start(client.clone());
                 tokio::spawn(follow(caches.clone(), store.clone(), freshness));
                 let ext = server::Extender::with_binder(store, Some(Binder::new(client.clone())));

@@ -85,6 +85,11 @@ pub struct ExtenderArgs {
     /// With --policy-dir: seconds between looks for a change.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub policy_reload_seconds: u64,
+    /// Seconds between solves of the shadow prices the learned policy's lp_price_cost feature
+    /// reads: the pricing LP over the last 1,000 pods filtered, solved off the decision path
+    /// while the default or shadow policy is learned with weights that read prices. 0: never.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub price_seconds: u64,
 }
 
 /// A policy name, as clap reads it (a bad one is a usage error, exit 2).
@@ -113,6 +118,7 @@ impl ExtenderArgs {
             policies: self.policies()?,
             policy_dir: self.policy_dir.clone(),
             policy_reload: Duration::from_secs(self.policy_reload_seconds),
+            price_every: (self.price_seconds > 0).then(|| Duration::from_secs(self.price_seconds)),
             limits: crate::extender::listen::Limits {
                 header_read_timeout: Duration::from_secs(self.header_timeout_seconds),
                 body_read_timeout: Duration::from_secs(self.body_timeout_seconds),
@@ -181,4 +187,42 @@ pub fn run(args: &ExtenderArgs) -> anyhow::Result<ExitCode> {
 #[cfg(not(feature = "k8s"))]
 pub fn run(_: &ExtenderArgs) -> anyhow::Result<ExitCode> {
     anyhow::bail!("this allot was built without the `k8s` feature; rebuild with default features")
+}
+
+#[cfg(all(test, feature = "k8s"))]
+mod tests {
+    use std::time::Duration;
+
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    /// `allot extender ARGS...` through the real command line, then the mapping.
+    fn parse(args: &[&str]) -> Result<crate::extender::Settings, String> {
+        let cli = Cli::try_parse_from(
+            ["allot", "extender"]
+                .into_iter()
+                .chain(args.iter().copied()),
+        )
+        .map_err(|e| e.to_string())?;
+        match cli.command {
+            Command::Extender(ext) => ext.settings().map_err(|e| e.to_string()),
+            other => Err(format!("parsed as {other:?}")),
+        }
+    }
+
+    #[test]
+    fn price_seconds_defaults_to_ten_zero_disables_and_absurd_values_are_refused() {
+        let every = |args: &[&str]| parse(args).map(|s| s.price_every);
+        assert_eq!(every(&[]), Ok(Some(Duration::from_secs(10))));
+        assert_eq!(every(&["--price-seconds", "0"]), Ok(None));
+        assert_eq!(
+            every(&["--price-seconds", "60"]),
+            Ok(Some(Duration::from_secs(60)))
+        );
+        for bad in ["3601", "-1", "ten"] {
+            let e = every(&[&format!("--price-seconds={bad}")]).expect_err(bad);
+            assert!(e.contains("--price-seconds"), "{e}");
+        }
+    }
 }

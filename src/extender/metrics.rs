@@ -1,5 +1,6 @@
 //! Prometheus metrics of the extender (`/metrics` on the admin port): requests and latency
-//! per verb, decisions per policy, snapshot age. Labels come from enums only.
+//! per verb, decisions per policy, snapshot age, policy settings and the pricer's solves.
+//! Labels come from enums only.
 
 use std::fmt::Write as _;
 use std::sync::atomic::AtomicU64;
@@ -157,6 +158,24 @@ impl Metrics {
             "allot_extender_policy_reloads",
             "Changes to --policy-dir, by outcome (ok, or why the previous settings were kept)",
             stats.reloads.clone(),
+        );
+        let prices = store.price_stats();
+        r.register(
+            "allot_extender_price_solves",
+            "Solves of the pricing LP over the recent arrivals, by outcome (ok, error, timeout: \
+             the previous prices stay)",
+            prices.solves.clone(),
+        );
+        r.register(
+            "allot_extender_price_solve_seconds",
+            "Wall time of the last solve of the pricing LP",
+            prices.solve_seconds.clone(),
+        );
+        r.register(
+            "allot_extender_price_solved_timestamp_seconds",
+            "Unix time of the last successful solve of the pricing LP, whose prices are in force \
+             (0: none yet)",
+            prices.solved_at.clone(),
         );
         metrics
     }

@@ -19,8 +19,10 @@ pub use crate::snapshot::{BoundPod, ClusterSnapshot, NodeIndex, node_index};
 
 use crate::live::pod::PodRequest;
 
+mod prices;
 mod seen;
 mod settings;
+pub use prices::{PriceStats, SolveOutcome, WINDOW};
 use seen::Seen;
 pub use seen::{SEEN_CAP, SEEN_TTL};
 
@@ -97,6 +99,8 @@ pub struct Store {
     fail_closed: bool,
     /// Which nodes /filter passes.
     filter_answer: FilterAnswer,
+    /// The recent arrivals and the LP's latest shadow prices; see `prices.rs`.
+    prices: prices::Prices,
 }
 
 impl Store {
@@ -118,6 +122,7 @@ impl Store {
             seen: Mutex::new(Seen::default()),
             fail_closed: false,
             filter_answer: FilterAnswer::default(),
+            prices: prices::Prices::default(),
         }
     }
 
@@ -329,10 +334,11 @@ impl Store {
                 Some(fixed) => fixed.clone(),
                 None => Arc::new(base.target(&self.fallback)),
             };
-            Arc::new(
-                Context::new(&base.cluster, target, self.seed)
-                    .with_learned(self.policies().learned.clone()),
-            )
+            let mut ctx = Context::new(&base.cluster, target, self.seed)
+                .with_learned(self.policies().learned.clone());
+            // The latest prices, by hardware: nodes come, go and move between snapshots.
+            ctx.prices = self.prices_for(&base.cluster);
+            Arc::new(ctx)
         };
         build_view(base, entries, ctx, next_expiry(overlay))
     }

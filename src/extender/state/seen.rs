@@ -89,13 +89,16 @@ impl Seen {
 
 /// The filter->bind table as the verbs use it.
 impl Store {
-    /// Remember a filtered pod so that its bind (which names only the pod) knows its demand.
+    /// Remember a filtered pod so that its bind (which names only the pod) knows its demand,
+    /// and count it as an arrival for the prices (once per UID; see `prices.rs`).
     pub fn remember(&self, req: &PodRequest) {
         if req.uid.is_empty() {
             return;
         }
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         seen.insert(req, Instant::now());
+        drop(seen);
+        self.arrived(&req.uid, req.demand);
     }
 
     /// Note the node the shadow policy chose for a filtered pod, to compare with its bind.
