@@ -310,10 +310,10 @@ mod tests {
         let a100 = models.intern("A100").unwrap();
         let mut nodes = Vec::new();
         for i in 0..thin {
-            nodes.push(Node::new(&format!("thin-{i}"), 16_000, 512 * GIB, 8, Some(a100)).unwrap());
+            nodes.push(Node::new(format!("thin-{i}"), 16_000, 512 * GIB, 8, Some(a100)).unwrap());
         }
         for i in 0..fat {
-            nodes.push(Node::new(&format!("fat-{i}"), 128_000, 512 * GIB, 8, Some(a100)).unwrap());
+            nodes.push(Node::new(format!("fat-{i}"), 128_000, 512 * GIB, 8, Some(a100)).unwrap());
         }
         Cluster::new(models, nodes)
     }
