@@ -28,10 +28,11 @@ generate: ## regenerate crds/ from the Rust types
 simulate: build ## the embedded default: all policies on the openb default trace, plots in out/
 	./target/release/allot simulate --out out/default
 
-reproduce: build ## the FGD paper's baselines on five traces, checked against the published spread
+reproduce: build ## the FGD paper's baselines on five traces, checked against the published spread, and learned against FGD
 	@for t in $(REPRO_TRACES); do \
 	  ./target/release/allot simulate --quiet --trace-dir $(SHARED_TRACES) --pods $$t \
-	    --policy paper --seeds 42-51 --check-published --out out/$$t || exit 1; \
+	    --policy paper,learned --seeds 42-51 --check-published --check-learned \
+	    --out out/$$t || exit 1; \
 	done
 
 bench: ## criterion benchmarks: placement decision time vs cluster size, LP plan sizes

@@ -2,6 +2,7 @@
 //! Offline tools (`simulate`) live here; cluster-facing roles are wired as they land.
 
 mod agent;
+mod checks;
 mod controller;
 mod explain;
 mod extender;

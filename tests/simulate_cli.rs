@@ -194,3 +194,55 @@ fn every_subcommand_has_help_and_train_refuses_what_it_cannot_learn_from() {
     assert!(!out.status.success());
     assert!(stderr(&out).contains("zero epochs"), "{}", stderr(&out));
 }
+
+#[test]
+fn check_learned_passes_the_embedded_policy_and_fails_a_regressed_one() {
+    let out = allot(&[
+        "simulate",
+        "-q",
+        "--policy",
+        "fgd,learned",
+        "--seeds",
+        "1",
+        "--check-learned",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("against FGD's"), "{}", stderr(&out));
+    // Spreading GPU pods over the emptiest nodes: far worse than FGD.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("spread.json");
+    let mut weights = vec![0.0; allot::policy::learned::features::COUNT];
+    weights[0] = 1.0;
+    weights[1] = 0.5;
+    allot::policy::learned::PolicyFile::new(weights, 100, Default::default())
+        .save(&path)
+        .expect("write the policy file");
+    let out = allot(&[
+        "simulate",
+        "-q",
+        "--policy",
+        "fgd,learned",
+        "--seeds",
+        "1",
+        "--check-learned",
+        "--policy-file",
+        path.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("regressed"), "{}", stderr(&out));
+    let out = allot(&[
+        "simulate",
+        "-q",
+        "--policy",
+        "fgd",
+        "--seeds",
+        "1",
+        "--check-learned",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("needs both learned and fgd"),
+        "{}",
+        stderr(&out)
+    );
+}
