@@ -3,6 +3,9 @@
 //! calling the verb functions directly (no HTTP). Nodes are the embedded
 //! openb node list (repeated with new names to reach 5,000), half-filled with trace pods.
 //!
+//! Under `learned` the store carries shadow prices from the pricing LP, as the extender's
+//! pricer installs them.
+//!
 //! `warm`: the same view answers every iteration (policy caches hot, as between binds).
 //! `after_bind`: a placement is recorded before each timed call, so the view is new and the
 //! changed node must be rescored (what a busy scheduler sees). Percentiles are printed at
@@ -52,6 +55,15 @@ fn bench(c: &mut Criterion) {
         let cluster = cluster(count);
         let args = args_for(&cluster, 500, Some(policy));
         let store = snapshot_store(ClusterSnapshot::new(cluster, Vec::new()));
+        if policy == "learned" {
+            // Prices as the extender's pricer installs them: the LP over 1,000 trace pods.
+            let trace = allot::sim::load_trace("default", None, &[]).expect("embedded trace");
+            let window: Vec<_> = trace.pods.pods.iter().rev().take(1_000).copied().collect();
+            let view = store.view();
+            let book = allot::alloc::price(&view.cluster, &window, Duration::from_secs(2))
+                .expect("pricing LP");
+            store.install_prices(book, &view.base);
+        }
         let mut group = c.benchmark_group(format!("extender_filter_prioritize_{count}_{policy}"));
         group.sample_size(if count > 1000 { 30 } else { 100 });
         group.bench_function("warm", |b| b.iter(|| decide(&store, &args)));

@@ -316,7 +316,10 @@ pub fn train_resumable(
     let generations = opts.search.generations;
     if generations > 0 {
         let (mut search, first) = match saved_search {
-            Some(s) => (Search::restore(s).map_err(TrainError::Checkpoint)?, reached),
+            Some(s) => (
+                Search::restore(s, &opts.search).map_err(TrainError::Checkpoint)?,
+                reached,
+            ),
             None => (Search::new(&st.best.weights, &opts.search, opts.seed), 0),
         };
         if first == 0 {

@@ -37,6 +37,8 @@ fn opts(supervised_epochs: usize, epochs: usize, generations: usize) -> Options 
             elite: 2,
             sigma: 0.02,
             threads: 1,
+            // The LP price weight searched too: one more searched weight to save and restore.
+            prices: true,
         },
         ..Options::default()
     }

@@ -53,6 +53,10 @@ pub struct TrainArgs {
     /// Initial spread of each searched weight (0.01 = one FGD level).
     #[arg(long, default_value_t = 0.02)]
     pub search_sigma: f64,
+    /// Also search the weight of lp_price_cost, the LP's shadow-price feature (the shipped
+    /// policy leaves it at 0: BENCHMARKS.md section 8).
+    #[arg(long)]
+    pub search_prices: bool,
     /// Replay threads (the result does not depend on it; default: every core).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
@@ -228,6 +232,7 @@ fn search_options(args: &TrainArgs) -> anyhow::Result<learn::SearchOptions> {
         elite: args.search_elite as usize,
         sigma: args.search_sigma,
         threads: args.threads.map_or(defaults.threads, |t| t as usize),
+        prices: args.search_prices,
     })
 }
 

@@ -182,6 +182,7 @@ pub fn config(
         };
         out.push((setting, value.to_string()));
     }
+    out.push(("--search-prices".into(), opts.search.prices.to_string()));
     out.push(("buffer".into(), opts.buffer.to_string()));
     let keep = if opts.keep_last { "last" } else { "best" };
     out.push(("--keep".into(), keep.into()));
@@ -302,7 +303,7 @@ pub fn load(
         ));
     }
     if let Some(s) = &c.search {
-        Search::restore(s.clone()).map_err(corrupt)?;
+        Search::restore(s.clone(), &opts.search).map_err(corrupt)?;
     }
     Ok(c)
 }

@@ -17,8 +17,18 @@ use crate::rng::Rng;
 use crate::sim::replay::arrivals;
 
 /// Weights the search moves: the features of the node after the placement and the model
-/// match and the LP price (not FGD's score, frozen at 1, nor the per-decision constants).
-pub const SEARCHED: [usize; 8] = [1, 2, 3, 4, 5, 9, 10, 14];
+/// match (not FGD's score, frozen at 1, nor the per-decision constants).
+pub const SEARCHED: [usize; 7] = [1, 2, 3, 4, 5, 9, 10];
+
+/// The weights a search with `opts` moves: [`SEARCHED`], and the LP price's with
+/// `--search-prices`.
+pub fn searched(opts: &SearchOptions) -> Vec<usize> {
+    let mut out = SEARCHED.to_vec();
+    if opts.prices {
+        out.push(crate::policy::learned::features::PRICE);
+    }
+    out
+}
 
 /// Cross-entropy method settings (`allot train --search-*` flags).
 #[derive(Debug, Clone, PartialEq)]
@@ -32,6 +42,9 @@ pub struct SearchOptions {
     pub sigma: f64,
     /// Replay threads (results do not depend on it: each replay is seeded by its seed).
     pub threads: usize,
+    /// Also search the weight of `lp_price_cost` (the LP's shadow prices; off by default,
+    /// see BENCHMARKS.md §8 for why).
+    pub prices: bool,
 }
 
 impl Default for SearchOptions {
@@ -42,6 +55,7 @@ impl Default for SearchOptions {
             elite: 3,
             sigma: 0.02,
             threads: std::thread::available_parallelism().map_or(1, usize::from),
+            prices: false,
         }
     }
 }
@@ -119,6 +133,8 @@ pub struct SearchState {
 /// The search's state between generations: a diagonal Gaussian over [`SEARCHED`].
 #[derive(Debug)]
 pub struct Search {
+    /// Indices of the weights moved ([`searched`]).
+    indices: Vec<usize>,
     mean: Vec<f64>,
     sigma: Vec<f64>,
     base: Vec<f64>,
@@ -128,9 +144,11 @@ pub struct Search {
 impl Search {
     /// Start at `start` (its searched weights are the mean), spread `opts.sigma`.
     pub fn new(start: &[f64], opts: &SearchOptions, seed: u64) -> Self {
+        let indices = searched(opts);
         Search {
-            mean: SEARCHED.iter().map(|&i| start[i]).collect(),
-            sigma: vec![opts.sigma; SEARCHED.len()],
+            mean: indices.iter().map(|&i| start[i]).collect(),
+            sigma: vec![opts.sigma; indices.len()],
+            indices,
             base: start.to_vec(),
             rng: Rng::derive(seed, 0x4345_4d00),
         }
@@ -148,7 +166,7 @@ impl Search {
         // The current mean is always a candidate, so a generation never forgets it.
         let mut pop = vec![self.weights(&self.mean.clone())];
         while pop.len() < opts.population.max(2) {
-            let point: Vec<f64> = (0..SEARCHED.len())
+            let point: Vec<f64> = (0..self.indices.len())
                 .map(|k| self.mean[k] + self.sigma[k] * normal(&mut self.rng))
                 .collect();
             pop.push(self.weights(&point));
@@ -162,7 +180,7 @@ impl Search {
             .map(|&i| &pop[i])
             .collect();
         let n = elite.len() as f64;
-        for (k, &i) in SEARCHED.iter().enumerate() {
+        for (k, &i) in self.indices.iter().enumerate() {
             let m = elite.iter().map(|w| w[i]).sum::<f64>() / n;
             let var = elite.iter().map(|w| (w[i] - m).powi(2)).sum::<f64>() / n;
             self.mean[k] = m;
@@ -187,10 +205,11 @@ impl Search {
 
     /// The search continuing from a saved [`Search::state`]; says what is wrong with a state
     /// this allot cannot continue (lengths for other features, a dead RNG, non-finite values).
-    pub fn restore(state: SearchState) -> Result<Self, String> {
+    pub fn restore(state: SearchState, opts: &SearchOptions) -> Result<Self, String> {
+        let indices = searched(opts);
         let lengths = [
-            ("mean", state.mean.len(), SEARCHED.len()),
-            ("sigma", state.sigma.len(), SEARCHED.len()),
+            ("mean", state.mean.len(), indices.len()),
+            ("sigma", state.sigma.len(), indices.len()),
             ("base", state.base.len(), COUNT),
         ];
         for (what, len, want) in lengths {
@@ -204,6 +223,7 @@ impl Search {
         }
         let rng = Rng::from_state(state.rng).ok_or("search RNG state is all zeros")?;
         Ok(Search {
+            indices,
             mean: state.mean,
             sigma: state.sigma,
             base: state.base,
@@ -213,7 +233,7 @@ impl Search {
 
     fn weights(&self, point: &[f64]) -> Vec<f64> {
         let mut w = self.base.clone();
-        for (k, &i) in SEARCHED.iter().enumerate() {
+        for (k, &i) in self.indices.iter().enumerate() {
             w[i] = point[k];
         }
         debug_assert_eq!(w.len(), COUNT);

@@ -128,7 +128,16 @@ pub(super) fn with_weights(
         .map(|(p, _)| p.to_string())
         .collect(),
         kept: String::new(),
-        hyperparameters: hyper.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        hyperparameters: hyper
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            // Named only when set, so files of searches without it read as before.
+            .chain(
+                opts.search
+                    .prices
+                    .then(|| ("search_prices".to_string(), 1.0)),
+            )
+            .collect(),
         code_version: env!("CARGO_PKG_VERSION").to_string(),
         // No timestamp: the same command, seeds and thread count write the same file.
         created: String::new(),
