@@ -106,6 +106,51 @@ fn find<'a>(objs: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
         .find(|o| o["kind"].as_str() == Some(kind) && o["metadata"]["name"].as_str() == Some(name))
 }
 
+/// The extender's NetworkPolicy admits only the chart's kube-scheduler pods to the verbs
+/// port and anyone to the metrics port (probes, /metrics). Its shape only: the e2e cluster
+/// has no network plugin to enforce it.
+fn check_network_policy(objs: &[Value]) -> Result<()> {
+    let name = format!("{RELEASE}-extender");
+    let np = find(objs, "NetworkPolicy", &name)
+        .with_context(|| format!("no NetworkPolicy {name} rendered"))?;
+    let spec = &np["spec"];
+    let component = |selector: &Value| {
+        selector["matchLabels"]["app.kubernetes.io/component"]
+            .as_str()
+            .map(str::to_string)
+    };
+    ensure!(
+        component(&spec["podSelector"]).as_deref() == Some("extender"),
+        "the NetworkPolicy does not select the extender's pods: {spec:?}"
+    );
+    let rules = spec["ingress"].as_sequence().context("no ingress rules")?;
+    ensure!(rules.len() == 2, "expected two ingress rules: {rules:?}");
+    let port = |rule: &Value| {
+        let ports = rule["ports"].as_sequence().cloned().unwrap_or_default();
+        ports
+            .iter()
+            .map(|p| p["port"].as_str().map(str::to_string))
+            .collect::<Vec<_>>()
+    };
+    ensure!(port(&rules[0]) == [Some("http".to_string())], "{rules:?}");
+    let from = rules[0]["from"]
+        .as_sequence()
+        .context("the verbs rule names no peers")?;
+    ensure!(
+        from.len() == 1 && component(&from[0]["podSelector"]).as_deref() == Some("scheduler"),
+        "the verbs port admits more than the scheduler's pods: {from:?}"
+    );
+    ensure!(
+        port(&rules[1]) == [Some("metrics".to_string())],
+        "{rules:?}"
+    );
+    ensure!(
+        rules[1]["from"].is_null(),
+        "the metrics port is open to anyone by default"
+    );
+    Ok(())
+}
+
 /// The scheduler configuration names the extender's Service and port, with e2e/up's settings.
 fn check_scheduler_config(objs: &[Value], ns: &str) -> Result<()> {
     let service = format!("{RELEASE}-extender");
@@ -246,10 +291,20 @@ async fn chart_renders_and_the_api_server_accepts_it() -> Result<()> {
                 ("embedded", &["controller.embedded=true"]),
                 ("no-agent", &["agent.enabled=false"]),
             ];
+            // Without the chart's scheduler, the policy needs the user's peers: said, not guessed.
+            let refused = render(&helm, &kube_version, &ns, &["scheduler.enabled=false"])
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
+            ensure!(
+                refused.contains("networkPolicy.verbsFrom"),
+                "scheduler.enabled=false without networkPolicy.verbsFrom rendered: {refused}"
+            );
             for (variant, sets) in variants {
                 let rendered = render(&helm, &kube_version, &ns, sets)?;
                 let objs = objects(&rendered)?;
                 check_scheduler_config(&objs, &ns).with_context(|| format!("variant {variant}"))?;
+                check_network_policy(&objs).with_context(|| format!("variant {variant}"))?;
 
                 let has = |kind: &str, component: &str| {
                     find(&objs, kind, &format!("{RELEASE}-{component}")).is_some()
