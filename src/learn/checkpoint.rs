@@ -28,30 +28,7 @@ pub const VERSION: u32 = 1;
 /// far larger is not one, and is refused before it is read into memory.
 const MAX_BYTES: u64 = 16 << 20;
 
-/// The phase a checkpoint was taken in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Phase {
-    Supervised,
-    QLearning,
-    Search,
-}
-
-impl Phase {
-    /// The phase's name, as in the curves.
-    pub fn name(self) -> &'static str {
-        match self {
-            Phase::Supervised => "supervised",
-            Phase::QLearning => "q-learning",
-            Phase::Search => "policy search",
-        }
-    }
-
-    fn parse(name: &str) -> Option<Self> {
-        [Phase::Supervised, Phase::QLearning, Phase::Search]
-            .into_iter()
-            .find(|p| p.name() == name)
-    }
-}
+pub use super::setup::Phase;
 
 /// The best weights on the validation replays so far.
 #[derive(Debug, Clone, PartialEq)]

@@ -2,7 +2,6 @@
 //! will make (for the progress bar, resumed runs included), and the policy file it writes,
 //! with the provenance that says how it was trained.
 
-use super::checkpoint::Phase;
 use super::{EVALUATION_SEEDS, Options, Trace, TrainError};
 use crate::model::PodDemand;
 use crate::policy::learned::{PolicyFile, Provenance};
@@ -147,4 +146,30 @@ pub(super) fn with_weights(
         crate::policy::learned::file::DEFAULT_LEVELS,
         provenance,
     )
+}
+
+/// The phase a checkpoint was taken in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Phase {
+    Supervised,
+    QLearning,
+    Search,
+}
+
+impl Phase {
+    /// The phase's name, as in the curves.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Supervised => "supervised",
+            Phase::QLearning => "q-learning",
+            Phase::Search => "policy search",
+        }
+    }
+
+    /// The phase named `name` (as [`Phase::name`] writes it).
+    pub(crate) fn parse(name: &str) -> Option<Self> {
+        [Phase::Supervised, Phase::QLearning, Phase::Search]
+            .into_iter()
+            .find(|p| p.name() == name)
+    }
 }
