@@ -174,7 +174,12 @@ fn rows(tmp: &Path) -> Vec<Row> {
         train_row(
             &["--seeds", "5-3"],
             REFUSED,
-            r#"error: --seeds: --seeds: range "5-3" is empty (start > end)"#,
+            r#"error: --seeds: range "5-3" is empty (start > end)"#,
+        ),
+        train_row(
+            &["--validation-seeds", "5-3"],
+            REFUSED,
+            r#"error: --validation-seeds: range "5-3" is empty (start > end)"#,
         ),
         train_row(
             &["--resume"],

@@ -312,30 +312,35 @@ fn parse_threads(text: &str) -> Result<usize, String> {
 /// `42-51`, `1,5,9`, or a mix; each seed once, in the order given. An error names the part
 /// of the list that is wrong, as given.
 pub fn parse_seeds(text: &str) -> anyhow::Result<Vec<u64>> {
+    parse_seeds_for("--seeds", text)
+}
+
+/// [`parse_seeds`] for the flag `flag`, which errors name.
+pub fn parse_seeds_for(flag: &str, text: &str) -> anyhow::Result<Vec<u64>> {
     let mut out: Vec<u64> = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let num = |s: &str| -> anyhow::Result<u64> {
             let s = s.trim();
             if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-                bail!("--seeds: {part:?} is not a non-negative integer or a range like 42-51");
+                bail!("{flag}: {part:?} is not a non-negative integer or a range like 42-51");
             }
             s.parse()
-                .with_context(|| format!("--seeds: {part:?} is larger than a seed can be"))
+                .with_context(|| format!("{flag}: {part:?} is larger than a seed can be"))
         };
         let (lo, hi) = match part.split_once('-') {
             Some((a, b)) => (num(a)?, num(b)?),
             None => (num(part)?, num(part)?),
         };
         if lo > hi {
-            bail!("--seeds: range {part:?} is empty (start > end)");
+            bail!("{flag}: range {part:?} is empty (start > end)");
         }
         if hi - lo >= MAX_SEEDS as u64 || out.len() + ((hi - lo) as usize) >= MAX_SEEDS {
-            bail!("--seeds: more than {MAX_SEEDS} seeds");
+            bail!("{flag}: more than {MAX_SEEDS} seeds");
         }
         out.extend((lo..=hi).filter(|s| !out.contains(s)).collect::<Vec<_>>());
     }
     if out.is_empty() {
-        bail!("--seeds is empty; give e.g. 42-51");
+        bail!("{flag} is empty; give e.g. 42-51");
     }
     Ok(out)
 }

@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use clap::Args;
 use plotters::prelude::*;
 
-use super::simulate::{parse_seeds, progress_bar};
+use super::simulate::{parse_seeds_for, progress_bar};
 use crate::learn::checkpoint::{self, Checkpoint, Phase};
 use crate::learn::{self, CurvePoint, Options, Trace};
 use crate::sim::load_trace;
@@ -92,8 +92,8 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
-    let seeds = parse_seeds(&args.seeds).context("--seeds")?;
-    let validation = parse_seeds(&args.validation_seeds).context("--validation-seeds")?;
+    let seeds = parse_seeds_for("--seeds", &args.seeds)?;
+    let validation = parse_seeds_for("--validation-seeds", &args.validation_seeds)?;
     if !(0.0..1.0).contains(&args.gamma) {
         bail!("--gamma {} must be in 0..1", args.gamma);
     }

@@ -74,10 +74,11 @@ pub struct PolicyFile {
 /// Why a policy file cannot be used. Messages name the file.
 #[derive(Debug, thiserror::Error)]
 pub enum PolicyFileError {
-    #[error("policy file {file}: {source}")]
+    // `problem`, not `source`: the message already says it, so a chain must not repeat it.
+    #[error("policy file {file}: {problem}")]
     Read {
         file: String,
-        source: std::io::Error,
+        problem: std::io::Error,
     },
     #[error(
         "policy file {file}: {bytes} bytes is too large for a policy file (at most {MAX_BYTES})"
@@ -155,9 +156,9 @@ impl PolicyFile {
     /// Read a policy file from disk (at most 1 MiB).
     pub fn load(path: &Path) -> Result<Self, PolicyFileError> {
         let file = path.display().to_string();
-        let read = |source| PolicyFileError::Read {
+        let read = |problem| PolicyFileError::Read {
             file: file.clone(),
-            source,
+            problem,
         };
         let bytes = std::fs::metadata(path).map_err(read)?.len();
         if bytes > MAX_BYTES {
