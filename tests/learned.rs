@@ -5,28 +5,14 @@
 // Test helpers panic on purpose: a panic is the failure report.
 #![allow(clippy::unwrap_used)]
 
-use allot::learn::{self, Options, Trace, TrainError};
-use allot::model::Cluster;
+use allot::learn::{self, Options, TrainError};
 use allot::policy::PolicyKind;
 use allot::policy::learned::PolicyFile;
 use allot::sim::load_trace;
 use allot::sim::replay::{arrivals, context, replay};
 
-/// The first `nodes` nodes and `pods` pods of the bundled trace.
-fn slice(nodes: usize, pods: usize) -> Trace {
-    let t = load_trace("default", None, &[]).unwrap();
-    let target = t.workload().target();
-    let cluster = Cluster::new(
-        t.cluster.models.clone(),
-        t.cluster.nodes()[..nodes].to_vec(),
-    );
-    Trace {
-        name: "default-slice".into(),
-        cluster,
-        pods: t.pods.pods[..pods].to_vec(),
-        target,
-    }
-}
+mod common;
+use common::slice;
 
 fn smoke() -> Options {
     Options {

@@ -6,25 +6,10 @@
 
 use allot::learn::checkpoint::{self, Checkpoint, Phase};
 use allot::learn::{self, CurvePoint, Options, SearchOptions, Trace, TrainError};
-use allot::model::Cluster;
 use allot::policy::learned::PolicyFile;
-use allot::sim::load_trace;
 
-/// The first `nodes` nodes and `pods` pods of the bundled trace.
-fn slice(nodes: usize, pods: usize) -> Trace {
-    let t = load_trace("default", None, &[]).unwrap();
-    let target = t.workload().target();
-    let cluster = Cluster::new(
-        t.cluster.models.clone(),
-        t.cluster.nodes()[..nodes].to_vec(),
-    );
-    Trace {
-        name: "default-slice".into(),
-        cluster,
-        pods: t.pods.pods[..pods].to_vec(),
-        target,
-    }
-}
+mod common;
+use common::slice;
 
 fn opts(supervised_epochs: usize, epochs: usize, generations: usize) -> Options {
     Options {
