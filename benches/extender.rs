@@ -1,15 +1,21 @@
-//! Extender decision latency: filter + prioritize for one shared-GPU pod at 500 and 5,000
-//! candidate nodes, under FGD (the default) and under `learned` (the pod asks for it),
-//! calling the verb functions directly (no HTTP). Nodes are the embedded
-//! openb node list (repeated with new names to reach 5,000), half-filled with trace pods.
+//! Extender decision latency: filter + prioritize for one shared-GPU pod at 500, 5,000 and
+//! 20,000 candidate nodes, under FGD (the default) and under `learned` (the pod asks for it),
+//! calling the verb functions directly (no HTTP). Clusters are copies of the embedded openb
+//! node list, each loaded by an FGD replay to 90 % of its GPU requested (`loaded`), and the
+//! worst case for grouping by shape, the same with every node's shape made different
+//! (`distinct`); the bench prints each cluster's number of distinct node shapes.
 //!
 //! Under `learned` the store carries shadow prices from the pricing LP, as the extender's
 //! pricer installs them.
 //!
 //! `warm`: the same view answers every iteration (policy caches hot, as between binds).
 //! `after_bind`: a placement is recorded before each timed call, so the view is new and the
-//! changed node must be rescored (what a busy scheduler sees). Percentiles are printed at
-//! the end from separately timed calls, since criterion reports means.
+//! changed node must be rescored (what a busy scheduler sees between snapshots).
+//! `after_rebuild`: the base snapshot is replaced before each timed call, as the extender does
+//! after every burst of cluster changes, so every node's score is cold. Percentiles are
+//! printed at the end from separately timed calls, since criterion reports means.
+//!
+//! `ALLOT_BENCH_NODES=500,5000` limits the sizes (default 500,5000,20000).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -19,10 +25,11 @@ use allot::extender::state::{ClusterSnapshot, Store};
 use allot::extender::verbs::{filter, prioritize};
 use allot::extender::wire::ExtenderArgs;
 use allot::live::pod::parse_pod;
+use allot::model::Cluster;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 mod common;
-use common::{args_for, cluster, percentiles};
+use common::{args_for, distinct, loaded, percentiles};
 
 fn decide(store: &Store, args: &ExtenderArgs) {
     let (f, _) = filter(store, args).expect("filter");
@@ -46,64 +53,77 @@ fn bind_one(store: &Store, args: &ExtenderArgs, k: &mut usize) {
     let _ = store.record(&req, &view.cluster.nodes()[*k % n].name);
 }
 
+/// A store over `cluster`; under `learned`, with prices from the LP over 1,000 trace pods.
+fn store_for(cluster: &Cluster, policy: &str) -> Store {
+    let store = snapshot_store(ClusterSnapshot::new(cluster.clone(), Vec::new()));
+    if policy == "learned" {
+        let trace = allot::sim::load_trace("default", None, &[]).expect("embedded trace");
+        let window: Vec<_> = trace.pods.pods.iter().rev().take(1_000).copied().collect();
+        let view = store.view();
+        let book = allot::alloc::price(&view.cluster, &window, Duration::from_secs(2))
+            .expect("pricing LP");
+        store.install_prices(book, &view.base);
+    }
+    store
+}
+
+fn sizes() -> Vec<usize> {
+    std::env::var("ALLOT_BENCH_NODES")
+        .ok()
+        .map(|v| v.split(',').filter_map(|s| s.trim().parse().ok()).collect())
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| vec![500, 5_000, 20_000])
+}
+
 fn bench(c: &mut Criterion) {
     let mut report = Vec::new();
-    for (count, policy) in [500usize, 5_000]
-        .into_iter()
-        .flat_map(|n| [(n, "fgd"), (n, "learned")])
-    {
-        let cluster = cluster(count);
-        let args = args_for(&cluster, 500, Some(policy));
-        let store = snapshot_store(ClusterSnapshot::new(cluster, Vec::new()));
-        if policy == "learned" {
-            // Prices as the extender's pricer installs them: the LP over 1,000 trace pods.
-            let trace = allot::sim::load_trace("default", None, &[]).expect("embedded trace");
-            let window: Vec<_> = trace.pods.pods.iter().rev().take(1_000).copied().collect();
-            let view = store.view();
-            let book = allot::alloc::price(&view.cluster, &window, Duration::from_secs(2))
-                .expect("pricing LP");
-            store.install_prices(book, &view.base);
-        }
-        let mut group = c.benchmark_group(format!("extender_filter_prioritize_{count}_{policy}"));
-        group.sample_size(if count > 1000 { 30 } else { 100 });
-        group.bench_function("warm", |b| b.iter(|| decide(&store, &args)));
-        group.bench_function("filter_only", |b| {
-            b.iter(|| black_box(filter(&store, &args).expect("filter")))
-        });
-        group.bench_function("prioritize_only", |b| {
-            b.iter(|| black_box(prioritize(&store, &args).expect("prioritize")))
-        });
-        let mut k = 0usize;
-        group.bench_function("after_bind", |b| {
-            b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
+    for count in sizes() {
+        for (load, cluster) in [("loaded", loaded(count)), ("distinct", distinct(count))] {
+            let shapes = allot::model::distinct_shapes(cluster.nodes());
+            report.push((
+                format!("{count} nodes, {load}: {shapes} distinct shapes"),
+                None,
+            ));
+            for policy in ["fgd", "learned"] {
+                let args = args_for(&cluster, 500, Some(policy));
+                let store = store_for(&cluster, policy);
+                let label = format!("{count}_{load}_{policy}");
+                let mut group = c.benchmark_group(format!("extender_filter_prioritize_{label}"));
+                group.sample_size(if count > 1000 { 20 } else { 100 });
+                group.bench_function("warm", |b| b.iter(|| decide(&store, &args)));
+                group.finish();
+                let runs = match count {
+                    0..=1_000 => 1_000,
+                    1_001..=10_000 => 200,
+                    _ => 50,
+                };
+                let (mut warm, mut bound, mut rebuilt) = (Vec::new(), Vec::new(), Vec::new());
+                let mut k = 0usize;
+                for _ in 0..runs {
+                    let t = Instant::now();
+                    decide(&store, &args);
+                    warm.push(t.elapsed());
                     bind_one(&store, &args, &mut k);
                     let t = Instant::now();
                     decide(&store, &args);
-                    total += t.elapsed();
+                    bound.push(t.elapsed());
+                    store.replace(ClusterSnapshot::new(cluster.clone(), Vec::new()));
+                    let t = Instant::now();
+                    decide(&store, &args);
+                    rebuilt.push(t.elapsed());
                 }
-                total
-            })
-        });
-        group.finish();
-        let runs = if count > 1000 { 300 } else { 2_000 };
-        let mut warm = Vec::with_capacity(runs);
-        let mut fresh = Vec::with_capacity(runs);
-        for _ in 0..runs {
-            let t = Instant::now();
-            decide(&store, &args);
-            warm.push(t.elapsed());
-            bind_one(&store, &args, &mut k);
-            let t = Instant::now();
-            decide(&store, &args);
-            fresh.push(t.elapsed());
+                let name = format!("{count} nodes, {load}, {policy}");
+                report.push((format!("{name}, warm"), Some(warm)));
+                report.push((format!("{name}, after_bind"), Some(bound)));
+                report.push((format!("{name}, after_rebuild"), Some(rebuilt)));
+            }
         }
-        report.push((format!("{count} nodes, {policy}, warm"), warm));
-        report.push((format!("{count} nodes, {policy}, after_bind"), fresh));
     }
     for (label, samples) in report {
-        percentiles(&label, samples);
+        match samples {
+            Some(samples) => percentiles(&label, samples),
+            None => println!("{label}"),
+        }
     }
 }
 

@@ -5,13 +5,15 @@ pub mod cluster;
 pub mod demand;
 pub mod frag;
 pub mod gpu;
-mod misfit;
+pub mod misfit;
 pub mod node;
 pub mod pod;
 pub mod quantity;
+pub mod shape;
 
 pub use cluster::{Cluster, Placement};
 pub use demand::{DemandError, DemandParts, parse_demand};
 pub use gpu::{ModelCatalog, ModelId, ModelSet};
 pub use node::{DeviceSet, MAX_GPUS_PER_NODE, Misfit, Node};
 pub use pod::{GpuDemand, MILLI_PER_GPU, PodDemand, PodShape};
+pub use shape::{NodeShape, distinct_shapes};

@@ -15,17 +15,16 @@
 //! described in `snapshot/file.rs`).
 
 mod file;
-mod fxhash;
+mod name_index;
 mod node;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, Placement, PodDemand, PodShape};
 
 pub use file::{BoundPodEntry, SnapshotFile, load_snapshot, parse_snapshot};
-use fxhash::FxHashMap;
+pub use name_index::{NodeIndex, node_index};
 pub use node::{NodeState, Telemetry};
 
 /// A pod running on a node, as allot accounts it.
@@ -53,19 +52,6 @@ pub struct ClusterSnapshot {
     /// [`NodeState::healthy`] where nothing is known beyond allocation (snapshot files).
     pub states: Vec<NodeState>,
     pub taken_at: Instant,
-}
-
-/// Node name -> position in the cluster. Keys share the nodes' names.
-pub type NodeIndex = FxHashMap<Arc<str>, usize>;
-
-/// The name index of `cluster`'s nodes.
-pub fn node_index(cluster: &Cluster) -> NodeIndex {
-    cluster
-        .nodes()
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.name.clone(), i))
-        .collect()
 }
 
 impl ClusterSnapshot {

@@ -1,5 +1,6 @@
-//! Fixtures shared by the extender benches: an openb-shaped cluster, a shared-GPU pod's
-//! request, and latency percentiles.
+//! Fixtures shared by the extender benches: openb-shaped clusters (filled round-robin, loaded
+//! by a replay, or with every node's shape different), a shared-GPU pod's request, and latency
+//! percentiles.
 
 #![allow(dead_code)] // each bench uses its own subset
 
@@ -27,6 +28,75 @@ pub fn cluster(count: usize) -> Cluster {
         {
             let _ = cluster.place(pod, Placement { node, devices });
         }
+    }
+    cluster
+}
+
+/// How full [`loaded`] fills each copy of the openb cluster: GPU requested / capacity.
+pub const LOADED_ARRIVED: f64 = 0.9;
+
+/// `count` nodes as a cluster in use looks: copies of the openb node list (the copies renamed),
+/// each filled by an FGD replay of the default trace (its own seed per copy) up to
+/// [`LOADED_ARRIVED`] of its GPU capacity requested, so node shapes are as varied as a replay
+/// makes them.
+pub fn loaded(count: usize) -> Cluster {
+    let trace = allot::sim::load_trace("default", None, &[]).expect("embedded trace");
+    let target = trace.workload().target();
+    let base = &trace.cluster;
+    let capacity = base.gpu_capacity_milli();
+    let mut nodes = Vec::with_capacity(count);
+    for copy in 0.. {
+        if nodes.len() >= count {
+            break;
+        }
+        let seed = 1_000 + copy as u64;
+        let mut arrivals = allot::sim::replay::arrivals(&trace.pods.pods, capacity, seed);
+        let mut requested = 0u64;
+        let stop = (LOADED_ARRIVED * capacity as f64) as u64;
+        let keep = arrivals
+            .iter()
+            .take_while(|p| {
+                requested += p.gpu.total_milli();
+                requested <= stop
+            })
+            .count();
+        arrivals.truncate(keep);
+        let ctx = allot::sim::replay::context(base, &target, seed);
+        let mut fgd = allot::policy::Fgd::new(target.clone());
+        let mut last = None;
+        allot::sim::replay::replay_with(base, &arrivals, &mut fgd, ctx, |step| {
+            if step.index + 1 == arrivals.len() {
+                last = Some(step.cluster.clone());
+            }
+        });
+        let filled = last.unwrap_or_else(|| base.clone());
+        for n in filled.nodes().iter().take(count - nodes.len()) {
+            let mut n = n.clone();
+            n.name = format!("{}-c{copy}", n.name).into();
+            nodes.push(n);
+        }
+    }
+    Cluster::new(base.models.clone(), nodes)
+}
+
+/// The worst case for grouping by shape: [`loaded`] with node `i`'s free CPU lowered by a
+/// further `i + 1` milli, so (nearly) every node's shape differs.
+pub fn distinct(count: usize) -> Cluster {
+    let mut cluster = loaded(count);
+    for i in 0..count {
+        let node = &cluster.nodes()[i];
+        let take = (i as u64 + 1).min(node.cpu_free);
+        let pod = allot::model::PodDemand {
+            cpu_milli: take,
+            memory_bytes: 0,
+            gpu: allot::model::GpuDemand::None,
+            models: allot::model::ModelSet::ANY,
+        };
+        let at = Placement {
+            node: i,
+            devices: allot::model::DeviceSet::default(),
+        };
+        let _ = cluster.place(&pod, at);
     }
     cluster
 }

@@ -30,7 +30,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(args) = serde_json::from_slice::<ExtenderArgs>(data) {
         if let Ok((result, _)) = verbs::filter(&store, &args) {
             // Bind the pod to the first node that passed, as kube-scheduler would next.
-            let node = result.node_names.as_ref().and_then(|n| n.first().cloned());
+            let node = result.node_names.as_ref().and_then(|n| n.first().map(|n| n.to_string()));
             if let (Some(pod), Some(node)) = (args.pod.as_ref(), node) {
                 let binding = ExtenderBindingArgs {
                     pod_name: pod.metadata.name.clone().unwrap_or_default(),

@@ -64,7 +64,7 @@ pub fn with_reservations(snap: &ClusterSnapshot, ctx: &Context, own: &str) -> Cl
         if request == own || bound.contains(key.as_str()) || !seen.insert(key) {
             return;
         }
-        if let Some(&i) = snap.index.get(node) {
+        if let Some(i) = snap.index.get(node) {
             // A reservation that no longer fits is the other request's PlanStale to fix.
             let _ = cluster.place(&demand, Placement { node: i, devices });
         }

@@ -106,16 +106,16 @@ fn bad_request(message: String) -> Response {
         .into_response()
 }
 
-/// Decode, answer, time; `decide` returns the answer and the policy that decided, if any.
-fn serve<A, R>(
+/// Decode, answer, time; `decide` returns the encoded answer (it may borrow from the
+/// request) and the policy that decided, if any.
+fn serve<A>(
     ext: &Extender,
     verb: Verb,
     body: &[u8],
-    decide: impl FnOnce(&Store, &A) -> Result<(R, Option<&'static str>), VerbError>,
+    decide: impl FnOnce(&Store, &A) -> Result<(Response, Option<&'static str>), VerbError>,
 ) -> Response
 where
     A: DeserializeOwned,
-    R: Serialize,
 {
     let start = Instant::now();
     let answer = serde_json::from_slice::<A>(body)
@@ -126,7 +126,7 @@ where
             if let Some(p) = policy {
                 ext.metrics.decided(p);
             }
-            (Outcome::Ok, axum::Json(result).into_response())
+            (Outcome::Ok, result)
         }
         Err(message) => {
             logging::bad_request(verb.name(), &message);
@@ -137,15 +137,19 @@ where
     response
 }
 
+fn json(answer: &impl Serialize) -> Response {
+    axum::Json(answer).into_response()
+}
+
 async fn filter(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
     serve(&ext, Verb::Filter, &body, |s, a| {
-        verbs::filter(s, a).map(|(r, p)| (r, p.map(|k| k.name())))
+        verbs::filter(s, a).map(|(r, p)| (json(&r), p.map(|k| k.name())))
     })
 }
 
 async fn prioritize(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
     serve(&ext, Verb::Prioritize, &body, |s, a| {
-        verbs::prioritize(s, a).map(|(r, p)| (r, p.map(|k| k.name())))
+        verbs::prioritize(s, a).map(|(r, p)| (json(&r), p.map(|k| k.name())))
     })
 }
 
@@ -185,6 +189,6 @@ async fn bind(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
 
 async fn preempt(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
     serve(&ext, Verb::Preempt, &body, |s, a| {
-        super::preempt::preempt(s, a).map(|r| (r, None))
+        super::preempt::preempt(s, a).map(|r| (json(&r), None))
     })
 }

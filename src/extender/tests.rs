@@ -131,11 +131,18 @@ fn filter_pod(annotations: serde_json::Value, gpus: u32) -> ExtenderArgs {
 fn reasons(store: &Store, args: &ExtenderArgs) -> (Vec<String>, String, String) {
     let (out, _) = filter(store, args).unwrap();
     (
-        out.node_names.unwrap_or_default(),
-        out.failed_nodes.get("b").cloned().unwrap_or_default(),
-        out.failed_and_unresolvable_nodes
+        out.node_names
+            .iter()
+            .flatten()
+            .map(|n| n.to_string())
+            .collect(),
+        out.failed()
             .get("b")
-            .cloned()
+            .map(|r| r.to_string())
+            .unwrap_or_default(),
+        out.unresolvable()
+            .get("b")
+            .map(|r| r.to_string())
             .unwrap_or_default(),
     )
 }
@@ -154,7 +161,10 @@ fn stale_telemetry_filters_a_node_as_retryable_only_when_failing_closed() {
     assert_eq!(passed, ["a", "b"]);
     let (passed, retry, never) = reasons(&two_nodes(stale, true), &args);
     assert_eq!(passed, ["a"]);
-    assert!(retry.starts_with("node telemetry is 90s old"), "{retry}");
+    assert!(
+        retry.starts_with("node telemetry is out of date (stale after 60s"),
+        "{retry}"
+    );
     assert!(never.is_empty());
 }
 
@@ -195,9 +205,9 @@ fn a_planned_pod_passes_only_its_planned_node_and_binds_to_its_planned_devices()
     });
     let args = filter_pod(planned, 1);
     let (out, _) = filter(&store, &args).unwrap();
-    assert_eq!(out.node_names.unwrap(), ["a"]);
+    assert_eq!(out.node_names.as_deref(), Some(&["a"][..]));
     assert_eq!(
-        out.failed_and_unresolvable_nodes["b"],
+        out.unresolvable()["b"],
         "its ScheduleRequest plan puts this pod on node a"
     );
     let bound = bind(
@@ -293,7 +303,7 @@ fn the_chosen_answer_is_the_node_prioritize_ranks_first() {
         assert_eq!(decided, Some(policy));
         let (ranked, _) = prioritize(&store, &args).unwrap();
         let score = |n: &str| ranked.iter().find(|h| h.host == n).map(|h| h.score);
-        assert_eq!(score(&passed[0]), Some(10), "{policy:?}: {ranked:?}");
+        assert_eq!(score(passed[0]), Some(10), "{policy:?}: {ranked:?}");
         let (again, _) = filter(&store, &args).unwrap();
         assert_eq!(
             again.node_names.unwrap(),
@@ -301,28 +311,19 @@ fn the_chosen_answer_is_the_node_prioritize_ranks_first() {
             "{policy:?}: ties break the same way"
         );
     }
-    let (out, _) = filter(
-        &store,
-        &offer(PolicyKind::BestFit, 1, serde_json::json!({})),
-    )
-    .unwrap();
+    let args = offer(PolicyKind::BestFit, 1, serde_json::json!({}));
+    let (out, _) = filter(&store, &args).unwrap();
     assert_eq!(
         out.node_names.unwrap(),
         ["b"],
         "best fit takes the half-used node"
     );
     // Infeasible nodes keep their reasons; the choice is among the feasible ones.
-    let (out, _) = filter(
-        &store,
-        &offer(PolicyKind::BestFit, 2, serde_json::json!({})),
-    )
-    .unwrap();
-    let passed = out.node_names.unwrap();
+    let args = offer(PolicyKind::BestFit, 2, serde_json::json!({}));
+    let (out, _) = filter(&store, &args).unwrap();
+    let passed = out.node_names.clone().unwrap();
     assert!(passed == ["a"] || passed == ["c"], "{passed:?}");
-    assert_eq!(
-        out.failed_nodes["b"],
-        "pod needs 2 whole GPUs; 1 of 2 are free"
-    );
+    assert_eq!(out.failed()["b"], "pod needs 2 whole GPUs; fewer are free");
 }
 
 #[test]
@@ -352,7 +353,8 @@ fn auto_leaves_pods_with_soft_preferences_to_kube_scheduler_scoring() {
     ];
     for (spec, want, answer) in cases {
         let store = three_nodes(answer);
-        let (out, decided) = filter(&store, &offer(PolicyKind::Fgd, 1, spec.clone())).unwrap();
+        let args = offer(PolicyKind::Fgd, 1, spec.clone());
+        let (out, decided) = filter(&store, &args).unwrap();
         let passed = out.node_names.unwrap();
         assert_eq!(passed.len(), want, "{answer:?} {spec}: {passed:?}");
         assert_eq!(decided.is_some(), want == 1, "{answer:?} {spec}");
@@ -379,11 +381,8 @@ fn a_policy_file_decides_for_learned_and_its_hash_is_in_the_metrics() {
     let file = std::sync::Arc::new(PolicyFile::new(weights, 100, Provenance::default()));
     let store = three_nodes(FilterAnswer::Chosen).with_learned(file.clone());
     assert_eq!(store.learned_hash(), file.hash);
-    let (out, decided) = filter(
-        &store,
-        &offer(PolicyKind::Learned, 1, serde_json::json!({})),
-    )
-    .unwrap();
+    let args = offer(PolicyKind::Learned, 1, serde_json::json!({}));
+    let (out, decided) = filter(&store, &args).unwrap();
     assert_eq!(decided, Some(PolicyKind::Learned));
     let passed = out.node_names.unwrap();
     assert_eq!(passed.len(), 1);

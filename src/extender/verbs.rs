@@ -13,8 +13,11 @@ use super::wire::{
     ExtenderArgs, ExtenderBindingArgs, ExtenderFilterResult, HostPriority, HostPriorityList,
     MAX_EXTENDER_PRIORITY, NodeList,
 };
+use crate::fxhash::FxHashMap;
 use crate::live::NodeState;
 use crate::live::pod::{PodError, PodRequest, parse_pod_with, pod_key, soft_preference};
+use crate::model::misfit::SummaryKey;
+use crate::model::{Misfit, ModelSet, Node};
 use crate::policy::PolicyKind;
 use crate::policy::learned::explain::explain;
 
@@ -73,10 +76,10 @@ fn candidates<'a>(view: &View, args: &'a ExtenderArgs) -> Result<Candidates<'a>,
 /// help; of the feasible ones, either all pass or only the one the pod's policy chooses (see
 /// [`FilterAnswer`]). An invalid pod gets the message in `Error`. The policy is returned when
 /// it chose the node.
-pub fn filter(
+pub fn filter<'a>(
     store: &Store,
-    args: &ExtenderArgs,
-) -> Result<(ExtenderFilterResult, Option<PolicyKind>), VerbError> {
+    args: &'a ExtenderArgs,
+) -> Result<(ExtenderFilterResult<'a>, Option<PolicyKind>), VerbError> {
     let pod = args.pod.as_ref().ok_or(VerbError::MissingPod)?;
     let view = store.view();
     let (names, objects) = candidates(&view, args)?;
@@ -89,44 +92,51 @@ pub fn filter(
     };
     store.remember(&req);
     let mut out = ExtenderFilterResult::default();
+    let mut reasons = Reasons::default();
     let mut passed = Vec::with_capacity(names.len());
     for (name, index) in names {
         let Some((index, node)) = index.and_then(|i| Some((i, view.cluster.node(i)?))) else {
-            out.failed_nodes
-                .insert(name.to_string(), UNKNOWN_NODE.to_string());
+            let r = reasons.text(UNKNOWN_NODE);
+            out.failed_nodes.push((name, r));
             continue;
         };
         if let Some(planned) = req.planned_node.as_deref().filter(|p| *p != name) {
-            out.failed_and_unresolvable_nodes.insert(
-                name.to_string(),
-                format!("its ScheduleRequest plan puts this pod on node {planned}"),
-            );
+            let r = reasons.text(&format!(
+                "its ScheduleRequest plan puts this pod on node {planned}"
+            ));
+            out.failed_and_unresolvable_nodes.push((name, r));
             continue;
         }
         let state = view.state(index);
         if let Some(Err(why)) = state.map(|s| s.usable(store.fail_closed())) {
-            out.failed_nodes.insert(name.to_string(), why);
+            let r = reasons.text(&why);
+            out.failed_nodes.push((name, r));
             continue;
         }
         match node.check(&req.demand) {
             Ok(()) => passed.push((name, index)),
             Err(m) => {
-                let mut why = m.describe(node, req.demand.models, &view.cluster.models);
-                if let Some(sick) = state
-                    .map(NodeState::unhealthy_text)
-                    .filter(|t| !t.is_empty())
-                {
-                    why = format!("{why}; {sick}");
-                }
-                let map = if m.permanent() {
+                let sick = state
+                    .filter(|s| s.has_unhealthy())
+                    .map(NodeState::unhealthy_text);
+                let r = match sick {
+                    // Node-specific, so not shared.
+                    Some(sick) => reasons.text(&format!(
+                        "{}; {sick}",
+                        m.summary(node, req.demand.models, &view.cluster.models)
+                    )),
+                    None => reasons.misfit(m, node, req.demand.models, &view),
+                };
+                let list = if m.permanent() {
                     &mut out.failed_and_unresolvable_nodes
                 } else {
                     &mut out.failed_nodes
                 };
-                map.insert(name.to_string(), why);
+                list.push((name, r));
             }
         }
     }
+    out.reasons = reasons.texts;
     debug!(passed = passed.len(), "filtered");
     if let Some(shadow) = settings
         .shadow_of(req.policy)
@@ -145,7 +155,7 @@ pub fn filter(
     }
     let passed = passed.into_iter().map(|(name, _)| name);
     match objects {
-        None => out.node_names = Some(passed.map(str::to_string).collect()),
+        None => out.node_names = Some(passed.collect()),
         Some(items) => {
             let keep: HashSet<&str> = passed.collect();
             let mut emitted = HashSet::new();
@@ -163,6 +173,37 @@ pub fn filter(
         }
     }
     Ok((out, decided))
+}
+
+/// One request's distinct failure reasons: each text once, misfits by their summary key.
+#[derive(Default)]
+struct Reasons {
+    texts: Vec<String>,
+    index: FxHashMap<String, usize>,
+    misfits: Vec<(SummaryKey, usize)>,
+}
+
+impl Reasons {
+    /// The index of `text`, added if new.
+    fn text(&mut self, text: &str) -> usize {
+        if let Some(&i) = self.index.get(text) {
+            return i;
+        }
+        self.texts.push(text.to_string());
+        self.index.insert(text.to_string(), self.texts.len() - 1);
+        self.texts.len() - 1
+    }
+
+    /// The index of misfit `m`'s summary on `node`, formatted once per summary key.
+    fn misfit(&mut self, m: Misfit, node: &Node, allowed: ModelSet, view: &View) -> usize {
+        let key = m.summary_key(node);
+        if let Some(&(_, i)) = self.misfits.iter().find(|(k, _)| *k == key) {
+            return i;
+        }
+        let i = self.text(&m.summary(node, allowed, &view.cluster.models));
+        self.misfits.push((key, i));
+        i
+    }
 }
 
 /// Whether /filter passes only the chosen node for `pod`.
@@ -202,7 +243,7 @@ fn decide(view: &View, req: &PodRequest, nodes: &[usize]) -> (usize, Vec<i64>) {
     (best.unwrap_or(0), decider.scores().to_vec())
 }
 
-fn invalid_pod(key: &str, e: &PodError) -> ExtenderFilterResult {
+fn invalid_pod(key: &str, e: &PodError) -> ExtenderFilterResult<'static> {
     super::logging::bad_request("filter", &format_args!("pod {key:?}: {e}"));
     ExtenderFilterResult {
         error: format!("allot: {e}"),
@@ -213,20 +254,20 @@ fn invalid_pod(key: &str, e: &PodError) -> ExtenderFilterResult {
 /// `/prioritize`: 10 for the node allot's decision chooses, 0..9 for the other feasible nodes
 /// from the pod's policy (min-max scaled and rounded); nodes that do not fit or are unknown
 /// score 0. An invalid pod scores 0 everywhere (filter reported it).
-pub fn prioritize(
+pub fn prioritize<'a>(
     store: &Store,
-    args: &ExtenderArgs,
-) -> Result<(HostPriorityList, Option<PolicyKind>), VerbError> {
+    args: &'a ExtenderArgs,
+) -> Result<(HostPriorityList<'a>, Option<PolicyKind>), VerbError> {
     let pod = args.pod.as_ref().ok_or(VerbError::MissingPod)?;
     let view = store.view();
     let (names, _) = candidates(&view, args)?;
     let key = pod_key(pod);
     let _span = debug_span!("prioritize", pod = %key, nodes = names.len()).entered();
-    let zero = |names: &[(&str, Option<usize>)]| {
+    let zero = |names: &[(&'a str, Option<usize>)]| {
         names
             .iter()
-            .map(|(n, _)| HostPriority {
-                host: n.to_string(),
+            .map(|&(n, _)| HostPriority {
+                host: n.into(),
                 score: 0,
             })
             .collect::<Vec<_>>()
@@ -249,8 +290,8 @@ pub fn prioritize(
     let list = names
         .iter()
         .zip(&indices)
-        .map(|((name, _), idx)| HostPriority {
-            host: name.to_string(),
+        .map(|(&(name, _), idx)| HostPriority {
+            host: name.into(),
             score: idx.and_then(|_| next.next()).unwrap_or(0),
         })
         .collect();

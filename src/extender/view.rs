@@ -40,7 +40,7 @@ impl fmt::Debug for View {
 
 impl View {
     pub fn node_index(&self, name: &str) -> Option<usize> {
-        self.base.index.get(name).copied()
+        self.base.index.get(name)
     }
 
     /// Every pod allot accounts on node `index`: base first, then the overlay.

@@ -5,6 +5,7 @@
 //! keys case-insensitively; the aliases accept the camelCase spelling some clients send.
 //! Absent and `null` are the same for every optional field, as Go's nil pointers and maps are.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -39,24 +40,66 @@ pub struct ExtenderArgs {
     pub node_names: Option<Vec<String>>,
 }
 
-/// Node name -> why the pod cannot go there.
-pub type FailedNodesMap = BTreeMap<String, String>;
-
 /// Answer to `/filter`. Failures retryable later go to `FailedNodes`; those no waiting can
 /// fix (wrong GPU model, more GPUs than the node has) to `FailedAndUnresolvableNodes`, which
 /// makes kube-scheduler skip preemption on them.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ExtenderFilterResult {
-    #[serde(rename = "Nodes", default)]
+///
+/// Built for a 5,000-node answer without a string per node: names are borrowed from the
+/// request, and each failure points into `reasons`, one text shared by every node that fails
+/// the same way. Serialized as kube-scheduler's `ExtenderFilterResult` (the two failure
+/// lists as name -> reason maps).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExtenderFilterResult<'a> {
     pub nodes: Option<NodeList>,
-    #[serde(rename = "NodeNames", default)]
-    pub node_names: Option<Vec<String>>,
-    #[serde(rename = "FailedNodes", default)]
-    pub failed_nodes: FailedNodesMap,
-    #[serde(rename = "FailedAndUnresolvableNodes", default)]
-    pub failed_and_unresolvable_nodes: FailedNodesMap,
-    #[serde(rename = "Error", default)]
+    pub node_names: Option<Vec<&'a str>>,
+    /// `(node name, index into reasons)`.
+    pub failed_nodes: Vec<(&'a str, usize)>,
+    pub failed_and_unresolvable_nodes: Vec<(&'a str, usize)>,
+    pub reasons: Vec<String>,
     pub error: String,
+}
+
+impl<'a> ExtenderFilterResult<'a> {
+    /// `FailedNodes` as the map kube-scheduler reads.
+    pub fn failed(&self) -> BTreeMap<&'a str, &str> {
+        self.map(&self.failed_nodes)
+    }
+
+    /// `FailedAndUnresolvableNodes` as the map kube-scheduler reads.
+    pub fn unresolvable(&self) -> BTreeMap<&'a str, &str> {
+        self.map(&self.failed_and_unresolvable_nodes)
+    }
+
+    fn map(&self, list: &[(&'a str, usize)]) -> BTreeMap<&'a str, &str> {
+        list.iter()
+            .map(|&(n, r)| (n, self.reasons[r].as_str()))
+            .collect()
+    }
+}
+
+/// One failure list as a JSON object.
+struct Failures<'r, 'a>(&'r [(&'a str, usize)], &'r [String]);
+
+impl Serialize for Failures<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|&(n, r)| (n, &self.1[r])))
+    }
+}
+
+impl Serialize for ExtenderFilterResult<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut out = s.serialize_struct("ExtenderFilterResult", 5)?;
+        out.serialize_field("Nodes", &self.nodes)?;
+        out.serialize_field("NodeNames", &self.node_names)?;
+        out.serialize_field("FailedNodes", &Failures(&self.failed_nodes, &self.reasons))?;
+        out.serialize_field(
+            "FailedAndUnresolvableNodes",
+            &Failures(&self.failed_and_unresolvable_nodes, &self.reasons),
+        )?;
+        out.serialize_field("Error", &self.error)?;
+        out.end()
+    }
 }
 
 impl PartialEq for NodeList {
@@ -67,14 +110,15 @@ impl PartialEq for NodeList {
 
 /// One entry of the `/prioritize` answer (a `HostPriorityList` is a JSON array of these).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostPriority {
-    #[serde(rename = "Host")]
-    pub host: String,
+pub struct HostPriority<'a> {
+    /// Borrowed from the request's node names.
+    #[serde(rename = "Host", borrow)]
+    pub host: Cow<'a, str>,
     #[serde(rename = "Score")]
     pub score: i64,
 }
 
-pub type HostPriorityList = Vec<HostPriority>;
+pub type HostPriorityList<'a> = Vec<HostPriority<'a>>;
 
 /// Body of `/bind`: kube-scheduler delegates the binding of one pod to the extender.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -154,13 +198,15 @@ mod tests {
     #[test]
     fn keys_are_the_go_field_names() {
         let r = ExtenderFilterResult {
-            node_names: Some(vec!["a".into()]),
+            node_names: Some(vec!["a"]),
+            failed_nodes: vec![("b", 0), ("c", 0)],
+            reasons: vec!["full".into()],
             ..Default::default()
         };
         let text = serde_json::to_string(&r).unwrap();
         assert_eq!(
             text,
-            r#"{"Nodes":null,"NodeNames":["a"],"FailedNodes":{},"FailedAndUnresolvableNodes":{},"Error":""}"#
+            r#"{"Nodes":null,"NodeNames":["a"],"FailedNodes":{"b":"full","c":"full"},"FailedAndUnresolvableNodes":{},"Error":""}"#
         );
         let args: ExtenderArgs =
             serde_json::from_str(r#"{"Pod":null,"Nodes":null,"NodeNames":["x"]}"#).unwrap();

@@ -220,7 +220,7 @@ pub fn snapshot_with(
         .filter(|p| counts(p))
         .filter_map(|p| {
             let node = p.spec.as_ref()?.node_name.as_deref()?;
-            Some((p.as_ref(), *index.get(node)?))
+            Some((p.as_ref(), index.get(node)?))
         })
         .collect();
     bound.sort_by(|(a, _), (b, _)| {

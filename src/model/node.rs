@@ -70,7 +70,7 @@ impl GpuPodKinds {
 }
 
 /// Why a pod does not fit a node. `permanent()` separates "never on this node" from "not now".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Misfit {
     Cpu { need: u64, free: u64, capacity: u64 },
     Memory { need: u64, free: u64, capacity: u64 },

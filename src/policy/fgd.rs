@@ -5,7 +5,7 @@
 //! cached per (shape, node) and reused until the node's generation changes. One `Fgd` value
 //! follows one evolving cluster; call [`Fgd::forget`] before scoring an unrelated one.
 
-use std::collections::HashMap;
+use crate::fxhash::FxHashMap;
 
 use super::Policy;
 use crate::model::frag::TargetWorkload;
@@ -16,7 +16,7 @@ use crate::model::{
 #[derive(Debug, Clone)]
 pub struct Fgd {
     target: TargetWorkload,
-    shapes: HashMap<PodShape, usize>,
+    shapes: FxHashMap<PodShape, usize>,
     /// `scores[shape][node] = (generation + 1, score)`; 0 marks an empty slot.
     scores: Vec<Vec<(u64, i64)>>,
     /// `frag[node] = (generation + 1, F)`.
@@ -34,7 +34,7 @@ impl Fgd {
     pub fn new(target: TargetWorkload) -> Self {
         Fgd {
             target,
-            shapes: HashMap::new(),
+            shapes: FxHashMap::default(),
             scores: Vec::new(),
             frag: Vec::new(),
         }

@@ -11,11 +11,11 @@ pub mod explain;
 pub mod features;
 pub mod file;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::{Context, Fgd, Policy};
 use crate::alloc::PriceBook;
+use crate::fxhash::FxHashMap;
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, DeviceSet, MILLI_PER_GPU, Node, PodDemand};
 use crate::rng::Rng;
@@ -50,7 +50,7 @@ pub struct Learned {
     /// The LP's shadow prices of the current decision's context, when any were solved.
     prices: Option<Arc<PriceBook>>,
     /// Cache of the node-and-pod part of Q: slot per pod demand, then per node.
-    local_ids: HashMap<PodDemand, usize>,
+    local_ids: FxHashMap<PodDemand, usize>,
     local: Vec<Vec<(u64, f64)>>,
     /// Training only: the chance of a uniformly random choice, and this decision's draw.
     epsilon: f64,
@@ -73,7 +73,7 @@ impl Learned {
             cpu_per_gpu: typical_cpu_per_gpu(&target),
             prices: None,
             target,
-            local_ids: HashMap::new(),
+            local_ids: FxHashMap::default(),
             local: Vec::new(),
             epsilon: 0.0,
             explore: None,
@@ -116,14 +116,19 @@ impl Learned {
             .clamp(-1e15, 1e15) as i64
     }
 
-    /// The part of Q that depends on the node and the pod only (no FGD, no globals), cached
-    /// per (pod demand, node) until the node changes.
-    fn local(&mut self, node_index: usize, node: &Node, pod: &PodDemand) -> f64 {
+    /// The cache slot of `pod`'s demand for [`Learned::local`].
+    fn local_id(&mut self, pod: &PodDemand) -> usize {
         let next = self.local_ids.len();
         let id = *self.local_ids.entry(*pod).or_insert(next);
         if id == self.local.len() {
             self.local.push(Vec::new());
         }
+        id
+    }
+
+    /// The part of Q that depends on the node and the pod only (no FGD, no globals), cached
+    /// per (pod demand, node) until the node changes; `id` is the demand's [`Learned::local_id`].
+    fn local(&mut self, id: usize, node_index: usize, node: &Node, pod: &PodDemand) -> f64 {
         let slots = &mut self.local[id];
         if slots.len() <= node_index {
             slots.resize(node_index + 1, (0, 0.0));
@@ -245,8 +250,9 @@ impl Policy for Learned {
                 0.0
             };
             let (w_fgd, w_price) = (self.weights[FGD], self.weights[PRICE]);
+            let id = self.local_id(pod);
             for (k, &i) in candidates.iter().enumerate() {
-                let mut local = self.local(i, &cluster.nodes()[i], pod);
+                let mut local = self.local(id, i, &cluster.nodes()[i], pod);
                 if w_price != 0.0 {
                     // Prices change with every solve, so they stay out of the node cache.
                     local += w_price * self.price_cost(i, pod).clamp(0.0, 8.0);

@@ -96,7 +96,7 @@ fn build(file: &str, parsed: SnapshotFile) -> Result<ClusterSnapshot, TraceError
         };
         let demand = parse_demand(parts, Catalog::Intern(&mut cluster.models))
             .map_err(|e| at(e.name, e.problem.to_string()))?;
-        let node = *index
+        let node = index
             .get(p.node.as_str())
             .ok_or_else(|| at("node", format!("node {:?} is not in the snapshot", p.node)))?;
         let devices = match &p.devices {
@@ -155,7 +155,7 @@ mod tests {
             (s.pods[1].uid.as_str(), s.pods[1].priority),
             ("default/b", 0)
         );
-        assert_eq!(s.index.get("g1"), Some(&0));
+        assert_eq!(s.index.get("g1"), Some(0));
         assert_eq!(s.states, [NodeState::healthy()]);
     }
 

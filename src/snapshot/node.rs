@@ -55,9 +55,9 @@ impl NodeState {
             return Err("node is cordoned (spec.unschedulable)".into());
         }
         match self.telemetry {
-            Telemetry::Stale { age, limit } if fail_closed => Err(format!(
-                "node telemetry is {}s old (stale after {}s; stale policy fail-closed)",
-                age.as_secs(),
+            // Without the age, so that every stale node gives the same reason.
+            Telemetry::Stale { limit, .. } if fail_closed => Err(format!(
+                "node telemetry is out of date (stale after {}s; stale policy fail-closed)",
                 limit.as_secs()
             )),
             Telemetry::Missing if fail_closed => Err(
@@ -67,6 +67,11 @@ impl NodeState {
             ),
             _ => Ok(()),
         }
+    }
+
+    /// Whether any device is unhealthy.
+    pub fn has_unhealthy(&self) -> bool {
+        !self.unhealthy.is_empty()
     }
 
     /// "GPU 3 unhealthy (XID 79)", for filter reasons; empty when all are healthy.

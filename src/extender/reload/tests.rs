@@ -52,10 +52,11 @@ fn plain_pod(uid: &str) -> ExtenderArgs {
 }
 
 fn chosen(store: &Store, uid: &str) -> (String, Option<PolicyKind>) {
-    let (out, decided) = filter(store, &plain_pod(uid)).unwrap();
+    let args = plain_pod(uid);
+    let (out, decided) = filter(store, &args).unwrap();
     let names = out.node_names.unwrap();
     assert_eq!(names.len(), 1, "{names:?}");
-    (names[0].clone(), decided)
+    (names[0].to_string(), decided)
 }
 
 fn bind_to(store: &Store, uid: &str, node: &str) {
@@ -97,10 +98,12 @@ fn a_shadow_policy_is_decided_at_filter_and_counted_at_bind_without_placing() {
         learned: Some(spreading()),
     });
     // Feasible answer: every node passes; kube-scheduler picks. The shadow spreads.
-    let (out, _) = filter(&store, &plain_pod("p1")).unwrap();
+    let args = plain_pod("p1");
+    let (out, _) = filter(&store, &args).unwrap();
     assert_eq!(out.node_names.unwrap().len(), 3);
     bind_to(&store, "p1", "b");
-    let (out, _) = filter(&store, &plain_pod("p2")).unwrap();
+    let args = plain_pod("p2");
+    let (out, _) = filter(&store, &args).unwrap();
     assert_eq!(out.node_names.unwrap().len(), 2, "b is full now");
     let theirs = store
         .recall_shadow("p2")

@@ -1,6 +1,7 @@
-//! A fast non-cryptographic hasher (the Fx hash of rustc) for the node-name index, which every
-//! request probes once per candidate. Keys are node names from the cluster, never chosen by a
-//! request, so collision flooding through request bodies is not possible.
+//! A fast non-cryptographic hasher (the Fx hash of rustc) for tables probed once per candidate
+//! node: the snapshot's node-name index and the policies' per-shape memos. Their keys come
+//! from the cluster (node names, node shapes), never chosen by a request, so collision
+//! flooding through request bodies is not possible.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
