@@ -50,6 +50,10 @@ pub trait Policy: Send {
         false
     }
 
+    /// The cluster's nodes were replaced (a new snapshot, whose node indices and generations
+    /// start afresh): drop what is cached per node index, keep what is cached per node shape.
+    fn rebase(&mut self) {}
+
     /// Score `pod` on every node of `candidates` (all feasible); `out[i]` scores
     /// `candidates[i]`. `out` has the same length as `candidates`.
     fn score(&mut self, cluster: &Cluster, pod: &PodDemand, candidates: &[usize], out: &mut [i64]);

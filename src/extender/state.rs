@@ -22,9 +22,11 @@ use crate::live::pod::PodRequest;
 mod prices;
 mod seen;
 mod settings;
+mod target;
 pub use prices::{PriceStats, SolveOutcome, WINDOW};
 use seen::Seen;
 pub use seen::{SEEN_CAP, SEEN_TTL};
+pub use target::{TARGET_DRIFT, TARGET_REFRESH};
 
 /// Seed of the tie-break order when none is given: the first of the FGD paper's evaluation
 /// seeds, so a default extender breaks ties as `allot simulate --seeds 42` does.
@@ -85,6 +87,8 @@ pub struct Store {
     fallback: Vec<PodShape>,
     /// A fixed target workload (a replay's), instead of the running pods'.
     workload: Option<Arc<TargetWorkload>>,
+    /// The running pods' target workload, kept across rebuilds; see `target.rs`.
+    derived: target::DerivedTarget,
     /// Seeds the tie-break order and policies' random draws (`--seed`).
     seed: u64,
     /// The default and shadow policies and the weights `learned` scores with; swapped whole
@@ -115,6 +119,7 @@ impl Store {
             ttl,
             fallback,
             workload: None,
+            derived: target::DerivedTarget::default(),
             seed: DEFAULT_SEED,
             policies: RwLock::new(Arc::new(PolicySettings::default())),
             policy_stats: Arc::new(stats_in_force(&PolicySettings::default())),
@@ -332,7 +337,7 @@ impl Store {
         } else {
             let target = match &self.workload {
                 Some(fixed) => fixed.clone(),
-                None => Arc::new(base.target(&self.fallback)),
+                None => self.derived.for_base(&base, &self.fallback),
             };
             let mut ctx = Context::new(&base.cluster, target, self.seed)
                 .with_learned(self.policies().learned.clone());
@@ -340,7 +345,24 @@ impl Store {
             ctx.prices = self.prices_for(&base.cluster);
             Arc::new(ctx)
         };
-        build_view(base, entries, ctx, next_expiry(overlay))
+        // Policies built for the same target and weights keep what they cached per node
+        // shape; what they cached per node index is dropped (indices may mean other nodes).
+        let same_scoring = !fresh
+            && Arc::ptr_eq(&current.ctx.target, &ctx.target)
+            && match (&current.ctx.learned, &ctx.learned) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (a, b) => a.is_none() && b.is_none(),
+            };
+        let view = build_view(base, entries, ctx, next_expiry(overlay));
+        if same_scoring {
+            let mut warm =
+                std::mem::take(&mut *current.pool.lock().unwrap_or_else(PoisonError::into_inner));
+            for (_, policy) in &mut warm {
+                policy.rebase();
+            }
+            *view.pool.lock().unwrap_or_else(PoisonError::into_inner) = warm;
+        }
+        view
     }
 }
 

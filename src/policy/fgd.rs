@@ -2,15 +2,18 @@
 //! cluster's fragmentation least (or shrinks it most), measured against the typical workload.
 //!
 //! Scores depend only on a node's free CPU and GPU vector and the pod's shape, so they are
-//! cached per (shape, node) and reused until the node's generation changes. One `Fgd` value
-//! follows one evolving cluster; call [`Fgd::forget`] before scoring an unrelated one.
+//! cached twice: per (pod shape, node index) until the node's generation changes, and per
+//! (pod shape, node shape), which nodes of one shape share and which outlives a snapshot
+//! rebuild ([`Policy::rebase`]). One `Fgd` value scores against one target workload; call
+//! [`Fgd::forget`] before scoring an unrelated cluster.
 
 use crate::fxhash::FxHashMap;
 
 use super::Policy;
 use crate::model::frag::TargetWorkload;
 use crate::model::{
-    Cluster, DeviceSet, GpuDemand, MAX_GPUS_PER_NODE, MILLI_PER_GPU, Node, PodDemand, PodShape,
+    Cluster, DeviceSet, GpuDemand, MAX_GPUS_PER_NODE, MILLI_PER_GPU, Node, NodeShape, PodDemand,
+    PodShape,
 };
 
 #[derive(Debug, Clone)]
@@ -21,7 +24,12 @@ pub struct Fgd {
     scores: Vec<Vec<(u64, i64)>>,
     /// `frag[node] = (generation + 1, F)`.
     frag: Vec<(u64, f64)>,
+    /// Scores by (node shape, pod shape slot), for nodes the per-index cache has not seen.
+    memo: FxHashMap<(NodeShape, usize), i64>,
 }
+
+/// Most entries [`Fgd`]'s shape memo holds before it starts again (about 10 MB).
+const MEMO_CAP: usize = 200_000;
 
 /// The best hypothetical placement on one node.
 #[derive(Debug, Clone, Copy)]
@@ -37,13 +45,31 @@ impl Fgd {
             shapes: FxHashMap::default(),
             scores: Vec::new(),
             frag: Vec::new(),
+            memo: FxHashMap::default(),
         }
     }
 
     /// Drop every cached score (use when switching to a different cluster).
     pub fn forget(&mut self) {
+        self.shapes.clear();
         self.scores.clear();
         self.frag.clear();
+        self.memo.clear();
+    }
+
+    /// The score of `pod` (shape slot `id`) on `node`, from the shape memo or evaluated.
+    fn score_by_shape(&mut self, index: usize, node: &Node, id: usize, pod: &PodShape) -> i64 {
+        let key = (node.shape(), id);
+        if let Some(&score) = self.memo.get(&key) {
+            return score;
+        }
+        let before = self.frag_before(index, node);
+        let score = self.evaluate(node, before, pod).score;
+        if self.memo.len() >= MEMO_CAP {
+            self.memo.clear();
+        }
+        self.memo.insert(key, score);
+        score
     }
 
     fn frag_before(&mut self, index: usize, node: &Node) -> f64 {
@@ -136,6 +162,14 @@ impl Policy for Fgd {
         "fgd"
     }
 
+    fn rebase(&mut self) {
+        // Shape slots stay (the memo is keyed by them); their per-index rows refill.
+        for row in &mut self.scores {
+            row.clear();
+        }
+        self.frag.clear();
+    }
+
     fn score(&mut self, cluster: &Cluster, pod: &PodDemand, candidates: &[usize], out: &mut [i64]) {
         let shape = pod.shape();
         let id = self.shape_slot(shape, cluster.len());
@@ -146,8 +180,7 @@ impl Policy for Fgd {
             *slot = if s == stamp {
                 cached
             } else {
-                let before = self.frag_before(i, node);
-                let score = self.evaluate(node, before, &shape).score;
+                let score = self.score_by_shape(i, node, id, &shape);
                 self.scores[id][i] = (stamp, score);
                 score
             };

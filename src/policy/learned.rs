@@ -17,7 +17,7 @@ use super::{Context, Fgd, Policy};
 use crate::alloc::PriceBook;
 use crate::fxhash::FxHashMap;
 use crate::model::frag::TargetWorkload;
-use crate::model::{Cluster, DeviceSet, MILLI_PER_GPU, Node, PodDemand};
+use crate::model::{Cluster, DeviceSet, MILLI_PER_GPU, Node, NodeShape, PodDemand};
 use crate::rng::Rng;
 use features::{COUNT, Globals, PRICE};
 pub use file::{PolicyFile, PolicyFileError, Provenance};
@@ -26,6 +26,9 @@ pub use file::{PolicyFile, PolicyFileError, Provenance};
 const FGD: usize = 0;
 const LOAD: usize = 11;
 const FRAG: usize = 12;
+
+/// Most entries the node-shape memo of the local part of Q holds before it starts again.
+const LOCAL_MEMO_CAP: usize = 200_000;
 
 /// Stream of the exploration draws, apart from every other use of a decision's key.
 const STREAM_EXPLORE: u64 = 0x4558_504c;
@@ -52,6 +55,8 @@ pub struct Learned {
     /// Cache of the node-and-pod part of Q: slot per pod demand, then per node.
     local_ids: FxHashMap<PodDemand, usize>,
     local: Vec<Vec<(u64, f64)>>,
+    /// The same by (node shape, demand slot): shared by nodes of one shape, kept by a rebase.
+    local_memo: FxHashMap<(NodeShape, usize), f64>,
     /// Training only: the chance of a uniformly random choice, and this decision's draw.
     epsilon: f64,
     explore: Option<Rng>,
@@ -75,6 +80,7 @@ impl Learned {
             target,
             local_ids: FxHashMap::default(),
             local: Vec::new(),
+            local_memo: FxHashMap::default(),
             epsilon: 0.0,
             explore: None,
             recorder: None,
@@ -137,14 +143,24 @@ impl Learned {
         if slots[node_index].0 == stamp {
             return slots[node_index].1;
         }
-        let none = Globals {
-            load: 0.0,
-            frag: 0.0,
-            cpu_per_gpu: self.cpu_per_gpu,
+        let key = (node.shape(), id);
+        let value = match self.local_memo.get(&key) {
+            Some(&v) => v,
+            None => {
+                let none = Globals {
+                    load: 0.0,
+                    frag: 0.0,
+                    cpu_per_gpu: self.cpu_per_gpu,
+                };
+                let v = dot(&self.weights, &features::of(node, pod, 0, 0.0, &none));
+                if self.local_memo.len() >= LOCAL_MEMO_CAP {
+                    self.local_memo.clear();
+                }
+                self.local_memo.insert(key, v);
+                v
+            }
         };
-        let f = features::of(node, pod, 0, 0.0, &none);
-        let value = dot(&self.weights, &f);
-        slots[node_index] = (stamp, value);
+        self.local[id][node_index] = (stamp, value);
         value
     }
 
@@ -221,6 +237,14 @@ impl Policy for Learned {
 
     fn wants_prices(&self) -> bool {
         self.weights[PRICE] != 0.0
+    }
+
+    fn rebase(&mut self) {
+        for row in &mut self.local {
+            row.clear();
+        }
+        self.frag.clear();
+        self.fgd.rebase();
     }
 
     fn begin(&mut self, ctx: &Context, draw: u64) {

@@ -137,6 +137,39 @@ fn fgd_cache_follows_node_changes() {
 }
 
 #[test]
+fn scores_kept_by_node_shape_survive_a_rebase_and_equal_fresh_ones() {
+    let t = target(&[share(500), whole(2), share(250)]);
+    let pods = [share(500), whole(1), pod(4_000, GpuDemand::None)];
+    let snapshot = |on_1: PodDemand, on_3: PodDemand| {
+        let mut c = cluster(&[2, 2, 4, 4]);
+        place(&mut c, 1, &on_1);
+        place(&mut c, 3, &on_3);
+        c
+    };
+    // Each snapshot is built afresh: node 1 has the same generation in all three, in
+    // different states, so a per-index cache kept across them would answer wrongly.
+    let snapshots = [
+        snapshot(share(500), whole(2)),
+        snapshot(whole(1), share(250)),
+        snapshot(share(500), share(250)),
+    ];
+    let mut fgd = Fgd::new(t.clone());
+    let mut learned = learned::embedded(&t);
+    for c in &snapshots {
+        fgd.rebase();
+        learned.rebase();
+        for p in &pods {
+            assert_eq!(
+                scores(&mut fgd, c, p),
+                scores(&mut Fgd::new(t.clone()), c, p)
+            );
+            let fresh = scores(&mut learned::embedded(&t), c, p);
+            assert_eq!(scores(&mut learned, c, p), fresh);
+        }
+    }
+}
+
+#[test]
 fn allocated_strategies_mirror_each_other() {
     let mut c = cluster(&[8, 8]);
     place(&mut c, 0, &whole(4));
