@@ -282,6 +282,10 @@ async fn admin_endpoints() {
         &json!({"Pod": share_pod("p", "100"), "NodeNames": ["gpu-a100-2"]}),
     )
     .await;
+    // A bind the extender turns down is answered (200, with Error) but not counted as ok.
+    let unseen = json!({"PodName": "x", "PodNamespace": "ml", "PodUID": "u", "Node": "gpu-a100-2"});
+    let (_, refused) = post(&ext, "bind", &unseen).await;
+    assert!(!refused["Error"].as_str().unwrap_or_default().is_empty());
     let get = |path: &str| Request::get(path).body(Body::empty()).unwrap();
     let resp = admin_router(ext.clone())
         .oneshot(get("/readyz"))
@@ -303,6 +307,7 @@ async fn admin_endpoints() {
     let text = String::from_utf8_lossy(&text);
     for needle in [
         "allot_extender_requests_total{verb=\"prioritize\",outcome=\"ok\"} 1",
+        "allot_extender_requests_total{verb=\"bind\",outcome=\"refused\"} 1",
         "allot_extender_request_duration_seconds_bucket{",
         "allot_extender_decisions_total{policy=\"fgd\"} 1",
         "allot_extender_snapshot_age_seconds",

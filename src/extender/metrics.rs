@@ -46,6 +46,8 @@ pub enum Outcome {
     Ok,
     /// The body could not be read as the verb's request (4xx).
     BadRequest,
+    /// Answered with 200 and an `Error` (a bind allot could not make).
+    Refused,
 }
 
 impl EncodeLabelValue for Outcome {
@@ -53,6 +55,7 @@ impl EncodeLabelValue for Outcome {
         encoder.write_str(match self {
             Outcome::Ok => "ok",
             Outcome::BadRequest => "bad_request",
+            Outcome::Refused => "refused",
         })
     }
 }
@@ -102,7 +105,8 @@ impl Default for Metrics {
         let nodes = Gauge::default();
         registry.register(
             "allot_extender_requests",
-            "Extender requests by verb and outcome",
+            "Extender requests by verb and outcome (ok; bad_request: unreadable body; refused: \
+             a bind answered with an Error)",
             requests.clone(),
         );
         registry.register(

@@ -182,8 +182,12 @@ async fn bind(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
             }
         }
     }
-    ext.metrics
-        .observe(Verb::Bind, Outcome::Ok, start.elapsed());
+    let outcome = if error.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::Refused
+    };
+    ext.metrics.observe(Verb::Bind, outcome, start.elapsed());
     axum::Json(ExtenderBindingResult { error }).into_response()
 }
 
