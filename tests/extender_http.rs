@@ -309,7 +309,7 @@ async fn admin_endpoints() {
         "allot_extender_requests_total{verb=\"prioritize\",outcome=\"ok\"} 1",
         "allot_extender_requests_total{verb=\"bind\",outcome=\"refused\"} 1",
         "allot_extender_request_duration_seconds_bucket{",
-        "allot_extender_decisions_total{policy=\"fgd\"} 1",
+        "allot_extender_decisions_total{policy=\"learned\"} 1",
         "allot_extender_snapshot_age_seconds",
         "allot_extender_nodes 4",
     ] {

@@ -54,7 +54,7 @@ pub struct ExtenderArgs {
     #[arg(long, value_name = "PATH", conflicts_with = "policy_dir")]
     pub policy_file: Option<PathBuf>,
     /// Policy of pods without an allot.dev/policy annotation.
-    #[arg(long, default_value = "fgd", value_name = "POLICY", conflicts_with = "policy_dir",
+    #[arg(long, default_value = "learned", value_name = "POLICY", conflicts_with = "policy_dir",
           value_parser = policy_name)]
     pub default_policy: crate::policy::PolicyKind,
     /// Also decide every pod with this policy at filter, without placing by it, and count at

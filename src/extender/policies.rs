@@ -5,7 +5,7 @@
 //! `learned` on, shadow it, or switch back to FGD without a restart.
 //!
 //! The directory's files, each optional:
-//! - `default-policy`: a policy name (absent: `fgd`);
+//! - `default-policy`: a policy name (absent: `learned`);
 //! - `shadow-policy`: a policy name, or empty (absent: no shadow);
 //! - `policy.json`: a policy file from `allot train` (absent: the policy in the binary).
 

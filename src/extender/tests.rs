@@ -393,7 +393,7 @@ fn a_policy_file_decides_for_learned_and_its_hash_is_in_the_metrics() {
     let ext = super::server::Extender::new(std::sync::Arc::new(store));
     let text = ext.metrics.render(Duration::ZERO, 3);
     let series = format!(
-        "allot_extender_policy_info{{default=\"fgd\",shadow=\"\",learned_hash=\"{}\"}} 1",
+        "allot_extender_policy_info{{default=\"learned\",shadow=\"\",learned_hash=\"{}\"}} 1",
         file.hash
     );
     assert!(text.contains(&series), "{text}");

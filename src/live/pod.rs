@@ -19,8 +19,9 @@ pub use crate::names::{
     GPU_DEVICES_ANNOTATION, GPU_MILLI_ANNOTATION, GPU_MODELS_ANNOTATION, GPU_RESOURCE,
     PLANNED_DEVICES_ANNOTATION, PLANNED_NODE_ANNOTATION, POLICY_ANNOTATION,
 };
-/// Policy used when the pod names none: FGD, the best measured so far (`allot simulate`).
-pub const DEFAULT_POLICY: PolicyKind = PolicyKind::Fgd;
+/// Policy used when the pod names none: `learned`, the best measured so far (FGD plus the
+/// embedded policy's corrections; `allot simulate`, BENCHMARKS.md §8).
+pub const DEFAULT_POLICY: PolicyKind = PolicyKind::Learned;
 
 /// What a pod's demand fields are called: the resource or the annotation.
 const POD_FIELDS: FieldNames = FieldNames {

@@ -1,6 +1,6 @@
 //! The chart's extender policy settings (`extender.policy.*`): a ConfigMap the extender reads
 //! with `--policy-dir` and follows without a restart. Rendered with the pinned helm: the
-//! defaults give `default-policy: fgd` and the Deployment mounts the ConfigMap (no `subPath`,
+//! defaults give `default-policy: learned` and the Deployment mounts the ConfigMap (no `subPath`,
 //! which never updates, and no checksum annotation, which would restart the pods);
 //! `learned` with an `fgd` shadow and a policy file render; a policy file over 1 MiB fails the
 //! render with the chart's message; unknown names and keys are refused by the schema. Then the
@@ -231,12 +231,12 @@ fn chart_policy_values_render_and_bad_ones_are_refused() -> Result<()> {
         return Ok(());
     };
 
-    // Defaults: fgd, no shadow, the binary's own weights, a look every 10 s.
+    // Defaults: learned, no shadow, the binary's own weights, a look every 10 s.
     let text = rendered(&helm, &kube, &[], &[])?;
     let data = policy_data(&text)?;
     ensure!(
-        data.get("default-policy").map(String::as_str) == Some("fgd"),
-        "default-policy must be fgd by default: {data:?}"
+        data.get("default-policy").map(String::as_str) == Some("learned"),
+        "default-policy must be learned by default: {data:?}"
     );
     ensure!(
         data.get("shadow-policy").map(String::as_str) == Some(""),

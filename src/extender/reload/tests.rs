@@ -168,7 +168,11 @@ fn a_policy_dir_change_is_applied_and_a_bad_one_keeps_the_previous_settings() {
     std::fs::remove_file(dir.path().join("policy.json")).unwrap();
     write("shadow-policy", "");
     assert_eq!(follower.check(&store), Reload::Applied);
-    assert_eq!(*store.policies(), PolicySettings::default());
+    let fgd = PolicySettings {
+        default: PolicyKind::Fgd,
+        ..PolicySettings::default()
+    };
+    assert_eq!(*store.policies(), fgd);
     let text = Extender::new(Arc::new(store))
         .metrics
         .render(Duration::ZERO, 3);

@@ -37,7 +37,7 @@ fn sums_containers_and_applies_init_max() {
     assert_eq!(r.demand.memory_bytes, 2 << 30);
     assert_eq!(r.demand.gpu, GpuDemand::Whole { count: 2 });
     assert_eq!(r.demand.models, ModelSet::only(a100));
-    assert_eq!(r.policy, PolicyKind::Fgd);
+    assert_eq!(r.policy, PolicyKind::Learned, "the default policy");
     assert_eq!(r.priority, 5);
 }
 
