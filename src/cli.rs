@@ -12,6 +12,7 @@ mod plot;
 mod report;
 mod simulate;
 mod train;
+pub mod usage;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 /// A row that has not exited by then would be serving or replaying: a failure, killed.
 const ROW_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Exit codes the binary gives today (src/main.rs): 2 for clap's usage errors and for bad
-/// policy files, policy folders, checkpoints and agent flags; 1 for other refused input.
+/// Every row is input the user must fix, and exits with 2, as clap's own usage errors do
+/// (src/cli/usage.rs); 1 is left for failures while running.
 const USAGE: i32 = 2;
-const REFUSED: i32 = 1;
 
 /// Arguments, the exit code, and a substring of stderr.
 struct Row {
@@ -54,17 +53,17 @@ fn rows(tmp: &Path) -> Vec<Row> {
         // simulate
         row(
             &["simulate", "--seeds", ""],
-            REFUSED,
+            USAGE,
             "error: --seeds is empty; give e.g. 42-51",
         ),
         row(
             &["simulate", "--seeds", "5-3"],
-            REFUSED,
+            USAGE,
             r#"error: --seeds: range "5-3" is empty (start > end)"#,
         ),
         row(
             &["simulate", "--seeds", "x"],
-            REFUSED,
+            USAGE,
             r#"error: --seeds: "x" is not a non-negative integer or a range like 42-51"#,
         ),
         // A separate "-3" reads as a flag; with `=` it reaches the seed parser.
@@ -75,7 +74,7 @@ fn rows(tmp: &Path) -> Vec<Row> {
         ),
         row(
             &["simulate", "--seeds=-3"],
-            REFUSED,
+            USAGE,
             r#"error: --seeds: "-3" is not a non-negative integer or a range like 42-51"#,
         ),
         row(
@@ -90,7 +89,7 @@ fn rows(tmp: &Path) -> Vec<Row> {
         ),
         row(
             &["simulate", "--policy", "nosuch"],
-            REFUSED,
+            USAGE,
             r#"error: unknown policy "nosuch"; valid policies: random, dotprod, clustering, packing, bestfit, fgd, least-allocated, most-allocated, learned"#,
         ),
         row(
@@ -108,7 +107,7 @@ fn rows(tmp: &Path) -> Vec<Row> {
         ),
         row(
             &["simulate", "--pods", &dir],
-            REFUSED,
+            USAGE,
             &format!(
                 "error: --pods {dir}: is a directory; give a pod list file (CSV or JSON) or a trace NAME"
             ),
@@ -126,7 +125,7 @@ fn rows(tmp: &Path) -> Vec<Row> {
         // 0 is valid (it means adaptive): the run gets as far as the next bad flag.
         row(
             &["simulate", "--node-sampling", "0", "--policy", "nosuch"],
-            REFUSED,
+            USAGE,
             r#"error: unknown policy "nosuch""#,
         ),
         row(
@@ -142,43 +141,43 @@ fn rows(tmp: &Path) -> Vec<Row> {
         ),
         train_row(
             &["--search-elite", "50", "--search-population", "12"],
-            REFUSED,
+            USAGE,
             "error: --search-elite 50 must not exceed --search-population 12",
         ),
         train_row(
             &["--search-sigma", "0"],
-            REFUSED,
+            USAGE,
             "error: --search-sigma 0 must be in (0, 1]",
         ),
         train_row(
             &["--search-sigma", "2"],
-            REFUSED,
+            USAGE,
             "error: --search-sigma 2 must be in (0, 1]",
         ),
         // The evaluation seeds are never trained or validated on.
         train_row(
             &["--seeds", "42-51"],
-            REFUSED,
+            USAGE,
             "error: seed 42 is an evaluation seed (42-51); train and validate on other seeds",
         ),
         train_row(
             &["--seeds", "1,45"],
-            REFUSED,
+            USAGE,
             "error: seed 45 is an evaluation seed (42-51); train and validate on other seeds",
         ),
         train_row(
             &["--validation-seeds", "51"],
-            REFUSED,
+            USAGE,
             "error: seed 51 is an evaluation seed (42-51); train and validate on other seeds",
         ),
         train_row(
             &["--seeds", "5-3"],
-            REFUSED,
+            USAGE,
             r#"error: --seeds: range "5-3" is empty (start > end)"#,
         ),
         train_row(
             &["--validation-seeds", "5-3"],
-            REFUSED,
+            USAGE,
             r#"error: --validation-seeds: range "5-3" is empty (start > end)"#,
         ),
         train_row(
@@ -197,7 +196,7 @@ fn rows(tmp: &Path) -> Vec<Row> {
                 "--snapshot",
                 &missing_policy,
             ],
-            REFUSED,
+            USAGE,
             &format!("error: {missing_policy}: cannot read: No such file or directory"),
         ),
         row(
@@ -208,7 +207,7 @@ fn rows(tmp: &Path) -> Vec<Row> {
                 "--snapshot",
                 "examples/cluster.json",
             ],
-            REFUSED,
+            USAGE,
             &format!(
                 "error: {not_yaml} is not a ScheduleRequest (apiVersion allot.dev/v1alpha1): did not find expected ',' or ']'"
             ),
@@ -221,7 +220,7 @@ fn rows(tmp: &Path) -> Vec<Row> {
                 "--snapshot",
                 "examples/cluster.json",
             ],
-            REFUSED,
+            USAGE,
             &format!("error: cannot read {missing_yaml}: No such file or directory"),
         ),
         // extender: every row fails while reading its flags, before it listens.

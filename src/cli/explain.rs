@@ -2,10 +2,9 @@
 //! arrivals asked for, why it chose its node: the features of the chosen node and the
 //! runner-up, and each feature's contribution to the score.
 
+use super::usage::usage;
 use std::fmt::Write as _;
 use std::sync::Arc;
-
-use anyhow::bail;
 
 use crate::model::{Cluster, GpuDemand, PodDemand};
 use crate::policy::PolicyKind;
@@ -20,13 +19,13 @@ pub fn parse_indices(text: &str) -> anyhow::Result<Vec<usize>> {
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         match part.parse::<usize>() {
             Ok(i) => out.push(i),
-            Err(_) => bail!(
+            Err(_) => usage!(
                 "--explain {text:?}: {part:?} is not an arrival index (0, 1, 2, ... as a comma list)"
             ),
         }
     }
     if out.is_empty() {
-        bail!("--explain {text:?}: no arrival index given");
+        usage!("--explain {text:?}: no arrival index given");
     }
     out.sort_unstable();
     out.dedup();
@@ -43,7 +42,7 @@ pub fn explain_arrivals(
     let target = workload.target();
     let arr = arrivals(workload.pods, workload.cluster.gpu_capacity_milli(), seed);
     if let Some(&too_far) = indices.iter().find(|&&i| i >= arr.len()) {
-        bail!(
+        usage!(
             "--explain {too_far}: seed {seed} has {} arrivals (0..{})",
             arr.len(),
             arr.len().saturating_sub(1)

@@ -1,11 +1,10 @@
 //! `allot plan`: solve a ScheduleRequest against a cluster snapshot, print the plan as a
 //! table and as the YAML status the controller would write.
 
+use super::usage::usage;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
-
-use anyhow::{Context, bail};
 
 use super::PlanArgs;
 use crate::alloc::{PlanOptions, plan};
@@ -26,14 +25,17 @@ struct PlanStatus {
 }
 
 pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.file)
-        .with_context(|| format!("cannot read {}", args.file.display()))?;
-    let request: ScheduleRequest = serde_yaml::from_str(&text).with_context(|| {
-        format!(
-            "{} is not a ScheduleRequest (apiVersion allot.dev/v1alpha1)",
+    let text = match std::fs::read_to_string(&args.file) {
+        Ok(text) => text,
+        Err(e) => usage!("cannot read {}: {e}", args.file.display()),
+    };
+    let request: ScheduleRequest = match serde_yaml::from_str(&text) {
+        Ok(r) => r,
+        Err(e) => usage!(
+            "{} is not a ScheduleRequest (apiVersion allot.dev/v1alpha1): {e}",
             args.file.display()
-        )
-    })?;
+        ),
+    };
     let snapshot = load_snapshot(&args.snapshot)?;
     let mut cluster = snapshot.cluster;
     let replicas = match replicas(&request.spec, &mut cluster.models) {
@@ -42,7 +44,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
             for e in &errors {
                 eprintln!("{}: {e}", args.file.display());
             }
-            bail!(
+            usage!(
                 "the request is invalid ({} problems); nothing was planned",
                 errors.len()
             );

@@ -1,11 +1,12 @@
 //! `allot simulate`: load a trace, replay it under the chosen policies and seeds, and print
 //! the comparison (table or JSON), optionally writing CSV, JSON and SVG plots.
 
+use super::usage::usage;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -119,7 +120,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     // A folder given as a path (a bare NAME is a trace name, even if a folder is so named).
     let as_path = args.pods.contains('/') || args.pods.contains(std::path::MAIN_SEPARATOR);
     if as_path && Path::new(&args.pods).is_dir() {
-        bail!(
+        usage!(
             "--pods {}: is a directory; give a pod list file (CSV or JSON) or a trace NAME \
              (with --trace-dir for the folder)",
             args.pods
@@ -129,7 +130,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     dirs.push(PathBuf::from("traces/openb"));
     let trace = load_trace(&args.pods, args.nodes.as_deref(), &dirs)?;
     if trace.cluster.gpu_capacity_milli() == 0 {
-        bail!(
+        usage!(
             "the cluster in {} has no GPUs; the simulator measures GPU allocation and needs at least one GPU node",
             trace.nodes_origin.describe()
         );
@@ -290,7 +291,7 @@ pub fn parse_policies(text: &str) -> anyhow::Result<Vec<PolicyKind>> {
         }
     }
     if out.is_empty() {
-        bail!("--policy is empty; name at least one policy");
+        usage!("--policy is empty; name at least one policy");
     }
     Ok(out)
 }
@@ -322,25 +323,27 @@ pub fn parse_seeds_for(flag: &str, text: &str) -> anyhow::Result<Vec<u64>> {
         let num = |s: &str| -> anyhow::Result<u64> {
             let s = s.trim();
             if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-                bail!("{flag}: {part:?} is not a non-negative integer or a range like 42-51");
+                usage!("{flag}: {part:?} is not a non-negative integer or a range like 42-51");
             }
-            s.parse()
-                .with_context(|| format!("{flag}: {part:?} is larger than a seed can be"))
+            match s.parse() {
+                Ok(n) => Ok(n),
+                Err(_) => usage!("{flag}: {part:?} is larger than a seed can be"),
+            }
         };
         let (lo, hi) = match part.split_once('-') {
             Some((a, b)) => (num(a)?, num(b)?),
             None => (num(part)?, num(part)?),
         };
         if lo > hi {
-            bail!("{flag}: range {part:?} is empty (start > end)");
+            usage!("{flag}: range {part:?} is empty (start > end)");
         }
         if hi - lo >= MAX_SEEDS as u64 || out.len() + ((hi - lo) as usize) >= MAX_SEEDS {
-            bail!("{flag}: more than {MAX_SEEDS} seeds");
+            usage!("{flag}: more than {MAX_SEEDS} seeds");
         }
         out.extend((lo..=hi).filter(|s| !out.contains(s)).collect::<Vec<_>>());
     }
     if out.is_empty() {
-        bail!("{flag} is empty; give e.g. 42-51");
+        usage!("{flag} is empty; give e.g. 42-51");
     }
     Ok(out)
 }

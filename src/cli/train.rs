@@ -2,6 +2,7 @@
 //! then Q-learning), with a progress bar, and write the policy file plus its learning curves
 //! (CSV and SVG).
 
+use super::usage::usage;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -95,10 +96,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let seeds = parse_seeds_for("--seeds", &args.seeds)?;
     let validation = parse_seeds_for("--validation-seeds", &args.validation_seeds)?;
     if !(0.0..1.0).contains(&args.gamma) {
-        bail!("--gamma {} must be in 0..1", args.gamma);
+        usage!("--gamma {} must be in 0..1", args.gamma);
     }
     if !(args.learning_rate > 0.0 && args.learning_rate <= 1.0) {
-        bail!("--learning-rate {} must be in (0, 1]", args.learning_rate);
+        usage!("--learning-rate {} must be in (0, 1]", args.learning_rate);
     }
     let mut dirs = args.trace_dir.clone();
     dirs.push(PathBuf::from("traces/openb"));
@@ -216,10 +217,10 @@ fn resume_from(
 
 fn search_options(args: &TrainArgs) -> anyhow::Result<learn::SearchOptions> {
     if !(args.search_sigma > 0.0 && args.search_sigma <= 1.0) {
-        bail!("--search-sigma {} must be in (0, 1]", args.search_sigma);
+        usage!("--search-sigma {} must be in (0, 1]", args.search_sigma);
     }
     if args.search_elite > args.search_population {
-        bail!(
+        usage!(
             "--search-elite {} must not exceed --search-population {}",
             args.search_elite,
             args.search_population
