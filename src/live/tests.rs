@@ -1,3 +1,6 @@
+//! Tests of building the live snapshot from cluster objects: nodes, bound pods, telemetry and
+//! what is left out, with the reason.
+
 use std::sync::Arc;
 use std::time::Duration;
 

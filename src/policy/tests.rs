@@ -1,3 +1,6 @@
+//! Tests of the policies: each heuristic's preferences on small clusters, the caches against fresh
+//! scoring, and properties over random pods.
+
 use proptest::prelude::*;
 
 use super::testkit::{cluster, pod, share, target, whole};
