@@ -10,6 +10,7 @@ mod change;
 mod gpu;
 mod host;
 mod metrics;
+pub mod plugin;
 mod publish;
 mod telemetry;
 #[cfg(test)]
@@ -90,8 +91,13 @@ fn check(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Run the agent until SIGTERM or ctrl-c.
-pub fn run(settings: Settings, sources: Sources) -> anyhow::Result<ExitCode> {
+/// Run the agent until SIGTERM or ctrl-c; with `device_plugin`, serve kubelet's device plugin
+/// API too.
+pub fn run(
+    settings: Settings,
+    sources: Sources,
+    device_plugin: Option<plugin::Options>,
+) -> anyhow::Result<ExitCode> {
     crate::process::init_tracing();
     check(&settings)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -121,13 +127,22 @@ pub fn run(settings: Settings, sources: Sources) -> anyhow::Result<ExitCode> {
             heartbeat_seconds = settings.heartbeat.as_secs(),
             "agent starting"
         );
-        let worker = worker::Worker::new(
+        let mut worker = worker::Worker::new(
             &settings,
-            client,
+            client.clone(),
             HostSampler::new(&sources.proc_dir),
             GpuSampler::new(sources.nvml_lib),
-            metrics,
+            metrics.clone(),
         );
+        let plugin_task = device_plugin.map(|options| {
+            tracing::info!(dir = %options.dir.display(), share_slots = options.share_slots, "device plugin starting");
+            let (tx, rx) = tokio::sync::watch::channel(plugin::Inventory::default());
+            worker.send_inventory(tx);
+            let (node, stop) = (settings.node_name.clone(), stop_rx.clone());
+            tokio::spawn(async move {
+                plugin::run(options, client, &node, rx, metrics.plugin.clone(), stop).await;
+            })
+        });
         let stopped = worker.run(stop_rx);
         tokio::pin!(stopped);
         tokio::select! {
@@ -139,6 +154,9 @@ pub fn run(settings: Settings, sources: Sources) -> anyhow::Result<ExitCode> {
             }
         }
         let _ = stop_tx.send(true);
+        if let Some(task) = plugin_task {
+            let _ = task.await;
+        }
         match server.await {
             Ok(Ok(())) => Ok(ExitCode::SUCCESS),
             Ok(Err(e)) => Err(anyhow::Error::new(e).context("serving /metrics")),

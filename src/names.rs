@@ -3,6 +3,14 @@
 
 /// Extended resource for whole GPUs (NVIDIA device plugin).
 pub const GPU_RESOURCE: &str = "nvidia.com/gpu";
+/// Extended resource for a share of one GPU, served by allot's device plugin on its nodes: a
+/// container asks for 1 and the pod says how much in [`GPU_MILLI_ANNOTATION`]. Each GPU is
+/// advertised as a number of share slots (`allot agent --share-slots`), so kubelet counts
+/// sharing containers while allot accounts the milli-GPU.
+pub const GPU_SHARE_RESOURCE: &str = "allot.dev/gpu-share";
+/// Pod annotation written by the node agent once kubelet has been handed the pod's GPUs
+/// (`Allocate`), so an agent that restarts never hands a pod's devices out again.
+pub const GPU_ALLOCATED_ANNOTATION: &str = "allot.dev/gpu-allocated";
 /// Pod annotation: a share of one GPU in milli-GPU, 1..=999.
 pub const GPU_MILLI_ANNOTATION: &str = "allot.dev/gpu-milli";
 /// Pod annotation: allowed GPU models, a comma list (`A100,H100`).
@@ -12,8 +20,12 @@ pub const POLICY_ANNOTATION: &str = "allot.dev/policy";
 /// Pod annotation written at bind time: the GPU device indices the pod was given, a comma
 /// list (`0,1`). Read back when the pod is accounted on its node, so allocation is exact.
 pub const GPU_DEVICES_ANNOTATION: &str = "allot.dev/gpu-devices";
-/// Node label: the node's GPU model (what `allot.dev/gpu-models` is matched against).
+/// Node label set by an administrator: the node's GPU model, overriding [`GPU_PRODUCT_LABEL`]
+/// and the agent's report (what `allot.dev/gpu-models` is matched against).
 pub const GPU_MODEL_LABEL: &str = "allot.dev/gpu-model";
+/// Node label set by NVIDIA's GPU feature discovery: the GPU product, NVML's name with spaces
+/// as '-' (`NVIDIA-A100-SXM4-80GB`). The node's model unless [`GPU_MODEL_LABEL`] is set.
+pub const GPU_PRODUCT_LABEL: &str = "nvidia.com/gpu.product";
 
 /// Pod label: the ScheduleRequest (same namespace) that created the pod.
 pub const REQUEST_LABEL: &str = "allot.dev/schedule-request";

@@ -81,6 +81,8 @@ pub struct Metrics {
     last_tick_ms: AtomicU64,
     /// `/healthz` fails when no sample ended for this long (0: never).
     stall_limit_ms: AtomicU64,
+    /// The device plugin's series (registered here, counted by the plugin).
+    pub plugin: Arc<super::plugin::Counters>,
 }
 
 fn unix_ms() -> u64 {
@@ -164,7 +166,10 @@ impl Metrics {
             "Unix time of the last successful status write",
             last_write.clone(),
         );
+        let plugin = Arc::new(super::plugin::Counters::default());
+        plugin.register(&mut registry);
         Self {
+            plugin,
             registry,
             gpu_util,
             mem_copy_util,

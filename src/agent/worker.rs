@@ -15,6 +15,7 @@ use super::change::{Schedule, Thresholds, significant};
 use super::gpu::GpuSampler;
 use super::host::{HostSample, HostSampler};
 use super::metrics::Metrics;
+use super::plugin::Inventory;
 use super::publish::Publisher;
 use super::{Settings, telemetry};
 use crate::crd::{GpuHealth, NodeTelemetryStatus};
@@ -40,6 +41,8 @@ pub struct Worker {
     last_failure: Option<&'static str>,
     /// Health of each GPU (by index) at the previous sample, to log transitions once.
     health: BTreeMap<u32, GpuHealth>,
+    /// The device plugin's view of the GPUs, sent when it changes.
+    inventory: Option<tokio::sync::watch::Sender<Inventory>>,
 }
 
 /// Resolves once `stop` turns true (or its sender is gone).
@@ -85,7 +88,14 @@ impl Worker {
             written: None,
             last_failure: None,
             health: BTreeMap::new(),
+            inventory: None,
         }
+    }
+
+    /// Also send every change of the GPUs' identity, memory or health to `inventory` (the
+    /// device plugin's ListAndWatch).
+    pub fn send_inventory(&mut self, inventory: tokio::sync::watch::Sender<Inventory>) {
+        self.inventory = Some(inventory);
     }
 
     /// Loop until `stop` turns true.
@@ -151,6 +161,16 @@ impl Worker {
         let status = telemetry::status(host, self.last_cpu, self.publisher.allocatable(), gpus);
         self.last_cpu = status.cpu.used_milli;
         self.log_health(&status);
+        if let Some(tx) = &self.inventory {
+            let now = Inventory::from_telemetry(&status.gpus);
+            tx.send_if_modified(|seen| {
+                let changed = *seen != now;
+                if changed {
+                    *seen = now;
+                }
+                changed
+            });
+        }
         self.metrics.observe(&self.node_name, &status);
 
         let change = self

@@ -55,6 +55,26 @@ pub struct AgentArgs {
     /// Change in GPU power, as a fraction of the last written value, worth a write.
     #[arg(long, default_value_t = 0.20)]
     pub change_power_fraction: f64,
+    /// Serve kubelet's device plugin API: whole GPUs as nvidia.com/gpu (in place of NVIDIA's
+    /// plugin on this node) and shares as allot.dev/gpu-share, each container given exactly
+    /// the GPUs allot chose at bind (README, "GPUs on the node").
+    #[arg(long)]
+    pub device_plugin: bool,
+    /// kubelet's device-plugins directory (where kubelet.sock is).
+    #[arg(
+        long,
+        default_value = "/var/lib/kubelet/device-plugins",
+        value_name = "DIR"
+    )]
+    pub device_plugin_dir: PathBuf,
+    /// Share slots advertised per GPU as allot.dev/gpu-share: the most containers that may
+    /// share one GPU; 1 to 1000.
+    #[arg(long, default_value_t = 100)]
+    pub share_slots: u32,
+    /// Also name each GPU to the runtime as a CDI device KIND=<uuid> (e.g. nvidia.com/gpu),
+    /// for container runtimes with CDI enabled and NVIDIA's CDI spec on the node.
+    #[arg(long, value_name = "KIND")]
+    pub cdi_kind: Option<String>,
 }
 
 #[cfg(feature = "k8s")]
@@ -136,6 +156,34 @@ impl AgentArgs {
         })
     }
 
+    /// The device plugin's options, when --device-plugin is given; the error names the flag.
+    pub fn device_plugin(&self) -> Result<Option<crate::agent::plugin::Options>, String> {
+        if !self.device_plugin {
+            return Ok(None);
+        }
+        if !(1..=1000).contains(&self.share_slots) {
+            return Err(format!(
+                "--share-slots {} must be between 1 and 1000",
+                self.share_slots
+            ));
+        }
+        let cdi_kind = match self.cdi_kind.as_deref().map(str::trim) {
+            None => None,
+            Some(k) if crate::agent::plugin::valid_cdi_kind(k) => Some(k.to_string()),
+            Some(k) => {
+                return Err(format!(
+                    "--cdi-kind {k:?} is not a CDI kind: it must look like vendor.com/class \
+                     (e.g. nvidia.com/gpu)"
+                ));
+            }
+        };
+        Ok(Some(crate::agent::plugin::Options {
+            dir: self.device_plugin_dir.clone(),
+            share_slots: self.share_slots,
+            cdi_kind,
+        }))
+    }
+
     /// Where the agent reads from (--proc-dir, --nvml-lib); nothing to validate.
     pub fn sources(&self) -> crate::agent::Sources {
         crate::agent::Sources {
@@ -148,14 +196,14 @@ impl AgentArgs {
 /// Bad flags print what is wrong and exit 2 (as clap's own errors do).
 #[cfg(feature = "k8s")]
 pub fn run(args: &AgentArgs) -> anyhow::Result<ExitCode> {
-    let settings = match args.settings() {
-        Ok(s) => s,
+    let (settings, plugin) = match args.settings().and_then(|s| Ok((s, args.device_plugin()?))) {
+        Ok(both) => both,
         Err(e) => {
             eprintln!("allot agent: {e}");
             return Ok(ExitCode::from(2));
         }
     };
-    crate::agent::run(settings, args.sources())
+    crate::agent::run(settings, args.sources(), plugin)
 }
 
 #[cfg(not(feature = "k8s"))]
