@@ -15,6 +15,7 @@
 
 pub mod build;
 mod caches;
+pub mod node_model;
 pub mod pod;
 
 pub use crate::snapshot::{BoundPod, ClusterSnapshot, NodeIndex, NodeState, Telemetry, node_index};

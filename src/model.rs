@@ -8,6 +8,7 @@ pub mod gpu;
 pub mod misfit;
 pub mod node;
 pub mod pod;
+pub mod product;
 pub mod quantity;
 pub mod shape;
 

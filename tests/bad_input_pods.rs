@@ -105,7 +105,7 @@ fn spec(input: &str, spec: Value, annotations: Value, want: &str) -> Row {
 const RANGE: &str = "is out of range; a share of one GPU is 1..999 milli (whole GPUs are asked for \
                      with nvidia.com/gpu)";
 const NOT_COUNT: &str = "is not a whole number >= 0";
-const BAD_MODEL: &str = "is not a GPU model name (letters, digits, '-', '_', '.')";
+const BAD_MODEL: &str = "is not a GPU model name (letters, digits, spaces, '-', '_', '.')";
 const BAD_DEVICES: &str = r#"is not a comma list of GPU device indices 0..15 (e.g. "0,1")"#;
 const NOT_A_NUMBER: &str = r#"is not a number followed by a unit (e.g. "500m", "64Gi", "2")"#;
 const SUFFIXES: &str = "(use n, u, m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi or Ei)";
@@ -120,6 +120,7 @@ fn rows() -> Vec<Row> {
     let policy = "allot.dev/policy";
     let models = "allot.dev/gpu-models";
     let planned = "allot.dev/planned-devices";
+    let long_model = format!("NVIDIA {}", "X".repeat(64));
     vec![
         // GPU share: the allot.dev/gpu-milli annotation (a valid one first, for contrast).
         milli("500", ACCEPTED),
@@ -170,6 +171,26 @@ fn rows() -> Vec<Row> {
         ),
         // A model no node has is valid: the pod matches no node, and filter says so per node.
         on_gpu_pod(models, "Z999", ACCEPTED),
+        // Products in NVML's or GFD's spelling are names too (spaces become '-').
+        on_gpu_pod(models, "NVIDIA A100-SXM4-80GB", ACCEPTED),
+        on_gpu_pod(
+            models,
+            "NVIDIA-H100-80GB-HBM3, Tesla V100-SXM2-32GB",
+            ACCEPTED,
+        ),
+        on_gpu_pod(
+            models,
+            &long_model,
+            &format!(
+                r#"{long_model:?} is too long for a GPU model name (64 characters as "{}"; at most 63)"#,
+                &long_model[7..]
+            ),
+        ),
+        on_gpu_pod(
+            models,
+            "A100\tH100",
+            &format!(r#""A100\tH100" {BAD_MODEL}"#),
+        ),
         spec(
             "allot.dev/gpu-models=\"A100\" without a GPU",
             requests(json!({"cpu": "1"})),

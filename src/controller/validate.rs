@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use crate::crd::PodTemplate;
 use crate::crd::ScheduleRequestSpec;
 use crate::crd::batch::{FieldError, Replica, replicas};
-use crate::model::{Cluster, GpuDemand};
+use crate::model::{Cluster, GpuDemand, ModelId};
 
 /// Longest label value Kubernetes accepts; the request name is the value of `REQUEST_LABEL`.
 const MAX_LABEL_VALUE: usize = 63;
@@ -39,11 +39,7 @@ pub fn validate(
             ),
         ));
     }
-    let node_models: BTreeSet<&str> = cluster
-        .nodes()
-        .iter()
-        .filter_map(|n| n.model.map(|m| cluster.models.name(m)))
-        .collect();
+    let node_models: BTreeSet<ModelId> = cluster.nodes().iter().filter_map(|n| n.model).collect();
     for (t, task) in spec.tasks.iter().enumerate() {
         let field = |f: &str| format!("spec.tasks[{t}].{f}");
         let pod_name_len =
@@ -61,8 +57,14 @@ pub fn validate(
         let wants_gpu =
             task.resources.gpu.is_some_and(|g| g > 0) || task.resources.gpu_milli.is_some();
         for (m, model) in task.gpu_models.iter().enumerate() {
-            if wants_gpu && !node_models.contains(model.as_str()) {
-                let known: Vec<&str> = node_models.iter().copied().collect();
+            // In any spelling of the product (crate::model::product), as the extender matches.
+            let found = cluster.models.lookup(model);
+            if wants_gpu && !found.is_some_and(|id| node_models.contains(&id)) {
+                let known: BTreeSet<&str> = node_models
+                    .iter()
+                    .map(|&id| cluster.models.name(id))
+                    .collect();
+                let known: Vec<&str> = known.into_iter().collect();
                 errors.push(error_at(
                     field(&format!("gpuModels[{m}]")),
                     format!(

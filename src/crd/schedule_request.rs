@@ -156,7 +156,7 @@ pub struct TaskSpec {
     pub replicas: i32,
     /// Resources of one replica.
     pub resources: TaskResources,
-    /// GPU models this task accepts (as the agent reports them); empty means any.
+    /// GPU models this task accepts (`A100-SXM4-80GB`, or as NVML or GFD spell it); empty means any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = MAX_GPU_MODELS), inner(length(min = 1, max = 128)))]
     pub gpu_models: Vec<String>,

@@ -1,11 +1,11 @@
 //! Objects -> the core's [`ClusterSnapshot`] (in a [`LiveSnapshot`], with the objects read
-//! around), without I/O: nodes are sorted by name (stable indices), GPU models are interned in
-//! sorted order, pods bound to a known node are placed on the devices their
-//! `allot.dev/gpu-devices` annotation records (the default choice when it has none or it no
-//! longer fits), each node's [`NodeState`] comes from its Node and NodeTelemetry objects, and
-//! unhealthy GPUs are withheld so nothing new lands on them.
+//! around), without I/O: nodes are sorted by name (stable indices), their GPU models
+//! ([`node_model`]) are interned in sorted order, pods bound to a known node are placed on the
+//! devices their `allot.dev/gpu-devices` annotation records (the default choice when it has
+//! none or it no longer fits), each node's [`NodeState`] comes from its Node and NodeTelemetry
+//! objects, and unhealthy GPUs are withheld so nothing new lands on them.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,16 +13,14 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Node as KubeNode, Pod};
 
 use crate::crd::{GpuHealth, NodeTelemetry};
+use crate::live::node_model::{NodeModelError, intern_models};
 use crate::live::pod::{PodError, accounted_demand, bound_devices, pod_key};
 use crate::model::quantity::{parse_bytes, parse_count, parse_cpu_milli};
 use crate::model::{
-    Cluster, DeviceSet, MAX_GPUS_PER_NODE, ModelCatalog, Node, Placement, PodDemand,
+    Cluster, DeviceSet, MAX_GPUS_PER_NODE, ModelCatalog, ModelId, Node, Placement, PodDemand,
 };
-use crate::names::{GPU_MODEL_LABEL, GPU_RESOURCE};
+use crate::names::GPU_RESOURCE;
 use crate::snapshot::{BoundPod, ClusterSnapshot, NodeState, Telemetry, node_index};
-
-/// GPU model of a node that has GPUs but neither the model label nor telemetry.
-pub const UNKNOWN_MODEL: &str = "unknown";
 
 /// What to do with a node whose telemetry is stale or missing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -125,9 +123,10 @@ impl PodMemo {
         entry
     }
 
-    fn begin(&mut self, catalog: &BTreeSet<String>) {
-        if !self.catalog.iter().eq(catalog.iter()) {
-            self.catalog = catalog.iter().cloned().collect();
+    fn begin(&mut self, catalog: &ModelCatalog) {
+        let names = || catalog.ids().map(|id| catalog.name(id));
+        if !self.catalog.iter().map(String::as_str).eq(names()) {
+            self.catalog = names().map(str::to_string).collect();
             self.entries.clear();
         }
         for e in self.entries.values_mut() {
@@ -172,31 +171,14 @@ pub fn snapshot_with(
     let mut sorted: Vec<&KubeNode> = nodes.iter().map(Arc::as_ref).collect();
     sorted.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
 
-    let model_of = |n: &KubeNode| -> Option<String> {
-        let name = n.metadata.name.as_deref()?;
-        let label = n.metadata.labels.as_ref()?.get(GPU_MODEL_LABEL).cloned();
-        label.or_else(|| {
-            let t = reports.get(name)?;
-            t.status.as_ref()?.gpus.first().map(|g| g.model.clone())
-        })
-    };
-    let names: BTreeSet<String> = sorted
-        .iter()
-        .map(|n| model_of(n).unwrap_or_else(|| UNKNOWN_MODEL.to_string()))
-        .collect();
-    let mut models = ModelCatalog::default();
-    for name in &names {
-        if let Err(e) = models.intern(name) {
-            problem(format!("GPU model {name:?}"), e.to_string());
-        }
-    }
-    memo.begin(&names);
+    let (models, node_models) = intern_models(&sorted, &reports, &mut problem);
+    memo.begin(&models);
 
     let mut core = Vec::with_capacity(sorted.len());
     let mut states = Vec::with_capacity(sorted.len());
-    for n in &sorted {
+    for (n, model) in sorted.iter().zip(node_models) {
         let name = n.metadata.name.clone().unwrap_or_default();
-        match core_node(n, &name, model_of(n), &models) {
+        match core_node(n, &name, model) {
             Ok((node, issue)) => {
                 if let Some(m) = issue {
                     problem(format!("node {name}"), m);
@@ -310,12 +292,12 @@ fn counts(pod: &Pod) -> bool {
     !matches!(phase, Some("Succeeded" | "Failed"))
 }
 
-/// The core node for a Node object, and what was wrong with it if anything.
+/// The core node for a Node object, and what was wrong with it if anything. `model` is its
+/// model's catalog entry (`None`: the catalog is full) or why it has none.
 fn core_node(
     n: &KubeNode,
     name: &str,
-    model: Option<String>,
-    models: &ModelCatalog,
+    model: Result<Option<ModelId>, NodeModelError>,
 ) -> Result<(Node, Option<String>), String> {
     let alloc = n.status.as_ref().and_then(|s| s.allocatable.as_ref());
     let get = |k: &str| alloc.and_then(|a| a.get(k)).map(|q| q.0.as_str());
@@ -344,10 +326,18 @@ fn core_node(
         ));
         gpus = MAX_GPUS_PER_NODE;
     }
-    let mut id = models.lookup(model.as_deref().unwrap_or(UNKNOWN_MODEL));
-    if gpus > 0 && id.is_none() {
-        issues.push("GPU model unknown to the catalog; accounted without GPUs".into());
+    let (mut id, unusable) = match model {
+        Ok(id) => (id, None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    if id.is_none() && gpus > 0 {
+        let why = unusable
+            .as_deref()
+            .unwrap_or("GPU model unknown to the catalog");
+        issues.push(format!("{why}; accounted without GPUs"));
         (gpus, id) = (0, None);
+    } else if let Some(why) = unusable {
+        issues.push(why);
     }
     let node = Node::new(name, cpu, memory, gpus, id).map_err(|e| e.to_string())?;
     Ok((node, (!issues.is_empty()).then(|| issues.join("; "))))

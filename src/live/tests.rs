@@ -240,7 +240,7 @@ fn a_gpu_node_without_a_model_gets_the_unknown_model_and_bad_quantities_are_repo
     let c = &live.snapshot.cluster;
     assert_eq!(
         c.models.name(c.node(0).unwrap().model.unwrap()),
-        build::UNKNOWN_MODEL
+        node_model::UNKNOWN_MODEL
     );
     assert_eq!(c.node(1).unwrap().memory_capacity, 0);
     assert_eq!(live.problems.len(), 1);

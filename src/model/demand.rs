@@ -8,13 +8,15 @@
 //! plain counts in a trace's `cpu_milli` / `memory_mib` columns) parsed by
 //! [`crate::model::quantity`]; whole GPUs are `1..=`[`MAX_GPUS_PER_NODE`]; a share is
 //! `1..=999` milli of exactly one GPU; a share and whole GPUs are not both given; allowed GPU
-//! models are valid names and only for a pod that requests a GPU. Sources differ only in how
-//! they spell the GPU part ([`Gpus`]) and in their field names ([`FieldNames`]), which the
-//! messages use, so the user still sees where the bad value came from.
+//! models are product names in any spelling [`crate::model::product`] normalises, and only
+//! for a pod that requests a GPU. Sources differ only in how they spell the GPU part
+//! ([`Gpus`]) and in their field names ([`FieldNames`]), which the messages use, so the user
+//! still sees where the bad value came from.
 
 use super::gpu::{MAX_MODELS, ModelCatalog, ModelError, ModelSet};
 use super::node::MAX_GPUS_PER_NODE;
 use super::pod::{GpuDemand, MILLI_PER_GPU, PodDemand};
+use super::product::{ProductError, normalise};
 use super::quantity::{QuantityError, parse_bytes, parse_count, parse_cpu_milli};
 
 /// An amount of cpu or memory as its source wrote it.
@@ -213,8 +215,8 @@ pub enum Problem {
     },
     #[error("{milli} milli per GPU, but {whole} is 0")]
     ShareWithoutGpu { milli: u64, whole: &'static str },
-    #[error("{0:?} is not a GPU model name (letters, digits, '-', '_', '.')")]
-    BadModel(String),
+    #[error(transparent)]
+    BadModel(ProductError),
     #[error("{0:?} names no GPU model")]
     NoModel(String),
     #[error("{models:?} is set but no GPU is requested (set {whole} or {share})")]
@@ -337,21 +339,18 @@ fn model_set(
     let mut set = ModelSet::EMPTY;
     let mut named = false;
     let mut add = |name: &str| -> Result<(), Problem> {
-        let name = name.trim();
-        if !super::gpu::valid_model_name(name) {
-            return Err(Problem::BadModel(name.to_string()));
-        }
+        let name = normalise(name).map_err(Problem::BadModel)?;
         named = true;
         match &mut catalog {
             Catalog::Intern(c) => {
-                let id = c.intern(name).map_err(|e| match e {
-                    ModelError::BadName(n) => Problem::BadModel(n),
+                let id = c.intern(&name).map_err(|e| match e {
+                    ModelError::BadName(e) => Problem::BadModel(e),
                     ModelError::TooMany => Problem::TooManyModels,
                 })?;
                 set = set.with(id);
             }
             Catalog::Lookup(c) => {
-                if let Some(id) = c.lookup(name) {
+                if let Some(id) = c.lookup(&name) {
                     set = set.with(id);
                 }
             }

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use super::product::{ProductError, normalise, same};
+
 /// Largest number of distinct GPU models one cluster may name (one bit each in [`ModelSet`]).
 pub const MAX_MODELS: usize = 64;
 
@@ -45,21 +47,15 @@ impl ModelSet {
 /// Why a GPU model name was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ModelError {
-    #[error("GPU model name {0:?} is not valid (use letters, digits, '-', '_' or '.')")]
-    BadName(String),
+    #[error(transparent)]
+    BadName(#[from] ProductError),
     #[error("more than {MAX_MODELS} distinct GPU models")]
     TooMany,
 }
 
-/// Whether `name` (already trimmed) can be a GPU model name: letters, digits, '-', '_', '.'.
-pub fn valid_model_name(name: &str) -> bool {
-    !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
-/// Interns GPU model names. Names compare exactly (case-sensitive), as node labels do.
+/// Interns GPU model names in their normal form ([`normalise`]): the NVML, GFD and short
+/// spellings of one product are one model, and names compare ignoring ASCII case (the spelling
+/// interned first is the one shown).
 #[derive(Debug, Clone, Default)]
 pub struct ModelCatalog {
     names: Vec<String>,
@@ -67,17 +63,14 @@ pub struct ModelCatalog {
 
 impl ModelCatalog {
     pub fn intern(&mut self, name: &str) -> Result<ModelId, ModelError> {
-        let name = name.trim();
-        if !valid_model_name(name) {
-            return Err(ModelError::BadName(name.to_string()));
-        }
-        if let Some(i) = self.names.iter().position(|n| n == name) {
-            return Ok(ModelId(i as u8));
+        let name = normalise(name)?;
+        if let Some(id) = self.find(&name) {
+            return Ok(id);
         }
         if self.names.len() >= MAX_MODELS {
             return Err(ModelError::TooMany);
         }
-        self.names.push(name.to_string());
+        self.names.push(name);
         Ok(ModelId((self.names.len() - 1) as u8))
     }
 
@@ -94,10 +87,16 @@ impl ModelCatalog {
         })
     }
 
+    /// The model `name` (in any spelling) is, if it is in the catalog; `None` too for a name
+    /// that is not valid.
     pub fn lookup(&self, name: &str) -> Option<ModelId> {
+        normalise(name).ok().and_then(|n| self.find(&n))
+    }
+
+    fn find(&self, normal: &str) -> Option<ModelId> {
         self.names
             .iter()
-            .position(|n| n == name)
+            .position(|n| same(n, normal))
             .map(|i| ModelId(i as u8))
     }
 
@@ -157,6 +156,16 @@ mod tests {
         assert!(set.contains(v16) && !set.contains(t4));
         assert_eq!(c.show(set).to_string(), "V100M16|V100M32");
         assert!(c.parse_set("", '|').unwrap().is_any());
-        assert!(matches!(c.intern("bad name"), Err(ModelError::BadName(_))));
+        assert!(matches!(c.intern("bad/name"), Err(ModelError::BadName(_))));
+        // The NVML, GFD and short spellings of a product, in any case, are one model.
+        let a100 = c.intern("NVIDIA A100-SXM4-80GB").unwrap();
+        assert_eq!(c.name(a100), "A100-SXM4-80GB");
+        for other in ["NVIDIA-A100-SXM4-80GB", "A100-SXM4-80GB", "a100-sxm4-80gb"] {
+            assert_eq!(c.intern(other), Ok(a100), "{other}");
+            assert_eq!(c.lookup(other), Some(a100), "{other}");
+        }
+        assert_eq!(c.lookup("Tesla-T4"), Some(t4));
+        assert_eq!(c.lookup("bad/name"), None);
+        assert_eq!(c.len(), 4);
     }
 }

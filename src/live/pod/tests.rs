@@ -76,11 +76,11 @@ fn bad_fields_are_named_as_the_pod_writes_them() {
             "nvidia.com/gpu: 17 GPUs exceed the 16 one node can hold",
         ),
         (
-            serde_json::json!({"allot.dev/gpu-models": "a b"}),
+            serde_json::json!({"allot.dev/gpu-models": "a!b"}),
             Some("1"),
             "InvalidGpuModels",
-            "annotation allot.dev/gpu-models: \"a b\" is not a GPU model name (letters, \
-             digits, '-', '_', '.')",
+            "annotation allot.dev/gpu-models: \"a!b\" is not a GPU model name (letters, \
+             digits, spaces, '-', '_', '.')",
         ),
         (
             serde_json::json!({"allot.dev/gpu-models": "A100"}),

@@ -304,6 +304,7 @@ fn quantity_edge_cases() {
 fn model_edge_cases() {
     let list = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
     let (a100_list, empty_name, two) = (list(&["A100"]), list(&[""]), list(&["A100", "T4"]));
+    let (nvml, long) = (list(&["Tesla T4"]), vec!["X".repeat(64)]);
     let mut known = ModelCatalog::default();
     let a100 = known.intern("A100").unwrap();
     let t4 = known.intern("T4").unwrap();
@@ -324,12 +325,26 @@ fn model_edge_cases() {
                 "gpuModels: \",\" names no GPU model",
             )),
         ),
+        // Any spelling of a product (crate::model::product): NVML's, GFD's, any case.
         (
-            Models::Separated("a b", ','),
+            Models::Separated("NVIDIA A100, nvidia-t4", ','),
+            Ok(ModelSet::only(a100).with(t4)),
+        ),
+        (Models::List(&nvml), Ok(ModelSet::only(t4))),
+        (
+            Models::Separated("a!b", ','),
             Err((
                 MODELS,
                 "InvalidGpuModels",
-                "gpuModels: \"a b\" is not a GPU model name",
+                "gpuModels: \"a!b\" is not a GPU model name",
+            )),
+        ),
+        (
+            Models::List(&long),
+            Err((
+                MODELS,
+                "InvalidGpuModels",
+                "is too long for a GPU model name (64 characters",
             )),
         ),
         (
