@@ -197,6 +197,37 @@ fn rows() -> Vec<Row> {
             json!({models: "A100"}),
             r#"annotation allot.dev/gpu-models: "A100" is set but no GPU is requested (set nvidia.com/gpu or annotation allot.dev/gpu-milli)"#,
         ),
+        // The device plugin's share resource (allot.dev/gpu-share: 1 per container).
+        spec(
+            "allot.dev/gpu-share: 1 with allot.dev/gpu-milli",
+            requests(json!({"cpu": "1", "allot.dev/gpu-share": "1"})),
+            json!({"allot.dev/gpu-milli": "500"}),
+            ACCEPTED,
+        ),
+        spec(
+            "allot.dev/gpu-share: 1 without allot.dev/gpu-milli",
+            requests(json!({"cpu": "1", "allot.dev/gpu-share": "1"})),
+            json!({}),
+            "resource allot.dev/gpu-share needs annotation allot.dev/gpu-milli on the pod (how much of one GPU, 1..999 milli-GPU)",
+        ),
+        spec(
+            "allot.dev/gpu-share: 2",
+            requests(json!({"cpu": "1", "allot.dev/gpu-share": "2"})),
+            json!({"allot.dev/gpu-milli": "500"}),
+            r#"container "main": resource allot.dev/gpu-share: 2 asked, but a container takes at most 1 (a share of one GPU; its size is annotation allot.dev/gpu-milli)"#,
+        ),
+        spec(
+            "allot.dev/gpu-share: half",
+            requests(json!({"cpu": "1", "allot.dev/gpu-share": "half"})),
+            json!({"allot.dev/gpu-milli": "500"}),
+            r#"container "main": resource allot.dev/gpu-share: "half" is not a whole number >= 0"#,
+        ),
+        spec(
+            "allot.dev/gpu-share with nvidia.com/gpu",
+            requests(json!({"cpu": "1", "allot.dev/gpu-share": "1", "nvidia.com/gpu": "1"})),
+            json!({}),
+            "resource allot.dev/gpu-share needs annotation allot.dev/gpu-milli on the pod (how much of one GPU, 1..999 milli-GPU)",
+        ),
         // Policy.
         on_gpu_pod(
             policy,

@@ -17,7 +17,7 @@ use crate::policy::PolicyKind;
 
 pub use crate::names::{
     GPU_DEVICES_ANNOTATION, GPU_MILLI_ANNOTATION, GPU_MODELS_ANNOTATION, GPU_RESOURCE,
-    PLANNED_DEVICES_ANNOTATION, PLANNED_NODE_ANNOTATION, POLICY_ANNOTATION,
+    GPU_SHARE_RESOURCE, PLANNED_DEVICES_ANNOTATION, PLANNED_NODE_ANNOTATION, POLICY_ANNOTATION,
 };
 /// Policy used when the pod names none: `learned`, the best measured so far (FGD plus the
 /// embedded policy's corrections; `allot simulate`, BENCHMARKS.md §8).
@@ -60,6 +60,16 @@ pub enum PodError {
          {need}"
     )]
     PlannedDevicesCount { count: usize, need: u32 },
+    #[error(
+        "container {container:?}: resource {GPU_SHARE_RESOURCE}: {count} asked, but a container \
+         takes at most 1 (a share of one GPU; its size is annotation {GPU_MILLI_ANNOTATION})"
+    )]
+    ShareCount { container: String, count: u64 },
+    #[error(
+        "resource {GPU_SHARE_RESOURCE} needs annotation {GPU_MILLI_ANNOTATION} on the pod (how \
+         much of one GPU, 1..999 milli-GPU)"
+    )]
+    ShareWithoutMilli,
 }
 
 impl PodError {
@@ -72,6 +82,7 @@ impl PodError {
             PodError::BadDevices { .. } | PodError::PlannedDevicesCount { .. } => {
                 "InvalidGpuDevices"
             }
+            PodError::ShareCount { .. } | PodError::ShareWithoutMilli => "InvalidGpuShare",
         }
     }
 }
@@ -129,6 +140,9 @@ pub fn parse_pod_with(
             .map(|text| Models::Separated(text, ',')),
     };
     let demand = parse_demand(parts, Catalog::Lookup(models))?;
+    if res.shares > 0 && !matches!(demand.gpu, GpuDemand::Shared { .. }) {
+        return Err(PodError::ShareWithoutMilli);
+    }
     let policy = match annotations.get(POLICY_ANNOTATION) {
         None => default,
         Some(name) => {
@@ -262,6 +276,8 @@ struct Resources {
     cpu_milli: u64,
     memory_bytes: u64,
     gpus: u64,
+    /// Containers asking for [`GPU_SHARE_RESOURCE`] (each for 1).
+    shares: u64,
 }
 
 impl Resources {
@@ -270,6 +286,7 @@ impl Resources {
             cpu_milli: self.cpu_milli.saturating_add(o.cpu_milli),
             memory_bytes: self.memory_bytes.saturating_add(o.memory_bytes),
             gpus: self.gpus.saturating_add(o.gpus),
+            shares: self.shares.saturating_add(o.shares),
         }
     }
     fn max(self, o: Resources) -> Resources {
@@ -277,6 +294,7 @@ impl Resources {
             cpu_milli: self.cpu_milli.max(o.cpu_milli),
             memory_bytes: self.memory_bytes.max(o.memory_bytes),
             gpus: self.gpus.max(o.gpus),
+            shares: self.shares.max(o.shares),
         }
     }
 }
@@ -313,7 +331,24 @@ fn container(c: &Container) -> Result<Resources, PodError> {
         r.and_then(|r| r.requests.as_ref().and_then(|q| q.get(name)))
             .or_else(|| r.and_then(|r| r.limits.as_ref().and_then(|q| q.get(name))))
     };
-    quantities(&c.name, get("cpu"), get("memory"), get(GPU_RESOURCE))
+    let mut res = quantities(&c.name, get("cpu"), get("memory"), get(GPU_RESOURCE))?;
+    if let Some(q) = get(GPU_SHARE_RESOURCE) {
+        let count = Number::Text(&q.0)
+            .value()
+            .map_err(|problem| PodError::BadQuantity {
+                container: c.name.clone(),
+                resource: GPU_SHARE_RESOURCE,
+                problem,
+            })?;
+        if count > 1 {
+            return Err(PodError::ShareCount {
+                container: c.name.clone(),
+                count,
+            });
+        }
+        res.shares = count;
+    }
+    Ok(res)
 }
 
 fn quantities(
@@ -345,6 +380,7 @@ fn quantities(
             .transpose()
             .map_err(bad(GPU_RESOURCE))?
             .unwrap_or(0),
+        shares: 0,
     })
 }
 
