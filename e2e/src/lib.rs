@@ -3,3 +3,4 @@
 //! The library holds only what the tests share with other packages' tests.
 
 pub mod cargo;
+pub mod kubelet_dm;

@@ -12,6 +12,7 @@ mod chart;
 mod chart_policy;
 mod controller;
 mod crds;
+mod device_plugin;
 mod extender;
 mod nodes;
 mod scheduling;
