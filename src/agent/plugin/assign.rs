@@ -228,21 +228,9 @@ pub fn grant<'a>(
         pod: key.clone(),
         message,
     };
+    // The one demand parser also refuses a share resource without a share, and a share with
+    // whole GPUs.
     let per_gpu = milli(pod).map_err(bad)?;
-    if (ask.resource == Resource::Share) != (per_gpu < 1000) {
-        return Err(bad(match ask.resource {
-            Resource::Share => format!(
-                "container {:?} asks for {} but the pod has no {GPU_MILLI_ANNOTATION} \
-                 annotation saying how much of a GPU",
-                ask.container,
-                ask.resource.name()
-            ),
-            Resource::Whole => format!(
-                "container {:?} asks for whole GPUs but the pod's {GPU_MILLI_ANNOTATION} asks for a share",
-                ask.container
-            ),
-        }));
-    }
     let devices: Vec<u32> = match bound_devices(pod) {
         None => {
             return Err(bad(format!(

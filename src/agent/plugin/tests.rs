@@ -178,7 +178,7 @@ fn bad_pods_are_refused_with_what_is_wrong() {
             )],
             Resource::Share,
             1,
-            "pod ml/x: container \"c\" asks for allot.dev/gpu-share but the pod has no allot.dev/gpu-milli annotation saying how much of a GPU",
+            "pod ml/x: resource allot.dev/gpu-share needs annotation allot.dev/gpu-milli on the pod (how much of one GPU, 1..999 milli-GPU)",
         ),
         (
             vec![pod("x", 1, &[("c", WHOLE, 1)], &[])],
