@@ -21,7 +21,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use super::inventory::{Gpu, Inventory, Resource};
 use crate::live::pod::{bound_devices, parse_pod, pod_key};
 use crate::model::{GpuDemand, ModelCatalog};
-use crate::names::{GPU_ALLOCATED_ANNOTATION, GPU_DEVICES_ANNOTATION, GPU_MILLI_ANNOTATION};
+use crate::names::{GPU_ALLOCATED_ANNOTATION, GPU_DEVICES_ANNOTATION};
 
 /// A container's ask for one of allot's resources, in kubelet's order.
 #[derive(Debug, Clone, PartialEq, Eq)]
