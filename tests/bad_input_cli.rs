@@ -294,6 +294,31 @@ fn rows(tmp: &Path) -> Vec<Row> {
             USAGE,
             "allot agent: no node name: pass --node-name or set NODE_NAME",
         ),
+        // The device plugin's flags (checked only with --device-plugin).
+        row(
+            &[
+                "agent",
+                "--node-name",
+                "n1",
+                "--device-plugin",
+                "--share-slots",
+                "0",
+            ],
+            USAGE,
+            "allot agent: --share-slots 0 must be between 1 and 1000",
+        ),
+        row(
+            &[
+                "agent",
+                "--node-name",
+                "n1",
+                "--device-plugin",
+                "--cdi-kind",
+                "gpu",
+            ],
+            USAGE,
+            "allot agent: --cdi-kind \"gpu\" is not a CDI kind: it must look like vendor.com/class (e.g. nvidia.com/gpu)",
+        ),
     ]
 }
 

@@ -363,8 +363,8 @@ pub fn prefer(
     {
         return ids;
     }
-    let mut ids: Vec<String> = must_include.iter().take(size).cloned().collect();
-    for id in available {
+    let mut ids: Vec<String> = Vec::with_capacity(size);
+    for id in must_include.iter().chain(available) {
         if ids.len() >= size {
             break;
         }
