@@ -3,6 +3,8 @@
 //! at once. Every row fails before a replay, a training run or a server starts.
 #![cfg(feature = "k8s")]
 
+mod table;
+
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -362,11 +364,5 @@ fn bad_flags_give_the_exit_code_and_message() {
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} rows differ:\n\n{}",
-        failures.len(),
-        rows.len(),
-        failures.join("\n\n")
-    );
+    table::assert_rows(&failures, rows.len());
 }

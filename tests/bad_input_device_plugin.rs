@@ -4,6 +4,8 @@
 //! loop: every row that differs (or panics) is reported at once.
 #![cfg(feature = "k8s")]
 
+mod table;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use allot::agent::plugin::{Inventory, Resource, Served, choose, grant};
@@ -432,11 +434,5 @@ fn bad_kubelet_inputs_give_the_exact_outcome() {
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} rows differ:\n\n{}",
-        failures.len(),
-        rows.len(),
-        failures.join("\n\n")
-    );
+    table::assert_rows(&failures, rows.len());
 }

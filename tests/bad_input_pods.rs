@@ -3,6 +3,8 @@
 //! One table, one loop: every row that differs (or panics) is reported at once.
 #![cfg(feature = "k8s")]
 
+mod table;
+
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use allot::live::pod::parse_pod;
@@ -347,11 +349,5 @@ fn bad_pod_inputs_give_the_exact_message() {
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} rows differ:\n\n{}",
-        failures.len(),
-        rows.len(),
-        failures.join("\n\n")
-    );
+    table::assert_rows(&failures, rows.len());
 }

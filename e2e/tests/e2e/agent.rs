@@ -16,7 +16,8 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use serde_json::{Value, json};
 
 use crate::support::{
-    AllotProcess, Cluster, WAIT, cargo_artifact, free_port, poll, repo_root, telemetry_api,
+    AllotProcess, Cluster, WAIT, cargo_artifact, fake_gpus as devices, free_port, poll, repo_root,
+    telemetry_api, write_devices,
 };
 
 /// Agents to start (one per kwok GPU node, up to this many).
@@ -27,37 +28,6 @@ const HEARTBEAT_SECONDS: u64 = 3;
 /// The fake NVML library (built once per test process).
 fn fake_nvml() -> Result<PathBuf> {
     cargo_artifact(&["-p", "allot-fake-nvml"], "libnvidia_ml_fake.so")
-}
-
-/// Device file for `count` GPUs of `model`; GPU `failing` (if any) is lost.
-fn devices(node: &str, model: &str, count: u64, failing: Option<u64>) -> Value {
-    let gpus: Vec<Value> = (0..count)
-        .map(|i| {
-            let mut g = json!({
-                "uuid": format!("GPU-{node}-{i}"),
-                "name": model,
-                "memoryTotalBytes": 16u64 << 30,
-                "memoryUsedBytes": 1u64 << 30,
-                "utilizationGpu": 20,
-                "temperatureCelsius": 40,
-                "powerMilliwatts": 70_000,
-                "eccUncorrected": 0,
-            });
-            if failing == Some(i) {
-                g["fail"] = json!("lost");
-            }
-            g
-        })
-        .collect();
-    json!({ "driverVersion": "550.0-e2e", "gpus": gpus })
-}
-
-fn write_devices(path: &Path, devices: &Value) -> Result<()> {
-    // Write then rename, so an agent never reads half a file.
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(devices)?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
 }
 
 /// A kwok GPU node the test drives.

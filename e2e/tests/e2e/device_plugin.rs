@@ -10,7 +10,6 @@
 //! the NVIDIA container runtime and a GPU), and kubelet's node status (kubelet, not the device
 //! manager, copies the plugin's counts into the Node's capacity).
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
@@ -20,32 +19,19 @@ use serde_json::{Value, json};
 
 use allot_e2e::kubelet_dm::KubeletDm;
 
-use crate::support::{AllotProcess, Cluster, WAIT, cargo_artifact, free_port, poll, telemetry_api};
+use crate::support::{
+    AllotProcess, Cluster, WAIT, cargo_artifact, fake_gpus, free_port, poll, telemetry_api,
+    write_devices,
+};
 
 const WHOLE: &str = "nvidia.com/gpu";
 const SHARE: &str = "allot.dev/gpu-share";
 /// Share slots per GPU the agent advertises in this test.
 const SLOTS: u32 = 4;
 
-fn devices(lost: Option<usize>) -> Value {
-    let gpus: Vec<Value> = (0..2)
-        .map(|i| {
-            let mut g = json!({ "uuid": format!("GPU-dp-{i}"), "name": "NVIDIA A100-SXM4-80GB",
-                "memoryTotalBytes": 16u64 << 30, "memoryUsedBytes": 0, "utilizationGpu": 0,
-                "temperatureCelsius": 40, "powerMilliwatts": 70_000, "eccUncorrected": 0 });
-            if lost == Some(i) {
-                g["fail"] = json!("lost");
-            }
-            g
-        })
-        .collect();
-    json!({ "driverVersion": "550.0-e2e", "gpus": gpus })
-}
-
-fn write(path: &Path, value: &Value) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec(value)?)?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+/// The node's two GPUs; GPU `lost` (if any) has fallen off the bus.
+fn devices(lost: Option<u64>) -> Value {
+    fake_gpus("dp", "NVIDIA A100-SXM4-80GB", 2, lost)
 }
 
 /// A pod bound to `node` as allot's extender binds it: `container` asks `count` of `resource`.
@@ -97,7 +83,7 @@ async fn scenario(cluster: &Cluster, ns: &str, node: &str) -> Result<()> {
 
     let dir = tempfile_dir(node)?;
     let config = dir.join("gpus.json");
-    write(&config, &devices(None))?;
+    write_devices(&config, &devices(None))?;
     let plugins = dir.join("device-plugins");
     std::fs::create_dir_all(&plugins)?;
     let mut kubelet = KubeletDm::start(&plugins).await?;
@@ -259,7 +245,7 @@ async fn scenario(cluster: &Cluster, ns: &str, node: &str) -> Result<()> {
     force_delete(&pods, "stray").await?;
 
     // GPU 1 falls off the bus: kubelet sees it Unhealthy and stops offering it and its slots.
-    write(&config, &devices(Some(1)))?;
+    write_devices(&config, &devices(Some(1)))?;
     kubelet
         .wait(WHOLE, 1, timeout)
         .await

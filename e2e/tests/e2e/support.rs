@@ -11,6 +11,7 @@ use k8s_openapi::api::core::v1::{Namespace, Pod, ServiceAccount};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+use serde_json::{Value, json};
 
 /// Set by `e2e/run` (and in `$ALLOT_E2E_DIR/env` by `e2e/up`): the admin kubeconfig.
 pub const KUBECONFIG_ENV: &str = "ALLOT_E2E_KUBECONFIG";
@@ -405,4 +406,37 @@ pub async fn publish_telemetry(
         .await
         .with_context(|| format!("applying NodeTelemetry {node} status"))?;
     Ok(())
+}
+
+/// The fake NVML's device file (`fake-nvml/`) for `count` GPUs of `model` with 16 GiB each,
+/// UUIDs `GPU-<node>-<i>`; GPU `failing` (if any) is lost.
+pub fn fake_gpus(node: &str, model: &str, count: u64, failing: Option<u64>) -> Value {
+    let gpus: Vec<Value> = (0..count)
+        .map(|i| {
+            let mut g = json!({
+                "uuid": format!("GPU-{node}-{i}"),
+                "name": model,
+                "memoryTotalBytes": 16u64 << 30,
+                "memoryUsedBytes": 1u64 << 30,
+                "utilizationGpu": 20,
+                "temperatureCelsius": 40,
+                "powerMilliwatts": 70_000,
+                "eccUncorrected": 0,
+            });
+            if failing == Some(i) {
+                g["fail"] = json!("lost");
+            }
+            g
+        })
+        .collect();
+    json!({ "driverVersion": "550.0-e2e", "gpus": gpus })
+}
+
+/// Writes a device file for the fake NVML, atomically.
+pub fn write_devices(path: &Path, devices: &Value) -> Result<()> {
+    // Write then rename, so an agent never reads half a file.
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(devices)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))
 }
