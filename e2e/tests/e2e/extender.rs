@@ -70,7 +70,7 @@ async fn failed_scheduling(
 ) -> Result<String> {
     let events = Api::<Event>::namespaced(cluster.client.clone(), ns);
     let fields = format!("involvedObject.name={name}");
-    poll(
+    let found = poll(
         &format!("a FailedScheduling event of {name} naming {needle:?}"),
         WAIT,
         || {
@@ -86,7 +86,24 @@ async fn failed_scheduling(
             }
         },
     )
-    .await
+    .await;
+    // On a time-out, say what the pod's events did say.
+    if found.is_err() {
+        let list = events.list(&ListParams::default().fields(&fields)).await?;
+        let seen: Vec<String> = list
+            .items
+            .into_iter()
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    e.reason.unwrap_or_default(),
+                    e.message.unwrap_or_default()
+                )
+            })
+            .collect();
+        return found.with_context(|| format!("the events of {name}: {seen:?}"));
+    }
+    found
 }
 
 /// GPU nodes by name: (GPU count, model).
