@@ -160,3 +160,28 @@ mod tests {
         assert_eq!(out.0, "a\\nb\\r\\tc\\u{1b}[2J é\\u{85}\\n");
     }
 }
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, prometheus_client::encoding::EncodeLabelSet)]
+struct BuildLabels {
+    role: &'static str,
+    version: &'static str,
+}
+
+/// Register `allot_build_info{role, version} 1`, which every role exports, in `registry`.
+pub fn register_build_info(
+    registry: &mut prometheus_client::registry::Registry,
+    role: &'static str,
+) {
+    use prometheus_client::metrics::{family::Family, gauge::Gauge};
+    let info = Family::<BuildLabels, Gauge>::default();
+    info.get_or_create(&BuildLabels {
+        role,
+        version: env!("CARGO_PKG_VERSION"),
+    })
+    .set(1);
+    registry.register(
+        "allot_build_info",
+        "The role and version of this allot process (value 1)",
+        info,
+    );
+}

@@ -100,6 +100,7 @@ fn gauge_value(v: u64) -> i64 {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::default();
+        crate::process::register_build_info(&mut registry, "agent");
         let gpu_util = Family::<GpuLabels, Gauge>::default();
         let mem_copy_util = Family::<GpuLabels, Gauge>::default();
         let fb_used = Family::<GpuLabels, Gauge>::default();
@@ -368,6 +369,10 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains(r#"DCGM_FI_DEV_GPU_UTIL{gpu="1""#), "{text}");
+        assert!(
+            text.contains(r#"allot_build_info{role="agent",version=""#),
+            "{text}"
+        );
         assert!(
             text.contains(r#"allot_agent_status_writes_total{why="heartbeat",outcome="ok"} 1"#),
             "{text}"

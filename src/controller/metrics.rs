@@ -77,6 +77,7 @@ pub struct Metrics {
 impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::default();
+        crate::process::register_build_info(&mut registry, "controller");
         let reconciles = Family::<OutcomeLabels, Counter>::default();
         let errors = Family::<ReasonLabels, Counter>::default();
         let duration = seconds_histogram();
@@ -221,6 +222,7 @@ mod tests {
             "allot_controller_moves_total{reason=\"NodeDeleted\"} 1",
             "allot_controller_leader 1",
             "allot_controller_solver_duration_seconds_count 1",
+            "allot_build_info{role=\"controller\",version=\"",
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }

@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::binder::Binder;
+use super::gauges::ClusterGauges;
 use super::logging;
 use super::metrics::{Metrics, Outcome, Verb};
 use super::state::Store;
@@ -86,6 +87,8 @@ async fn readyz(State(ext): State<Arc<Extender>>) -> Response {
 
 async fn metrics(State(ext): State<Arc<Extender>>) -> Response {
     let view = ext.store.view();
+    let gauges = ClusterGauges::of(&view);
+    ext.metrics.set_cluster(&gauges, &ext.store.waiting());
     let body = ext.metrics.render(view.age(), view.cluster.len());
     (
         [(

@@ -9,15 +9,13 @@ use tracing::{debug, debug_span};
 
 use super::FilterAnswer;
 use super::state::{BoundPod, Store, View};
+use super::waiting::{Reasons, Tally, Waiting};
 use super::wire::{
     ExtenderArgs, ExtenderBindingArgs, ExtenderFilterResult, HostPriority, HostPriorityList,
     MAX_EXTENDER_PRIORITY, NodeList,
 };
-use crate::fxhash::FxHashMap;
 use crate::live::NodeState;
 use crate::live::pod::{PodError, PodRequest, parse_pod_with, pod_key, soft_preference};
-use crate::model::misfit::SummaryKey;
-use crate::model::{Misfit, ModelSet, Node};
 use crate::policy::PolicyKind;
 use crate::policy::learned::explain::explain;
 
@@ -93,11 +91,13 @@ pub fn filter<'a>(
     store.remember(&req);
     let mut out = ExtenderFilterResult::default();
     let mut reasons = Reasons::default();
+    let mut waiting = Tally::default();
     let mut passed = Vec::with_capacity(names.len());
     for (name, index) in names {
         let Some((index, node)) = index.and_then(|i| Some((i, view.cluster.node(i)?))) else {
             let r = reasons.text(UNKNOWN_NODE);
             out.failed_nodes.push((name, r));
+            waiting.add(Waiting::Other);
             continue;
         };
         if let Some(planned) = req.planned_node.as_deref().filter(|p| *p != name) {
@@ -105,12 +105,14 @@ pub fn filter<'a>(
                 "its ScheduleRequest plan puts this pod on node {planned}"
             ));
             out.failed_and_unresolvable_nodes.push((name, r));
+            waiting.add(Waiting::Plan);
             continue;
         }
         let state = view.state(index);
-        if let Some(Err(why)) = state.map(|s| s.usable(store.fail_closed())) {
+        if let Some((state, Err(why))) = state.map(|s| (s, s.usable(store.fail_closed()))) {
             let r = reasons.text(&why);
             out.failed_nodes.push((name, r));
+            waiting.add(Waiting::of_state(state));
             continue;
         }
         match node.check(&req.demand) {
@@ -119,6 +121,7 @@ pub fn filter<'a>(
                 let sick = state
                     .filter(|s| s.has_unhealthy())
                     .map(NodeState::unhealthy_text);
+                waiting.add(Waiting::of_misfit(m, sick.is_some()));
                 let r = match sick {
                     // Node-specific, so not shared.
                     Some(sick) => reasons.text(&format!(
@@ -138,6 +141,11 @@ pub fn filter<'a>(
     }
     out.reasons = reasons.texts;
     debug!(passed = passed.len(), "filtered");
+    if let Some(why) = waiting.dominant().filter(|_| passed.is_empty()) {
+        if req.demand.needs_gpu() {
+            store.remember_waiting(&req.uid, why);
+        }
+    }
     if let Some(shadow) = settings
         .shadow_of(req.policy)
         .filter(|_| !passed.is_empty())
@@ -173,37 +181,6 @@ pub fn filter<'a>(
         }
     }
     Ok((out, decided))
-}
-
-/// One request's distinct failure reasons: each text once, misfits by their summary key.
-#[derive(Default)]
-struct Reasons {
-    texts: Vec<String>,
-    index: FxHashMap<String, usize>,
-    misfits: Vec<(SummaryKey, usize)>,
-}
-
-impl Reasons {
-    /// The index of `text`, added if new.
-    fn text(&mut self, text: &str) -> usize {
-        if let Some(&i) = self.index.get(text) {
-            return i;
-        }
-        self.texts.push(text.to_string());
-        self.index.insert(text.to_string(), self.texts.len() - 1);
-        self.texts.len() - 1
-    }
-
-    /// The index of misfit `m`'s summary on `node`, formatted once per summary key.
-    fn misfit(&mut self, m: Misfit, node: &Node, allowed: ModelSet, view: &View) -> usize {
-        let key = m.summary_key(node);
-        if let Some(&(_, i)) = self.misfits.iter().find(|(k, _)| *k == key) {
-            return i;
-        }
-        let i = self.text(&m.summary(node, allowed, &view.cluster.models));
-        self.misfits.push((key, i));
-        i
-    }
 }
 
 /// Whether /filter passes only the chosen node for `pod`.

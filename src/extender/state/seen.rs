@@ -8,6 +8,7 @@ use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use super::Store;
+use crate::extender::waiting::Waiting;
 use crate::live::pod::PodRequest;
 use crate::policy::PolicyKind;
 
@@ -33,6 +34,8 @@ struct Entry {
     seq: u64,
     /// The node the shadow policy chose at this filter, if one runs.
     shadow: Option<String>,
+    /// Why no node could take it at this filter (GPU pods only); `None`: some node could.
+    waiting: Option<Waiting>,
 }
 
 impl Seen {
@@ -55,6 +58,7 @@ impl Seen {
                 at: now,
                 seq,
                 shadow: None,
+                waiting: None,
             },
         );
     }
@@ -72,6 +76,27 @@ impl Seen {
         if let Some(e) = self.by_uid.get_mut(uid) {
             e.shadow = Some(node.to_string());
         }
+    }
+
+    /// Note why no node could take the pod with this UID at its last filter.
+    pub fn set_waiting(&mut self, uid: &str, why: Waiting) {
+        if let Some(e) = self.by_uid.get_mut(uid) {
+            e.waiting = Some(why);
+        }
+    }
+
+    /// Pods whose last filter, less than [`SEEN_TTL`] before `now`, found no node, by reason.
+    pub fn waiting(&self, now: Instant) -> [u64; Waiting::ALL.len()] {
+        let mut out = [0; Waiting::ALL.len()];
+        for e in self.by_uid.values() {
+            if let Some(why) = e
+                .waiting
+                .filter(|_| now.saturating_duration_since(e.at) < SEEN_TTL)
+            {
+                out[why as usize] += 1;
+            }
+        }
+        out
     }
 
     /// The node the shadow policy chose for this pod, if one ran at its last filter.
@@ -105,6 +130,19 @@ impl Store {
     pub fn remember_shadow(&self, uid: &str, node: &str) {
         let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
         seen.set_shadow(uid, node);
+    }
+
+    /// Note why no node could take a filtered GPU pod (counted until it is bound, filtered
+    /// again with a node that fits, or [`SEEN_TTL`] passes).
+    pub fn remember_waiting(&self, uid: &str, why: Waiting) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.set_waiting(uid, why);
+    }
+
+    /// Pods waiting for a node, by reason (see [`Seen::waiting`]).
+    pub fn waiting(&self) -> [u64; Waiting::ALL.len()] {
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.waiting(Instant::now())
     }
 
     /// The node the shadow policy chose for this pod at its last filter.
@@ -196,6 +234,32 @@ mod tests {
             (seen.by_uid.len(), seen.order.len()),
             (SEEN_CAP - 1, SEEN_CAP - 1)
         );
+    }
+
+    #[test]
+    fn waiting_pods_are_counted_until_bound_filtered_again_or_expired() {
+        let now = Instant::now();
+        let mut seen = Seen::default();
+        for uid in ["a", "b", "c"] {
+            seen.insert(&pod(uid), now);
+        }
+        seen.set_waiting("a", Waiting::Gpu);
+        seen.set_waiting("b", Waiting::Gpu);
+        seen.set_waiting("c", Waiting::Model);
+        seen.set_waiting("never-filtered", Waiting::Cpu);
+        let count = |s: &Seen, at, w: Waiting| s.waiting(at)[w as usize];
+        assert_eq!(count(&seen, now, Waiting::Gpu), 2);
+        assert_eq!(count(&seen, now, Waiting::Model), 1);
+        assert_eq!(count(&seen, now, Waiting::Cpu), 0);
+        seen.remove("a");
+        seen.insert(&pod("c"), now);
+        assert_eq!(count(&seen, now, Waiting::Gpu), 1, "a was bound");
+        assert_eq!(
+            count(&seen, now, Waiting::Model),
+            0,
+            "c fits at its new filter"
+        );
+        assert_eq!(count(&seen, now + SEEN_TTL, Waiting::Gpu), 0, "b expired");
     }
 
     #[test]
