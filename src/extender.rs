@@ -4,6 +4,7 @@
 //! `model` and `policy`, the same code `allot simulate` measures.
 
 pub mod binder;
+pub mod gauges;
 pub mod listen;
 pub mod logging;
 pub mod metrics;
@@ -15,6 +16,7 @@ pub mod server;
 pub mod state;
 pub mod verbs;
 pub mod view;
+pub mod waiting;
 pub mod wire;
 
 use std::net::SocketAddr;

@@ -141,10 +141,9 @@ pub fn filter<'a>(
     }
     out.reasons = reasons.texts;
     debug!(passed = passed.len(), "filtered");
-    if let Some(why) = waiting.dominant().filter(|_| passed.is_empty()) {
-        if req.demand.needs_gpu() {
-            store.remember_waiting(&req.uid, why);
-        }
+    let waits = passed.is_empty() && req.demand.needs_gpu();
+    if let Some(why) = waiting.dominant().filter(|_| waits) {
+        store.remember_waiting(&req.uid, why);
     }
     if let Some(shadow) = settings
         .shadow_of(req.policy)
