@@ -11,6 +11,7 @@ mod plan;
 mod plot;
 mod report;
 mod simulate;
+mod table;
 mod train;
 pub mod usage;
 

@@ -246,3 +246,54 @@ fn check_learned_passes_the_embedded_policy_and_fails_a_regressed_one() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_trace_without_published_results_drops_those_columns_and_csv_quotes_its_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pods = dir.path().join("team a, week 2.csv");
+    let mut text = String::from("name,cpu_milli,memory_mib,num_gpu,gpu_milli\n");
+    for i in 0..400 {
+        text.push_str(&format!(
+            "p{i},4000,8192,1,{}\n",
+            if i % 2 == 0 { 500 } else { 1000 }
+        ));
+    }
+    std::fs::write(&pods, text).expect("write");
+    let out_dir = dir.path().join("res");
+    let out = allot(&[
+        "simulate",
+        "-q",
+        "--pods",
+        pods.to_str().expect("utf-8"),
+        "--policy",
+        "fgd,bestfit",
+        "--seeds",
+        "1",
+        "--out",
+        out_dir.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    let header = table.lines().nth(1).expect("a header line");
+    assert!(
+        header.starts_with("policy") && header.contains("frag ratio %"),
+        "{table}"
+    );
+    for absent in ["published", "repro", "gap to LP"] {
+        assert!(!table.contains(absent), "{absent:?} in\n{table}");
+    }
+    assert!(
+        table.contains("frag % = "),
+        "the columns are explained:\n{table}"
+    );
+    let runs = std::fs::read_to_string(out_dir.join("runs.csv")).expect("runs");
+    let mut reader = csv::Reader::from_reader(runs.as_bytes());
+    for row in reader.records() {
+        let row = row.expect("a well-formed CSV row");
+        assert_eq!(&row[0], "team a, week 2", "{runs}");
+        assert_eq!(row.len(), 11);
+    }
+    let curves = std::fs::read_to_string(out_dir.join("curves.csv")).expect("curves");
+    let mut reader = csv::Reader::from_reader(curves.as_bytes());
+    assert_eq!(reader.records().count(), 2 * 3, "2 policies x 3 metrics");
+}

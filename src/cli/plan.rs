@@ -2,7 +2,6 @@
 //! table and as the YAML status the controller would write.
 
 use super::usage::usage;
-use std::fmt::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -58,20 +57,30 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let pods: Vec<_> = replicas.iter().map(|r| r.pod).collect();
     let result = plan(&cluster, &pods, &options)?;
     let (plan_list, unplaced) = plan_entries(&replicas, &result, &cluster);
-    let mut table = String::from("TASK\tREPLICA\tNODE\tGPU DEVICES\tREASON\n");
-    for p in &plan_list {
-        let _ = writeln!(
-            table,
-            "{}\t{}\t{}\t{}\t",
-            p.task,
-            p.replica,
-            p.node,
-            devices_text(&p.gpu_devices)
-        );
-    }
-    for u in &unplaced {
-        let _ = writeln!(table, "{}\t{}\t-\t-\t{}", u.task, u.replica, u.reason);
-    }
+    let rows: Vec<Vec<String>> = plan_list
+        .iter()
+        .map(|p| {
+            let devices = devices_text(&p.gpu_devices);
+            vec![
+                p.task.clone(),
+                p.replica.to_string(),
+                p.node.clone(),
+                devices,
+                String::new(),
+            ]
+        })
+        .chain(unplaced.iter().map(|u| {
+            let dash = || "-".to_string();
+            vec![
+                u.task.clone(),
+                u.replica.to_string(),
+                dash(),
+                dash(),
+                u.reason.clone(),
+            ]
+        }))
+        .collect();
+    let header = ["TASK", "REPLICA", "NODE", "GPU DEVICES", "REASON"];
     let status = PlanStatus {
         counts: ReplicaCounts {
             replicas: replicas.len() as i32,
@@ -83,7 +92,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         solver: solver_stats(&result),
     };
     if !args.yaml_only {
-        print!("{}", align(&table));
+        print!("{}", super::table::render(&header, &rows, usize::MAX));
         println!(
             "\nplanned {}/{} replicas; objective {:.3}, bound {:.3}, gap {:.2}%; {} ({:?}) in {} ms; {} pod classes x {} node classes\n",
             result.placed(),
@@ -100,29 +109,4 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     }
     print!("{}", serde_yaml::to_string(&status)?);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Tab-separated rows as aligned columns.
-fn align(table: &str) -> String {
-    let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split('\t').collect()).collect();
-    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            rows.iter()
-                .filter_map(|r| r.get(c))
-                .map(|s| s.chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in rows {
-        let cells: Vec<String> = row
-            .iter()
-            .enumerate()
-            .map(|(c, s)| format!("{s:<w$}", w = widths[c]))
-            .collect();
-        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
-    }
-    out
 }

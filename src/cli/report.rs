@@ -152,58 +152,58 @@ fn pm(v: Option<MeanSd>) -> String {
     )
 }
 
-/// The human table: one row per policy, best (lowest unallocated) first.
+/// The human table: one row per policy, best (lowest unallocated) first. The published and
+/// gap-to-LP columns appear only when there is something to put in them.
 pub fn table(s: &Summary) -> String {
     let mut rows: Vec<&PolicySummary> = s.policies.iter().collect();
     rows.sort_by(|a, b| {
         let key = |p: &PolicySummary| p.unallocated_gpu_pct_at.map_or(f64::INFINITY, |v| v.mean);
         key(a).total_cmp(&key(b))
     });
-    let header = [
-        "policy".to_string(),
-        format!("unalloc GPU % @{}", s.at),
-        "published".to_string(),
-        "repro".to_string(),
-        "frag %".to_string(),
-        "frag ratio %".to_string(),
-        "failed pods".to_string(),
-        "gap to LP".to_string(),
-        "ms/replay".to_string(),
-        "µs/pod".to_string(),
-    ];
-    let body: Vec<[String; 10]> = rows
+    let published = rows
+        .iter()
+        .any(|p| p.published_unallocated_gpu_pct_at.is_some());
+    let bound = rows.iter().any(|p| p.gap_to_bound_pct_points.is_some());
+    let at = format!("unalloc GPU % @{}", s.at);
+    let mut header = vec!["policy", at.as_str()];
+    if published {
+        header.extend(["published", "repro"]);
+    }
+    header.extend(["frag %", "frag ratio %", "failed pods"]);
+    if bound {
+        header.push("gap to LP");
+    }
+    header.extend(["ms/replay", "µs/pod"]);
+    let body: Vec<Vec<String>> = rows
         .iter()
         .map(|p| {
-            [
-                p.policy.clone(),
-                pm(p.unallocated_gpu_pct_at),
-                pm(p.published_unallocated_gpu_pct_at),
-                match p.within_published_spread {
-                    Some(true) => "ok",
-                    Some(false) => "OFF",
-                    None => "-",
-                }
-                .to_string(),
-                pm(p.frag_pct_at),
-                pm(p.frag_ratio_pct_at),
-                p.failed_pods.map_or_else(
-                    || "-".to_string(),
-                    |v| format!("{:.0} ± {:.0}", v.mean, v.sd),
-                ),
-                p.gap_to_bound_pct_points
-                    .map_or_else(|| "-".to_string(), |g| format!("{g:+.2}")),
-                format!("{:.0}", p.mean_replay_ms),
-                format!("{:.1}", p.mean_decision_us),
-            ]
-        })
-        .collect();
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| {
-            body.iter()
-                .map(|r| r[i].chars().count())
-                .chain([header[i].chars().count()])
-                .max()
-                .unwrap_or(0)
+            let mut row = vec![p.policy.clone(), pm(p.unallocated_gpu_pct_at)];
+            if published {
+                row.push(pm(p.published_unallocated_gpu_pct_at));
+                row.push(
+                    match p.within_published_spread {
+                        Some(true) => "ok",
+                        Some(false) => "OFF",
+                        None => "-",
+                    }
+                    .to_string(),
+                );
+            }
+            row.push(pm(p.frag_pct_at));
+            row.push(pm(p.frag_ratio_pct_at));
+            row.push(p.failed_pods.map_or_else(
+                || "-".to_string(),
+                |v| format!("{:.0} ± {:.0}", v.mean, v.sd),
+            ));
+            if bound {
+                row.push(
+                    p.gap_to_bound_pct_points
+                        .map_or_else(|| "-".to_string(), |g| format!("{g:+.2}")),
+                );
+            }
+            row.push(format!("{:.0}", p.mean_replay_ms));
+            row.push(format!("{:.1}", p.mean_decision_us));
+            row
         })
         .collect();
     let mut out = String::new();
@@ -217,35 +217,7 @@ pub fn table(s: &Summary) -> String {
         seed_list(&s.seeds),
         s.at
     );
-    let line = |cells: &[String]| -> String {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(&widths)
-            .enumerate()
-            .map(|(i, (c, w))| {
-                let pad = w - c.chars().count();
-                if i == 0 {
-                    format!("{c}{}", " ".repeat(pad))
-                } else {
-                    format!("{}{c}", " ".repeat(pad))
-                }
-            })
-            .collect();
-        padded.join("  ").trim_end().to_string()
-    };
-    let _ = writeln!(out, "{}", line(&header));
-    let _ = writeln!(
-        out,
-        "{}",
-        widths
-            .iter()
-            .map(|w| "-".repeat(*w))
-            .collect::<Vec<_>>()
-            .join("  ")
-    );
-    for row in &body {
-        let _ = writeln!(out, "{}", line(row));
-    }
+    out.push_str(&super::table::render(&header, &body, 1));
     if let Some(filter) = &s.kube_filter {
         let _ = writeln!(
             out,
@@ -260,6 +232,10 @@ pub fn table(s: &Summary) -> String {
             }
         );
     }
+    let _ = writeln!(
+        out,
+        "unalloc GPU % = GPU capacity no pod holds; frag % = the part of it the typical pods cannot use (FGD's fragmentation, % of capacity); frag ratio % = the same as % of the unallocated GPU"
+    );
     if let Some(b) = s.lp_bound_unallocated_gpu_pct_at {
         let _ = writeln!(
             out,
@@ -267,10 +243,12 @@ pub fn table(s: &Summary) -> String {
             b.mean, b.sd
         );
     }
-    let _ = writeln!(
-        out,
-        "published = the FGD authors' results for this trace (USENIX ATC'23); repro ok = within max(2 sd, 0.5) of it"
-    );
+    if published {
+        let _ = writeln!(
+            out,
+            "published = the FGD authors' results for this trace (USENIX ATC'23); repro ok = within max(2 sd, 0.5) of it"
+        );
+    }
     out
 }
 
@@ -287,58 +265,80 @@ fn seed_list(seeds: &[u64]) -> String {
     }
 }
 
+/// CSV text of `header` and `rows`, quoted where a field needs it (a trace name may hold a
+/// comma).
+fn csv_text(header: &[String], rows: impl IntoIterator<Item = Vec<String>>) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    // Writing into a Vec cannot fail, and every row has the header's length.
+    let _ = w.write_record(header);
+    for row in rows {
+        let _ = w.write_record(&row);
+    }
+    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+fn cell(v: Option<f64>) -> String {
+    v.map_or_else(String::new, |v| format!("{v:.4}"))
+}
+
 /// One row per (policy, seed): the run's totals and its values at arrived = 100%.
 pub fn runs_csv(trace: &str, results: &[PolicyResult]) -> String {
-    let mut out = String::from(
-        "trace,policy,seed,arrivals,placed,failed,failed_gpu_milli,unallocated_gpu_pct_at_100,frag_pct_at_100,frag_ratio_pct_at_100,replay_ms\n",
-    );
-    let cell = |v: Option<f64>| v.map_or_else(String::new, |v| format!("{v:.4}"));
-    for r in results {
-        for s in &r.runs {
-            let _ = writeln!(
-                out,
-                "{trace},{},{},{},{},{},{},{},{},{},{:.1}",
-                r.policy,
-                s.seed,
-                s.arrivals,
-                s.placed,
-                s.failed,
-                s.failed_gpu_milli,
+    let header = [
+        "trace",
+        "policy",
+        "seed",
+        "arrivals",
+        "placed",
+        "failed",
+        "failed_gpu_milli",
+        "unallocated_gpu_pct_at_100",
+        "frag_pct_at_100",
+        "frag_ratio_pct_at_100",
+        "replay_ms",
+    ]
+    .map(String::from);
+    let rows = results.iter().flat_map(|r| {
+        r.runs.iter().map(|s| {
+            vec![
+                trace.to_string(),
+                r.policy.to_string(),
+                s.seed.to_string(),
+                s.arrivals.to_string(),
+                s.placed.to_string(),
+                s.failed.to_string(),
+                s.failed_gpu_milli.to_string(),
                 cell(s.curves.unallocated_pct[100]),
                 cell(s.curves.frag_pct[100]),
                 cell(s.curves.frag_ratio_pct[100]),
-                s.elapsed.as_secs_f64() * 1e3
-            );
-        }
-    }
-    out
+                format!("{:.1}", s.elapsed.as_secs_f64() * 1e3),
+            ]
+        })
+    });
+    csv_text(&header, rows)
 }
 
 /// Long format: one row per (policy, seed, metric) with the values at x = 0..=130.
 pub fn curves_csv(trace: &str, results: &[PolicyResult]) -> String {
-    let mut out = String::from("trace,policy,seed,metric");
-    for x in 0..=MAX_X {
-        let _ = write!(out, ",{x}");
-    }
-    out.push('\n');
-    for r in results {
-        for s in &r.runs {
-            for (metric, curve) in [
+    let header: Vec<String> = ["trace", "policy", "seed", "metric"]
+        .map(String::from)
+        .into_iter()
+        .chain((0..=MAX_X).map(|x| x.to_string()))
+        .collect();
+    let rows = results.iter().flat_map(|r| {
+        r.runs.iter().flat_map(move |s| {
+            [
                 ("unallocated_gpu_pct", &s.curves.unallocated_pct),
                 ("frag_pct", &s.curves.frag_pct),
                 ("frag_ratio_pct", &s.curves.frag_ratio_pct),
-            ] {
-                let _ = write!(out, "{trace},{},{},{metric}", r.policy, s.seed);
-                for v in curve {
-                    match v {
-                        Some(v) => write!(out, ",{v:.4}"),
-                        None => write!(out, ","),
-                    }
-                    .ok();
-                }
-                out.push('\n');
-            }
-        }
-    }
-    out
+            ]
+            .map(|(metric, curve)| {
+                [trace.to_string(), r.policy.to_string(), s.seed.to_string()]
+                    .into_iter()
+                    .chain([metric.to_string()])
+                    .chain(curve.iter().map(|v| cell(*v)))
+                    .collect()
+            })
+        })
+    });
+    csv_text(&header, rows)
 }

@@ -158,8 +158,15 @@ mod tests {
         assert_eq!((t4.gpus, t4.allocated_milli, t4.unhealthy), (2, 1000, 0));
         assert_eq!(t4.unallocated_milli(), 1000);
         let v100 = g.models["V100"];
-        assert_eq!((v100.gpus, v100.allocated_milli, v100.unhealthy), (4, 500, 1));
-        assert_eq!(v100.unallocated_milli(), 3500, "the unhealthy GPU is unallocated");
+        assert_eq!(
+            (v100.gpus, v100.allocated_milli, v100.unhealthy),
+            (4, 500, 1)
+        );
+        assert_eq!(
+            v100.unallocated_milli(),
+            3500,
+            "the unhealthy GPU is unallocated"
+        );
         let total = g.total();
         assert_eq!((total.gpus, total.allocated_milli), (6, 1500));
         let t = g.telemetry;
