@@ -105,9 +105,7 @@ pub fn run(
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let client = kube::Client::try_default().await.context(
-            "no cluster configuration: set KUBECONFIG or run in a pod with a service account",
-        )?;
+        let client = crate::process::kube_client().await?;
         let listener = tokio::net::TcpListener::bind(settings.listen)
             .await
             .with_context(|| format!("binding --listen {}", settings.listen))?;

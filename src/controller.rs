@@ -175,9 +175,7 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     } = settings;
     let runtime = crate::process::runtime()?;
     runtime.block_on(async move {
-        let client = Client::try_default()
-            .await
-            .context("connecting to the API server (KUBECONFIG or in-cluster config)")?;
+        let client = crate::process::kube_client().await?;
         let listener = tokio::net::TcpListener::bind(admin)
             .await
             .with_context(|| format!("binding --admin-listen {admin}"))?;

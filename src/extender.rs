@@ -183,10 +183,7 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
                 (server::Extender::new(store), None)
             }
             Source::Cluster => {
-                let client = kube::Client::try_default().await.context(
-                    "connecting to the API server (set KUBECONFIG, or run in a pod with a \
-                     service account)",
-                )?;
+                let client = crate::process::kube_client().await?;
                 let freshness = (settings.stale_after, settings.stale_policy);
                 let store = Store::new(Some(settings.overlay_ttl), fallback_workload())
                     .with_fail_closed(settings.stale_policy == StalePolicy::FailClosed);

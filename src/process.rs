@@ -185,3 +185,47 @@ pub fn register_build_info(
         info,
     );
 }
+
+/// A client for the cluster this process serves (kubeconfig or in-cluster service account),
+/// with a one-line error when there is none or it cannot be read.
+pub async fn kube_client() -> anyhow::Result<kube::Client> {
+    let config = match kube::Config::infer().await {
+        Ok(config) => config,
+        Err(e) => {
+            let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
+            let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+            let default = home.map(|h| h.join(".kube/config"));
+            let kubeconfig = std::env::var_os("KUBECONFIG").is_some_and(|k| !k.is_empty())
+                || default.is_some_and(|d| d.exists());
+            if !in_cluster && !kubeconfig {
+                anyhow::bail!("no kubeconfig found: set KUBECONFIG or run inside a cluster");
+            }
+            let which = std::env::var("KUBECONFIG")
+                .ok()
+                .filter(|k| !k.is_empty())
+                .map_or_else(String::new, |k| format!(" (KUBECONFIG={k})"));
+            anyhow::bail!(
+                "reading the cluster configuration{which}: {}",
+                innermost(&e)
+            );
+        }
+    };
+    let url = config.cluster_url.clone();
+    kube::Client::try_from(config)
+        .map_err(|e| anyhow::anyhow!("a client for the API server at {url}: {}", innermost(&e)))
+}
+
+/// The first line of the deepest cause of `e`: kube's errors repeat each layer's text in the
+/// one above it, and a YAML error goes on with a drawing of the input.
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let text = cause.to_string();
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .trim_end_matches(':')
+        .to_string()
+}
