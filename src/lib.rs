@@ -5,7 +5,6 @@
 //! the default `k8s` feature. `cli` wires both into the `allot` binary.
 
 pub mod alloc;
-pub mod fxhash;
 pub mod learn;
 pub mod model;
 pub mod names;

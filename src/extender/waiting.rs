@@ -3,7 +3,7 @@
 //! (`allot_extender_pending_gpu_pods{reason}`, [`Waiting`]).
 
 use super::view::View;
-use crate::fxhash::FxHashMap;
+use rustc_hash::FxHashMap;
 use crate::model::misfit::SummaryKey;
 use crate::model::{Misfit, ModelSet, Node};
 use crate::snapshot::NodeState;

@@ -7,7 +7,7 @@
 //! rebuild ([`Policy::rebase`]). One `Fgd` value scores against one target workload; call
 //! [`Fgd::forget`] before scoring an unrelated cluster.
 
-use crate::fxhash::FxHashMap;
+use rustc_hash::FxHashMap;
 
 use super::Policy;
 use crate::model::frag::TargetWorkload;

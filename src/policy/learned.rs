@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::{Context, Fgd, Policy};
 use crate::alloc::PriceBook;
-use crate::fxhash::FxHashMap;
+use rustc_hash::FxHashMap;
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, DeviceSet, MILLI_PER_GPU, Node, NodeShape, PodDemand};
 use crate::rng::Rng;

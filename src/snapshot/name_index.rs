@@ -6,7 +6,7 @@
 //! the candidate's hash and bytes, all in a few hundred KiB even at 20,000 nodes, where a map
 //! of `Arc<str>` keys follows a pointer to a separate allocation per compare.
 
-use crate::fxhash::FxHasher;
+use rustc_hash::FxHasher;
 use crate::model::Cluster;
 use std::hash::Hasher;
 
