@@ -108,13 +108,19 @@ pub struct Settings {
 /// caches, then compete for the Lease and reconcile while holding it. Never returns unless
 /// the caches fail to sync; drop the future to stop. `allot extender --controller` calls
 /// this with its own caches.
-pub async fn spawn(client: Client, caches: Arc<Caches>, config: Config) -> anyhow::Result<()> {
+pub async fn spawn(client: Client, caches: Arc<Caches>, mut config: Config) -> anyhow::Result<()> {
+    config.lease.or_namespace_of(&client);
     caches.wait_synced().await?;
     config.metrics.ready.store(true, Ordering::Relaxed);
     tracing::info!(identity = %config.lease.identity, lease = %config.lease.name,
         namespace = %config.lease.namespace, "caches synced; competing for the lease");
     let (leading_tx, mut leading) = watch::channel(false);
-    let lease_task = tokio::spawn(lease::run(client.clone(), config.lease.clone(), leading_tx));
+    let lease_task = tokio::spawn(lease::run(
+        client.clone(),
+        config.lease.clone(),
+        leading_tx,
+        config.metrics.clone(),
+    ));
     let reporter = Reporter {
         controller: FIELD_MANAGER.into(),
         instance: Some(config.lease.identity.clone()),
@@ -187,7 +193,8 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         });
         tracing::info!(%admin, "controller starting");
         let caches = Caches::start(client.clone());
-        let lease = config.lease.clone();
+        let mut lease = config.lease.clone();
+        lease.or_namespace_of(&client);
         tokio::select! {
             r = spawn(client.clone(), caches, config) => r,
             () = crate::process::shutdown_signal() => {

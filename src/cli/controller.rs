@@ -7,8 +7,9 @@ use clap::Args;
 
 #[derive(Debug, Args)]
 pub struct ControllerArgs {
-    /// Namespace of the coordination.k8s.io Lease used for leader election.
-    #[arg(long, default_value = "allot-system")]
+    /// Namespace of the coordination.k8s.io Lease used for leader election (default: this
+    /// pod's namespace, or the kubeconfig context's; it must exist).
+    #[arg(long, default_value = "", hide_default_value = true)]
     pub lease_namespace: String,
     /// Seconds a Lease holds without renewal (how long a dead leader delays the next one).
     #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..=3600))]

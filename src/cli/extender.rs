@@ -42,8 +42,9 @@ pub struct ExtenderArgs {
     /// metrics are then served under /controller/metrics on --admin-listen).
     #[arg(long)]
     pub controller: bool,
-    /// With --controller: namespace of the controller's coordination.k8s.io Lease.
-    #[arg(long, default_value = "allot-system")]
+    /// With --controller: namespace of the controller's coordination.k8s.io Lease (default:
+    /// this pod's namespace, or the kubeconfig context's; it must exist).
+    #[arg(long, default_value = "", hide_default_value = true)]
     pub lease_namespace: String,
     /// Seed of the order in which equal scores are broken and of policies' random draws:
     /// the extender decides as `allot simulate --seeds SEED` does.

@@ -33,6 +33,14 @@ pub struct LeaseConfig {
 }
 
 impl LeaseConfig {
+    /// An empty namespace (no `--lease-namespace`) becomes the client's: the namespace of
+    /// the pod's service account, or the kubeconfig context's.
+    pub fn or_namespace_of(&mut self, client: &Client) {
+        if self.namespace.is_empty() {
+            self.namespace = client.default_namespace().to_string();
+        }
+    }
+
     /// Renewal failures for this long make the holder step down: two thirds of the duration,
     /// so it stops before the Lease expires for the others.
     pub fn renew_deadline(&self) -> Duration {
@@ -177,18 +185,49 @@ pub async fn release(client: Client, config: &LeaseConfig) -> Result<(), kube::E
         .map(|_| ())
 }
 
+/// What a failed round means for a person: a missing namespace is named as such.
+fn problem(e: &kube::Error, config: &LeaseConfig) -> String {
+    match e {
+        kube::Error::Api(s) if s.code == 404 && s.message.contains("namespaces") => format!(
+            "the Lease's namespace {ns:?} does not exist: create it (kubectl create namespace \
+             {ns}) or pass --lease-namespace; no ScheduleRequest is reconciled until then",
+            ns = config.namespace
+        ),
+        e => format!("lease {}/{}: {e}", config.namespace, config.name),
+    }
+}
+
 /// Compete for the Lease forever, publishing `true` on `leading` while this process holds it.
-pub async fn run(client: Client, config: LeaseConfig, leading: watch::Sender<bool>) {
+/// A failure is logged when it starts or changes (not every round), and `/readyz` says it.
+pub async fn run(
+    client: Client,
+    config: LeaseConfig,
+    leading: watch::Sender<bool>,
+    metrics: std::sync::Arc<super::metrics::Metrics>,
+) {
     let api = Api::<Lease>::namespaced(client, &config.namespace);
     let mut renewed: Option<Instant> = None;
+    let mut failing: Option<String> = None;
     loop {
         let held = match round(&api, &config).await {
             Ok(held) => {
+                if failing.take().is_some() {
+                    tracing::info!(lease = %config.name, namespace = %config.namespace,
+                        "lease rounds succeed again");
+                    metrics.set_lease_problem(None);
+                }
                 renewed = held.then(Instant::now);
                 held
             }
             Err(e) => {
-                tracing::warn!(error = %e, lease = %config.name, namespace = %config.namespace, "lease round failed");
+                let now = problem(&e, &config);
+                if failing.as_deref() != Some(now.as_str()) {
+                    tracing::error!("{now}");
+                    metrics.set_lease_problem(Some(now.clone()));
+                    failing = Some(now);
+                } else {
+                    tracing::debug!(error = %e, "lease round failed again");
+                }
                 renewed.is_some_and(|t| t.elapsed() < config.renew_deadline())
             }
         };

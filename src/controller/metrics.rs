@@ -72,6 +72,8 @@ pub struct Metrics {
     leader: Gauge,
     /// The caches have synced (readiness).
     pub ready: AtomicBool,
+    /// Why the Lease cannot be taken part in, while that lasts (readiness).
+    lease_problem: std::sync::Mutex<Option<String>>,
 }
 
 impl Default for Metrics {
@@ -130,11 +132,27 @@ impl Default for Metrics {
             moves,
             leader,
             ready: AtomicBool::new(false),
+            lease_problem: std::sync::Mutex::new(None),
         }
     }
 }
 
 impl Metrics {
+    /// Note why the lease rounds fail (`None`: they succeed); `/readyz` says it.
+    pub fn set_lease_problem(&self, problem: Option<String>) {
+        *self
+            .lease_problem
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = problem;
+    }
+
+    fn lease_problem(&self) -> Option<String> {
+        self.lease_problem
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     /// One reconcile finished; `error` is the failure's reason, if any.
     pub fn reconciled(&self, took: Duration, error: Option<&'static str>) {
         let outcome = if error.is_some() { "error" } else { "ok" };
@@ -174,7 +192,8 @@ impl Metrics {
     }
 }
 
-/// `/healthz` (the process serves), `/readyz` (caches synced), `/metrics`.
+/// `/healthz` (the process serves), `/readyz` (caches synced and the Lease reachable),
+/// `/metrics`.
 pub fn admin_router(metrics: Arc<Metrics>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -184,10 +203,12 @@ pub fn admin_router(metrics: Arc<Metrics>) -> Router {
 }
 
 async fn readyz(State(m): State<Arc<Metrics>>) -> Response {
-    if m.ready.load(Ordering::Relaxed) {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet\n").into_response()
+    if !m.ready.load(Ordering::Relaxed) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "caches not synced yet\n").into_response();
+    }
+    match m.lease_problem() {
+        None => (StatusCode::OK, "ready\n").into_response(),
+        Some(p) => (StatusCode::SERVICE_UNAVAILABLE, format!("{p}\n")).into_response(),
     }
 }
 

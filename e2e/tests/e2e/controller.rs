@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use crate::support::{AllotProcess, Cluster, WAIT, free_port, poll};
 
 mod failover;
+mod lease_namespace;
 
 const REQUEST_LABEL: &str = "allot.dev/schedule-request";
 const PLANNED_NODE: &str = "allot.dev/planned-node";
