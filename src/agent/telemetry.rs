@@ -5,7 +5,9 @@
 
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::Resource as _;
 use k8s_openapi::jiff::Timestamp;
+use kube::Resource as _;
 use serde_json::{Value, json};
 
 use crate::crd::{CpuTelemetry, GpuTelemetry, MemoryTelemetry, NodeTelemetry, NodeTelemetryStatus};
@@ -81,8 +83,8 @@ pub fn status_patch(status: &NodeTelemetryStatus, now: Timestamp) -> serde_json:
     let mut status = status.clone();
     status.heartbeat_time = Some(Time(now));
     Ok(json!({
-        "apiVersion": "allot.dev/v1alpha1",
-        "kind": "NodeTelemetry",
+        "apiVersion": NodeTelemetry::api_version(&()),
+        "kind": NodeTelemetry::kind(&()),
         "status": serde_json::to_value(&status)?,
     }))
 }
@@ -91,13 +93,13 @@ pub fn status_patch(status: &NodeTelemetryStatus, now: Timestamp) -> serde_json:
 /// remove the telemetry with its Node.
 pub fn object_patch(node_name: &str, node_uid: &str) -> Value {
     json!({
-        "apiVersion": "allot.dev/v1alpha1",
-        "kind": "NodeTelemetry",
+        "apiVersion": NodeTelemetry::api_version(&()),
+        "kind": NodeTelemetry::kind(&()),
         "metadata": {
             "name": node_name,
             "ownerReferences": [{
-                "apiVersion": "v1",
-                "kind": "Node",
+                "apiVersion": Node::API_VERSION,
+                "kind": Node::KIND,
                 "name": node_name,
                 "uid": node_uid,
             }],

@@ -131,8 +131,8 @@ pub(super) async fn write_status(
     }
     let api = Api::<ScheduleRequest>::namespaced(ctx.client.clone(), ns);
     let patch = serde_json::json!({
-        "apiVersion": "allot.dev/v1alpha1",
-        "kind": "ScheduleRequest",
+        "apiVersion": ScheduleRequest::api_version(&()),
+        "kind": ScheduleRequest::kind(&()),
         "status": next,
     });
     api.patch_status(
