@@ -1,6 +1,6 @@
 //! When the agent writes: what counts as a significant change ([`Thresholds`], [`significant`])
 //! and the write schedule ([`Schedule`]): heartbeat with jitter, change-driven writes no more
-//! often than a minimum interval, exponential back-off after API errors. Pure: time comes in
+//! often than a minimum interval, exponential back-off with jitter after API errors. Pure: time comes in
 //! as `Instant`s and randomness as a number, so every rule has a unit test.
 
 use std::time::{Duration, Instant};
@@ -229,11 +229,14 @@ impl Schedule {
         self.next_heartbeat = Some(now + self.heartbeat.saturating_sub(early));
     }
 
-    /// A write failed at `now`; returns how long until the next attempt.
-    pub fn failed(&mut self, now: Instant) -> Duration {
-        let wait = BACKOFF_MIN
+    /// A write failed at `now`; returns how long until the next attempt. `unit` in `[0, 1)`
+    /// takes up to half off the doubled back-off ("equal jitter"), so that agents cut off by
+    /// the same outage do not all retry in the same second when it ends.
+    pub fn failed(&mut self, now: Instant, unit: f64) -> Duration {
+        let full = BACKOFF_MIN
             .saturating_mul(1 << self.failures.min(16))
             .min(BACKOFF_MAX);
+        let wait = full.saturating_sub(full.mul_f64(0.5 * unit.clamp(0.0, 1.0)));
         self.failures = self.failures.saturating_add(1);
         self.retry_at = Some(now + wait);
         wait

@@ -54,7 +54,7 @@ async fn arithmetic_at_the_bound_does_not_overflow() {
     assert_eq!(schedule.due(now + MAX_INTERVAL, None), Some(Why::Heartbeat));
     assert_eq!(schedule.due(now, Some(Change::Cpu)), None);
     for _ in 0..40 {
-        assert!(schedule.failed(now) <= change::BACKOFF_MAX);
+        assert!(schedule.failed(now, 0.5) <= change::BACKOFF_MAX);
     }
 
     let mut ticks = tokio::time::interval(MAX_INTERVAL);

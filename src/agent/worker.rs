@@ -197,7 +197,8 @@ impl Worker {
                 self.written = Some(status);
             }
             Err(e) => {
-                let wait = self.schedule.failed(now);
+                let u = unit(&mut self.rng);
+                let wait = self.schedule.failed(now, u);
                 self.metrics.wrote(why, false, 0);
                 let reason = e.reason();
                 if self.last_failure == Some(reason) {

@@ -180,7 +180,7 @@ fn changes_write_no_more_often_than_the_minimum_interval() {
 fn failures_back_off_exponentially_up_to_a_cap() {
     let t0 = Instant::now();
     let mut s = Schedule::new(HB, 0.0, MIN);
-    let waits: Vec<u64> = (0..9).map(|_| s.failed(t0).as_secs()).collect();
+    let waits: Vec<u64> = (0..9).map(|_| s.failed(t0, 0.0).as_secs()).collect();
     assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
     // During back-off nothing is due, not even a significant change.
     assert_eq!(
@@ -189,5 +189,26 @@ fn failures_back_off_exponentially_up_to_a_cap() {
     );
     assert_eq!(s.due(t0 + Duration::from_secs(60), None), Some(Why::Retry));
     s.written(t0 + Duration::from_secs(60), 0.0);
-    assert_eq!(s.failed(t0).as_secs(), 1, "a success resets the back-off");
+    assert_eq!(
+        s.failed(t0, 0.0).as_secs(),
+        1,
+        "a success resets the back-off"
+    );
+}
+
+#[test]
+fn jitter_takes_up_to_half_off_each_back_off() {
+    let t0 = Instant::now();
+    let mut s = Schedule::new(HB, 0.0, MIN);
+    let waits: Vec<f64> = [0.5, 0.999, 0.0, 2.0]
+        .map(|u| s.failed(t0, u).as_secs_f64())
+        .to_vec();
+    assert_eq!(waits[0], 0.75, "1 s less a quarter");
+    assert!((waits[1] - 1.001).abs() < 1e-9, "2 s less just under half");
+    assert_eq!(waits[2], 4.0, "no jitter drawn");
+    assert_eq!(
+        waits[3], 4.0,
+        "an out-of-range draw is clamped to half off 8 s"
+    );
+    assert_eq!(s.due(t0 + Duration::from_secs(4), None), Some(Why::Retry));
 }

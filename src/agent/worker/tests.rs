@@ -78,14 +78,22 @@ async fn an_outage_loses_nothing_and_retries_with_back_off() {
         }
     }
     let ms = Duration::from_millis;
-    // The change is tried at the next sample, then again 1 s, 2 s and 4 s after each failure:
-    // three tries in the outage's 3.5 s (against 35 samples), and the fourth, after it,
-    // succeeds. Nothing is written after that (no change, the heartbeat is 60 s away).
-    assert_eq!(
-        tried,
-        [ms(100), ms(1100), ms(3100), ms(7100)],
-        "write attempts"
-    );
+    // The change is tried at the next sample, then again after 1 s, 2 s and 4 s, each less
+    // up to half (jitter; on the 100 ms sample grid): three tries in the outage's 3.5 s
+    // (against 35 samples), and the fourth, after it, succeeds. Nothing is written after that
+    // (no change, the heartbeat is 60 s away).
+    assert_eq!(tried.len(), 4, "write attempts: {tried:?}");
+    assert_eq!(tried[0], ms(100));
+    for (i, pair) in tried.windows(2).enumerate() {
+        let full = ms(1000 << i);
+        let gap = pair[1] - pair[0];
+        assert!(
+            gap >= full / 2 && gap <= full + ms(100),
+            "retry {i} after {gap:?}, not within [{:?}, {full:?}]: {tried:?}",
+            full / 2
+        );
+    }
+    assert!(tried[2] < back && tried[3] > back, "{tried:?}");
     let statuses = api.statuses();
     assert_eq!(statuses.len(), 2, "one write after the outage");
     let last = statuses.last().expect("a write");
