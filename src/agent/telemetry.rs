@@ -3,9 +3,9 @@
 //! memory. Server-side apply bodies are full intents: every write carries the whole status,
 //! so a write that lands after an outage leaves nothing half-updated.
 
+use k8s_openapi::Resource as _;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::Resource as _;
 use k8s_openapi::jiff::Timestamp;
 use kube::Resource as _;
 use serde_json::{Value, json};

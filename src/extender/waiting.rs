@@ -3,10 +3,10 @@
 //! (`allot_extender_pending_gpu_pods{reason}`, [`Waiting`]).
 
 use super::view::View;
-use rustc_hash::FxHashMap;
 use crate::model::misfit::SummaryKey;
 use crate::model::{Misfit, ModelSet, Node};
 use crate::snapshot::NodeState;
+use rustc_hash::FxHashMap;
 
 /// The reason most of the refused nodes gave a pod that no node could take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

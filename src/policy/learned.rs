@@ -15,12 +15,12 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use super::{Context, Fgd, Policy};
 use crate::alloc::PriceBook;
-use rustc_hash::FxHashMap;
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, DeviceSet, MILLI_PER_GPU, Node, NodeShape, PodDemand};
 use crate::rng::Rng;
 use features::{COUNT, Globals, PRICE};
 pub use file::{PolicyFile, PolicyFileError, Provenance};
+use rustc_hash::FxHashMap;
 
 /// Indices of the features the scorer treats specially.
 const FGD: usize = 0;

@@ -6,8 +6,8 @@
 //! the candidate's hash and bytes, all in a few hundred KiB even at 20,000 nodes, where a map
 //! of `Arc<str>` keys follows a pointer to a separate allocation per compare.
 
-use rustc_hash::FxHasher;
 use crate::model::Cluster;
+use rustc_hash::FxHasher;
 use std::hash::Hasher;
 
 /// Node name -> position in the cluster. Built once per snapshot, never changed.
