@@ -179,3 +179,24 @@ fn a_malformed_pod_template_is_reported_at_its_field() {
         errors[0].1
     );
 }
+
+#[test]
+fn the_example_request_is_valid_for_the_controller_and_every_replica_gets_a_pod() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("examples/request.yaml")).expect("example");
+    let mut request: ScheduleRequest = serde_yaml::from_str(&text).expect("a ScheduleRequest");
+    request.metadata.uid = Some("u-example".into());
+    let snapshot =
+        allot::snapshot::load_snapshot(&root.join("examples/cluster.json")).expect("snapshot");
+    validate("llm-finetune", &request.spec, &snapshot.cluster).expect("valid");
+    for task in &request.spec.tasks {
+        let planned = PlannedReplica {
+            task: task.name.clone(),
+            replica: 0,
+            node: "v100-a".into(),
+            gpu_devices: Vec::new(),
+        };
+        let pod = build(&request, task, &planned);
+        assert!(pod.is_ok(), "task {}: {:?}", task.name, pod.err());
+    }
+}
