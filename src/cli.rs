@@ -29,7 +29,15 @@ pub use train::TrainArgs;
 /// GPU-aware scheduling for Kubernetes: a scheduler extender, a batch-planning controller,
 /// a node agent, and an offline simulator that measures placement policies on real traces.
 #[derive(Debug, Parser)]
-#[command(name = "allot", version, propagate_version = true)]
+#[command(
+    name = "allot",
+    version,
+    propagate_version = true,
+    after_help = "\
+Not built yet: moving running pods to reclaim fragmented GPUs and resizing elastic tasks (the
+controller places and fails over, it does not consolidate); recording the cluster's own history
+and `allot snapshot`; `allot simulate` replays arrivals only, without departures."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
