@@ -271,6 +271,40 @@ pub fn used_names(repo: &Path) -> Result<BTreeMap<String, Vec<String>>, String> 
     Ok(used)
 }
 
+/// The `"allot_..."` string literals of every `.rs` file under `dir`: the names allot
+/// registers (without the suffixes the exposition adds to counters and histograms).
+pub fn registered_names(dir: &Path) -> Result<BTreeSet<String>, String> {
+    let mut out = BTreeSet::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
+        if path.is_dir() {
+            out.extend(registered_names(&path)?);
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            for (at, _) in text.match_indices("\"allot_") {
+                let rest = &text[at + 1..];
+                let end = rest
+                    .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'))
+                    .unwrap_or(rest.len());
+                if rest[end..].starts_with('"') {
+                    out.insert(rest[..end].to_string());
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `name` without the suffix an exposition adds to a counter or histogram family.
+pub fn family(name: &str) -> &str {
+    ["_total", "_bucket", "_sum", "_count"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .unwrap_or(name)
+}
+
 /// The used names that `known` lacks, one line each with where they are used.
 pub fn unknown(used: &BTreeMap<String, Vec<String>>, known: &BTreeSet<String>) -> Vec<String> {
     used.iter()
