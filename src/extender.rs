@@ -5,6 +5,7 @@
 
 pub mod binder;
 pub mod gauges;
+pub mod gpu_map;
 pub mod listen;
 pub mod logging;
 pub mod metrics;
@@ -125,6 +126,8 @@ pub struct Settings {
     pub price_every: Option<Duration>,
     /// Read timeouts, body and connection caps, and the shutdown drain of both ports.
     pub limits: listen::Limits,
+    /// Serve the GPU map page (`/gpus`) on the admin port, and keep the latest decisions.
+    pub gpu_map: bool,
 }
 
 /// A boxed future of a sidecar's step.
@@ -159,10 +162,15 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
     let runtime = crate::process::runtime()?;
     runtime.block_on(async move {
         let configure = |store: Store| {
-            store
+            let store = store
                 .with_filter_answer(settings.filter_answer)
                 .with_seed(settings.seed)
-                .with_policies(settings.policies.clone())
+                .with_policies(settings.policies.clone());
+            if settings.gpu_map {
+                store.with_decision_log()
+            } else {
+                store
+            }
         };
         let follow_policies_and_prices = |store: &Arc<Store>| {
             if let Some(dir) = &settings.policy_dir {

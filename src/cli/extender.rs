@@ -38,6 +38,10 @@ pub struct ExtenderArgs {
     /// scoring weighs.
     #[arg(long, value_enum, default_value = "feasible")]
     pub filter_answer: super::FilterAnswerFlag,
+    /// Serve the GPU map page on --admin-listen (`/gpus`: every node's GPUs, allocation,
+    /// health, fragmentation and the latest decisions). It shows pod names: off by default.
+    #[arg(long)]
+    pub gpu_map: bool,
     /// Also run the ScheduleRequest controller in this process, sharing its caches (its
     /// metrics are then served under /controller/metrics on --admin-listen).
     #[arg(long)]
@@ -120,6 +124,7 @@ impl ExtenderArgs {
             policy_dir: self.policy_dir.clone(),
             policy_reload: Duration::from_secs(self.policy_reload_seconds),
             price_every: (self.price_seconds > 0).then(|| Duration::from_secs(self.price_seconds)),
+            gpu_map: self.gpu_map,
             limits: crate::extender::listen::Limits {
                 header_read_timeout: Duration::from_secs(self.header_timeout_seconds),
                 body_read_timeout: Duration::from_secs(self.body_timeout_seconds),

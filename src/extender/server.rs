@@ -64,13 +64,20 @@ pub fn router(ext: Arc<Extender>) -> Router {
         .with_state(ext)
 }
 
-/// `/healthz`, `/readyz`, `/metrics`.
+/// `/healthz`, `/readyz`, `/metrics`; `/gpus` and `/gpus.json` with `--gpu-map`.
 pub fn admin_router(ext: Arc<Extender>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(ext)
+        .route("/metrics", get(metrics));
+    let router = if ext.store.keeps_decisions() {
+        router
+            .route("/gpus", get(super::gpu_map::page))
+            .route("/gpus.json", get(super::gpu_map::json))
+    } else {
+        router
+    };
+    router.with_state(ext)
 }
 
 async fn readyz(State(ext): State<Arc<Extender>>) -> Response {

@@ -19,10 +19,12 @@ pub use crate::snapshot::{BoundPod, ClusterSnapshot, NodeIndex, node_index};
 
 use crate::live::pod::PodRequest;
 
+mod decisions;
 mod prices;
 mod seen;
 mod settings;
 mod target;
+pub use decisions::{DECISIONS_KEPT, Decision};
 pub use prices::{PriceStats, SolveOutcome, WINDOW};
 use seen::Seen;
 pub use seen::{SEEN_CAP, SEEN_TTL};
@@ -105,6 +107,8 @@ pub struct Store {
     filter_answer: FilterAnswer,
     /// The recent arrivals and the LP's latest shadow prices; see `prices.rs`.
     prices: prices::Prices,
+    /// The latest decisions, kept for the GPU map page; see `decisions.rs`.
+    decisions: decisions::Decisions,
 }
 
 impl Store {
@@ -128,6 +132,7 @@ impl Store {
             fail_closed: false,
             filter_answer: FilterAnswer::default(),
             prices: prices::Prices::default(),
+            decisions: decisions::Decisions::default(),
         }
     }
 

@@ -153,11 +153,14 @@ pub fn filter<'a>(
             policy: shadow,
             ..req.clone()
         };
-        store.remember_shadow(&req.uid, passed[choose(&view, &theirs, &passed)].0);
+        store.remember_shadow(
+            &req.uid,
+            passed[choose(store, &view, &theirs, &passed, false)].0,
+        );
     }
     let mut decided = None;
     if passed.len() > 1 && answers_chosen(store.filter_answer(), pod) {
-        passed = vec![passed[choose(&view, &req, &passed)]];
+        passed = vec![passed[choose(store, &view, &req, &passed, true)]];
         decided = Some(req.policy);
     }
     let passed = passed.into_iter().map(|(name, _)| name);
@@ -199,9 +202,20 @@ fn answers_chosen(answer: FilterAnswer, pod: &Pod) -> bool {
 
 /// Which of the feasible `(name, index)` nodes `req`'s policy places it on: the position
 /// [`Decider::pick`](crate::policy::Decider::pick) returns, as the simulator decides.
-fn choose(view: &View, req: &PodRequest, feasible: &[(&str, usize)]) -> usize {
+/// `note`: record the decision for the GPU map page (not a shadow policy's).
+fn choose(
+    store: &Store,
+    view: &View,
+    req: &PodRequest,
+    feasible: &[(&str, usize)],
+    note: bool,
+) -> usize {
     let nodes: Vec<usize> = feasible.iter().map(|&(_, i)| i).collect();
-    decide(view, req, &nodes).0
+    let (best, scores) = decide(view, req, &nodes);
+    if note {
+        store.note_decision(view, req, &nodes, best, &scores);
+    }
+    best
 }
 
 /// The decision among `nodes` (all feasible): the winner's position and every raw score.
@@ -260,6 +274,7 @@ pub fn prioritize<'a>(
         Vec::new()
     } else {
         let (best, raw) = decide(&view, &req, &feasible);
+        store.note_decision(&view, &req, &feasible, best, &raw);
         top_alone(&raw, best)
     };
     let mut next = scaled.into_iter();
