@@ -1,5 +1,5 @@
 //! Process plumbing shared by the long-running roles (`extender`, `controller`, `agent`):
-//! logging to stderr, filtered by `RUST_LOG` (default `info`), one event a line whatever its
+//! logging to stderr, filtered by `RUST_LOG` (default [`DEFAULT_LOG`]), one event a line whatever its
 //! fields hold, and waiting for SIGTERM or ctrl-c.
 
 use std::fmt::{self, Write as _};
@@ -11,9 +11,32 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FormatFields, MakeWriter};
 use tracing_subscriber::util::SubscriberInitExt as _;
 
+/// What is logged when `RUST_LOG` is unset.
+pub const DEFAULT_LOG: &str = "info";
+
+/// kube's client logs every failed request at ERROR (one line per retry, ~4 a second while
+/// the API server is down); the roles report failures themselves, once per outage (watches,
+/// the Lease, binds). Off unless `RUST_LOG` names `kube_client` itself.
+const QUIET_KUBE_CLIENT: &str = "kube_client::client::builder=off";
+
+/// The log filter for `RUST_LOG` (`None`: unset).
+pub fn log_filter(rust_log: Option<&str>) -> EnvFilter {
+    let spec = rust_log
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or(DEFAULT_LOG);
+    let filter = EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG));
+    if spec.contains("kube_client") {
+        return filter;
+    }
+    match QUIET_KUBE_CLIENT.parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    }
+}
+
 /// Log to stderr; colours only on a terminal. Calling it twice is harmless.
 pub fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = log_subscriber(filter, std::io::stderr, ansi).try_init();
 }
@@ -152,6 +175,25 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kube_clients_retry_errors_are_off_unless_rust_log_names_kube_client() {
+        for spec in [
+            None,
+            Some(""),
+            Some("info"),
+            Some("debug,allot=trace"),
+            Some("bad["),
+        ] {
+            let text = super::log_filter(spec).to_string();
+            assert!(
+                text.contains("kube_client::client::builder=off"),
+                "{spec:?}: {text}"
+            );
+        }
+        let text = super::log_filter(Some("info,kube_client=debug")).to_string();
+        assert!(!text.contains("=off"), "{text}");
+    }
 
     #[test]
     fn control_characters_are_escaped_and_the_rest_kept() {

@@ -199,7 +199,10 @@ where
                     if let (watcher::Event::Delete(gone), Some(departed)) = (&event, &departed) {
                         departed.record(&gone.uid().unwrap_or_default(), Instant::now());
                     }
-                    if std::mem::take(&mut failing) {
+                    // A relist starts with `Init` before it asks the API server anything,
+                    // so only what the server sent shows the watch is back.
+                    let heard = !matches!(event, watcher::Event::Init);
+                    if heard && std::mem::take(&mut failing) {
                         tracing::info!(kind = what, "watch recovered");
                     }
                     changes.send_modify(|n| *n = n.wrapping_add(1));
