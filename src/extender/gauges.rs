@@ -1,5 +1,5 @@
 //! The cluster's GPU state as the extender sees it, for `/metrics`: GPUs allocated,
-//! unallocated, fragmented and unhealthy per GPU model, and nodes by telemetry freshness.
+//! unallocated, fragmented and unhealthy per GPU model, and GPU nodes by telemetry freshness.
 //!
 //! The definitions are `allot simulate`'s (README-benchmark-notes §4–5): allocated is the GPU
 //! milli the bound pods hold, unallocated is the rest of the capacity (unhealthy devices
@@ -27,7 +27,7 @@ impl ModelTally {
     }
 }
 
-/// Nodes by how fresh their agent's telemetry is.
+/// GPU nodes by how fresh their agent's telemetry is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TelemetryTally {
     pub fresh: u64,
@@ -60,14 +60,15 @@ impl ClusterGauges {
         }
         let mut out = ClusterGauges::default();
         for (i, node) in cluster.nodes().iter().enumerate() {
+            // CPU-only nodes need no agent: only GPU nodes count for telemetry.
+            if node.gpu_count() == 0 {
+                continue;
+            }
             let state = view.state(i);
             match state.map(|s| s.telemetry) {
                 None | Some(Telemetry::Fresh) => out.telemetry.fresh += 1,
                 Some(Telemetry::Stale { .. }) => out.telemetry.stale += 1,
                 Some(Telemetry::Missing) => out.telemetry.missing += 1,
-            }
-            if node.gpu_count() == 0 {
-                continue;
             }
             let model = node
                 .model
@@ -170,7 +171,7 @@ mod tests {
         let total = g.total();
         assert_eq!((total.gpus, total.allocated_milli), (6, 1500));
         let t = g.telemetry;
-        assert_eq!((t.fresh, t.stale, t.missing), (1, 1, 1));
+        assert_eq!((t.fresh, t.stale, t.missing), (1, 1, 0), "c has no GPUs: no agent needed");
         // The target workload is the two running pods: a whole GPU and a half share. On b the
         // 500-milli sliver can hold the share class but not the whole-GPU class.
         assert!(v100.fragmented_milli > 0.0 && v100.fragmented_milli <= 500.0);
@@ -200,7 +201,8 @@ mod tests {
             r#"allot_cluster_gpus_allocated{model="V100"} 0.5"#,
             r#"allot_cluster_gpus_unallocated{model="V100"} 3.5"#,
             r#"allot_cluster_gpus_unhealthy{model="V100"} 1.0"#,
-            r#"allot_cluster_nodes{telemetry="missing"} 1"#,
+            r#"allot_cluster_nodes{telemetry="stale"} 1"#,
+            r#"allot_cluster_nodes{telemetry="missing"} 0"#,
             r#"allot_extender_pending_gpu_pods{reason="gpu"} 1"#,
             r#"allot_extender_pending_gpu_pods{reason="cpu"} 0"#,
             r#"allot_build_info{role="extender",version=""#,

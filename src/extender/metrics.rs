@@ -146,7 +146,8 @@ impl ClusterFamilies {
         );
         r.register(
             "allot_cluster_nodes",
-            "Nodes in the extender's snapshot by their agent's telemetry: fresh, stale, missing",
+            "GPU nodes in the extender's snapshot by their agent's telemetry: fresh, stale, \
+             missing (CPU-only nodes need no agent and are not counted)",
             self.nodes.clone(),
         );
         r.register(
@@ -230,6 +231,13 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
+        // Every verb and outcome from the start, at 0: a series that appears only with its
+        // first error makes rate() and increase() miss that error.
+        for verb in [Verb::Filter, Verb::Prioritize, Verb::Bind, Verb::Preempt] {
+            for outcome in [Outcome::Ok, Outcome::BadRequest, Outcome::Refused] {
+                requests.get_or_create(&RequestLabels { verb, outcome });
+            }
+        }
         let latency = Family::<VerbLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram,
         );
