@@ -66,12 +66,18 @@ impl KubeletDm {
             .with_context(|| format!("starting {}", bin.display()))?;
         let stdin = child.stdin.take().context("the harness has no stdin")?;
         let stdout = child.stdout.take().context("the harness has no stdout")?;
-        Ok(KubeletDm {
+        let mut dm = KubeletDm {
             child,
             stdin,
             stdout: BufReader::new(stdout).lines(),
             log,
-        })
+        };
+        // One round trip before anyone uses it: the manager is serving its socket, so a
+        // plugin that registers next is not racing the harness's start.
+        dm.capacity()
+            .await
+            .with_context(|| format!("the harness's first answer; log:\n{}", dm.log_tail(20)))?;
+        Ok(dm)
     }
 
     /// The last lines of the harness's log, for failure messages.
