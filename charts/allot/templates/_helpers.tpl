@@ -82,6 +82,12 @@ imageRegistry, else none. Call with (dict "image" .Values.image "ctx" $ "default
 {{- end }}
 {{- end }}
 
+{{/* The cluster's Kubernetes version as an image tag: v1.31.4+k3s1 and v1.31.4-eks-1a2b -> v1.31.4. */}}
+{{- define "allot.kubeVersionTag" -}}
+{{- $v := .Capabilities.KubeVersion.Version | trimPrefix "v" }}
+{{- printf "v%s" (regexFind "^[0-9]+[.][0-9]+[.][0-9]+" $v) }}
+{{- end }}
+
 {{- define "allot.allotImage" -}}
 {{ include "allot.image" (dict "image" .Values.image "ctx" . "defaultTag" .Chart.AppVersion) }}
 {{- end }}

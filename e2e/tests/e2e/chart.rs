@@ -14,6 +14,8 @@ use serde_yaml::Value;
 
 use crate::support::{Cluster, repo_root, skip};
 
+mod values;
+
 const RELEASE: &str = "allot";
 
 /// The pins of `e2e/versions.env` (plain `KEY=value` lines).
@@ -289,7 +291,10 @@ async fn chart_renders_and_the_api_server_accepts_it() -> Result<()> {
             let variants: [(&str, &[&str]); 3] = [
                 ("default", &[]),
                 ("embedded", &["controller.embedded=true"]),
-                ("no-agent", &["agent.enabled=false"]),
+                (
+                    "no-agent",
+                    &["agent.enabled=false", "extender.gpuMap.enabled=true"],
+                ),
             ];
             // Without the chart's scheduler, the policy needs the user's peers: said, not guessed.
             let refused = render(&helm, &kube_version, &ns, &["scheduler.enabled=false"])
