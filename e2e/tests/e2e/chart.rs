@@ -14,6 +14,7 @@ use serde_yaml::Value;
 
 use crate::support::{Cluster, repo_root, skip};
 
+mod manifests;
 mod values;
 
 const RELEASE: &str = "allot";
