@@ -38,7 +38,7 @@ pub enum CrdError {
     Yaml {
         name: String,
         #[source]
-        source: serde_yaml::Error,
+        source: serde_saphyr::ser_error::Error,
     },
     /// Creating the output directory or writing a file failed.
     #[error("writing {}: {source}", path.display())]
@@ -76,7 +76,7 @@ pub fn file_name(crd: &CustomResourceDefinition) -> Result<String, CrdError> {
 
 /// One CRD as YAML, preceded by [`GENERATED_HEADER`].
 pub fn render_yaml(crd: &CustomResourceDefinition) -> Result<String, CrdError> {
-    let body = serde_yaml::to_string(crd).map_err(|source| CrdError::Yaml {
+    let body = serde_saphyr::to_string(crd).map_err(|source| CrdError::Yaml {
         name: crd.metadata.name.clone().unwrap_or_default(),
         source,
     })?;
@@ -135,7 +135,7 @@ mod tests {
     fn rendered_yaml_starts_with_the_header_and_parses_back() {
         for (name, yaml) in render_all().expect("render") {
             assert!(yaml.starts_with(GENERATED_HEADER), "{name}");
-            let back: CustomResourceDefinition = serde_yaml::from_str(&yaml).expect("parse");
+            let back: CustomResourceDefinition = serde_saphyr::from_str(&yaml).expect("parse");
             assert_eq!(back.spec.group, GROUP);
             assert_eq!(back.spec.versions.len(), 1);
             assert_eq!(back.spec.versions[0].name, VERSION);

@@ -211,7 +211,7 @@ fn rows(tmp: &Path) -> Vec<Row> {
             ],
             USAGE,
             &format!(
-                "error: {not_yaml} is not a ScheduleRequest (apiVersion allot.dev/v1alpha1): did not find expected ',' or ']'"
+                "error: {not_yaml} is not a ScheduleRequest (apiVersion allot.dev/v1alpha1): line 1 column 6: unclosed bracket '['"
             ),
         ),
         row(

@@ -23,7 +23,7 @@ fn cluster() -> Cluster {
 }
 
 fn spec(tasks: &str) -> ScheduleRequestSpec {
-    serde_yaml::from_str(&format!("tasks:\n{tasks}")).expect("spec")
+    serde_saphyr::from_str(&format!("tasks:\n{tasks}")).expect("spec")
 }
 
 const TEMPLATE: &str = "  podTemplate: {metadata: {labels: {app: x}}, spec: {containers: [{name: main, image: img}]}}\n";
@@ -90,7 +90,7 @@ fn templates_quantities_and_names_are_checked_together() {
 }
 
 fn request() -> ScheduleRequest {
-    let mut r: ScheduleRequest = serde_yaml::from_str(&format!(
+    let mut r: ScheduleRequest = serde_saphyr::from_str(&format!(
         "apiVersion: allot.dev/v1alpha1\nkind: ScheduleRequest\nmetadata: {{name: llm, namespace: ml, uid: u-1}}\nspec:\n  tasks:\n  - name: train\n    replicas: 2\n    resources: {{cpu: '8', memory: 32Gi, gpu: 2}}\n    gpuModels: [A100]\n  {TEMPLATE}  - name: eval\n    replicas: 1\n    resources: {{cpu: 500m, memory: 1Gi, gpuMilli: 250}}\n  {TEMPLATE}"
     ))
     .expect("request");
@@ -184,7 +184,7 @@ fn a_malformed_pod_template_is_reported_at_its_field() {
 fn the_example_request_is_valid_for_the_controller_and_every_replica_gets_a_pod() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(root.join("examples/request.yaml")).expect("example");
-    let mut request: ScheduleRequest = serde_yaml::from_str(&text).expect("a ScheduleRequest");
+    let mut request: ScheduleRequest = serde_saphyr::from_str(&text).expect("a ScheduleRequest");
     request.metadata.uid = Some("u-example".into());
     let snapshot =
         allot::snapshot::load_snapshot(&root.join("examples/cluster.json")).expect("snapshot");

@@ -25,19 +25,19 @@ fn plans_the_example_and_explains_what_does_not_fit() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let status: serde_yaml::Value = serde_yaml::from_slice(&out.stdout).expect("YAML status");
+    let status: serde_json::Value = serde_saphyr::from_slice(&out.stdout).expect("YAML status");
     assert_eq!(status["counts"]["replicas"], 8);
     assert_eq!(status["counts"]["planned"], 7);
-    let plan = status["plan"].as_sequence().expect("plan list");
+    let plan = status["plan"].as_array().expect("plan list");
     // Trainers need 4 V100M32 each: only the two V100 nodes qualify.
     for p in plan.iter().filter(|p| p["task"] == "trainer") {
         let node = p["node"].as_str().expect("node");
         assert!(node.starts_with("v100"), "{node}");
-        assert_eq!(p["gpuDevices"].as_sequence().map(Vec::len), Some(4));
+        assert_eq!(p["gpuDevices"].as_array().map(Vec::len), Some(4));
     }
     // resnet-0 holds devices 0 and 1 of v100-a: no trainer may take them.
     for p in plan.iter().filter(|p| p["node"] == "v100-a") {
-        for d in p["gpuDevices"].as_sequence().into_iter().flatten() {
+        for d in p["gpuDevices"].as_array().into_iter().flatten() {
             assert!(
                 d.as_u64().expect("device") >= 2,
                 "device {d:?} is taken by resnet-0"

@@ -28,11 +28,12 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         Ok(text) => text,
         Err(e) => usage!("cannot read {}: {e}", args.file.display()),
     };
-    let request: ScheduleRequest = match serde_yaml::from_str(&text) {
+    let request: ScheduleRequest = match serde_saphyr::from_str(&text) {
         Ok(r) => r,
         Err(e) => usage!(
-            "{} is not a ScheduleRequest (apiVersion allot.dev/v1alpha1): {e}",
-            args.file.display()
+            "{} is not a ScheduleRequest (apiVersion allot.dev/v1alpha1): {}",
+            args.file.display(),
+            one_line(&e.to_string())
         ),
     };
     let snapshot = load_snapshot(&args.snapshot)?;
@@ -107,6 +108,13 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
             result.node_classes
         );
     }
-    print!("{}", serde_yaml::to_string(&status)?);
+    print!("{}", serde_saphyr::to_string(&status)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The YAML parser's message without its drawing of the input: `line 1 column 6: unclosed
+/// bracket '['`.
+fn one_line(message: &str) -> &str {
+    let first = message.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first)
 }

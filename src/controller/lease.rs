@@ -4,6 +4,12 @@
 //! `resourceVersion` just read, so of two candidates racing for an expired Lease exactly one
 //! wins (the other gets 409 Conflict). A holder that cannot renew for `renew_deadline`
 //! steps down on its own, before anyone else may take over.
+//!
+//! Why our own (2026-12-05): of the maintained leader-election crates only kube-lease-manager
+//! (0.13) builds against kube 5 (kube-leader-election 0.43 and kube-coordinate 0.2 pull kube 3
+//! and 1); it would add five crates and replace these ~200 lines whose behaviour the e2e
+//! failover scenarios prove (step-down before expiry, release on shutdown, one holder acting)
+//! and which report a Lease problem on `/readyz`. Kept until a swap can be proven the same way.
 
 use std::time::{Duration, Instant};
 

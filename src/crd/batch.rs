@@ -162,7 +162,7 @@ mod tests {
     use super::*;
 
     fn spec(yaml: &str) -> ScheduleRequestSpec {
-        serde_yaml::from_str(yaml).unwrap()
+        serde_saphyr::from_str(yaml).unwrap()
     }
 
     #[test]

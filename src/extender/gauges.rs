@@ -171,7 +171,11 @@ mod tests {
         let total = g.total();
         assert_eq!((total.gpus, total.allocated_milli), (6, 1500));
         let t = g.telemetry;
-        assert_eq!((t.fresh, t.stale, t.missing), (1, 1, 0), "c has no GPUs: no agent needed");
+        assert_eq!(
+            (t.fresh, t.stale, t.missing),
+            (1, 1, 0),
+            "c has no GPUs: no agent needed"
+        );
         // The target workload is the two running pods: a whole GPU and a half share. On b the
         // 500-milli sliver can hold the share class but not the whole-GPU class.
         assert!(v100.fragmented_milli > 0.0 && v100.fragmented_milli <= 500.0);

@@ -235,7 +235,7 @@ impl Default for Metrics {
         // first error makes rate() and increase() miss that error.
         for verb in [Verb::Filter, Verb::Prioritize, Verb::Bind, Verb::Preempt] {
             for outcome in [Outcome::Ok, Outcome::BadRequest, Outcome::Refused] {
-                requests.get_or_create(&RequestLabels { verb, outcome });
+                drop(requests.get_or_create(&RequestLabels { verb, outcome }));
             }
         }
         let latency = Family::<VerbLabels, Histogram, fn() -> Histogram>::new_with_constructor(

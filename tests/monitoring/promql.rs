@@ -222,15 +222,15 @@ pub fn dashboard_queries(dashboard: &serde_json::Value) -> Vec<(String, String)>
 
 /// The `expr` of every rule of a Prometheus rule file, with its alert or record name.
 pub fn rule_queries(yaml: &str) -> Result<Vec<(String, String)>, String> {
-    let file: serde_yaml::Value =
-        serde_yaml::from_str(yaml).map_err(|e| format!("rules file: {e}"))?;
+    let file: serde_json::Value =
+        serde_saphyr::from_str(yaml).map_err(|e| format!("rules file: {e}"))?;
     let mut out = Vec::new();
     for group in file["groups"]
-        .as_sequence()
+        .as_array()
         .ok_or("rules file: no `groups` list")?
     {
         for rule in group["rules"]
-            .as_sequence()
+            .as_array()
             .ok_or("rules file: a group without `rules`")?
         {
             let name = rule["alert"]

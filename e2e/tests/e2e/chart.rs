@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
-use serde::Deserialize;
-use serde_yaml::Value;
+use serde_json::Value;
 
 use crate::support::{Cluster, repo_root, skip};
 
@@ -95,8 +94,7 @@ fn render(helm: &Path, kube_version: &str, ns: &str, sets: &[&str]) -> Result<St
 /// The rendered objects, as YAML values (empty documents dropped).
 fn objects(rendered: &str) -> Result<Vec<Value>> {
     let mut docs = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(rendered) {
-        let value = Value::deserialize(doc)?;
+    for value in serde_saphyr::from_multiple::<Value>(rendered)? {
         if !value.is_null() {
             docs.push(value);
         }
@@ -126,10 +124,10 @@ fn check_network_policy(objs: &[Value]) -> Result<()> {
         component(&spec["podSelector"]).as_deref() == Some("extender"),
         "the NetworkPolicy does not select the extender's pods: {spec:?}"
     );
-    let rules = spec["ingress"].as_sequence().context("no ingress rules")?;
+    let rules = spec["ingress"].as_array().context("no ingress rules")?;
     ensure!(rules.len() == 2, "expected two ingress rules: {rules:?}");
     let port = |rule: &Value| {
-        let ports = rule["ports"].as_sequence().cloned().unwrap_or_default();
+        let ports = rule["ports"].as_array().cloned().unwrap_or_default();
         ports
             .iter()
             .map(|p| p["port"].as_str().map(str::to_string))
@@ -137,7 +135,7 @@ fn check_network_policy(objs: &[Value]) -> Result<()> {
     };
     ensure!(port(&rules[0]) == [Some("http".to_string())], "{rules:?}");
     let from = rules[0]["from"]
-        .as_sequence()
+        .as_array()
         .context("the verbs rule names no peers")?;
     ensure!(
         from.len() == 1 && component(&from[0]["podSelector"]).as_deref() == Some("scheduler"),
@@ -160,7 +158,7 @@ fn check_scheduler_config(objs: &[Value], ns: &str) -> Result<()> {
     let svc = find(objs, "Service", &service)
         .with_context(|| format!("no Service {service} rendered"))?;
     let port = svc["spec"]["ports"]
-        .as_sequence()
+        .as_array()
         .and_then(|ports| ports.iter().find(|p| p["name"].as_str() == Some("http")))
         .and_then(|p| p["port"].as_u64())
         .context("the extender Service has no port named http")?;
@@ -171,13 +169,13 @@ fn check_scheduler_config(objs: &[Value], ns: &str) -> Result<()> {
     let text = cm["data"]["config.yaml"]
         .as_str()
         .context("the scheduler ConfigMap has no config.yaml")?;
-    let config: Value = serde_yaml::from_str(text).context("parsing config.yaml")?;
+    let config: Value = serde_saphyr::from_str(text).context("parsing config.yaml")?;
     ensure!(
         config["kind"].as_str() == Some("KubeSchedulerConfiguration"),
         "config.yaml is not a KubeSchedulerConfiguration:\n{text}"
     );
     let profiles: Vec<_> = config["profiles"]
-        .as_sequence()
+        .as_array()
         .context("no profiles")?
         .iter()
         .filter_map(|p| p["schedulerName"].as_str())
@@ -194,7 +192,7 @@ fn check_scheduler_config(objs: &[Value], ns: &str) -> Result<()> {
         "leader election must use the Lease {ns}/allot-scheduler: {leader:?}"
     );
     // The extender twice: the scheduling cycle's verbs, then bind alone (own HTTP clients).
-    let extenders = config["extenders"].as_sequence().context("no extenders")?;
+    let extenders = config["extenders"].as_array().context("no extenders")?;
     let verbs = [
         ("filterVerb", "filter"),
         ("prioritizeVerb", "prioritize"),
@@ -244,7 +242,7 @@ fn check_scheduler_config(objs: &[Value], ns: &str) -> Result<()> {
     let plugins = &config["profiles"][0]["plugins"];
     for point in ["preScore", "score"] {
         let disabled: Vec<_> = plugins[point]["disabled"]
-            .as_sequence()
+            .as_array()
             .map(|s| s.iter().filter_map(|p| p["name"].as_str()).collect())
             .unwrap_or_default();
         ensure!(

@@ -19,8 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
-use serde::Deserialize;
-use serde_yaml::Value;
+use serde_json::Value;
 
 use crate::support::{Cluster, repo_root, skip};
 
@@ -116,8 +115,7 @@ fn refused(helm: &Path, kube: &str, sets: &[&str], files: &[(&str, &Path)]) -> R
 
 fn objects(text: &str) -> Result<Vec<Value>> {
     let mut docs = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(text) {
-        let value = Value::deserialize(doc)?;
+    for value in serde_saphyr::from_multiple::<Value>(text)? {
         if !value.is_null() {
             docs.push(value);
         }
@@ -135,17 +133,17 @@ fn find<'a>(objs: &'a [Value], kind: &str, name: &str) -> Result<&'a Value> {
 fn policy_data(text: &str) -> Result<BTreeMap<String, String>> {
     let objs = objects(text)?;
     let cm = find(&objs, "ConfigMap", &format!("{RELEASE}-extender-policy"))?;
-    let data: BTreeMap<String, String> = serde_yaml::from_value(cm["data"].clone())
+    let data: BTreeMap<String, String> = serde_json::from_value(cm["data"].clone())
         .context("the policy ConfigMap's data is not a map of strings")?;
 
     let deploy = find(&objs, "Deployment", &format!("{RELEASE}-extender"))?;
     let pod = &deploy["spec"]["template"];
     let container = pod["spec"]["containers"]
-        .as_sequence()
+        .as_array()
         .and_then(|cs| cs.iter().find(|c| c["name"].as_str() == Some("extender")))
         .context("no extender container")?;
     let args: Vec<&str> = container["args"]
-        .as_sequence()
+        .as_array()
         .context("the extender has no args")?
         .iter()
         .filter_map(Value::as_str)
@@ -166,7 +164,7 @@ fn policy_data(text: &str) -> Result<BTreeMap<String, String>> {
         );
     }
     let mount = container["volumeMounts"]
-        .as_sequence()
+        .as_array()
         .and_then(|ms| ms.iter().find(|m| m["mountPath"].as_str() == Some(MOUNT)))
         .with_context(|| format!("nothing is mounted at {MOUNT}"))?;
     ensure!(
@@ -181,7 +179,7 @@ fn policy_data(text: &str) -> Result<BTreeMap<String, String>> {
         .as_str()
         .context("the mount has no volume name")?;
     let source = pod["spec"]["volumes"]
-        .as_sequence()
+        .as_array()
         .and_then(|vs| vs.iter().find(|v| v["name"].as_str() == Some(volume)))
         .with_context(|| format!("no volume {volume}"))?;
     ensure!(
@@ -190,12 +188,9 @@ fn policy_data(text: &str) -> Result<BTreeMap<String, String>> {
     );
     // A checksum of the ConfigMap on the pod template would restart the pods on every change,
     // the opposite of what --policy-dir is for.
-    if let Some(annotations) = pod["metadata"]["annotations"].as_mapping() {
+    if let Some(annotations) = pod["metadata"]["annotations"].as_object() {
         ensure!(
-            !annotations
-                .keys()
-                .filter_map(Value::as_str)
-                .any(|k| k.contains("checksum")),
+            !annotations.keys().any(|k| k.contains("checksum")),
             "no checksum annotation on the extender's pod template: {annotations:?}"
         );
     }
@@ -352,7 +347,7 @@ async fn chart_policy_objects_are_accepted_by_the_api_server() -> Result<()> {
             );
             let manifest = keep
                 .iter()
-                .map(serde_yaml::to_string)
+                .map(serde_saphyr::to_string)
                 .collect::<Result<Vec<_>, _>>()?
                 .join("---\n");
             let path = TempFile::new("dry-run.yaml", manifest.as_bytes())?;

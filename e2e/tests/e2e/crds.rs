@@ -10,7 +10,6 @@ use kube::api::{
     Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams,
 };
 use kube::runtime::wait::{await_condition, conditions};
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::support::{Cluster, WAIT, poll, repo_root};
@@ -66,11 +65,9 @@ fn read_dir_crds(dir: &Path) -> Result<Vec<CustomResourceDefinition>> {
     let mut crds = Vec::new();
     for file in files {
         let text = std::fs::read_to_string(&file)?;
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let crd = CustomResourceDefinition::deserialize(doc)
-                .with_context(|| format!("parsing {}", file.display()))?;
-            crds.push(crd);
-        }
+        let docs: Vec<CustomResourceDefinition> = serde_saphyr::from_multiple(&text)
+            .with_context(|| format!("parsing {}", file.display()))?;
+        crds.extend(docs);
     }
     Ok(crds)
 }

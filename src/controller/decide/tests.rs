@@ -16,7 +16,7 @@ fn cluster(n: usize) -> Cluster {
 }
 
 fn spec(gang: bool, replicas: i32, gpus: u32) -> ScheduleRequestSpec {
-    serde_yaml::from_str(&format!(
+    serde_saphyr::from_str(&format!(
         "gang: {gang}\ntasks:\n- name: train\n  replicas: {replicas}\n  resources: {{cpu: '4', memory: 8Gi, gpu: {gpus}}}\n  podTemplate: {{spec: {{containers: [{{name: main, image: img}}]}}}}\n"
     ))
     .expect("spec")
@@ -402,7 +402,7 @@ fn a_distrusted_node_keeps_its_replicas_when_there_is_nowhere_else() {
 
 #[test]
 fn a_replica_larger_than_every_node_is_permanently_infeasible() {
-    let s: ScheduleRequestSpec = serde_yaml::from_str(
+    let s: ScheduleRequestSpec = serde_saphyr::from_str(
         "tasks:\n- name: train\n  replicas: 1\n  resources: {cpu: '64', memory: 8Gi}\n  podTemplate: {spec: {containers: [{name: main, image: img}]}}\n",
     )
     .expect("spec");

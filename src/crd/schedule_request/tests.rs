@@ -90,9 +90,9 @@ fn spec_round_trips_through_json_and_yaml() {
         sr
     );
 
-    let yaml = serde_yaml::to_string(&sr).expect("to yaml");
+    let yaml = serde_saphyr::to_string(&sr).expect("to yaml");
     assert_eq!(
-        serde_yaml::from_str::<ScheduleRequest>(&yaml).expect("from yaml"),
+        serde_saphyr::from_str::<ScheduleRequest>(&yaml).expect("from yaml"),
         sr
     );
 }
@@ -112,7 +112,7 @@ spec:
         spec:
           containers: [{name: main, image: busybox}]
 "#;
-    let sr: ScheduleRequest = serde_yaml::from_str(yaml).expect("parse");
+    let sr: ScheduleRequest = serde_saphyr::from_str(yaml).expect("parse");
     assert_eq!(sr.spec.objective, Objective::MaxPlaced);
     assert_eq!(sr.spec.priority, 0);
     assert!(!sr.spec.gang);
@@ -309,7 +309,7 @@ spec:
       resources: {cpu: 1, memory: 1Gi}
       podTemplate: {spec: {containers: not-a-list}}
 "#;
-    let sr: ScheduleRequest = serde_yaml::from_str(yaml).expect("the object still parses");
+    let sr: ScheduleRequest = serde_saphyr::from_str(yaml).expect("the object still parses");
     let template = sr.spec.tasks[0].pod_template.as_ref().expect("template");
     let error = template.parsed().expect_err("malformed");
     assert!(error.contains("invalid type"), "{error}");

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use anyhow::{Context, Result, ensure};
-use serde::Deserialize;
 
 use crate::support::{Cluster, repo_root, skip};
 
@@ -24,7 +23,7 @@ fn helm() -> Result<Option<PathBuf>> {
 }
 
 /// The objects `helm template` renders with `args`, as YAML values.
-fn render(helm: &PathBuf, kube: &str, args: &[&str]) -> Result<Vec<serde_yaml::Value>> {
+fn render(helm: &PathBuf, kube: &str, args: &[&str]) -> Result<Vec<serde_json::Value>> {
     let chart = repo_root().join("charts/allot");
     let out = Command::new(helm)
         .args(["template", "allot"])
@@ -40,8 +39,9 @@ fn render(helm: &PathBuf, kube: &str, args: &[&str]) -> Result<Vec<serde_yaml::V
     );
     let text = String::from_utf8(out.stdout)?;
     let mut objects = Vec::new();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let value = serde_yaml::Value::deserialize(doc).context("rendered YAML")?;
+    let docs: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&text).context("rendered YAML")?;
+    for value in docs {
         if !value.is_null() {
             objects.push(value);
         }
@@ -49,7 +49,7 @@ fn render(helm: &PathBuf, kube: &str, args: &[&str]) -> Result<Vec<serde_yaml::V
     Ok(objects)
 }
 
-fn kinds(objects: &[serde_yaml::Value]) -> BTreeSet<String> {
+fn kinds(objects: &[serde_json::Value]) -> BTreeSet<String> {
     objects
         .iter()
         .filter_map(|o| o["kind"].as_str().map(str::to_string))
@@ -118,7 +118,7 @@ async fn chart_ships_the_dashboard_and_rules_only_when_asked() -> Result<()> {
 
     let rule = find("PrometheusRule", "allot")?;
     let text = std::fs::read_to_string(repo_root().join("charts/allot/monitoring/rules.yaml"))?;
-    let groups: serde_yaml::Value = serde_yaml::from_str(&text)?;
+    let groups: serde_json::Value = serde_saphyr::from_str(&text)?;
     ensure!(
         rule["spec"]["groups"] == groups["groups"],
         "the PrometheusRule's groups differ from monitoring/rules.yaml's"
