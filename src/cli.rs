@@ -11,6 +11,7 @@ mod plan;
 mod plot;
 mod report;
 mod simulate;
+mod snapshot;
 mod table;
 mod train;
 pub mod usage;
@@ -35,8 +36,8 @@ pub use train::TrainArgs;
     propagate_version = true,
     after_help = "\
 Not built yet: moving running pods to reclaim fragmented GPUs and resizing elastic tasks (the
-controller places and fails over, it does not consolidate); recording the cluster's own history
-and `allot snapshot`; `allot simulate` replays arrivals only, without departures."
+controller places and fails over, it does not consolidate); recording the cluster's own history;
+`allot simulate` replays arrivals only, without departures."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -60,6 +61,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// Write the CustomResourceDefinitions (ScheduleRequest, NodeTelemetry) as YAML.
     Crdgen(CrdgenArgs),
+    /// Write the live cluster (nodes, GPU models, bound pods and their GPUs) as a snapshot
+    /// file for `plan --snapshot` and `extender --snapshot`.
+    Snapshot(snapshot::SnapshotArgs),
 }
 
 /// `--stale-policy`: what to do with a node whose telemetry is stale or missing.
@@ -147,6 +151,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Agent(args) => agent::run(&args),
         Command::Train(args) => train::run(&args),
         Command::Plan(args) => plan_command(&args),
+        Command::Snapshot(args) => snapshot::run(&args),
     }
 }
 

@@ -17,6 +17,7 @@
 mod file;
 mod name_index;
 mod node;
+mod write;
 
 use std::time::Instant;
 
@@ -26,6 +27,7 @@ use crate::model::{Cluster, Placement, PodDemand, PodShape};
 pub use file::{BoundPodEntry, SnapshotFile, load_snapshot, parse_snapshot};
 pub use name_index::{NodeIndex, node_index};
 pub use node::{NodeState, Telemetry};
+pub use write::to_file;
 
 /// A pod running on a node, as allot accounts it.
 #[derive(Debug, Clone, PartialEq)]

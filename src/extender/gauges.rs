@@ -48,12 +48,7 @@ impl ClusterGauges {
     pub fn of(view: &View) -> Self {
         let cluster = &view.cluster;
         let mut allocated = vec![0u64; cluster.len()];
-        let pods = view
-            .base
-            .pods
-            .iter()
-            .chain(view.overlay.iter().map(|p| &**p));
-        for pod in pods {
+        for pod in view.pods() {
             if let Some(slot) = allocated.get_mut(pod.at.node) {
                 *slot += pod.demand.gpu.total_milli();
             }

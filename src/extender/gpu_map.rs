@@ -73,12 +73,7 @@ impl MapData {
             .iter()
             .map(|n| vec![GpuCell::default(); n.gpu_count()])
             .collect();
-        let pods = view
-            .base
-            .pods
-            .iter()
-            .chain(view.overlay.iter().map(|p| &**p));
-        for pod in pods {
+        for pod in view.pods() {
             let Some(devices) = cells.get_mut(pod.at.node) else {
                 continue;
             };

@@ -43,13 +43,17 @@ impl View {
         self.base.index.get(name)
     }
 
-    /// Every pod allot accounts on node `index`: base first, then the overlay.
-    pub fn pods_on(&self, index: usize) -> impl Iterator<Item = &BoundPod> {
+    /// Every pod allot accounts: the base's, then the overlay's.
+    pub fn pods(&self) -> impl Iterator<Item = &BoundPod> {
         self.base
             .pods
             .iter()
             .chain(self.overlay.iter().map(|p| &**p))
-            .filter(move |p| p.at.node == index)
+    }
+
+    /// Every pod allot accounts on node `index`: base first, then the overlay.
+    pub fn pods_on(&self, index: usize) -> impl Iterator<Item = &BoundPod> {
+        self.pods().filter(move |p| p.at.node == index)
     }
 
     /// Run `f` with a policy of `kind`, reusing one whose caches match this view.

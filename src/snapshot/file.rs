@@ -16,7 +16,7 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{BoundPod, ClusterSnapshot, NodeState, node_index};
 use crate::model::demand::{Amount, Catalog, DemandParts, parse_demand};
@@ -26,7 +26,7 @@ use crate::sim::trace::{
     nodes_from_entries, open,
 };
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotFile {
     pub nodes: Vec<NodeEntry>,
@@ -35,21 +35,25 @@ pub struct SnapshotFile {
 }
 
 /// A pod that already runs on a node.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct BoundPodEntry {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
     pub node: String,
     pub cpu: String,
     pub memory: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub gpus: u32,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gpu_milli: Option<u32>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub devices: Option<Vec<usize>>,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Read a snapshot file as it streams (bounded like a trace file): its cluster with every

@@ -11,7 +11,7 @@ use std::process::Command;
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
-use crate::support::{Cluster, repo_root, skip};
+use crate::support::{Cluster, repo_root};
 
 mod manifests;
 mod values;
@@ -271,19 +271,9 @@ fn apply_dry_run(cluster: &Cluster, rendered: &str, ns: &str, variant: &str) -> 
 async fn chart_renders_and_the_api_server_accepts_it() -> Result<()> {
     let test = "chart_renders_and_the_api_server_accepts_it";
     let cluster = Cluster::from_env(test).await?;
-    let pins = versions()?;
-    let helm = helm_binary(&pins)?;
-    if !helm.is_file() {
-        skip(
-            test,
-            &format!("{} not found (e2e/build-deps builds it)", helm.display()),
-        );
+    let Some((helm, kube_version)) = values::helm(test)? else {
         return Ok(());
-    }
-    let kube_version = pins
-        .get("K8S_VERSION")
-        .cloned()
-        .context("e2e/versions.env has no K8S_VERSION")?;
+    };
 
     cluster
         .in_namespace("chart", |cluster, ns| async move {

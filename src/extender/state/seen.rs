@@ -164,12 +164,7 @@ impl Store {
             return None;
         }
         let view = self.current();
-        let bound = view
-            .base
-            .pods
-            .iter()
-            .chain(view.overlay.iter().map(|p| &**p))
-            .find(|p| p.uid == uid)?;
+        let bound = view.pods().find(|p| p.uid == uid)?;
         Some(PodRequest {
             key: bound.key.clone(),
             uid: bound.uid.clone(),

@@ -3,7 +3,7 @@
 
 use std::io::Read;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::read::{Bounded, overrun};
 use super::{PodList, TraceError, finish_cluster};
@@ -14,7 +14,7 @@ use crate::model::quantity::{parse_bytes, parse_cpu_milli};
 use crate::model::{Cluster, ModelCatalog, Node};
 
 /// JSON node entry: `{"name": "n1", "cpu": "64", "memory": "256Gi", "gpus": 8, "model": "A100"}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeEntry {
     pub name: String,
@@ -22,7 +22,7 @@ pub struct NodeEntry {
     pub memory: String,
     #[serde(default)]
     pub gpus: usize,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
 }
 

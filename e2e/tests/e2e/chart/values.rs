@@ -10,7 +10,7 @@ use crate::support::skip;
 const NS: &str = "allot-system";
 
 /// helm and the pinned Kubernetes version, or `None` (said) when helm is not built.
-fn helm(test: &str) -> Result<Option<(std::path::PathBuf, String)>> {
+pub(super) fn helm(test: &str) -> Result<Option<(std::path::PathBuf, String)>> {
     let pins = versions()?;
     let helm = helm_binary(&pins)?;
     if !helm.is_file() {
@@ -20,7 +20,10 @@ fn helm(test: &str) -> Result<Option<(std::path::PathBuf, String)>> {
         );
         return Ok(None);
     }
-    let version = pins.get("K8S_VERSION").cloned().context("no K8S_VERSION")?;
+    let version = pins
+        .get("K8S_VERSION")
+        .cloned()
+        .context("e2e/versions.env has no K8S_VERSION")?;
     Ok(Some((helm, version)))
 }
 
