@@ -225,6 +225,12 @@ fn rows(tmp: &Path) -> Vec<Row> {
             USAGE,
             &format!("error: cannot read {missing_yaml}: No such file or directory"),
         ),
+        // snapshot
+        row(
+            &["snapshot", "--timeout-seconds", "0"],
+            USAGE,
+            "invalid value '0' for '--timeout-seconds <TIMEOUT_SECONDS>': 0 is not in 1..=3600",
+        ),
         // extender: every row fails while reading its flags, before it listens.
         row(
             &["extender", "--price-seconds", "3601"],
