@@ -18,4 +18,5 @@ mod gpu_map;
 mod monitoring;
 mod nodes;
 mod scheduling;
+mod snapshot;
 mod support;
