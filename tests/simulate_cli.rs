@@ -297,3 +297,51 @@ fn a_trace_without_published_results_drops_those_columns_and_csv_quotes_its_name
     let mut reader = csv::Reader::from_reader(curves.as_bytes());
     assert_eq!(reader.records().count(), 2 * 3, "2 policies x 3 metrics");
 }
+
+#[test]
+fn a_snapshot_file_serves_as_the_node_list_and_a_bad_one_names_its_field() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pods = dir.path().join("pods.csv");
+    let mut text = String::from("name,cpu_milli,memory_mib,num_gpu,gpu_milli\n");
+    for i in 0..40 {
+        text.push_str(&format!(
+            "p{i},2000,4096,1,{}\n",
+            if i % 2 == 0 { 300 } else { 1000 }
+        ));
+    }
+    std::fs::write(&pods, text).expect("write");
+    let snapshot = format!("{root}/examples/cluster.json");
+    let args = |nodes: &str| {
+        allot(&[
+            "simulate",
+            "-q",
+            "--json",
+            "--policy",
+            "fgd",
+            "--seeds",
+            "1",
+            "--pods",
+            pods.to_str().expect("utf-8"),
+            "--nodes",
+            nodes,
+        ])
+    };
+    let out = args(&snapshot);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(
+        (v["nodes"].as_u64(), v["gpus"].as_u64()),
+        (Some(4), Some(14)),
+        "{v}"
+    );
+    let bad = dir.path().join("bad.json");
+    std::fs::write(
+        &bad,
+        r#"{"nodes": [{"name": "a", "cpu": "x", "memory": "1Gi"}], "pods": []}"#,
+    )
+    .expect("write");
+    let out = args(bad.to_str().expect("utf-8"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("[0].cpu"), "{}", stderr(&out));
+}

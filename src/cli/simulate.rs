@@ -40,7 +40,8 @@ pub struct SimulateArgs {
     /// Pod list: a trace NAME (e.g. default, gpushare40, multigpu40) or a CSV/JSON file.
     #[arg(long, default_value = "default", value_name = "NAME_OR_PATH")]
     pub pods: String,
-    /// Node list (CSV/JSON). Default: the openb GPU node list next to the pod list, else the
+    /// Node list (CSV/JSON), or a snapshot file from `allot snapshot` (its nodes; the replay
+    /// starts empty). Default: the openb GPU node list next to the pod list, else the
     /// embedded one (1213 nodes, 6212 GPUs).
     #[arg(long, value_name = "PATH")]
     pub nodes: Option<PathBuf>,

@@ -308,12 +308,21 @@ fn is_json(path: &Path) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
-/// Load a node list from a `.csv` or `.json` file, reading it incrementally.
+/// Load a node list from a `.csv` or `.json` file, reading it incrementally. A JSON file may
+/// also be a snapshot (`allot snapshot`, `{"nodes": [...], "pods": [...]}`): its nodes, empty
+/// (a replay starts from an empty cluster, so the snapshot's pods are not placed).
 pub fn load_nodes(path: &Path) -> Result<Cluster, TraceError> {
     let input = open(path)?;
     let file = path.display().to_string();
     if is_json(path) {
-        let entries: Vec<NodeEntry> = from_json_reader(input).map_err(|e| json_error(&file, &e))?;
+        let mut input = std::io::BufReader::new(input);
+        let entries = if json::starts_with_object(&mut input) {
+            let snap: json::SnapshotNodes =
+                from_json_reader(input).map_err(|e| json_error(&file, &e))?;
+            snap.nodes
+        } else {
+            from_json_reader(input).map_err(|e| json_error(&file, &e))?
+        };
         nodes_from_entries(&file, &entries)
     } else {
         nodes_csv(&file, input)

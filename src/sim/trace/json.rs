@@ -43,6 +43,26 @@ pub struct PodEntry {
     pub gpu_models: Vec<String>,
 }
 
+/// A snapshot file read as a node list: its nodes; its pods are skipped.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotNodes {
+    pub nodes: Vec<NodeEntry>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    pods: serde::de::IgnoredAny,
+}
+
+/// Whether the JSON in `input` is an object (a snapshot) rather than an array, by its first
+/// non-blank byte, without consuming anything.
+pub fn starts_with_object(input: &mut impl std::io::BufRead) -> bool {
+    input
+        .fill_buf()
+        .ok()
+        .and_then(|b| b.iter().find(|c| !c.is_ascii_whitespace()).copied())
+        == Some(b'{')
+}
+
 /// Parse a JSON node list (an array of [`NodeEntry`]).
 pub fn parse_nodes_json(file: &str, text: &str) -> Result<Cluster, TraceError> {
     let entries: Vec<NodeEntry> = serde_json::from_str(text).map_err(|e| json_error(file, &e))?;
