@@ -7,14 +7,15 @@
 
 use std::sync::Arc;
 
+use axum::Router;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use serde::Serialize;
 
 use super::gauges::ClusterGauges;
-use super::server::Extender;
-use super::state::{Decision, View};
+use super::state::{Decision, Store, View};
 use crate::model::MILLI_PER_GPU;
 use crate::snapshot::Telemetry;
 
@@ -133,8 +134,16 @@ impl MapData {
     }
 }
 
-fn data(ext: &Extender) -> MapData {
-    MapData::of(&ext.store.view(), ext.store.decisions())
+/// `/gpus` and `/gpus.json` over `store`, for the admin router to merge.
+pub fn router(store: Arc<Store>) -> Router {
+    Router::new()
+        .route("/gpus", get(page))
+        .route("/gpus.json", get(json))
+        .with_state(store)
+}
+
+fn data(store: &Store) -> MapData {
+    MapData::of(&store.view(), store.decisions())
 }
 
 /// JSON that may sit inside a `<script>` element: no `</script>` or `<!--` can end it early.
@@ -143,15 +152,15 @@ fn script_safe(json: &str) -> String {
 }
 
 /// `/gpus`: the page with the current data inlined.
-pub async fn page(State(ext): State<Arc<Extender>>) -> Response {
-    let json = serde_json::to_string(&data(&ext)).unwrap_or_else(|_| "null".into());
+async fn page(State(store): State<Arc<Store>>) -> Response {
+    let json = serde_json::to_string(&data(&store)).unwrap_or_else(|_| "null".into());
     let html = PAGE.replacen("/*DATA*/", &script_safe(&json), 1);
     ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
 }
 
 /// `/gpus.json`: the data alone, for the page's refresh.
-pub async fn json(State(ext): State<Arc<Extender>>) -> Response {
-    axum::Json(data(&ext)).into_response()
+async fn json(State(store): State<Arc<Store>>) -> Response {
+    axum::Json(data(&store)).into_response()
 }
 
 #[cfg(test)]

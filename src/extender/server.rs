@@ -66,18 +66,19 @@ pub fn router(ext: Arc<Extender>) -> Router {
 
 /// `/healthz`, `/readyz`, `/metrics`; `/gpus` and `/gpus.json` with `--gpu-map`.
 pub fn admin_router(ext: Arc<Extender>) -> Router {
+    let map = ext
+        .store
+        .keeps_decisions()
+        .then(|| super::gpu_map::router(ext.store.clone()));
     let router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics));
-    let router = if ext.store.keeps_decisions() {
-        router
-            .route("/gpus", get(super::gpu_map::page))
-            .route("/gpus.json", get(super::gpu_map::json))
-    } else {
-        router
-    };
-    router.with_state(ext)
+        .route("/metrics", get(metrics))
+        .with_state(ext);
+    match map {
+        Some(map) => router.merge(map),
+        None => router,
+    }
 }
 
 async fn readyz(State(ext): State<Arc<Extender>>) -> Response {

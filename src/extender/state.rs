@@ -11,20 +11,19 @@ use std::time::{Duration, Instant};
 use super::FilterAnswer;
 pub use super::policies::{PolicySettings, PolicyStats};
 pub use super::view::View;
+use crate::live::pod::PodRequest;
 use crate::model::frag::TargetWorkload;
 use crate::model::node::Misfit;
 use crate::model::{Cluster, Placement, PodShape};
 use crate::policy::Context;
 pub use crate::snapshot::{BoundPod, ClusterSnapshot, NodeIndex, node_index};
 
-use crate::live::pod::PodRequest;
-
 mod decisions;
 mod prices;
 mod seen;
 mod settings;
 mod target;
-pub use decisions::{DECISIONS_KEPT, Decision};
+pub use decisions::Decision;
 pub use prices::{PriceStats, SolveOutcome, WINDOW};
 use seen::Seen;
 pub use seen::{SEEN_CAP, SEEN_TTL};
@@ -107,8 +106,7 @@ pub struct Store {
     filter_answer: FilterAnswer,
     /// The recent arrivals and the LP's latest shadow prices; see `prices.rs`.
     prices: prices::Prices,
-    /// The latest decisions, kept for the GPU map page; see `decisions.rs`.
-    decisions: decisions::Decisions,
+    decisions: decisions::Decisions, // for the GPU map page; see `decisions.rs`
 }
 
 impl Store {
