@@ -75,12 +75,16 @@ impl Store {
         let (Some(&node), Some(&score)) = (nodes.get(best), scores.get(best)) else {
             return;
         };
-        let runner_up = (0..nodes.len().min(scores.len()))
+        let second = (0..nodes.len().min(scores.len()))
             .filter(|&k| k != best)
-            .max_by_key(|&k| scores[k])
-            .map(|k| (name(nodes[k]), scores[k]));
+            .max_by_key(|&k| scores[k]);
+        let runner_up = second.map(|k| (name(nodes[k]), scores[k]));
+        // Features of the two nodes shown only: two evaluations, whatever the cluster's size.
+        let shown: Vec<usize> = std::iter::once(node)
+            .chain(second.map(|k| nodes[k]))
+            .collect();
         let explanation = (req.policy == PolicyKind::Learned)
-            .then(|| explain(&view.ctx, &view.cluster, &req.demand, nodes))
+            .then(|| explain(&view.ctx, &view.cluster, &req.demand, &shown))
             .flatten()
             .map(|why| why.table(&view.cluster));
         let at = SystemTime::now()
@@ -109,5 +113,53 @@ impl Store {
             let ring = ring.lock().unwrap_or_else(PoisonError::into_inner);
             ring.iter().cloned().collect()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::extender::FilterAnswer;
+    use crate::extender::verbs::filter;
+    use crate::snapshot::parse_snapshot;
+
+    #[test]
+    fn a_learned_decision_is_kept_with_its_runner_up_and_their_features() {
+        let snap = parse_snapshot(
+            "inline",
+            r#"{"nodes": [{"name": "a", "cpu": "16", "memory": "64Gi", "gpus": 2, "model": "T4"},
+                          {"name": "b", "cpu": "16", "memory": "64Gi", "gpus": 4, "model": "T4"},
+                          {"name": "c", "cpu": "16", "memory": "64Gi", "gpus": 8, "model": "T4"}]}"#,
+        )
+        .unwrap();
+        let store = Store::new(None, Vec::new())
+            .with_filter_answer(FilterAnswer::Chosen)
+            .with_decision_log();
+        store.replace(snap);
+        let args = serde_json::from_value(serde_json::json!({
+            "Pod": { "metadata": { "name": "p", "namespace": "ns", "uid": "u1",
+                                   "annotations": { "allot.dev/policy": "learned" } },
+                     "spec": { "containers": [{ "name": "c", "resources": {
+                         "limits": { "nvidia.com/gpu": "1" } } }] } },
+            "NodeNames": ["a", "b", "c"]
+        }))
+        .unwrap();
+        let (out, _) = filter(&store, &args).unwrap();
+        let chosen = out.node_names.unwrap()[0].to_string();
+        let kept = store.decisions();
+        assert_eq!(kept.len(), 1);
+        let d = &kept[0];
+        assert_eq!(
+            (d.pod.as_str(), d.policy, d.node.as_str(), d.feasible),
+            ("ns/p", "learned", chosen.as_str(), 3)
+        );
+        let (other, _) = d.runner_up.as_ref().expect("a runner-up");
+        assert_ne!(other, &chosen);
+        let table = d.explanation.as_deref().expect("learned explains");
+        assert!(
+            table.contains(&format!("chosen {chosen}")) && table.contains(other.as_str()),
+            "{table}"
+        );
+        assert!(!Store::new(None, Vec::new()).keeps_decisions());
     }
 }
