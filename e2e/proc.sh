@@ -29,7 +29,13 @@ any_alive() {
 start() {
     local name=$1 pid i
     shift
-    "$@" >"$E2E_DIR/logs/$name.log" 2>&1 </dev/null &
+    # The command line and the two variables components read, for e2e/component to restart it.
+    {
+        printf 'env KUBECONFIG=%q RUST_LOG=%q' "${KUBECONFIG-}" "${RUST_LOG-}"
+        printf ' %q' "$@"
+        printf '\n'
+    } >"$E2E_DIR/pids/$name.cmd"
+    "$@" >>"$E2E_DIR/logs/$name.log" 2>&1 </dev/null &
     pid=$!
     echo "$pid" >"$E2E_DIR/pids/$name.pid"
     for ((i = 0; i < 100; i++)); do

@@ -179,6 +179,7 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         config,
         admin_listen: admin,
     } = settings;
+    crate::process::failpoint::init()?;
     let runtime = crate::process::runtime()?;
     runtime.block_on(async move {
         let client = crate::process::kube_client().await?;

@@ -199,7 +199,8 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
                 follow_policies_and_prices(&store);
                 let caches = Caches::start(client.clone());
                 tokio::spawn(follow(caches.clone(), store.clone(), freshness));
-                let ext = server::Extender::with_binder(store, Some(Binder::new(client.clone())));
+                let binder = Some(Binder::new(client.clone()));
+                let ext = server::Extender::following(store, binder, Some(caches.health.clone()));
                 (ext, Some((client, caches)))
             }
         };

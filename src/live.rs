@@ -17,10 +17,12 @@ pub mod build;
 mod caches;
 pub mod node_model;
 pub mod pod;
+mod reflect;
 
 pub use crate::snapshot::{BoundPod, ClusterSnapshot, NodeIndex, NodeState, Telemetry, node_index};
 pub use build::{Freshness, LiveSnapshot, PodMemo, StalePolicy, snapshot, snapshot_with};
 pub use caches::Caches;
+pub use reflect::WatchHealth;
 
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,8 @@
 //! logging to stderr, filtered by `RUST_LOG` (default [`DEFAULT_LOG`]), one event a line whatever its
 //! fields hold, and waiting for SIGTERM or ctrl-c.
 
+pub mod failpoint;
+
 use std::fmt::{self, Write as _};
 
 use tracing::field::{Field, Visit};

@@ -20,6 +20,7 @@ use crate::crd::ScheduleRequest;
 use crate::crd::batch::Replica;
 use crate::model::DeviceSet;
 use crate::names::REQUEST_LABEL;
+use crate::process::failpoint;
 
 /// API calls in flight at once while creating or deleting a request's pods: a 54-pod request
 /// took ~3 s one create at a time on the e2e control plane.
@@ -74,6 +75,9 @@ pub async fn act(
             let api = api.clone();
             async move {
                 let result = api.create(&PostParams::default(), &pod).await;
+                if result.is_ok() {
+                    failpoint::hit("controller.pod-created");
+                }
                 (entry, result)
             }
         })

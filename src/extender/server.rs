@@ -21,6 +21,7 @@ use super::metrics::{Metrics, Outcome, Verb};
 use super::state::Store;
 use super::verbs::{self, VerbError};
 use super::wire::{ExtenderBindingArgs, ExtenderBindingResult};
+use crate::live::WatchHealth;
 
 /// Largest request body accepted. With `nodeCacheCapable: false` kube-scheduler sends full
 /// Node objects: a few KiB each, but tens of KiB when `status.images` is long, so 8 MiB may
@@ -36,19 +37,28 @@ pub struct Extender {
     /// Writes Bindings to the API server; `None` serves a static snapshot (bind only
     /// records the placement).
     pub binder: Option<Binder>,
+    /// The watches behind the store, when it follows a cluster: `/readyz` fails while one
+    /// of them does (the store may be missing what changed since).
+    pub watches: Option<Arc<WatchHealth>>,
 }
 
 impl Extender {
     pub fn new(store: Arc<Store>) -> Arc<Self> {
-        Self::with_binder(store, None)
+        Self::following(store, None, None)
     }
 
-    pub fn with_binder(store: Arc<Store>, binder: Option<Binder>) -> Arc<Self> {
+    /// An extender over a store that `watches` keep current, binding through `binder`.
+    pub fn following(
+        store: Arc<Store>,
+        binder: Option<Binder>,
+        watches: Option<Arc<WatchHealth>>,
+    ) -> Arc<Self> {
         let metrics = Metrics::for_store(&store);
         Arc::new(Extender {
             store,
             metrics,
             binder,
+            watches,
         })
     }
 }
@@ -82,14 +92,29 @@ pub fn admin_router(ext: Arc<Extender>) -> Router {
 }
 
 async fn readyz(State(ext): State<Arc<Extender>>) -> Response {
-    if ext.store.is_ready() {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
+    let failing = ext
+        .watches
+        .as_ref()
+        .map(|w| w.failing())
+        .unwrap_or_default();
+    if !ext.store.is_ready() {
         (
             StatusCode::SERVICE_UNAVAILABLE,
             "cluster state not loaded yet\n",
         )
             .into_response()
+    } else if !failing.is_empty() {
+        let kinds: Vec<String> = failing
+            .iter()
+            .map(|(kind, since)| format!("{kind} ({} s)", since.as_secs()))
+            .collect();
+        let body = format!(
+            "watches failing: {}; decisions use the state from before\n",
+            kinds.join(", ")
+        );
+        (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+    } else {
+        (StatusCode::OK, "ready\n").into_response()
     }
 }
 

@@ -3,20 +3,17 @@
 //! extender's snapshot loop, the controller) wake once per burst of changes, not per object.
 
 use std::collections::{HashMap, VecDeque};
-use std::fmt::Debug;
-use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource, ResourceExt};
-use serde::de::DeserializeOwned;
+use kube::runtime::reflector::Store;
+use kube::runtime::watcher;
+use kube::{Api, Client};
 use tokio::sync::watch;
 
 use super::build::{Freshness, LiveSnapshot, PodMemo, snapshot_with};
+use super::reflect::{WatchHealth, Wiring, reflect};
 use crate::crd::{NodeTelemetry, ScheduleRequest};
 
 /// Reflector stores for everything allot reads, kept current by background watches.
@@ -31,6 +28,8 @@ pub struct Caches {
     pub requests: Store<ScheduleRequest>,
     /// Pods that recently left `pods` (deleted, or finished).
     pub departed: Arc<Departed>,
+    /// Which watches are failing: readiness follows it.
+    pub health: Arc<WatchHealth>,
     changes: watch::Sender<u64>,
     /// Pods read by earlier snapshots (the extender and the controller share it).
     memo: Arc<Mutex<PodMemo>>,
@@ -95,42 +94,40 @@ impl Caches {
             .fields("spec.nodeName=")
             .labels(crate::names::REQUEST_LABEL);
         let departed = Arc::new(Departed::default());
+        let health = Arc::new(WatchHealth::default());
+        let wiring = |what, departed| Wiring {
+            changes: changes.clone(),
+            health: health.clone(),
+            what,
+            departed,
+        };
         Arc::new(Caches {
             nodes: reflect(
                 Api::all(client.clone()),
                 watcher::Config::default(),
-                &changes,
-                "nodes",
-                None,
+                wiring("nodes", None),
             ),
             pods: reflect(
                 Api::all(client.clone()),
                 active,
-                &changes,
-                "pods",
-                Some(departed.clone()),
+                wiring("pods", Some(departed.clone())),
             ),
             planned: reflect(
                 Api::all(client.clone()),
                 planned,
-                &changes,
-                "planned pods",
-                None,
+                wiring("planned pods", None),
             ),
             telemetry: reflect(
                 Api::all(client.clone()),
                 watcher::Config::default(),
-                &changes,
-                "nodetelemetries",
-                None,
+                wiring("nodetelemetries", None),
             ),
             requests: reflect(
                 Api::all(client),
                 watcher::Config::default(),
-                &changes,
-                "schedulerequests",
-                None,
+                wiring("schedulerequests", None),
             ),
+            health,
             departed,
             changes,
             memo: Arc::default(),
@@ -169,52 +166,4 @@ impl Caches {
             freshness,
         )
     }
-}
-
-/// Spawn a watch of `api` into a new store; errors are logged (the watcher retries with
-/// back-off), each applied event bumps `changes`, deletions are noted in `departed`.
-fn reflect<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    changes: &watch::Sender<u64>,
-    what: &'static str,
-    departed: Option<Arc<Departed>>,
-) -> Store<K>
-where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + Hash + Clone,
-{
-    let (reader, writer) = reflector::store();
-    let changes = changes.clone();
-    let stream = watcher(api, config)
-        .default_backoff()
-        .modify(|o: &mut K| o.managed_fields_mut().clear())
-        .reflect(writer);
-    tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        let mut failing = false;
-        while let Some(event) = stream.next().await {
-            match event {
-                Ok(event) => {
-                    if let (watcher::Event::Delete(gone), Some(departed)) = (&event, &departed) {
-                        departed.record(&gone.uid().unwrap_or_default(), Instant::now());
-                    }
-                    // A relist starts with `Init` before it asks the API server anything,
-                    // so only what the server sent shows the watch is back.
-                    let heard = !matches!(event, watcher::Event::Init);
-                    if heard && std::mem::take(&mut failing) {
-                        tracing::info!(kind = what, "watch recovered");
-                    }
-                    changes.send_modify(|n| *n = n.wrapping_add(1));
-                }
-                Err(e) => {
-                    // Logged once per outage; the watcher backs off and retries by itself.
-                    if !std::mem::replace(&mut failing, true) {
-                        tracing::warn!(kind = what, error = %e, "watch failing; retrying with back-off");
-                    }
-                }
-            }
-        }
-    });
-    reader
 }

@@ -14,12 +14,12 @@ use serde_json::Value;
 use crate::support::{Cluster, repo_root};
 
 mod manifests;
-mod values;
+pub(crate) mod values;
 
 const RELEASE: &str = "allot";
 
 /// The pins of `e2e/versions.env` (plain `KEY=value` lines).
-fn versions() -> Result<BTreeMap<String, String>> {
+pub(crate) fn versions() -> Result<BTreeMap<String, String>> {
     let path = repo_root().join("e2e/versions.env");
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -34,7 +34,7 @@ fn versions() -> Result<BTreeMap<String, String>> {
 
 /// Where `e2e/build-deps` puts helm, found as `e2e/lib.sh` does: `$ALLOT_E2E_BIN`, else
 /// `<$ALLOT_E2E_CACHE or ~/.cache/allot-e2e>/<key from versions.env>/bin`.
-fn helm_binary(pins: &BTreeMap<String, String>) -> Result<PathBuf> {
+pub(crate) fn helm_binary(pins: &BTreeMap<String, String>) -> Result<PathBuf> {
     let bin = match std::env::var_os("ALLOT_E2E_BIN").filter(|b| !b.is_empty()) {
         Some(bin) => PathBuf::from(bin),
         None => {
@@ -64,7 +64,7 @@ fn helm_binary(pins: &BTreeMap<String, String>) -> Result<PathBuf> {
 }
 
 /// `helm template` of the chart into `ns` with extra `--set` values; the rendered YAML.
-fn render(helm: &Path, kube_version: &str, ns: &str, sets: &[&str]) -> Result<String> {
+pub(crate) fn render(helm: &Path, kube_version: &str, ns: &str, sets: &[&str]) -> Result<String> {
     let chart = repo_root().join("charts").join("allot");
     let mut cmd = Command::new(helm);
     // --kube-version: helm's default capabilities come from link-time variables that a plain
@@ -92,7 +92,7 @@ fn render(helm: &Path, kube_version: &str, ns: &str, sets: &[&str]) -> Result<St
 }
 
 /// The rendered objects, as YAML values (empty documents dropped).
-fn objects(rendered: &str) -> Result<Vec<Value>> {
+pub(crate) fn objects(rendered: &str) -> Result<Vec<Value>> {
     let mut docs = Vec::new();
     for value in serde_saphyr::from_multiple::<Value>(rendered)? {
         if !value.is_null() {
@@ -102,7 +102,7 @@ fn objects(rendered: &str) -> Result<Vec<Value>> {
     Ok(docs)
 }
 
-fn find<'a>(objs: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
+pub(crate) fn find<'a>(objs: &'a [Value], kind: &str, name: &str) -> Option<&'a Value> {
     objs.iter()
         .find(|o| o["kind"].as_str() == Some(kind) && o["metadata"]["name"].as_str() == Some(name))
 }

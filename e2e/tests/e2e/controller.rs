@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use crate::support::{AllotProcess, Cluster, WAIT, free_port, poll};
 
+mod crash;
 mod failover;
 mod lease_namespace;
 

@@ -14,6 +14,7 @@ mod controller;
 mod crds;
 mod device_plugin;
 mod extender;
+mod faults;
 mod gpu_map;
 mod monitoring;
 mod nodes;

@@ -274,6 +274,11 @@ impl AllotProcess {
         Ok(())
     }
 
+    /// How the process ended, if it has.
+    pub fn exit_status(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        Ok(self.child.try_wait()?)
+    }
+
     /// Wait until `url` answers 200 (e.g. an admin `/readyz`), failing early if the process dies.
     pub async fn wait_ready(&mut self, url: &str) -> Result<()> {
         let what = format!("{} at {url}", self.name);

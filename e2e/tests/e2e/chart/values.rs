@@ -10,7 +10,7 @@ use crate::support::skip;
 const NS: &str = "allot-system";
 
 /// helm and the pinned Kubernetes version, or `None` (said) when helm is not built.
-pub(super) fn helm(test: &str) -> Result<Option<(std::path::PathBuf, String)>> {
+pub(crate) fn helm(test: &str) -> Result<Option<(std::path::PathBuf, String)>> {
     let pins = versions()?;
     let helm = helm_binary(&pins)?;
     if !helm.is_file() {
