@@ -7,8 +7,10 @@
 //! to the last bind. Per pod, the latency is from its own lift to its bind as the watch saw it.
 //!
 //! ```text
-//! e2e-bench [--pods 2000] [--gpus 1] [--concurrency 16] [--timeout-seconds 600]
+//! e2e-bench [--pods 2000] [--gpus 1 | --share-milli M] [--concurrency 16] [--timeout-seconds 600]
 //! ```
+//! `--share-milli M`: each pod asks for M milli-GPU of one GPU (annotation `allot.dev/gpu-milli`,
+//! no `nvidia.com/gpu`), so that more pods fit than the nodes have GPUs (`e2e/burst`).
 //! Needs `ALLOT_E2E_KUBECONFIG` (`source $ALLOT_E2E_DIR/env`). Prints one JSON line.
 
 use std::collections::HashMap;
@@ -30,6 +32,8 @@ const GATE: &str = "allot.dev/bench";
 struct Options {
     pods: usize,
     gpus: u32,
+    /// Milli-GPU of a share per pod instead of whole GPUs.
+    share_milli: Option<u32>,
     concurrency: usize,
     timeout: Duration,
 }
@@ -38,6 +42,7 @@ fn options() -> Result<Options> {
     let mut o = Options {
         pods: 2000,
         gpus: 1,
+        share_milli: None,
         concurrency: 16,
         timeout: Duration::from_secs(600),
     };
@@ -60,10 +65,19 @@ fn options() -> Result<Options> {
         match flag.as_str() {
             "--pods" => o.pods = value("a number of pods")? as usize,
             "--gpus" => o.gpus = value("a number of GPUs")? as u32,
+            "--share-milli" => {
+                let m = value("a milli-GPU share (1-999)")?;
+                if m >= 1000 {
+                    bail!("--share-milli must be below 1000 (a share of one GPU), got {m}");
+                }
+                o.share_milli = Some(m as u32);
+            }
             "--concurrency" => o.concurrency = value("a number of requests")? as usize,
             "--timeout-seconds" => o.timeout = Duration::from_secs(value("seconds")?),
             "-h" | "--help" => {
-                println!("e2e-bench [--pods N] [--gpus N] [--concurrency N] [--timeout-seconds S]");
+                println!(
+                    "e2e-bench [--pods N] [--gpus N | --share-milli M] [--concurrency N] [--timeout-seconds S]"
+                );
                 std::process::exit(0);
             }
             other => bail!("unknown flag {other:?} (try --help)"),
@@ -80,15 +94,19 @@ async fn client() -> Result<Client> {
     Ok(Client::try_from(config)?)
 }
 
-fn gated_pod(i: usize, gpus: u32) -> Result<Pod> {
+fn gated_pod(i: usize, o: &Options) -> Result<Pod> {
+    let (annotations, limits) = match o.share_milli {
+        Some(m) => (json!({ "allot.dev/gpu-milli": m.to_string() }), json!({})),
+        None => (json!({}), json!({ "nvidia.com/gpu": o.gpus.to_string() })),
+    };
     Ok(serde_json::from_value(json!({
-        "metadata": { "name": format!("bench-{i:05}") },
+        "metadata": { "name": format!("bench-{i:05}"), "annotations": annotations },
         "spec": {
             "schedulerName": "allot",
             "schedulingGates": [{ "name": GATE }],
             "containers": [{ "name": "main", "image": "allot-e2e/pause:never-pulled",
                 "resources": { "requests": { "cpu": "100m", "memory": "128Mi" },
-                               "limits": { "nvidia.com/gpu": gpus.to_string() } } }]
+                               "limits": limits } }]
         }
     }))?)
 }
@@ -161,9 +179,9 @@ async fn run(client: &Client, ns: &str, o: &Options) -> Result<serde_json::Value
     let created = Instant::now();
     for_each(o.pods, o.concurrency, |i| {
         let pods = pods.clone();
-        let gpus = o.gpus;
+        let pod = gated_pod(i, o);
         async move {
-            pods.create(&PostParams::default(), &gated_pod(i, gpus)?)
+            pods.create(&PostParams::default(), &pod?)
                 .await
                 .with_context(|| format!("creating pod {i}"))?;
             Ok(())
@@ -269,7 +287,7 @@ async fn run(client: &Client, ns: &str, o: &Options) -> Result<serde_json::Value
     Ok(json!({
         "pods": o.pods,
         "bound": bound.len(),
-        "gpus_per_pod": o.gpus,
+        "gpus_per_pod": o.share_milli.map_or(f64::from(o.gpus), |m| f64::from(m) / 1000.0),
         "seconds": (secs * 1000.0).round() / 1000.0,
         "pods_per_second": if secs > 0.0 { (bound.len() as f64 / secs * 10.0).round() / 10.0 } else { 0.0 },
         "gates_lifted_seconds": (lifted_all.as_secs_f64() * 1000.0).round() / 1000.0,
