@@ -15,6 +15,7 @@ pub mod pricer;
 pub mod reload;
 pub mod server;
 pub mod state;
+pub mod tls;
 pub mod verbs;
 pub mod view;
 pub mod waiting;
@@ -128,6 +129,8 @@ pub struct Settings {
     pub limits: listen::Limits,
     /// Serve the GPU map page (`/gpus`) on the admin port, and keep the latest decisions.
     pub gpu_map: bool,
+    /// TLS on the verbs port (`--tls-cert-file` and the rest); `None`: plain HTTP.
+    pub tls: Option<tls::TlsFiles>,
 }
 
 /// A boxed future of a sidecar's step.
@@ -159,6 +162,7 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
             "allot extender --controller needs a cluster to act on; it cannot run with --snapshot"
         );
     }
+    let tls = settings.tls.clone().map(tls::Tls::load).transpose()?;
     let runtime = crate::process::runtime()?;
     runtime.block_on(async move {
         let configure = |store: Store| {
@@ -213,7 +217,7 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
         };
         let served = listen::serve_until(
             ext,
-            settings.listen,
+            (settings.listen, tls),
             settings.admin_listen,
             admin_extra,
             &settings.limits,

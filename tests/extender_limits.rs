@@ -60,7 +60,7 @@ async fn start(limits: Limits) -> Running {
             let _ = rx.wait_for(|s| *s).await;
         };
         servers.push(tokio::spawn(async move {
-            serve_router(listener, app, &limits, cap, stopped).await
+            serve_router((listener, None), app, &limits, cap, stopped).await
         }));
     }
     Running {
@@ -250,7 +250,7 @@ async fn the_extenders_serve_answers_and_stops_within_the_drain() {
         let stopped = async move {
             let _ = stopped.await;
         };
-        serve_until(ext, verbs, admin, None, &l, stopped).await
+        serve_until(ext, (verbs, None), admin, None, &l, stopped).await
     });
     let mut up = false;
     for _ in 0..50 {

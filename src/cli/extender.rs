@@ -42,6 +42,17 @@ pub struct ExtenderArgs {
     /// health, fragmentation and the latest decisions). It shows pod names: off by default.
     #[arg(long)]
     pub gpu_map: bool,
+    /// Serve the verbs over TLS with this certificate (PEM, the chain from the leaf); needs
+    /// --tls-private-key-file. The files are read again when they change.
+    #[arg(long, value_name = "PATH", requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The private key of --tls-cert-file (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "PATH", requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// Mutual TLS: accept only clients (kube-scheduler's `tlsConfig` certFile) with a
+    /// certificate this CA (PEM) signed. Needs --tls-cert-file.
+    #[arg(long, value_name = "PATH", requires = "tls_cert_file")]
+    pub tls_client_ca_file: Option<PathBuf>,
     /// Also run the ScheduleRequest controller in this process, sharing its caches (its
     /// metrics are then served under /controller/metrics on --admin-listen).
     #[arg(long)]
@@ -125,6 +136,15 @@ impl ExtenderArgs {
             policy_reload: Duration::from_secs(self.policy_reload_seconds),
             price_every: (self.price_seconds > 0).then(|| Duration::from_secs(self.price_seconds)),
             gpu_map: self.gpu_map,
+            tls: self
+                .tls_cert_file
+                .clone()
+                .zip(self.tls_private_key_file.clone())
+                .map(|(cert, key)| crate::extender::tls::TlsFiles {
+                    cert,
+                    key,
+                    client_ca: self.tls_client_ca_file.clone(),
+                }),
             limits: crate::extender::listen::Limits {
                 header_read_timeout: Duration::from_secs(self.header_timeout_seconds),
                 body_read_timeout: Duration::from_secs(self.body_timeout_seconds),

@@ -3,7 +3,8 @@
 //! `max_connections` connections are served at once (further ones wait in the kernel's
 //! accept queue; each port has its own budget, so a flood on the verbs port cannot starve
 //! the probes), bodies over the limit are refused before they are read, and shutdown waits
-//! at most `drain` for open connections.
+//! at most `drain` for open connections. With [`Tls`] the verbs port speaks TLS (mutual TLS
+//! with a client CA), the handshake held to the same timeout as a request's head.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -26,6 +27,7 @@ use tokio::task::JoinSet;
 
 use super::logging::{self, RateLimit};
 use super::server::{self, Extender};
+use super::tls::Tls;
 
 /// What a connection may hold of the process, and for how long. Each field is a setting of
 /// `allot extender` with the default below.
@@ -82,7 +84,7 @@ pub async fn serve(
     let stop = crate::process::shutdown_signal();
     serve_until(
         ext,
-        listen,
+        (listen, None),
         admin,
         controller_admin,
         &Limits::default(),
@@ -91,10 +93,10 @@ pub async fn serve(
     .await
 }
 
-/// [`serve`] within `limits` until `stop` resolves.
+/// [`serve`] within `limits` until `stop` resolves, the verbs over `tls` when given.
 pub async fn serve_until(
     ext: Arc<Extender>,
-    listen: SocketAddr,
+    (listen, tls): (SocketAddr, Option<Arc<Tls>>),
     admin: SocketAddr,
     controller_admin: Option<Router>,
     limits: &Limits,
@@ -106,7 +108,15 @@ pub async fn serve_until(
     let admin_listener = TcpListener::bind(admin)
         .await
         .with_context(|| format!("binding --admin-listen {admin}"))?;
-    tracing::info!(%listen, %admin, "extender serving");
+    let scheme = match &tls {
+        None => "http",
+        Some(t) if t.mutual() => "https, client certificates required",
+        Some(_) => "https",
+    };
+    tracing::info!(%listen, %admin, verbs = scheme, "extender serving");
+    if let Some(tls) = &tls {
+        tokio::spawn(tls.clone().follow());
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
@@ -117,14 +127,14 @@ pub async fn serve_until(
     }
     let (verbs_cap, admin_cap) = (limits.max_connections, limits.admin_max_connections);
     let verbs = serve_router(
-        verbs_listener,
+        (verbs_listener, tls),
         server::router(ext),
         limits,
         verbs_cap,
         stopped(stop_rx.clone()),
     );
     let admin = serve_router(
-        admin_listener,
+        (admin_listener, None),
         admin_app,
         limits,
         admin_cap,
@@ -141,10 +151,11 @@ pub async fn serve_until(
     Ok(())
 }
 
-/// Serve `app` on `listener`, at most `max_connections` at once, until `stop` resolves;
-/// then stop accepting, let open connections finish for `limits.drain`, and close the rest.
+/// Serve `app` on `listener` (over `tls` when given), at most `max_connections` at once,
+/// until `stop` resolves; then stop accepting, let open connections finish for
+/// `limits.drain`, and close the rest.
 pub async fn serve_router(
-    listener: TcpListener,
+    (listener, tls): (TcpListener, Option<Arc<Tls>>),
     app: Router,
     limits: &Limits,
     max_connections: usize,
@@ -170,8 +181,12 @@ pub async fn serve_router(
             Some(_) = open.join_next(), if !open.is_empty() => {}
             accepted = accept(&listener, &slots) => match accepted {
                 Ok((stream, slot)) => {
-                    let conn = connection(http.clone(), stream, app.clone(), slot, closing.clone());
-                    open.spawn(conn);
+                    let _ = stream.set_nodelay(true);
+                    let conn = Conn { http: http.clone(), app: app.clone(), _slot: slot, closing: closing.clone() };
+                    match &tls {
+                        None => open.spawn(conn.serve(stream)),
+                        Some(tls) => open.spawn(conn.handshake(tls.acceptor(), stream, limits.header_read_timeout)),
+                    };
                 }
                 Err(e) => {
                     if let Some(s) = accept_errors.note(std::time::Instant::now()) {
@@ -210,16 +225,54 @@ async fn accept(
     Ok((stream, slot))
 }
 
-/// One connection, holding `_slot` until it ends: served until it closes or the server
-/// stops, then shut down gracefully (in-flight requests finish, idle keep-alive closes).
-async fn connection(
+/// One accepted connection, holding its slot until it ends.
+struct Conn {
     http: http1::Builder,
-    stream: TcpStream,
     app: Router,
     _slot: OwnedSemaphorePermit,
+    closing: watch::Receiver<bool>,
+}
+
+impl Conn {
+    /// The TLS handshake within `timeout`, then [`Conn::serve`]. A failed handshake (no
+    /// client certificate, an unknown CA, plain HTTP) is the client's doing: DEBUG only.
+    async fn handshake(
+        self,
+        acceptor: tokio_rustls::TlsAcceptor,
+        stream: TcpStream,
+        timeout: Duration,
+    ) {
+        match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => self.serve(tls).await,
+            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!("TLS handshake not finished in time"),
+        }
+    }
+
+    /// Served until it closes or the server stops, then shut down gracefully (in-flight
+    /// requests finish, idle keep-alive closes).
+    async fn serve<S>(self, stream: S)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let Conn {
+            http,
+            app,
+            _slot,
+            closing,
+        } = self;
+        connection(http, stream, app, closing).await;
+    }
+}
+
+async fn connection<S>(
+    http: http1::Builder,
+    stream: S,
+    app: Router,
     mut closing: watch::Receiver<bool>,
-) {
-    let _ = stream.set_nodelay(true);
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
     let mut conn = std::pin::pin!(conn);
     let stopping = async move {

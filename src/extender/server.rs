@@ -203,7 +203,11 @@ async fn bind(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
     };
     let mut error = String::new();
     match verbs::bind(&ext.store, &args) {
-        Err(e) => error = e,
+        Err(e) => {
+            // kube-scheduler retries the pod; what refused it is worth a line.
+            tracing::info!(pod = %format!("{}/{}", args.pod_namespace, args.pod_name), node = %args.node, reason = %e, "bind refused");
+            error = e;
+        }
         Ok(placed) => {
             if let Some(binder) = &ext.binder {
                 let (ns, name) = (&args.pod_namespace, &args.pod_name);
