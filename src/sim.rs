@@ -1,8 +1,10 @@
 //! The trace-driven simulator: load a cluster and a pod list, replay the pods under each
 //! policy with the FGD paper's protocol, and measure unallocated GPU and fragmentation as
-//! the paper did. Pure and deterministic in its seeds.
+//! the paper did; optionally with pods moved to make room (`consolidate`). Pure and
+//! deterministic in its seeds.
 
 pub mod bundled;
+pub mod consolidate;
 pub mod experiment;
 pub mod metrics;
 pub mod published;

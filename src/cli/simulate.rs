@@ -168,6 +168,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         sampling: args.node_sampling,
         kube_filter: args.kube_filter,
         learned: learned.clone(),
+        consolidation: None,
     };
     let results = run_experiment_with(
         &workload,

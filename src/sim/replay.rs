@@ -2,15 +2,18 @@
 //! (`traces/README-benchmark-notes.md` §3): shuffle, tune the total GPU request to 130% of
 //! capacity, fix a random tie-break rank per node, then place each pod at once or fail it.
 //! Optionally each pod chooses only among the nodes kube-scheduler's node sampling would have
-//! sent the extender ([`ReplayOptions::sampling`], `super::sampling`).
+//! sent the extender ([`ReplayOptions::sampling`], `super::sampling`), or a pod that fits
+//! nowhere may have pods moved to make room for it ([`ReplayOptions::consolidation`],
+//! `super::consolidate`).
 
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, Placement, PodDemand};
 use std::sync::Arc;
 
+use super::consolidate::{Consolidator, MoveBudget};
 use super::sampling::{KubeFilter, NodeSampling, NodeScan};
 use crate::policy::learned::PolicyFile;
-use crate::policy::{Context, Decider, Policy, arrival_uid};
+use crate::policy::{Context, Decider, Policy, Unplaced, arrival_uid};
 use crate::rng::Rng;
 
 /// Arrivals are tuned to this multiple of the cluster's GPU capacity (the paper's 1.3).
@@ -48,6 +51,12 @@ pub struct Outcome {
     pub failed_gpu_milli: u64,
     /// Fragmentation of the empty cluster (before the first pod).
     pub initial_frag: f64,
+    /// Arrivals placed only after consolidation moved pods: (arrival index, pods moved).
+    pub rescued: Vec<(usize, usize)>,
+    /// Failed arrivals for which consolidation searched for moves.
+    pub searches: usize,
+    /// The longest of those searches (wall time; it decides nothing).
+    pub longest_search: std::time::Duration,
 }
 
 /// Shuffle `pods` (already in name order) with `seed` and tune their total GPU request to
@@ -111,6 +120,10 @@ pub struct ReplayOptions {
     pub kube_filter: KubeFilter,
     /// The weights `learned` scores with (`--policy-file`); `None`: the embedded policy.
     pub learned: Option<Arc<PolicyFile>>,
+    /// Move placed pods to make room for one that fits nowhere, within this budget
+    /// (`super::consolidate`); `None` or a budget that is off: the online policy alone. Only
+    /// with `NodeSampling::All`, where "fits nowhere" means no node of the cluster.
+    pub consolidation: Option<MoveBudget>,
 }
 
 /// Place `arrivals` one by one on a copy of `cluster` with `policy`, recording a sample
@@ -171,6 +184,10 @@ pub fn replay_with_options(
     };
     let mut arrived = 0u64;
     let pricing = policy.wants_prices();
+    let mut consolidator = options
+        .consolidation
+        .filter(|b| !b.is_off() && options.sampling == NodeSampling::All)
+        .map(|budget| Consolidator::new(&cluster, budget));
     for (i, pod) in arrivals.iter().enumerate() {
         if pricing && i > 0 && i % PRICE_EVERY == 0 {
             // Deterministic in the simulator: solved between two arrivals, read by the next.
@@ -189,7 +206,28 @@ pub fn replay_with_options(
                 decider.decide_among(policy, &cluster, pod, &uid, &sampled)
             }
         };
-        let placed = decision.ok().filter(|at| cluster.place(pod, *at).is_ok());
+        let no_node = matches!(decision, Err(Unplaced::NoFeasibleNode { .. }));
+        let mut placed = decision.ok().filter(|at| cluster.place(pod, *at).is_ok());
+        if let Some(c) = consolidator.as_mut() {
+            if no_node && c.allowance() > 0 {
+                let started = std::time::Instant::now();
+                let rescue = c.make_room(&mut cluster, &mut decider, policy, pod, i);
+                out.searches += 1;
+                out.longest_search = out.longest_search.max(started.elapsed());
+                if let Some(r) = rescue {
+                    for n in r.moves.iter().flat_map(|m| [m.from.node, m.to.node]) {
+                        let f = target.node_frag(&cluster.nodes()[n]);
+                        frag += f - node_frag[n];
+                        node_frag[n] = f;
+                    }
+                    out.rescued.push((i, r.moves.len()));
+                    placed = Some(r.at);
+                }
+            }
+            if let Some(at) = placed {
+                c.record(i, pod, at);
+            }
+        }
         match placed {
             Some(at) => {
                 out.placed += 1;
@@ -297,6 +335,7 @@ mod tests {
                 sampling,
                 kube_filter: KubeFilter::Requests,
                 learned: None,
+                consolidation: None,
             };
             replay_with_options(&c, &arr, p.as_mut(), context(&c, &t, 11), options, |_| {})
         };

@@ -1,0 +1,196 @@
+//! The eviction set of one node for one arriving pod: few resident pods whose removal lets
+//! the pod fit there, found greedily resource by resource (GPU room first, then CPU and
+//! memory). Pure: it reads the node and its residents and changes neither.
+
+use crate::model::{DeviceSet, GpuDemand, MILLI_PER_GPU, Node, PodDemand};
+
+/// A pod placed on a node, as the consolidator tracks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resident {
+    /// The arrival index of the pod (its UID is `arrival_uid(id)`).
+    pub id: usize,
+    pub pod: PodDemand,
+    pub devices: DeviceSet,
+}
+
+/// Whether `node`, emptied, could host `pod` at all (capacity, GPU count and model).
+pub fn could_host(node: &Node, pod: &PodDemand) -> bool {
+    if pod.cpu_milli > node.cpu_capacity || pod.memory_bytes > node.memory_capacity {
+        return false;
+    }
+    !pod.needs_gpu()
+        || (node.gpu_count() >= pod.gpu.num_gpu() as usize && node.model_allowed(pod.models))
+}
+
+/// Fill `set` with the positions in `residents` (the pods on `node`) of at most `cap` pods
+/// whose removal lets `pod` fit on `node`, and return the GPU milli they hold. `None` when
+/// `node` cannot host `pod` or no set within `cap` was found. `scratch` is working space.
+///
+/// The greedy choice: for a share, each device is tried and its occupants are taken largest
+/// share first until the share fits, then CPU and memory are topped up with the pods that
+/// cover most of what is missing; the cheapest device wins (fewest pods, then least GPU).
+/// For whole GPUs, devices are cleared one at a time, each time the device with the fewest
+/// pods not yet chosen. Not always the fewest pods possible, but it is exact for the common
+/// cases (one device to clear, or one resource short) and linear in the node's pods.
+pub fn eviction_set(
+    node: &Node,
+    residents: &[Resident],
+    pod: &PodDemand,
+    cap: usize,
+    set: &mut Vec<usize>,
+    scratch: &mut Vec<usize>,
+) -> Option<u64> {
+    set.clear();
+    if cap == 0 || !could_host(node, pod) {
+        return None;
+    }
+    match pod.gpu {
+        GpuDemand::None => complete(node, residents, pod, cap, set),
+        GpuDemand::Whole { count } => {
+            clear_devices(node, residents, count, set);
+            complete(node, residents, pod, cap, set)
+        }
+        GpuDemand::Shared { milli } => {
+            let mut best: Option<(usize, u64)> = None;
+            for device in 0..node.gpu_count() {
+                scratch.clear();
+                room_on_device(node, residents, device, milli, scratch);
+                let Some(gpu) = complete(node, residents, pod, cap, scratch) else {
+                    continue;
+                };
+                if best.is_none_or(|b| (scratch.len(), gpu) < b) {
+                    best = Some((scratch.len(), gpu));
+                    set.clone_from(scratch);
+                }
+            }
+            best.map(|(_, gpu)| gpu)
+        }
+    }
+}
+
+/// Take the occupants of `device`, largest share first, until `milli` is free on it.
+fn room_on_device(
+    node: &Node,
+    residents: &[Resident],
+    device: usize,
+    milli: u32,
+    set: &mut Vec<usize>,
+) {
+    let mut free = u32::from(node.gpu_free()[device]);
+    if free >= milli {
+        return;
+    }
+    let mut occupants: Vec<usize> = (0..residents.len())
+        .filter(|&i| residents[i].devices.contains(device))
+        .collect();
+    occupants.sort_by_key(|&i| {
+        let p = &residents[i].pod;
+        (
+            std::cmp::Reverse(p.gpu.per_gpu_milli()),
+            p.gpu.total_milli(),
+            residents[i].id,
+        )
+    });
+    for i in occupants {
+        if free >= milli {
+            break;
+        }
+        free += residents[i].pod.gpu.per_gpu_milli();
+        set.push(i);
+    }
+}
+
+/// Clear devices, the cheapest first, until `count` are wholly free once `set` is moved.
+fn clear_devices(node: &Node, residents: &[Resident], count: u32, set: &mut Vec<usize>) {
+    let gpus = node.gpu_count();
+    let occupied = |d: usize, set: &[usize]| {
+        (0..residents.len())
+            .filter(|i| residents[*i].devices.contains(d) && !set.contains(i))
+            .count()
+    };
+    loop {
+        let cleared = (0..gpus)
+            .filter(|&d| u32::from(node.gpu_free()[d]) == MILLI_PER_GPU || occupied(d, set) == 0)
+            .count();
+        if cleared >= count as usize {
+            return;
+        }
+        // The device whose clearing adds the fewest pods, then the least GPU milli.
+        let next = (0..gpus)
+            .filter(|&d| occupied(d, set) > 0)
+            .min_by_key(|&d| {
+                let extra = (0..residents.len())
+                    .filter(|i| residents[*i].devices.contains(d) && !set.contains(i));
+                let milli: u64 = extra
+                    .clone()
+                    .map(|i| residents[i].pod.gpu.total_milli())
+                    .sum();
+                (extra.count(), milli, d)
+            });
+        let Some(d) = next else { return };
+        for (i, r) in residents.iter().enumerate() {
+            if r.devices.contains(d) && !set.contains(&i) {
+                set.push(i);
+            }
+        }
+    }
+}
+
+/// Add pods until CPU and memory suffice too (each time the pod covering most of what is
+/// still missing, then the one holding least GPU), and check on a copy of the node that
+/// `pod` then fits. Returns the GPU milli of the set, or `None` past `cap`.
+fn complete(
+    node: &Node,
+    residents: &[Resident],
+    pod: &PodDemand,
+    cap: usize,
+    set: &mut Vec<usize>,
+) -> Option<u64> {
+    let freed = |set: &[usize], f: fn(&PodDemand) -> u64| -> u64 {
+        set.iter().map(|&i| f(&residents[i].pod)).sum()
+    };
+    loop {
+        let cpu_short = pod
+            .cpu_milli
+            .saturating_sub(node.cpu_free + freed(set, |p| p.cpu_milli));
+        let mem_short = pod
+            .memory_bytes
+            .saturating_sub(node.memory_free + freed(set, |p| p.memory_bytes));
+        if cpu_short == 0 && mem_short == 0 {
+            break;
+        }
+        if set.len() >= cap {
+            return None;
+        }
+        let cover = |p: &PodDemand| {
+            let part = |have: u64, short: u64| {
+                if short == 0 {
+                    0.0
+                } else {
+                    (have as f64 / short as f64).min(1.0)
+                }
+            };
+            part(p.cpu_milli, cpu_short) + part(p.memory_bytes, mem_short)
+        };
+        let next = (0..residents.len())
+            .filter(|i| !set.contains(i))
+            .max_by(|&a, &b| {
+                let (pa, pb) = (&residents[a].pod, &residents[b].pod);
+                cover(pa)
+                    .total_cmp(&cover(pb))
+                    .then(pb.gpu.total_milli().cmp(&pa.gpu.total_milli()))
+                    .then(residents[b].id.cmp(&residents[a].id))
+            })?;
+        set.push(next);
+    }
+    if set.len() > cap || set.is_empty() {
+        return None;
+    }
+    let mut emptied = node.clone();
+    for &i in set.iter() {
+        emptied.release(&residents[i].pod, residents[i].devices);
+    }
+    emptied
+        .fits(pod)
+        .then(|| freed(set, |p| p.gpu.total_milli()))
+}
