@@ -35,8 +35,18 @@ Names, labels and images shared by every template. Component names are
 {{- if .Values.scheduler.extender.urlPrefix }}
 {{- .Values.scheduler.extender.urlPrefix }}
 {{- else -}}
-http://{{ include "allot.extender.fullname" . }}.{{ .Release.Namespace }}.svc:{{ .Values.extender.port }}
+{{ ternary "https" "http" .Values.extender.tls.enabled }}://{{ include "allot.extender.host" . }}:{{ .Values.extender.port }}
 {{- end }}
+{{- end }}
+
+{{/* The extender Service's DNS name: the name its certificate is made for and checked against. */}}
+{{- define "allot.extender.host" -}}
+{{ include "allot.extender.fullname" . }}.{{ .Release.Namespace }}.svc
+{{- end }}
+
+{{/* The Secret holding the verbs port's certificates (ca.crt, tls.*, client.*). */}}
+{{- define "allot.extender.tlsSecret" -}}
+{{ .Values.extender.tls.existingSecret | default (printf "%s-tls" (include "allot.extender.fullname" .)) }}
 {{- end }}
 
 {{/* Labels on every object. Call with (dict "ctx" $ "component" "extender"). */}}

@@ -204,7 +204,10 @@ fn check_scheduler_config(objs: &[Value], ns: &str) -> Result<()> {
         extenders.len() == want_verbs.len(),
         "two extender entries expected: {extenders:?}"
     );
-    let want_url = format!("http://{service}.{ns}.svc:{port}");
+    // Mutual TLS by default: https, the scheduler's client certificate, the chart's CA, and
+    // the extender's certificate checked for the Service's name.
+    let want_url = format!("https://{service}.{ns}.svc:{port}");
+    let tls_dir = "/etc/allot/tls";
     for (ext, want) in extenders.iter().zip(want_verbs) {
         let has: Vec<&str> = verbs
             .iter()
@@ -215,6 +218,15 @@ fn check_scheduler_config(objs: &[Value], ns: &str) -> Result<()> {
             ext["urlPrefix"].as_str() == Some(want_url.as_str()),
             "urlPrefix must name the extender Service ({want_url}), got {:?}",
             ext["urlPrefix"]
+        );
+        let tls = &ext["tlsConfig"];
+        ensure!(
+            ext["enableHTTPS"].as_bool() == Some(true)
+                && tls["certFile"].as_str() == Some(&format!("{tls_dir}/client.crt"))
+                && tls["keyFile"].as_str() == Some(&format!("{tls_dir}/client.key"))
+                && tls["caFile"].as_str() == Some(&format!("{tls_dir}/ca.crt"))
+                && tls["serverName"].as_str() == Some(&format!("{service}.{ns}.svc")),
+            "mutual TLS settings expected: {ext:?}"
         );
         ensure!(
             ext["httpTimeout"].as_str() == Some("10s"),

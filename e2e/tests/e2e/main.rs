@@ -18,6 +18,8 @@ mod faults;
 mod gpu_map;
 mod monitoring;
 mod nodes;
+mod own;
 mod scheduling;
 mod snapshot;
 mod support;
+mod tls;

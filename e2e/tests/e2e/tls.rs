@@ -1,0 +1,130 @@
+//! Mutual TLS between kube-scheduler and the extender as the chart sets it up: the chart's
+//! Secret (its CA, the extender's certificate for the Service's name, the scheduler's client
+//! certificate) written out where the pods would mount it, kube-scheduler run with the
+//! chart's ConfigMap (`enableHTTPS`, `tlsConfig`) and the extender with the chart's `--tls-*`
+//! flags. A pod binds through it with allot's devices; a client without the scheduler's
+//! certificate gets no answer from the verbs port.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, PostParams};
+
+use crate::chart::find;
+use crate::chart::values::helm;
+use crate::own::{DEVICES, NS, devices, extender, rendered, scheduler};
+use crate::support::{Cluster, free_port, pod, repo_root, wait_running};
+
+/// `base64 -d` of `text`.
+fn decode(text: &str) -> Result<Vec<u8>> {
+    let mut child = Command::new("base64")
+        .arg("-d")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("running base64")?;
+    child
+        .stdin
+        .take()
+        .context("base64's stdin")?
+        .write_all(text.as_bytes())?;
+    let out = child.wait_with_output()?;
+    ensure!(out.status.success(), "base64 -d failed");
+    Ok(out.stdout)
+}
+
+/// `curl` to the verbs port by the Service's name (resolved to 127.0.0.1): the HTTP status,
+/// or `None` when no HTTP answer came (curl's exit status otherwise).
+fn curl(dir: &Path, host: &str, port: u16, client: bool) -> Result<Result<u16, i32>> {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "10"])
+        .arg("--cacert")
+        .arg(dir.join("ca.crt"))
+        .args(["--resolve", &format!("{host}:{port}:127.0.0.1")]);
+    if client {
+        cmd.arg("--cert").arg(dir.join("client.crt"));
+        cmd.arg("--key").arg(dir.join("client.key"));
+    }
+    let out = cmd
+        .args(["-X", "POST", "-d", "{}"])
+        .arg(format!("https://{host}:{port}/filter"))
+        .output()
+        .context("running curl")?;
+    if !out.status.success() {
+        return Ok(Err(out.status.code().unwrap_or(-1)));
+    }
+    Ok(Ok(String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)))
+}
+
+#[tokio::test]
+#[ignore = "needs e2e/up"]
+async fn kube_scheduler_reaches_the_extender_over_the_charts_mutual_tls() -> Result<()> {
+    let test = "kube_scheduler_reaches_the_extender_over_the_charts_mutual_tls";
+    let cluster = Cluster::from_env(test).await?;
+    let Some((helm, version)) = helm(test)? else {
+        return Ok(());
+    };
+    cluster
+        .in_namespace("mtls", |cluster, ns| async move {
+            let dir = repo_root()
+                .join("target/e2e-logs")
+                .join(format!("mtls-{}", std::process::id()));
+            std::fs::create_dir_all(&dir)?;
+            let (port, admin) = (free_port()?, free_port()?);
+            let name = "allot-mtls";
+            let sets = vec![
+                "extender.tls.enabled=true".to_string(),
+                format!("extender.tls.mountPath={}", dir.display()),
+                format!("scheduler.extender.urlPrefix=https://127.0.0.1:{port}"),
+            ];
+            let objs = rendered(&helm, &version, name, &sets)?;
+            let secret = find(&objs, "Secret", "allot-extender-tls")
+                .context("the chart rendered no allot-extender-tls Secret")?;
+            for key in ["ca.crt", "tls.crt", "tls.key", "client.crt", "client.key"] {
+                let b64 = secret["data"][key]
+                    .as_str()
+                    .with_context(|| format!("the Secret has no {key}"))?;
+                std::fs::write(dir.join(key), decode(b64)?)?;
+            }
+            let deployment = find(&objs, "Deployment", "allot-extender")
+                .context("no extender Deployment")?;
+            let tls_flags: Vec<&str> = deployment["spec"]["template"]["spec"]["containers"][0]
+                ["args"]
+                .as_array()
+                .context("no extender args")?
+                .iter()
+                .filter_map(|a| a.as_str())
+                .filter(|a| a.starts_with("--tls-"))
+                .collect();
+            ensure!(tls_flags.len() == 3, "the chart's TLS flags: {tls_flags:?}");
+            let _ext = extender(cluster, "extender-mtls", port, admin, &tls_flags).await?;
+            let _sched = scheduler(&helm, &version, name, &sets).await?;
+
+            let pods = Api::<Pod>::namespaced(cluster.client.clone(), &ns);
+            pods.create(&PostParams::default(), &pod("secure", name, Some(1))?)
+                .await?;
+            let placed = wait_running(&pods, "secure").await?;
+            ensure!(
+                devices(&placed).is_some(),
+                "a pod placed over mutual TLS has no {DEVICES}"
+            );
+
+            let host = format!("allot-extender.{NS}.svc");
+            let with = curl(&dir, &host, port, true)?;
+            ensure!(
+                matches!(with, Ok(code) if code >= 200),
+                "with the scheduler's certificate: {with:?}, want an HTTP answer"
+            );
+            let without = curl(&dir, &host, port, false)?;
+            ensure!(without.is_err(), "answered without a client certificate: {without:?}");
+            println!("over mutual TLS: pod bound with devices {:?}; without a client certificate curl exited {without:?}", devices(&placed));
+            Ok(())
+        })
+        .await
+}
