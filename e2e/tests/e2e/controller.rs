@@ -25,7 +25,7 @@ mod lease_namespace;
 const REQUEST_LABEL: &str = "allot.dev/schedule-request";
 const PLANNED_NODE: &str = "allot.dev/planned-node";
 
-fn requests(cluster: &Cluster, ns: &str) -> Api<DynamicObject> {
+pub(crate) fn requests(cluster: &Cluster, ns: &str) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("allot.dev", "v1alpha1", "ScheduleRequest");
     let ar = ApiResource::from_gvk_with_plural(&gvk, "schedulerequests");
     Api::namespaced_with(cluster.client.clone(), ns, &ar)
@@ -66,7 +66,7 @@ fn leading(admin: &str) -> Result<bool> {
     Ok(text.lines().any(|l| l == "allot_controller_leader 1"))
 }
 
-fn task(name: &str, replicas: u32, resources: Value) -> Value {
+pub(crate) fn task(name: &str, replicas: u32, resources: Value) -> Value {
     json!({
         "name": name,
         "replicas": replicas,
@@ -77,7 +77,7 @@ fn task(name: &str, replicas: u32, resources: Value) -> Value {
     })
 }
 
-async fn create(cluster: &Cluster, ns: &str, name: &str, spec: Value) -> Result<()> {
+pub(crate) async fn create(cluster: &Cluster, ns: &str, name: &str, spec: Value) -> Result<()> {
     let obj: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "allot.dev/v1alpha1",
         "kind": "ScheduleRequest",
@@ -128,7 +128,7 @@ async fn request_pods(cluster: &Cluster, ns: &str, name: &str) -> Result<Vec<Pod
 }
 
 /// Wait until `n` pods of the request are bound (and not terminating); name -> node.
-async fn bound_pods(
+pub(crate) async fn bound_pods(
     cluster: &Cluster,
     ns: &str,
     name: &str,

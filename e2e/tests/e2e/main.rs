@@ -19,6 +19,7 @@ mod gpu_map;
 mod monitoring;
 mod nodes;
 mod own;
+mod rbac;
 mod scheduling;
 mod snapshot;
 mod support;
