@@ -14,7 +14,8 @@ pub mod trace;
 
 pub use bundled::{LoadedTrace, load_trace};
 pub use experiment::{
-    PolicyResult, Progress, SeedRun, Workload, offline_bounds, run_experiment, run_experiment_with,
+    MoveStats, PolicyResult, Progress, SeedRun, Workload, offline_bounds, run_experiment,
+    run_experiment_with,
 };
 pub use published::Published;
 pub use sampling::NodeSampling;

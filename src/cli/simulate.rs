@@ -32,6 +32,7 @@ Examples:
   allot simulate --trace-dir ../shared/traces/openb --pods gpushare40 --json
   allot simulate --pods my-pods.csv --nodes my-nodes.json --out results/
   allot simulate --policy fgd --node-sampling adaptive   # only the nodes kube-scheduler's default sampling sends
+  allot simulate --policy fgd,learned --move-budget-per-pod unlimited --move-budget 0,1%,2%   # consolidation
 
 NAME resolves to openb_pod_list_NAME.csv in each --trace-dir (then ./traces/openb);
 `default` is also embedded in the binary. Files may be CSV (openb columns, or name,cpu,memory,
@@ -97,6 +98,19 @@ pub struct SimulateArgs {
     /// embedded in the binary.
     #[arg(long, value_name = "PATH")]
     pub policy_file: Option<PathBuf>,
+    /// Consolidation (design §7c): the most pods one arriving pod that fits no node may have
+    /// moved to other nodes to make room for it, or `unlimited`. 0, the default, moves
+    /// nothing: the online policy alone.
+    #[arg(long, default_value = "0", value_name = "K|unlimited", value_parser = consolidation::parse_per_pod)]
+    pub move_budget_per_pod: usize,
+    /// The moves a whole replay may make, one or more comma-separated, each a full run of
+    /// every policy and seed: `P%` (at every arrival, moves so far <= P % of the pods placed
+    /// so far), `N` (at most N moves), `unlimited`, or `0` (the online policy). Default
+    /// `unlimited` when --move-budget-per-pod is above 0. With a list, runs.csv, curves.csv,
+    /// summary.json and unallocated.svg are those of the first budget; consolidation.csv and
+    /// consolidation.svg compare them all.
+    #[arg(long, value_name = "B[,B...]")]
+    pub move_budget: Option<String>,
     /// Worker threads, at least 1 (default: one per core).
     #[arg(long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
@@ -113,6 +127,12 @@ pub struct SimulateArgs {
 pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     let policies = parse_policies(&args.policy)?;
     let seeds = parse_seeds(&args.seeds)?;
+    let sweep = consolidation::Sweep::from_flags(
+        args.move_budget_per_pod,
+        args.move_budget.as_deref(),
+        args.node_sampling,
+    )?;
+    let budgets = sweep.as_ref().map_or(1, |s| s.budgets.len());
     let explain = args
         .explain
         .as_deref()
@@ -144,7 +164,10 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let workload = trace.workload();
-    let bar = progress_bar(args.quiet || args.json, policies.len() * seeds.len());
+    let bar = progress_bar(
+        args.quiet || args.json,
+        policies.len() * seeds.len() * budgets,
+    );
     eprintln!(
         "trace {}: {} pods ({}), {} nodes / {} GPUs ({}); {} policies x {} seeds on {} threads",
         trace.name,
@@ -168,20 +191,28 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         sampling: args.node_sampling,
         kube_filter: args.kube_filter,
         learned: learned.clone(),
-        consolidation: None,
+        consolidation: sweep.as_ref().and_then(|s| s.option(0)),
     };
-    let results = run_experiment_with(
-        &workload,
-        &policies,
-        &seeds,
-        threads,
-        options.clone(),
-        &|p| {
-            bar.set_message(format!("{} seed {}", p.policy, p.seed));
-            bar.inc(1);
-        },
-    );
+    let mut swept = Vec::with_capacity(budgets);
+    for i in 0..budgets {
+        let options = ReplayOptions {
+            consolidation: sweep.as_ref().and_then(|s| s.option(i)),
+            ..options.clone()
+        };
+        swept.push(run_experiment_with(
+            &workload,
+            &policies,
+            &seeds,
+            threads,
+            options,
+            &|p| {
+                bar.set_message(format!("{} seed {}", p.policy, p.seed));
+                bar.inc(1);
+            },
+        ));
+    }
     bar.finish_and_clear();
+    let results = swept[0].clone();
     let at = usize::from(args.at);
     let bounds = if args.bound {
         let mut points: Vec<usize> = (BOUND_PLOT_FROM..=MAX_X).step_by(5).collect();
@@ -210,9 +241,12 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print!("{}", report::table(&summary));
+        if let Some(sweep) = &sweep {
+            print!("{}", consolidation::table(sweep, &swept));
+        }
         eprintln!(
             "{} replays in {:.1} s",
-            policies.len() * seeds.len(),
+            policies.len() * seeds.len() * budgets,
             started.elapsed().as_secs_f64()
         );
     }
@@ -225,6 +259,23 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
             &published,
             bounds.as_deref(),
         )?;
+        if let Some(sweep) = &sweep {
+            let write = |name: &str, text: String| -> anyhow::Result<()> {
+                let path = dir.join(name);
+                std::fs::write(&path, text)
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                eprintln!("wrote {}", path.display());
+                Ok(())
+            };
+            write(
+                "consolidation.csv",
+                consolidation::csv(&trace.name, sweep, &swept),
+            )?;
+            write(
+                "consolidation.svg",
+                consolidation::svg(&trace.name, sweep, &swept)?,
+            )?;
+        }
     }
     if let (Some(indices), Some(&seed)) = (&explain, seeds.first()) {
         let text = super::explain::explain_arrivals(&workload, seed, learned, indices)?;
@@ -349,6 +400,8 @@ pub fn parse_seeds_for(flag: &str, text: &str) -> anyhow::Result<Vec<u64>> {
     }
     Ok(out)
 }
+
+mod consolidation;
 
 #[cfg(test)]
 mod tests;

@@ -6,8 +6,10 @@
 //! The search, per failed arrival:
 //! 1. plan: for every node that could ever host the pod, the greedy eviction set
 //!    ([`plan::eviction_set`]): few of its pods whose removal lets the pod fit, at most the
-//!    budget left. Nodes are ranked by (pods to move, GPU milli they hold, tie-break rank of
-//!    the decision context), and only the best [`VERIFY_LIMIT`] are kept;
+//!    budget left, each of which fits some other node as the cluster stands (a pass over
+//!    the nodes per distinct pod demand, remembered while it holds: [`Destinations`]).
+//!    Nodes are ranked by (pods to move, GPU milli they hold, tie-break rank of the
+//!    decision context), and only the best [`VERIFY_LIMIT`] are kept;
 //! 2. verify, best first: take the set off the node, place each of its pods again through
 //!    the replay's own [`Decider`] and policy among the feasible nodes other than the target
 //!    (largest first), then decide the arriving pod through the same decider. The first node
@@ -19,6 +21,8 @@
 //! and every destination passes the filter, which checks the pod's GPU models.
 
 pub mod plan;
+
+use rustc_hash::FxHashMap;
 
 use crate::model::{Cluster, Placement, PodDemand};
 use crate::policy::{Decider, Policy, arrival_uid};
@@ -73,6 +77,47 @@ pub struct Rescue {
     pub moves: Vec<Move>,
 }
 
+/// Where a pod could go now: the first two nodes that fit it (by index), each with the
+/// node's generation when seen, and the rescue count when computed.
+///
+/// Kept between searches while it still holds: placements only take room, so a node that
+/// did not fit still does not, and the answer changes only if a node it names has changed
+/// since (its generation moved) or a rescue freed room (moves leave room on the target).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Destinations {
+    first: [Option<(usize, u64)>; 2],
+    rescues: u64,
+}
+
+impl Destinations {
+    fn of(cluster: &Cluster, pod: &PodDemand, rescues: u64) -> Self {
+        let mut fits = cluster
+            .nodes()
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.fits(pod))
+            .map(|(i, n)| (i, n.generation));
+        Destinations {
+            first: [fits.next(), fits.next()],
+            rescues,
+        }
+    }
+
+    fn current(&self, cluster: &Cluster, rescues: u64) -> bool {
+        self.rescues == rescues
+            && self
+                .first
+                .iter()
+                .flatten()
+                .all(|&(n, generation)| cluster.nodes()[n].generation == generation)
+    }
+
+    /// Whether some node other than `target` fits.
+    fn besides(&self, target: usize) -> bool {
+        self.first.iter().flatten().any(|&(n, _)| n != target)
+    }
+}
+
 /// A target node worth verifying: its eviction set and rank key.
 #[derive(Debug, Clone)]
 struct Candidate {
@@ -89,10 +134,13 @@ pub struct Consolidator {
     residents: Vec<Vec<Resident>>,
     placed: u64,
     moves: u64,
+    rescues: u64,
     candidates: Vec<Candidate>,
     set: Vec<usize>,
     scratch: Vec<usize>,
     nodes: Vec<usize>,
+    movable: Vec<bool>,
+    destinations: FxHashMap<PodDemand, Destinations>,
 }
 
 impl Consolidator {
@@ -103,10 +151,13 @@ impl Consolidator {
             residents: vec![Vec::new(); cluster.len()],
             placed: 0,
             moves: 0,
+            rescues: 0,
             candidates: Vec::new(),
             set: Vec::new(),
             scratch: Vec::new(),
             nodes: Vec::new(),
+            movable: Vec::new(),
+            destinations: FxHashMap::default(),
         }
     }
 
@@ -174,6 +225,7 @@ impl Consolidator {
         self.candidates = candidates;
         if let Some(r) = &rescue {
             self.moves += r.moves.len() as u64;
+            self.rescues += 1;
         }
         rescue
     }
@@ -181,19 +233,37 @@ impl Consolidator {
     /// Rank the target nodes; keep the best `VERIFY_LIMIT` in `self.candidates`.
     fn plan(&mut self, cluster: &Cluster, decider: &Decider, pod: &PodDemand, allowed: usize) {
         self.candidates.clear();
+        let rescues = self.rescues;
         for (n, node) in cluster.nodes().iter().enumerate() {
             let residents = &self.residents[n];
             if residents.is_empty() || !plan::could_host(node, pod) {
                 continue;
+            }
+            self.movable.clear();
+            for r in residents {
+                let dest = self
+                    .destinations
+                    .entry(r.pod)
+                    .or_insert_with(|| Destinations::of(cluster, &r.pod, rescues));
+                if !dest.current(cluster, rescues) {
+                    *dest = Destinations::of(cluster, &r.pod, rescues);
+                }
+                self.movable.push(dest.besides(n));
             }
             let cap = match self.candidates.last() {
                 // A full list only takes sets no larger than its worst.
                 Some(worst) if self.candidates.len() == VERIFY_LIMIT => allowed.min(worst.key.0),
                 _ => allowed,
             };
-            let Some(gpu) =
-                plan::eviction_set(node, residents, pod, cap, &mut self.set, &mut self.scratch)
-            else {
+            let Some(gpu) = plan::eviction_set(
+                node,
+                residents,
+                &self.movable,
+                pod,
+                cap,
+                &mut self.set,
+                &mut self.scratch,
+            ) else {
                 continue;
             };
             let key = (self.set.len(), gpu, decider.context().rank(n));

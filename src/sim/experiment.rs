@@ -39,6 +39,28 @@ impl Workload<'_> {
     }
 }
 
+/// What consolidation did in one replay; all zero without it. "At 100" counts the arrivals
+/// up to the discretisation point x = 100 (arrived rounds to at most 100 % of capacity).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MoveStats {
+    /// Pods moved in the whole replay.
+    pub moves: usize,
+    pub moves_at_100: usize,
+    pub placed_at_100: usize,
+    /// Arrivals placed only thanks to moves.
+    pub rescued_at_100: usize,
+    /// Failed arrivals for which a search ran, and the longest search (wall time).
+    pub searches: usize,
+    pub longest_search: Duration,
+}
+
+impl MoveStats {
+    /// Moves up to 100 % arrived as a percentage of the pods placed by then.
+    pub fn moves_pct_at_100(&self) -> f64 {
+        100.0 * self.moves_at_100 as f64 / self.placed_at_100.max(1) as f64
+    }
+}
+
 /// One replay's results.
 #[derive(Debug, Clone)]
 pub struct SeedRun {
@@ -49,6 +71,7 @@ pub struct SeedRun {
     pub failed_gpu_milli: u64,
     pub curves: RunCurves,
     pub elapsed: Duration,
+    pub moves: MoveStats,
 }
 
 /// All seeds of one policy.
@@ -160,14 +183,35 @@ pub fn run_experiment_with(
             let ctx = context(workload.cluster, &target, seed);
             let ctx = std::sync::Arc::new((*ctx).clone().with_learned(options.learned.clone()));
             let mut policy = policies[p].build_for(&ctx);
+            let up_to_100 =
+                |arrived: u64| (arrived as f64 / capacity.max(1) as f64 * 100.0).round() <= 100.0;
+            let mut placed_at_100 = 0;
             let out = replay_with_options(
                 workload.cluster,
                 &arr,
                 policy.as_mut(),
                 ctx,
                 options.clone(),
-                |_| {},
+                |step| {
+                    if step.placed.is_some() && up_to_100(step.sample.arrived) {
+                        placed_at_100 += 1;
+                    }
+                },
             );
+            let rescued_at_100: Vec<usize> = out
+                .rescued
+                .iter()
+                .filter(|(i, _)| up_to_100(out.samples[*i].arrived))
+                .map(|(_, moves)| *moves)
+                .collect();
+            let moves = MoveStats {
+                moves: out.rescued.iter().map(|(_, m)| m).sum(),
+                moves_at_100: rescued_at_100.iter().sum(),
+                placed_at_100,
+                rescued_at_100: rescued_at_100.len(),
+                searches: out.searches,
+                longest_search: out.longest_search,
+            };
             let run = SeedRun {
                 seed,
                 arrivals: arr.len(),
@@ -176,6 +220,7 @@ pub fn run_experiment_with(
                 failed_gpu_milli: out.failed_gpu_milli,
                 curves: RunCurves::from_samples(&out.samples, capacity),
                 elapsed: started.elapsed(),
+                moves,
             };
             if let Ok(mut r) = results.lock() {
                 r.push((p, run));

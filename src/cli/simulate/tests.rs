@@ -101,3 +101,36 @@ fn a_folder_as_pods_is_named_as_one() {
         )
     );
 }
+
+/// Consolidation flags: a bad value names its flag, and bad input is a usage error (exit 2).
+#[test]
+fn bad_move_budgets_name_their_flag() {
+    let err = flags(&["--move-budget-per-pod", "two"]).unwrap_err();
+    assert!(err.contains("--move-budget-per-pod"), "{err}");
+    assert_eq!(
+        flags(&["--move-budget-per-pod", "unlimited"])
+            .unwrap()
+            .move_budget_per_pod,
+        usize::MAX
+    );
+    for (argv, want) in [
+        (
+            vec!["--move-budget", "2%"],
+            "--move-budget 2%: no pod may move while --move-budget-per-pod is 0",
+        ),
+        (
+            vec!["--move-budget-per-pod", "1", "--move-budget", "x"],
+            "--move-budget: \"x\" is not a move count",
+        ),
+        (
+            vec!["--move-budget-per-pod", "1", "--node-sampling", "adaptive"],
+            "--move-budget-per-pod: consolidation needs --node-sampling all",
+        ),
+    ] {
+        let mut argv = argv;
+        argv.push("-q");
+        let err = run(&flags(&argv).unwrap()).unwrap_err();
+        assert!(err.to_string().starts_with(want), "{argv:?}: {err}");
+        assert_eq!(crate::cli::usage::exit_code(&err), ExitCode::from(2));
+    }
+}

@@ -23,18 +23,21 @@ pub fn could_host(node: &Node, pod: &PodDemand) -> bool {
 }
 
 /// Fill `set` with the positions in `residents` (the pods on `node`) of at most `cap` pods
-/// whose removal lets `pod` fit on `node`, and return the GPU milli they hold. `None` when
-/// `node` cannot host `pod` or no set within `cap` was found. `scratch` is working space.
+/// whose removal lets `pod` fit on `node`, taking only pods with `movable[i]` (a pod that
+/// fits some other node now), and return the GPU milli they hold. `None` when `node` cannot
+/// host `pod` or no set within `cap` was found. `scratch` is working space.
 ///
-/// The greedy choice: for a share, each device is tried and its occupants are taken largest
-/// share first until the share fits, then CPU and memory are topped up with the pods that
-/// cover most of what is missing; the cheapest device wins (fewest pods, then least GPU).
-/// For whole GPUs, devices are cleared one at a time, each time the device with the fewest
-/// pods not yet chosen. Not always the fewest pods possible, but it is exact for the common
-/// cases (one device to clear, or one resource short) and linear in the node's pods.
+/// The greedy choice: for a share, each device is tried: one occupant when one suffices (the
+/// smallest that does), else occupants largest share first until the share fits; then CPU
+/// and memory are topped up with the pods that cover most of what is missing. The cheapest
+/// device wins (fewest pods, then least GPU). For whole GPUs, devices are cleared one at a
+/// time, each time the device with the fewest pods not yet chosen. Not always the fewest
+/// pods possible, but exact for the common cases (one device to clear, or one resource
+/// short) and linear in the node's pods.
 pub fn eviction_set(
     node: &Node,
     residents: &[Resident],
+    movable: &[bool],
     pod: &PodDemand,
     cap: usize,
     set: &mut Vec<usize>,
@@ -45,17 +48,19 @@ pub fn eviction_set(
         return None;
     }
     match pod.gpu {
-        GpuDemand::None => complete(node, residents, pod, cap, set),
+        GpuDemand::None => complete(node, residents, movable, pod, cap, set),
         GpuDemand::Whole { count } => {
-            clear_devices(node, residents, count, set);
-            complete(node, residents, pod, cap, set)
+            clear_devices(node, residents, movable, count, set)?;
+            complete(node, residents, movable, pod, cap, set)
         }
         GpuDemand::Shared { milli } => {
             let mut best: Option<(usize, u64)> = None;
             for device in 0..node.gpu_count() {
                 scratch.clear();
-                room_on_device(node, residents, device, milli, scratch);
-                let Some(gpu) = complete(node, residents, pod, cap, scratch) else {
+                if room_on_device(node, residents, movable, device, milli, scratch).is_none() {
+                    continue;
+                }
+                let Some(gpu) = complete(node, residents, movable, pod, cap, scratch) else {
                     continue;
                 };
                 if best.is_none_or(|b| (scratch.len(), gpu) < b) {
@@ -68,41 +73,59 @@ pub fn eviction_set(
     }
 }
 
-/// Take the occupants of `device`, largest share first, until `milli` is free on it.
+/// Make `milli` free on `device` with movable occupants: the smallest one that suffices
+/// alone, else the largest first. `None` when the movable ones cannot free enough.
 fn room_on_device(
     node: &Node,
     residents: &[Resident],
+    movable: &[bool],
     device: usize,
     milli: u32,
     set: &mut Vec<usize>,
-) {
+) -> Option<()> {
     let mut free = u32::from(node.gpu_free()[device]);
     if free >= milli {
-        return;
+        return Some(());
     }
-    let mut occupants: Vec<usize> = (0..residents.len())
-        .filter(|&i| residents[i].devices.contains(device))
-        .collect();
-    occupants.sort_by_key(|&i| {
-        let p = &residents[i].pod;
-        (
-            std::cmp::Reverse(p.gpu.per_gpu_milli()),
-            p.gpu.total_milli(),
-            residents[i].id,
-        )
-    });
-    for i in occupants {
-        if free >= milli {
-            break;
-        }
-        free += residents[i].pod.gpu.per_gpu_milli();
+    let per = |i: usize| residents[i].pod.gpu.per_gpu_milli();
+    let key = |&i: &usize| (residents[i].pod.gpu.total_milli(), residents[i].id);
+    let occupants =
+        || (0..residents.len()).filter(|&i| movable[i] && residents[i].devices.contains(device));
+    if let Some(one) = occupants()
+        .filter(|&i| free + per(i) >= milli)
+        .min_by_key(key)
+    {
+        set.push(one);
+        return Some(());
+    }
+    let mut largest: Vec<usize> = occupants().collect();
+    largest.sort_by_key(|&i| (std::cmp::Reverse(per(i)), key(&i)));
+    for i in largest {
+        free += per(i);
         set.push(i);
+        if free >= milli {
+            return Some(());
+        }
     }
+    None
 }
 
-/// Clear devices, the cheapest first, until `count` are wholly free once `set` is moved.
-fn clear_devices(node: &Node, residents: &[Resident], count: u32, set: &mut Vec<usize>) {
+/// Clear devices, the cheapest first, until `count` are wholly free once `set` is moved;
+/// only devices whose occupants are all movable. `None` when too few such devices.
+fn clear_devices(
+    node: &Node,
+    residents: &[Resident],
+    movable: &[bool],
+    count: u32,
+    set: &mut Vec<usize>,
+) -> Option<()> {
     let gpus = node.gpu_count();
+    let clearable = |d: usize| {
+        residents
+            .iter()
+            .zip(movable)
+            .all(|(r, &m)| m || !r.devices.contains(d))
+    };
     let occupied = |d: usize, set: &[usize]| {
         (0..residents.len())
             .filter(|i| residents[*i].devices.contains(d) && !set.contains(i))
@@ -113,11 +136,11 @@ fn clear_devices(node: &Node, residents: &[Resident], count: u32, set: &mut Vec<
             .filter(|&d| u32::from(node.gpu_free()[d]) == MILLI_PER_GPU || occupied(d, set) == 0)
             .count();
         if cleared >= count as usize {
-            return;
+            return Some(());
         }
         // The device whose clearing adds the fewest pods, then the least GPU milli.
         let next = (0..gpus)
-            .filter(|&d| occupied(d, set) > 0)
+            .filter(|&d| occupied(d, set) > 0 && clearable(d))
             .min_by_key(|&d| {
                 let extra = (0..residents.len())
                     .filter(|i| residents[*i].devices.contains(d) && !set.contains(i));
@@ -127,7 +150,7 @@ fn clear_devices(node: &Node, residents: &[Resident], count: u32, set: &mut Vec<
                     .sum();
                 (extra.count(), milli, d)
             });
-        let Some(d) = next else { return };
+        let d = next?;
         for (i, r) in residents.iter().enumerate() {
             if r.devices.contains(d) && !set.contains(&i) {
                 set.push(i);
@@ -142,6 +165,7 @@ fn clear_devices(node: &Node, residents: &[Resident], count: u32, set: &mut Vec<
 fn complete(
     node: &Node,
     residents: &[Resident],
+    movable: &[bool],
     pod: &PodDemand,
     cap: usize,
     set: &mut Vec<usize>,
@@ -173,7 +197,7 @@ fn complete(
             part(p.cpu_milli, cpu_short) + part(p.memory_bytes, mem_short)
         };
         let next = (0..residents.len())
-            .filter(|i| !set.contains(i))
+            .filter(|&i| movable[i] && !set.contains(&i))
             .max_by(|&a, &b| {
                 let (pa, pb) = (&residents[a].pod, &residents[b].pod);
                 cover(pa)
