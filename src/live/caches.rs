@@ -2,9 +2,7 @@
 //! `Arc`s out of. Every event bumps a counter on a `watch` channel, so consumers (the
 //! extender's snapshot loop, the controller) wake once per burst of changes, not per object.
 
-use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::runtime::reflector::Store;
@@ -13,6 +11,7 @@ use kube::{Api, Client};
 use tokio::sync::watch;
 
 use super::build::{Freshness, LiveSnapshot, PodMemo, snapshot_with};
+use super::departed::Departed;
 use super::reflect::{WatchHealth, Wiring, reflect};
 use crate::crd::{NodeTelemetry, ScheduleRequest};
 
@@ -33,52 +32,6 @@ pub struct Caches {
     changes: watch::Sender<u64>,
     /// Pods read by earlier snapshots (the extender and the controller share it).
     memo: Arc<Mutex<PodMemo>>,
-}
-
-/// UIDs of the pods that left the bound-pods watch (deleted, or finished) in the last
-/// [`Departed::KEEP`]. A placement the extender records at bind stays on top of the watched
-/// state until a snapshot shows the pod; a pod bound and deleted within one coalescing window
-/// never shows, and without this its GPUs would stay taken until the record expires.
-/// Deletions during a watch outage are not seen (the re-list only shows who is left).
-#[derive(Debug, Default)]
-pub struct Departed {
-    inner: Mutex<DepartedInner>,
-}
-
-#[derive(Debug, Default)]
-struct DepartedInner {
-    order: VecDeque<(Instant, String)>,
-    uids: HashMap<String, Instant>,
-}
-
-impl Departed {
-    /// How long a departure is remembered: far longer than a bind record normally lives
-    /// (`--overlay-ttl-seconds`, 30 by default).
-    pub const KEEP: Duration = Duration::from_secs(600);
-
-    pub fn record(&self, uid: &str, now: Instant) {
-        if uid.is_empty() {
-            return;
-        }
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some((at, _)) = inner.order.front()
-            && now.saturating_duration_since(*at) > Self::KEEP
-        {
-            if let Some((at, old)) = inner.order.pop_front()
-                && inner.uids.get(&old) == Some(&at)
-            {
-                inner.uids.remove(&old);
-            }
-        }
-        inner.uids.insert(uid.to_string(), now);
-        inner.order.push_back((now, uid.to_string()));
-    }
-
-    /// Whether the pod with this UID left recently.
-    pub fn contains(&self, uid: &str) -> bool {
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        inner.uids.contains_key(uid)
-    }
 }
 
 impl Caches {

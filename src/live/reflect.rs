@@ -20,7 +20,7 @@ use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
-use super::caches::Departed;
+use super::departed::Departed;
 
 /// First wait after a failure; doubled per failure in a row up to [`RETRY_MAX`].
 const RETRY_MIN: Duration = Duration::from_millis(250);

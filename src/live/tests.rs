@@ -299,13 +299,13 @@ fn the_memo_rereads_a_pod_only_when_its_version_or_the_model_catalog_changes() {
 
 #[test]
 fn departed_pods_are_remembered_for_a_while() {
-    let departed = super::caches::Departed::default();
+    let departed = super::departed::Departed::default();
     let t0 = std::time::Instant::now();
     departed.record("u1", t0);
     departed.record("", t0);
     assert!(departed.contains("u1"));
     assert!(!departed.contains("u2") && !departed.contains(""));
-    let later = t0 + super::caches::Departed::KEEP + Duration::from_secs(1);
+    let later = t0 + super::departed::Departed::KEEP + Duration::from_secs(1);
     departed.record("u2", later);
     assert!(!departed.contains("u1"), "older than KEEP");
     assert!(departed.contains("u2"));
