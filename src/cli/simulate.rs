@@ -260,21 +260,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
             bounds.as_deref(),
         )?;
         if let Some(sweep) = &sweep {
-            let write = |name: &str, text: String| -> anyhow::Result<()> {
-                let path = dir.join(name);
-                std::fs::write(&path, text)
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                eprintln!("wrote {}", path.display());
-                Ok(())
-            };
-            write(
-                "consolidation.csv",
-                consolidation::csv(&trace.name, sweep, &swept),
-            )?;
-            write(
-                "consolidation.svg",
-                consolidation::svg(&trace.name, sweep, &swept)?,
-            )?;
+            consolidation::write(dir, &trace.name, sweep, &swept)?;
         }
     }
     if let (Some(indices), Some(&seed)) = (&explain, seeds.first()) {

@@ -224,6 +224,25 @@ pub fn csv(trace: &str, sweep: &Sweep, runs: &[Vec<PolicyResult>]) -> String {
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
 }
 
+/// Write `consolidation.csv` and `consolidation.svg` into `dir` (which exists).
+pub fn write(
+    dir: &std::path::Path,
+    trace: &str,
+    sweep: &Sweep,
+    runs: &[Vec<PolicyResult>],
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    for (name, text) in [
+        ("consolidation.csv", csv(trace, sweep, runs)),
+        ("consolidation.svg", svg(trace, sweep, runs)?),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
 /// Unallocated GPU % at 100 % arrived (mean over seeds) against moves as % of the pods
 /// placed, one line per policy through the budgets in order, each point labelled.
 pub fn svg(trace: &str, sweep: &Sweep, runs: &[Vec<PolicyResult>]) -> anyhow::Result<String> {
