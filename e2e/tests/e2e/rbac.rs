@@ -163,10 +163,16 @@ async fn the_charts_rbac_grants_what_the_components_use_and_no_more() -> Result<
         let may = granted.get(sa).cloned().unwrap_or_default();
         ensure!(!did.is_empty(), "the audit log has nothing from {sa}");
         for ((g, r, v), codes) in &did {
-            if codes.contains(&403) {
+            // Refused and never allowed: a rule is missing. (A refusal followed by success
+            // happens on a fresh control plane while the API server's RBAC cache catches up
+            // with new bindings, seen in CI even after `kubectl auth can-i` said yes.)
+            let allowed = codes.iter().any(|c| (200..300).contains(c));
+            if codes.contains(&403) && !allowed {
                 problems.push(format!(
                     "{sa}: {v} {g}/{r} was refused (the chart grants less than the code uses)"
                 ));
+            } else if codes.contains(&403) {
+                println!("{sa}: {v} {g}/{r} refused at first, then allowed");
             }
         }
         for (g, r, v) in &may {
