@@ -2,7 +2,8 @@
 //! roles and bindings are applied in the namespace `allot-audit`, whose service accounts the
 //! API server's audit log records (`e2e/up`); the extender, the controller and the agent run
 //! there under those accounts' tokens through a scenario each (a pod scheduled and bound, a
-//! ScheduleRequest created, scaled down and deleted, a node's telemetry published); then the
+//! ScheduleRequest created, scaled down and deleted, a node's telemetry published, and the
+//! device plugin admitting and refusing pods for kubelet's device manager); then the
 //! audit log's (verb, resource) pairs per account are compared with what the chart grants.
 //! Fails when a call was refused (the chart grants less) or when a grant was never used
 //! and is not in [`UNEXERCISED`] with its reason (the chart grants more).
@@ -23,6 +24,7 @@ use crate::support::{
 };
 
 mod audit;
+mod plugin;
 use audit::{grants, used};
 
 /// The namespace whose service accounts the audit policy of `e2e/up` records.
@@ -96,7 +98,9 @@ async fn the_charts_rbac_grants_what_the_components_use_and_no_more() -> Result<
         "extender.tls.enabled=false".to_string(),
         format!("scheduler.extender.urlPrefix=http://127.0.0.1:{port}"),
     ];
-    let objs = crate::chart::objects(&crate::chart::render(&helm, &version, NS, &[])?)?;
+    // With the device plugin on, so that its rules are granted and checked too.
+    let plugin_on = ["agent.devicePlugin.enabled=true"];
+    let objs = crate::chart::objects(&crate::chart::render(&helm, &version, NS, &plugin_on)?)?;
     let rbac: Vec<&Value> = objs
         .iter()
         .filter(|o| {
@@ -133,6 +137,7 @@ async fn the_charts_rbac_grants_what_the_components_use_and_no_more() -> Result<
             ("allot-controller", "create", "leases.coordination.k8s.io"),
             ("allot-controller", "create", "events.events.k8s.io"),
             ("allot-agent", "patch", "nodetelemetries.allot.dev"),
+            ("allot-agent", "list", "pods"),
         ] {
             let who = format!("system:serviceaccount:{NS}:{sa}");
             poll(
@@ -314,15 +319,20 @@ async fn scenarios(
     // Two heartbeats: the first write and at least one after it.
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;
     agent.check_alive()?;
+    // The device plugin, on a node of its own that no kwok runs pods on.
+    let plugin_log = plugin::scenario(cluster, dir, &agent_config, &lib).await?;
     ext.check_alive()?;
     // No log line carries a credential.
-    for p in [&ext, &ctl, &agent] {
-        let text = std::fs::read_to_string(&p.log)?;
+    for (name, log) in [&ext, &ctl, &agent]
+        .map(|p| (p.name.as_str(), p.log.as_path()))
+        .into_iter()
+        .chain([("agent-rbac-plugin", plugin_log.as_path())])
+    {
+        let text = std::fs::read_to_string(log)?;
         for t in [&token, &ctl_token, &agent_token] {
             ensure!(
                 !text.contains(t.as_str()),
-                "{} logged a service account token",
-                p.name
+                "{name} logged a service account token"
             );
         }
     }
