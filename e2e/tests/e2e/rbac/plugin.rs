@@ -57,7 +57,10 @@ pub(super) async fn scenario(
     nodes.create(&PostParams::default(), &object).await?;
     let outcome = async {
         let devices = dir.join("plugin-gpus.json");
-        write_devices(&devices, &fake_gpus(&node, "NVIDIA A100-SXM4-80GB", GPUS, None))?;
+        write_devices(
+            &devices,
+            &fake_gpus(&node, "NVIDIA A100-SXM4-80GB", GPUS, None),
+        )?;
         let plugins = dir.join("device-plugins");
         std::fs::create_dir_all(&plugins)?;
         let mut kubelet = KubeletDm::start(&plugins).await?;
@@ -114,14 +117,22 @@ async fn admissions(cluster: &Cluster, kubelet: &mut KubeletDm, node: &str) -> R
     let pods = Api::<Pod>::namespaced(cluster.client.clone(), NS);
     let notes = json!({ "allot.dev/gpu-devices": "0" });
     let placed = pods
-        .create(&PostParams::default(), &bound(node, "dp-whole", WHOLE, notes)?)
+        .create(
+            &PostParams::default(),
+            &bound(node, "dp-whole", WHOLE, notes)?,
+        )
         .await?;
     let reply = kubelet.admit(&serde_json::to_value(&placed)?).await?;
     ensure!(reply["ok"] == true, "admitting dp-whole: {reply}");
     let stray = pods
         .create(
             &PostParams::default(),
-            &bound(node, "dp-stray", SHARE, json!({ "allot.dev/gpu-milli": "300" }))?,
+            &bound(
+                node,
+                "dp-stray",
+                SHARE,
+                json!({ "allot.dev/gpu-milli": "300" }),
+            )?,
         )
         .await?;
     for attempt in 1..=2 {
