@@ -1,10 +1,11 @@
 //! allot: GPU-aware placement for Kubernetes.
 //!
-//! The pure core (`model`, `alloc`, `policy`, `sim`, `rng`) has no Kubernetes, HTTP or async
-//! dependency (`.ci/core-check` proves it); the cluster-facing layers (`crd`, ...) sit behind
-//! the default `k8s` feature. `cli` wires both into the `allot` binary.
+//! The pure core (`model`, `alloc`, `policy`, `sim`, `rng`, `backoff`) has no Kubernetes,
+//! HTTP or async dependency (`.ci/core-check` proves it); the cluster-facing layers (`crd`,
+//! ...) sit behind the default `k8s` feature. `cli` wires both into the `allot` binary.
 
 pub mod alloc;
+pub mod backoff;
 pub mod learn;
 pub mod model;
 pub mod names;

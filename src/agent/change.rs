@@ -233,10 +233,7 @@ impl Schedule {
     /// takes up to half off the doubled back-off ("equal jitter"), so that agents cut off by
     /// the same outage do not all retry in the same second when it ends.
     pub fn failed(&mut self, now: Instant, unit: f64) -> Duration {
-        let full = BACKOFF_MIN
-            .saturating_mul(1 << self.failures.min(16))
-            .min(BACKOFF_MAX);
-        let wait = full.saturating_sub(full.mul_f64(0.5 * unit.clamp(0.0, 1.0)));
+        let wait = crate::backoff::equal_jitter(BACKOFF_MIN, BACKOFF_MAX, self.failures, unit);
         self.failures = self.failures.saturating_add(1);
         self.retry_at = Some(now + wait);
         wait

@@ -66,22 +66,10 @@ impl WatchHealth {
     }
 }
 
-/// The wait before try number `failures + 1`: doubling from [`RETRY_MIN`] to [`RETRY_MAX`],
-/// less up to half of it by `unit` in `[0, 1)` ("equal jitter"), so that watches cut off by
-/// one outage do not all list again in the same instant.
+/// The wait before try number `failures + 1` (see [`crate::backoff`]), so that watches cut
+/// off by one outage do not all list again in the same instant.
 pub(super) fn retry_after(failures: u32, unit: f64) -> Duration {
-    let full = RETRY_MIN
-        .saturating_mul(1 << failures.min(16))
-        .min(RETRY_MAX);
-    full.saturating_sub(full.mul_f64(0.5 * unit.clamp(0.0, 1.0)))
-}
-
-/// A number in `[0, 1)` that differs between watches and tries; jitter needs nothing better.
-fn jitter_unit() -> f64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    f64::from(nanos % 1_000_000) / 1_000_000.0
+    crate::backoff::equal_jitter(RETRY_MIN, RETRY_MAX, failures, unit)
 }
 
 /// What a watch needs besides its API: where to announce changes, its name in logs and in
@@ -144,7 +132,7 @@ where
                     }
                 }
             }
-            tokio::time::sleep(retry_after(failures, jitter_unit())).await;
+            tokio::time::sleep(retry_after(failures, crate::backoff::jitter_unit())).await;
             failures = failures.saturating_add(1);
         }
     });
