@@ -44,15 +44,10 @@ impl Drop for Restore {
     }
 }
 
-/// GET `url`: the status code (0 when nothing answers) and the body.
+/// The status and body of a GET of `url`.
 fn get(url: &str) -> Result<(u16, String)> {
-    let out = Command::new("curl")
-        .args(["-s", "-m", "5", "-w", "\n%{http_code}", url])
-        .output()
-        .context("running curl")?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    Ok((code.trim().parse().unwrap_or(0), body.to_string()))
+    let reply = crate::support::curl(&[url])?;
+    Ok((reply.status, reply.body))
 }
 
 /// The sum of a metric's samples over its label sets, from a `/metrics` text.

@@ -12,7 +12,6 @@ mod chart;
 mod promql;
 
 use std::collections::BTreeSet;
-use std::process::Command;
 
 use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -21,28 +20,12 @@ use kube::api::{
 };
 
 use crate::support::{
-    AllotProcess, Cluster, WAIT, cargo_artifact, fake_gpus, free_port, pod, poll, repo_root, skip,
-    telemetry_api, write_devices,
+    AllotProcess, Cluster, WAIT, cargo_artifact, curl_ok, fake_gpus, free_port, pod, poll,
+    repo_root, skip, telemetry_api, write_devices,
 };
 
 /// How long a scrape waits for the series a fresh process is expected to get soon.
 const SAMPLES_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
-
-/// `curl -sf <args>`: the body, or an error naming the URL.
-fn curl(args: &[&str]) -> Result<String> {
-    let out = Command::new("curl")
-        .arg("-sf")
-        .args(args)
-        .output()
-        .context("running curl")?;
-    ensure!(
-        out.status.success(),
-        "curl {} failed ({})",
-        args.join(" "),
-        out.status
-    );
-    Ok(String::from_utf8(out.stdout)?)
-}
 
 /// `/metrics` of `url` once it answers with every one of `series` (name and `{`), or, after
 /// a while, as it is: a family the process has no samples for yet is left out of `/metrics`.
@@ -50,7 +33,7 @@ async fn scrape(process: &mut AllotProcess, url: &str, series: &[&str]) -> Resul
     let start = std::time::Instant::now();
     loop {
         process.check_alive()?;
-        if let Ok(text) = curl(&[url])
+        if let Ok(text) = curl_ok(&[url])
             && (series.iter().all(|s| text.contains(&format!("\n{s}{{")))
                 || start.elapsed() > SAMPLES_WAIT)
         {
@@ -71,7 +54,7 @@ async fn extender_metrics(cluster: &Cluster) -> Result<String> {
     if cluster.extender_required {
         let admin = std::env::var("ALLOT_E2E_EXTENDER_ADMIN")
             .context("ALLOT_E2E_EXTENDER_ADMIN not set (e2e/up's env sets it)")?;
-        return curl(&[&format!("{admin}/metrics")]);
+        return curl_ok(&[&format!("{admin}/metrics")]);
     }
     let (port, admin) = (free_port()?, free_port()?);
     let (listen, admin_listen) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{admin}"));
@@ -211,7 +194,7 @@ fn scheduler_metrics(cluster: &Cluster) -> Result<Result<String, String>> {
     }
     let url = format!("https://127.0.0.1:{port}/metrics");
     let (ca, cert, key) = (file("ca.crt"), file("admin.crt"), file("admin.key"));
-    Ok(Ok(curl(&[
+    Ok(Ok(curl_ok(&[
         "--cacert", &ca, "--cert", &cert, "--key", &key, &url,
     ])?))
 }

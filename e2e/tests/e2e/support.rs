@@ -1,6 +1,9 @@
 //! Test plumbing: find the e2e control plane (or fail saying how to start one), temporary
 //! namespaces, kubectl, polling, allot processes.
 
+mod curl;
+pub use curl::{curl, curl_ok};
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -5,6 +5,7 @@
 //! flags. A pod binds through it with allot's devices; a client without the scheduler's
 //! certificate gets no answer from the verbs port.
 
+use std::ffi::OsStr;
 use std::io::Write as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -39,27 +40,30 @@ fn decode(text: &str) -> Result<Vec<u8>> {
 /// `curl` to the verbs port by the Service's name (resolved to 127.0.0.1): the HTTP status,
 /// or `None` when no HTTP answer came (curl's exit status otherwise).
 fn curl(dir: &Path, host: &str, port: u16, client: bool) -> Result<Result<u16, i32>> {
-    let mut cmd = Command::new("curl");
-    cmd.args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "10"])
-        .arg("--cacert")
-        .arg(dir.join("ca.crt"))
-        .args(["--resolve", &format!("{host}:{port}:127.0.0.1")]);
+    let (ca, cert, key) = (
+        dir.join("ca.crt"),
+        dir.join("client.crt"),
+        dir.join("client.key"),
+    );
+    let resolve = format!("{host}:{port}:127.0.0.1");
+    let url = format!("https://{host}:{port}/filter");
+    let mut args: Vec<&OsStr> = vec!["--cacert".as_ref(), ca.as_os_str()];
+    args.extend(["--resolve", &resolve].map(OsStr::new));
     if client {
-        cmd.arg("--cert").arg(dir.join("client.crt"));
-        cmd.arg("--key").arg(dir.join("client.key"));
+        args.extend([
+            OsStr::new("--cert"),
+            cert.as_os_str(),
+            "--key".as_ref(),
+            key.as_os_str(),
+        ]);
     }
-    let out = cmd
-        .args(["-X", "POST", "-d", "{}"])
-        .arg(format!("https://{host}:{port}/filter"))
-        .output()
-        .context("running curl")?;
-    if !out.status.success() {
-        return Ok(Err(out.status.code().unwrap_or(-1)));
-    }
-    Ok(Ok(String::from_utf8_lossy(&out.stdout)
-        .trim()
-        .parse()
-        .unwrap_or(0)))
+    args.extend(["-X", "POST", "-d", "{}", &url].map(OsStr::new));
+    let reply = crate::support::curl(&args)?;
+    Ok(if reply.exit == 0 {
+        Ok(reply.status)
+    } else {
+        Err(reply.exit)
+    })
 }
 
 #[tokio::test]
