@@ -308,6 +308,13 @@ impl Metrics {
             "Changes to --policy-dir, by outcome (ok, or why the previous settings were kept)",
             stats.reloads.clone(),
         );
+        r.register(
+            "allot_extender_holds",
+            "Placements held from filter to bind (--filter-answer chosen or auto), by outcome: \
+             made; bound (the bind took it over); released (filtered again or bound elsewhere); \
+             expired unbound",
+            store.hold_stats().outcomes.clone(),
+        );
         let prices = store.price_stats();
         r.register(
             "allot_extender_price_solves",

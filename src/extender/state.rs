@@ -11,19 +11,19 @@ use std::time::{Duration, Instant};
 use super::FilterAnswer;
 pub use super::policies::{PolicySettings, PolicyStats};
 pub use super::view::View;
-use crate::live::pod::PodRequest;
 use crate::model::frag::TargetWorkload;
-use crate::model::node::Misfit;
-use crate::model::{Cluster, Placement, PodShape};
+use crate::model::{Cluster, PodShape};
 use crate::policy::Context;
 pub use crate::snapshot::{BoundPod, ClusterSnapshot, NodeIndex, node_index};
 
 mod decisions;
+mod place;
 mod prices;
 mod seen;
 mod settings;
 mod target;
 pub use decisions::Decision;
+pub use place::HoldStats;
 pub use prices::{PriceStats, SolveOutcome, WINDOW};
 use seen::Seen;
 pub use seen::{SEEN_CAP, SEEN_TTL};
@@ -69,10 +69,13 @@ impl RecordError {
     }
 }
 
+/// One placement in the overlay: bound by allot and not yet in the base, or held for a pod
+/// from its filter to its bind (see `place.rs`).
 #[derive(Debug, Clone)]
 struct Recent {
     pod: Arc<BoundPod>,
     expires: Option<Instant>,
+    held: bool,
 }
 
 /// Shared state: the current view, the overlay it was built from, readiness.
@@ -107,6 +110,8 @@ pub struct Store {
     /// The recent arrivals and the LP's latest shadow prices; see `prices.rs`.
     prices: prices::Prices,
     decisions: decisions::Decisions, // for the GPU map page; see `decisions.rs`
+    /// What became of the placements held from filter to bind; see `place.rs`.
+    holds: HoldStats,
 }
 
 impl Store {
@@ -131,6 +136,7 @@ impl Store {
             filter_answer: FilterAnswer::default(),
             prices: prices::Prices::default(),
             decisions: decisions::Decisions::default(),
+            holds: HoldStats::new(),
         }
     }
 
@@ -193,6 +199,22 @@ impl Store {
         let known: std::collections::HashSet<&str> =
             snapshot.pods.iter().map(|p| p.uid.as_str()).collect();
         overlay.retain(|r| !known.contains(r.pod.uid.as_str()) && !departed(&r.pod.uid));
+        // Node indices follow the names' order: a node added or removed moves the ones after
+        // it, so each entry follows its node by name (and goes with it).
+        let old = self.current();
+        overlay.retain_mut(|r| {
+            let name = old.cluster.node(r.pod.at.node).map(|n| &*n.name);
+            match name.and_then(|n| snapshot.index.get(n)) {
+                Some(i) if i == r.pod.at.node => true,
+                Some(i) => {
+                    let mut pod = (*r.pod).clone();
+                    pod.at.node = i;
+                    r.pod = Arc::new(pod);
+                    true
+                }
+                None => false,
+            }
+        });
         let view = self.rebuild(Arc::new(snapshot), &overlay);
         self.swap(view);
         self.ready.store(true, Ordering::Release);
@@ -211,108 +233,21 @@ impl Store {
     pub fn prune(&self, now: Instant) -> Arc<View> {
         let mut overlay = self.overlay.lock().unwrap_or_else(PoisonError::into_inner);
         let before = overlay.len();
-        overlay.retain(|r| r.expires.is_none_or(|t| t > now));
-        if overlay.len() != before {
-            let base = self.current().base.clone();
-            self.swap(self.rebuild(base, &overlay));
+        let mut expired_holds = 0;
+        overlay.retain(|r| {
+            let live = r.expires.is_none_or(|t| t > now);
+            expired_holds += u64::from(!live && r.held);
+            live
+        });
+        if expired_holds > 0 {
+            self.holds.add("expired", expired_holds);
+        }
+        let current = self.current();
+        // A bind that took over a hold may have moved the earliest expiry later.
+        if overlay.len() != before || current.next_expiry != next_expiry(&overlay) {
+            self.swap(self.rebuild(current.base.clone(), &overlay));
         }
         self.current()
-    }
-
-    /// Place `req` on `node` in the overlay, choosing devices with its policy.
-    pub fn record(&self, req: &PodRequest, node: &str) -> Result<BoundPod, RecordError> {
-        let mut overlay = self.overlay.lock().unwrap_or_else(PoisonError::into_inner);
-        let view = self.current();
-        let index = view
-            .node_index(node)
-            .ok_or_else(|| RecordError::UnknownNode(node.to_string()))?;
-        let name_of = |i: usize| view.cluster.node(i).map_or("?", |n| &*n.name);
-        if let Some(p) = view
-            .base
-            .pods
-            .iter()
-            .chain(view.overlay.iter().map(|p| &**p))
-            .find(|p| p.uid == req.uid)
-        {
-            return Err(RecordError::AlreadyBound {
-                pod: req.key.clone(),
-                node: name_of(p.at.node).to_string(),
-            });
-        }
-        let target = view
-            .cluster
-            .node(index)
-            .ok_or_else(|| RecordError::UnknownNode(node.to_string()))?;
-        let misfit = |m: Misfit| {
-            let (pod, node) = (req.key.clone(), node.to_string());
-            let why = m.describe(target, req.demand.models, &view.cluster.models);
-            if m.permanent() {
-                RecordError::DoesNotFit { pod, node, why }
-            } else {
-                RecordError::NoLongerFits { pod, node, why }
-            }
-        };
-        target.check(&req.demand).map_err(misfit)?;
-        let planned = req.planned_devices.filter(|&d| {
-            req.planned_node.as_deref() == Some(node) && target.devices_fit(req.demand.gpu, d)
-        });
-        let mut decider = view.decider();
-        let devices = planned
-            .or_else(|| {
-                view.with_policy(req.policy, |p| {
-                    decider.devices(p, target, &req.demand, &req.uid)
-                })
-            })
-            .or_else(|| target.default_devices(req.demand.gpu))
-            .ok_or_else(|| RecordError::NoDevices(node.to_string()))?;
-        let pod = BoundPod {
-            key: req.key.clone(),
-            uid: req.uid.clone(),
-            demand: req.demand,
-            at: Placement {
-                node: index,
-                devices,
-            },
-            priority: req.priority,
-        };
-        let mut cluster = view.cluster.clone();
-        cluster.place(&pod.demand, pod.at).map_err(misfit)?;
-        let shared = Arc::new(pod.clone());
-        overlay.push(Recent {
-            pod: shared.clone(),
-            expires: self.ttl.map(|ttl| Instant::now() + ttl),
-        });
-        let mut entries = view.overlay.clone();
-        entries.push(shared);
-        let next = next_expiry(&overlay);
-        // The new cluster differs from the old only in the node just placed, whose generation
-        // moved on: idle policies keep their caches for every other node.
-        let warm = std::mem::take(&mut *view.pool.lock().unwrap_or_else(PoisonError::into_inner));
-        self.swap(View {
-            base: view.base.clone(),
-            overlay: entries,
-            cluster,
-            next_expiry: next,
-            ctx: view.ctx.clone(),
-            pool: Mutex::new(warm),
-        });
-        // Bound: its bind no longer needs the filter's record (a retry filters it again).
-        self.seen
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&req.uid);
-        Ok(pod)
-    }
-
-    /// Undo a [`Store::record`] whose Binding the API server refused.
-    pub fn forget(&self, uid: &str) {
-        let mut overlay = self.overlay.lock().unwrap_or_else(PoisonError::into_inner);
-        let before = overlay.len();
-        overlay.retain(|r| r.pod.uid != uid);
-        if overlay.len() != before {
-            let base = self.current().base.clone();
-            self.swap(self.rebuild(base, &overlay));
-        }
     }
 
     fn current(&self) -> Arc<View> {

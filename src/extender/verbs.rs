@@ -89,6 +89,13 @@ pub fn filter<'a>(
         Err(e) => return Ok((invalid_pod(&key, &e), None)),
     };
     store.remember(&req);
+    // Filtered again (its bind failed, or kube-scheduler tried it elsewhere): its own hold
+    // must not count against it.
+    let view = if store.release_hold(&req.uid) {
+        store.view()
+    } else {
+        view
+    };
     let mut out = ExtenderFilterResult::default();
     let mut reasons = Reasons::default();
     let mut waiting = Tally::default();
@@ -159,9 +166,16 @@ pub fn filter<'a>(
         );
     }
     let mut decided = None;
-    if passed.len() > 1 && answers_chosen(store.filter_answer(), pod) {
-        passed = vec![passed[choose(store, &view, &req, &passed, true)]];
-        decided = Some(req.policy);
+    if !passed.is_empty() && answers_chosen(store.filter_answer(), pod) {
+        if passed.len() > 1 {
+            passed = vec![passed[choose(store, &view, &req, &passed, true)]];
+            decided = Some(req.policy);
+        }
+        // kube-scheduler binds this pod there while it schedules the next ones: hold the
+        // placement so that their filters see it taken (see `state/place.rs`).
+        if let Err(e) = store.hold(&req, passed[0].0) {
+            debug!(error = %e, "placement not held");
+        }
     }
     let passed = passed.into_iter().map(|(name, _)| name);
     match objects {
