@@ -112,6 +112,7 @@ pub struct Store {
     decisions: decisions::Decisions, // for the GPU map page; see `decisions.rs`
     /// What became of the placements held from filter to bind; see `place.rs`.
     holds: HoldStats,
+    hold_ttl: Duration,
 }
 
 impl Store {
@@ -137,6 +138,7 @@ impl Store {
             prices: prices::Prices::default(),
             decisions: decisions::Decisions::default(),
             holds: HoldStats::new(),
+            hold_ttl: place::HOLD_TTL,
         }
     }
 

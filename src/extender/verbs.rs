@@ -89,13 +89,8 @@ pub fn filter<'a>(
         Err(e) => return Ok((invalid_pod(&key, &e), None)),
     };
     store.remember(&req);
-    // Filtered again (its bind failed, or kube-scheduler tried it elsewhere): its own hold
-    // must not count against it.
-    let view = if store.release_hold(&req.uid) {
-        store.view()
-    } else {
-        view
-    };
+    // Filtered again (its bind failed, or kube-scheduler retries it): not against its own hold.
+    let view = store.view_releasing(&req.uid, view);
     let mut out = ExtenderFilterResult::default();
     let mut reasons = Reasons::default();
     let mut waiting = Tally::default();
@@ -279,6 +274,7 @@ pub fn prioritize<'a>(
     let Ok(req) = parse_pod_with(pod, &view.cluster.models, store.policies().default) else {
         return Ok((zero(&names), None));
     };
+    let view = store.view_releasing(&req.uid, view); // as in filter
     let indices: Vec<Option<usize>> = names
         .iter()
         .map(|&(_, i)| i.filter(|&i| admissible(&view, store, &req, i)))

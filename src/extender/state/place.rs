@@ -7,8 +7,11 @@
 //! and its pod retried. So the chosen placement (node and devices) is held in the overlay from
 //! the filter on: later filters see it taken, the pod's bind to that node turns the hold into
 //! the bind's entry without choosing again, and a bind elsewhere, a new filter of the same pod
-//! or the overlay's time-to-live (`--overlay-ttl-seconds`, 30 s when no watch refreshes the
-//! base) gives it back. A held placement counts as allocated in the GPU gauges.
+//! or [`HOLD_TTL`] gives it back. A held placement counts as allocated in the GPU gauges.
+//!
+//! A filter that no bind follows (kube-scheduler's cycle failed after the extender, the pod was
+//! deleted, a hand-made request) leaves its hold until then: pods turned down meanwhile for
+//! lack of that room wait for kube-scheduler's next retry, as after any other refusal.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -22,8 +25,9 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 
-/// How long a hold lives when overlay entries otherwise never expire (snapshot mode).
-pub const HOLD_TTL: Duration = Duration::from_secs(30);
+/// How long a hold waits for its bind: kube-scheduler binds within a second or two of the
+/// filter even in a burst of thousands of pods (BENCHMARKS.md §6b); a later bind places anew.
+pub const HOLD_TTL: Duration = Duration::from_secs(10);
 
 /// Outcome label of `allot_extender_holds_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -110,6 +114,21 @@ impl Store {
         true
     }
 
+    /// `view`, or the view after giving back the hold of the pod with this UID if it had one.
+    pub fn view_releasing(&self, uid: &str, view: Arc<View>) -> Arc<View> {
+        if self.release_hold(uid) {
+            self.view()
+        } else {
+            view
+        }
+    }
+
+    /// Holds last this long from now on (default [`HOLD_TTL`]).
+    pub fn with_hold_ttl(mut self, ttl: Duration) -> Self {
+        self.hold_ttl = ttl;
+        self
+    }
+
     pub fn hold_stats(&self) -> &HoldStats {
         &self.holds
     }
@@ -192,11 +211,7 @@ impl Store {
         let mut cluster = view.cluster.clone();
         cluster.place(&pod.demand, pod.at).map_err(misfit)?;
         let shared = Arc::new(pod.clone());
-        let ttl = if held {
-            self.ttl.or(Some(HOLD_TTL))
-        } else {
-            self.ttl
-        };
+        let ttl = if held { Some(self.hold_ttl) } else { self.ttl };
         overlay.push(Recent {
             pod: shared.clone(),
             expires: ttl.map(|ttl| Instant::now() + ttl),

@@ -107,7 +107,8 @@ fn a_bind_elsewhere_gives_the_held_node_back() {
 
 #[test]
 fn a_hold_never_bound_expires() {
-    let store = nodes(&["g"], FilterAnswer::Chosen, Duration::from_millis(20));
+    let store = nodes(&["g"], FilterAnswer::Chosen, Duration::from_secs(30))
+        .with_hold_ttl(Duration::from_millis(20));
     assert_eq!(passed(&store, &offer("p1", 600, &["g"])), ["g"]);
     std::thread::sleep(Duration::from_millis(40));
     assert_eq!(passed(&store, &offer("p2", 600, &["g"])), ["g"]);
