@@ -47,6 +47,38 @@ fn pod(node: &str, name: &str, resource: &str, count: u32, notes: &[(&str, &str)
     }))?)
 }
 
+/// `allot agent` for `node` with the fake NVML `lib`, serving the device plugin into kubelet's
+/// directory `plugins` with `slots` share slots per GPU, its telemetry written every second.
+pub(crate) fn plugin_agent(
+    node: &str,
+    listen: &str,
+    lib: &std::path::Path,
+    plugins: &std::path::Path,
+    slots: u32,
+) -> Vec<String> {
+    let (lib, plugins) = (lib.to_string_lossy(), plugins.to_string_lossy());
+    [
+        "agent",
+        "--node-name",
+        node,
+        "--sample-seconds",
+        "1",
+        "--min-write-seconds",
+        "1",
+        "--listen",
+        listen,
+        "--nvml-lib",
+        &lib,
+        "--device-plugin",
+        "--device-plugin-dir",
+        &plugins,
+        "--share-slots",
+        &slots.to_string(),
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+
 /// What the device manager's admission gave the pod's `main` container.
 fn given<'a>(reply: &'a Value, what: &str) -> &'a Value {
     &reply["containers"]["main"][what]
@@ -89,28 +121,12 @@ async fn scenario(cluster: &Cluster, ns: &str, node: &str) -> Result<()> {
     let mut kubelet = KubeletDm::start(&plugins).await?;
     let lib = cargo_artifact(&["-p", "allot-fake-nvml"], "libnvidia_ml_fake.so")?;
     let listen = format!("127.0.0.1:{}", free_port()?);
-    let slots = SLOTS.to_string();
+    let args = plugin_agent(node, &listen, &lib, &plugins, SLOTS);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut agent = AllotProcess::start_with_env(
         cluster,
         &format!("agent-{node}"),
-        &[
-            "agent",
-            "--node-name",
-            node,
-            "--sample-seconds",
-            "1",
-            "--min-write-seconds",
-            "1",
-            "--listen",
-            &listen,
-            "--nvml-lib",
-            &lib.to_string_lossy(),
-            "--device-plugin",
-            "--device-plugin-dir",
-            &plugins.to_string_lossy(),
-            "--share-slots",
-            &slots,
-        ],
+        &args,
         &[("ALLOT_FAKE_NVML_CONFIG", &config.to_string_lossy())],
     )?;
     let timeout = WAIT;

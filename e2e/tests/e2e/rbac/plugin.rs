@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 use allot_e2e::kubelet_dm::KubeletDm;
 
 use super::NS;
+use crate::device_plugin::plugin_agent;
 use crate::support::{
     AllotProcess, Cluster, WAIT, fake_gpus, free_port, telemetry_api, write_devices,
 };
@@ -65,26 +66,12 @@ pub(super) async fn scenario(
         std::fs::create_dir_all(&plugins)?;
         let mut kubelet = KubeletDm::start(&plugins).await?;
         let listen = format!("127.0.0.1:{}", free_port()?);
-        let slots = SLOTS.to_string();
+        let args = plugin_agent(&node, &listen, lib, &plugins, SLOTS);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut agent = AllotProcess::start_with_env(
             cluster,
             "agent-rbac-plugin",
-            &[
-                "agent",
-                "--node-name",
-                &node,
-                "--sample-seconds",
-                "1",
-                "--listen",
-                &listen,
-                "--nvml-lib",
-                &lib.to_string_lossy(),
-                "--device-plugin",
-                "--device-plugin-dir",
-                &plugins.to_string_lossy(),
-                "--share-slots",
-                &slots,
-            ],
+            &args,
             &[
                 ("KUBECONFIG", &kubeconfig.to_string_lossy()),
                 ("ALLOT_FAKE_NVML_CONFIG", &devices.to_string_lossy()),
