@@ -63,6 +63,7 @@ fn instance(pods: usize, nodes: usize, preload_pct: u64) -> (Cluster, Vec<BatchP
             demand,
             priority: 0,
             gang: None,
+            elastic: false,
         })
         .collect();
     (cluster, batch)

@@ -68,6 +68,9 @@ pub struct BatchPod {
     pub priority: i32,
     /// Pods with the same gang id are placed all together or not at all.
     pub gang: Option<u32>,
+    /// Placed only with what every other pod of the batch leaves (an elastic task's
+    /// replicas above its minimum): all of them together weigh less than one other pod.
+    pub elastic: bool,
 }
 
 /// What the plan optimises after placing as much (priority-weighted) as possible.

@@ -56,6 +56,7 @@ pub fn offline_bound(
                 demand: *p,
                 priority: 0,
                 gang: None,
+                elastic: false,
             })
             .collect();
         let mut classes = pod_classes(&batch);

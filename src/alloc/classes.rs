@@ -13,12 +13,13 @@ pub fn weight(priority: i32) -> f64 {
     1.0 + f64::from(priority.max(0))
 }
 
-/// Pods that are interchangeable for the LP: same demand, priority and gang.
+/// Pods that are interchangeable for the LP: same demand, priority, gang and elasticity.
 #[derive(Debug, Clone)]
 pub struct PodClass {
     pub demand: PodDemand,
     pub priority: i32,
     pub gang: Option<u32>,
+    pub elastic: bool,
     /// Objective weight of one placed pod.
     pub weight: f64,
     /// Indices into the batch.
@@ -82,16 +83,21 @@ impl NodeClass {
 
 /// Group the batch's pods into classes, in first-seen order.
 pub fn pod_classes(pods: &[BatchPod]) -> Vec<PodClass> {
-    let mut index: HashMap<(PodDemand, i32, Option<u32>), usize> = HashMap::new();
+    let mut index: HashMap<(PodDemand, i32, Option<u32>, bool), usize> = HashMap::new();
     let mut classes: Vec<PodClass> = Vec::new();
+    // An elastic pod weighs less than 1 / (batch size) of its priority's weight, so that all
+    // of them together never outweigh one pod that is not elastic.
+    let elastic_share = 1.0 / (1.0 + pods.len() as f64);
     for (i, pod) in pods.iter().enumerate() {
-        let key = (pod.demand, pod.priority, pod.gang);
+        let key = (pod.demand, pod.priority, pod.gang, pod.elastic);
         let slot = *index.entry(key).or_insert_with(|| {
+            let w = weight(pod.priority);
             classes.push(PodClass {
                 demand: pod.demand,
                 priority: pod.priority,
                 gang: pod.gang,
-                weight: weight(pod.priority),
+                elastic: pod.elastic,
+                weight: if pod.elastic { w * elastic_share } else { w },
                 members: Vec::new(),
             });
             classes.len() - 1

@@ -10,6 +10,7 @@ fn batch(pods: &[PodDemand]) -> Vec<BatchPod> {
             demand,
             priority: 0,
             gang: None,
+            elastic: false,
         })
         .collect()
 }
@@ -109,6 +110,7 @@ fn gangs_are_all_or_nothing() {
         demand: pod(1000, GpuDemand::Whole { count: 1 }),
         priority: 0,
         gang: None,
+        elastic: false,
     });
     let plan = plan(&c, &pods, &PlanOptions::default()).unwrap();
     assert!(
@@ -219,6 +221,7 @@ fn arb_pod() -> impl Strategy<Value = BatchPod> {
             demand: pod(cpu, gpu),
             priority,
             gang,
+            elastic: false,
         })
 }
 

@@ -91,6 +91,7 @@ pub fn decide(
     let index_of = |name: &str| world.cluster.nodes().iter().position(|n| &*n.name == name);
     let mut d = Decision {
         replicas: replicas.len(),
+        min_replicas: replicas.iter().filter(|r| !r.pod.elastic).count(),
         tasks,
         ..Decision::default()
     };
@@ -181,8 +182,11 @@ pub fn decide(
         let pods: Vec<_> = missing.iter().map(|r| r.pod).collect();
         let result = plan(&planning, &pods, options)?;
         d.solver = Some(solver_stats(&result));
-        let placed = result.placed();
-        d.gang_blocked = missing.iter().any(|r| r.pod.gang.is_some()) && placed < missing.len();
+        // Blocked when a gang member is left out (elastic replicas are outside the gang).
+        d.gang_blocked = missing
+            .iter()
+            .zip(&result.placements)
+            .any(|(r, at)| r.pod.gang.is_some() && at.is_none());
         for ((replica, at), reason) in missing.iter().zip(&result.placements).zip(&result.reasons) {
             let to = at.map(|at| {
                 let node = &world.cluster.nodes()[back[at.node]];
@@ -196,6 +200,7 @@ pub fn decide(
                     gpu_devices: device_list(devices),
                 }),
                 None => {
+                    d.elastic_unplaced += usize::from(replica.pod.elastic);
                     let never = world
                         .cluster
                         .nodes()
@@ -213,8 +218,15 @@ pub fn decide(
             }
         }
         if d.gang_blocked {
-            // The LP withdraws incomplete gangs already; never half-create one regardless.
+            // The LP withdraws incomplete gangs already; never half-create one regardless,
+            // nor elastic replicas above a minimum that is not there.
+            let elastic = |c: &PlannedReplica| {
+                missing
+                    .iter()
+                    .any(|r| r.task == c.task && r.index == c.replica && r.pod.elastic)
+            };
             for c in std::mem::take(&mut d.create) {
+                d.elastic_unplaced += usize::from(elastic(&c));
                 d.unplaced.push(UnplacedReplica {
                     task: c.task,
                     replica: c.replica,

@@ -24,8 +24,12 @@ pub struct Removal {
 /// What the plan step decided for one reconcile.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Decision {
-    /// Replicas requested and tasks in the spec.
+    /// Replicas requested (elastic tasks at their maximum) and tasks in the spec.
     pub replicas: usize,
+    /// Replicas that must be placed (elastic tasks at their minimum).
+    pub min_replicas: usize,
+    /// Of `unplaced`, the elastic replicas (above their task's minimum).
+    pub elastic_unplaced: usize,
     pub tasks: usize,
     /// Replicas whose pod stays where it is.
     pub kept: Vec<PlannedReplica>,

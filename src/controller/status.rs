@@ -141,11 +141,16 @@ pub fn invalid(
 }
 
 /// Replica counts from the observed pods and the plan.
-pub fn counts(replicas: usize, planned: usize, observed: &Observed) -> ReplicaCounts {
+pub fn counts(
+    (min, replicas): (usize, usize),
+    planned: usize,
+    observed: &Observed,
+) -> ReplicaCounts {
     let live = || observed.pods.iter().filter(|p| !p.terminating);
     let count = |f: &dyn Fn(&&ObservedPod) -> bool| live().filter(f).count() as i32;
     ReplicaCounts {
         replicas: replicas as i32,
+        min_replicas: min as i32,
         planned: planned as i32,
         bound: count(&|p| p.node.is_some()),
         running: count(&|p| p.phase == PodPhase::Running),
@@ -163,11 +168,18 @@ pub fn planned(
     now: &Timestamp,
 ) -> ScheduleRequestStatus {
     let prev = &previous.conditions;
-    let total = decision.replicas;
+    let requested = decision.replicas;
     let plan = decision.plan_entries();
-    let c = counts(total, plan.len(), observed);
+    let c = counts((decision.min_replicas, requested), plan.len(), observed);
     let unplaced = decision.unplaced.clone();
-    let all_planned = unplaced.is_empty() && plan.len() == total;
+    let all_planned = unplaced.is_empty() && plan.len() == requested;
+    // With every replica it must have planned, an elastic request is whole at what it got:
+    // the rest waits for capacity (the request is planned again every RETRY).
+    let waits_elastic = !all_planned
+        && !decision.gang_blocked
+        && decision.elastic_unplaced == unplaced.len()
+        && plan.len() >= decision.min_replicas;
+    let total = if waits_elastic { plan.len() } else { requested };
     let ready_pods = observed
         .pods
         .iter()
@@ -179,7 +191,17 @@ pub fn planned(
         .filter(|p| p.phase == PodPhase::Succeeded)
         .count();
 
-    let (planned_reason, planned_msg) = if all_planned {
+    let (planned_reason, planned_msg) = if waits_elastic {
+        (
+            REASON_PLAN_FOUND,
+            format!(
+                "{} of {requested} replicas planned (at least {}); {} elastic ones wait for capacity",
+                plan.len(),
+                decision.min_replicas,
+                unplaced.len()
+            ),
+        )
+    } else if all_planned {
         let reason = if decision.solver.as_ref().is_some_and(|s| s.timed_out) {
             REASON_SOLVER_TIMED_OUT
         } else {
@@ -252,6 +274,10 @@ pub fn planned(
     };
     let mut message = match phase {
         Phase::Pending | Phase::Infeasible => planned_msg.clone(),
+        _ if decision.min_replicas < requested => format!(
+            "{} planned, {} bound, {} running of {requested} (at least {})",
+            c.planned, c.bound, c.running, decision.min_replicas
+        ),
         _ => format!(
             "{} planned, {} bound, {} running of {total}",
             c.planned, c.bound, c.running
@@ -282,14 +308,14 @@ pub fn planned(
                 VALIDATED,
                 true,
                 REASON_SPEC_VALID,
-                format!("{total} replicas in {} tasks", decision.tasks),
+                format!("{requested} replicas in {} tasks", decision.tasks),
                 generation,
                 now,
             ),
             condition(
                 prev,
                 PLANNED,
-                all_planned,
+                all_planned || waits_elastic,
                 planned_reason,
                 planned_msg,
                 generation,

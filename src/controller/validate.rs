@@ -42,8 +42,10 @@ pub fn validate(
     let node_models: BTreeSet<ModelId> = cluster.nodes().iter().filter_map(|n| n.model).collect();
     for (t, task) in spec.tasks.iter().enumerate() {
         let field = |f: &str| format!("spec.tasks[{t}].{f}");
-        let pod_name_len =
-            name.len() + task.name.len() + 2 + task.replicas.max(1).to_string().len();
+        let pod_name_len = name.len()
+            + task.name.len()
+            + 2
+            + task.bounds().map_or(1, |b| b.1.max(1)).to_string().len();
         if pod_name_len > MAX_OBJECT_NAME {
             errors.push(error_at(
                 field("name"),

@@ -66,10 +66,9 @@ fn size_error(spec: &ScheduleRequestSpec) -> Option<FieldError> {
             spec.tasks.len()
         )));
     }
-    let total = spec
-        .tasks
-        .iter()
-        .try_fold(0i64, |sum, t| sum.checked_add(i64::from(t.replicas.max(0))));
+    let total = spec.tasks.iter().try_fold(0i64, |sum, t| {
+        sum.checked_add(i64::from(t.bounds().map_or(0, |(_, max)| max)))
+    });
     match total {
         Some(total) if total <= MAX_REPLICAS => None,
         Some(total) => Some(error(format!(
@@ -105,10 +104,18 @@ pub fn replicas(
         if !names.insert(task.name.as_str()) {
             fail("name", format!("task name {:?} is used twice", task.name));
         }
-        if task.replicas < 0 {
-            fail("replicas", format!("must be >= 0, got {}", task.replicas));
-            continue;
-        }
+        let (min, max) = match task.bounds() {
+            Ok(bounds) => bounds,
+            Err(message) => {
+                let what = if task.replicas.is_some() {
+                    "replicas"
+                } else {
+                    "minReplicas"
+                };
+                fail(what, message);
+                continue;
+            }
+        };
         let r = &task.resources;
         let parts = DemandParts {
             names: TASK_FIELDS,
@@ -137,14 +144,17 @@ pub fn replicas(
         if !expand || !errors.is_empty() {
             continue;
         }
-        for index in 0..task.replicas {
+        // Replicas from the minimum on are elastic: outside the gang, placed last.
+        for index in 0..max {
+            let elastic = index >= min;
             out.push(Replica {
                 task: task.name.clone(),
                 index,
                 pod: BatchPod {
                     demand,
                     priority: spec.priority,
-                    gang: spec.gang.then_some(REQUEST_GANG),
+                    gang: (spec.gang && !elastic).then_some(REQUEST_GANG),
+                    elastic,
                 },
             });
         }
@@ -197,6 +207,57 @@ mod tests {
             ]
         );
         assert!(errors[1].message.contains("lots"));
+    }
+
+    #[test]
+    fn elastic_tasks_expand_to_their_maximum_with_the_rest_outside_the_gang() {
+        let s = spec(
+            "gang: true\ntasks:\n- name: w\n  minReplicas: 1\n  maxReplicas: 3\n  resources: {cpu: '1', memory: 1Gi, gpu: 1}\n",
+        );
+        let r = replicas(&s, &mut ModelCatalog::default()).unwrap();
+        let shape: Vec<(i32, bool, Option<u32>)> = r
+            .iter()
+            .map(|r| (r.index, r.pod.elastic, r.pod.gang))
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (0, false, Some(REQUEST_GANG)),
+                (1, true, None),
+                (2, true, None)
+            ]
+        );
+        assert_eq!((s.min_replicas(), s.total_replicas()), (1, 3));
+    }
+
+    #[test]
+    fn inconsistent_replica_counts_are_named() {
+        let cases = [
+            (
+                "replicas: 2\n  minReplicas: 1\n  maxReplicas: 2",
+                "spec.tasks[0].replicas: set replicas, or minReplicas and maxReplicas, not both",
+            ),
+            (
+                "minReplicas: 1",
+                "spec.tasks[0].minReplicas: an elastic task sets both minReplicas and maxReplicas",
+            ),
+            (
+                "minReplicas: 3\n  maxReplicas: 2",
+                "spec.tasks[0].minReplicas: minReplicas 3 exceeds maxReplicas 2",
+            ),
+            (
+                "resources: {}",
+                "spec.tasks[0].minReplicas: set replicas, or minReplicas and maxReplicas",
+            ),
+        ];
+        for (counts, want) in cases {
+            let yaml =
+                format!("tasks:\n- name: a\n  {counts}\n  resources: {{cpu: '1', memory: 1Gi}}\n");
+            let yaml = yaml.replace("  resources: {}\n", "");
+            let errors = replicas(&spec(&yaml), &mut ModelCatalog::default()).unwrap_err();
+            let got: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            assert_eq!(got, [want], "{counts}");
+        }
     }
 
     fn task(name: &str, replicas: i64) -> String {

@@ -1,11 +1,10 @@
 //! `ScheduleRequest`: a batch of GPU tasks the controller plans as a whole (spec in, plan and
 //! solver facts out through the status subresource).
 
-use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::{CustomResource, KubeSchema};
-use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// Most tasks one request may hold. Bounds the apiserver's CEL cost estimate for the
@@ -76,10 +75,16 @@ pub mod condition {
     doc = "A batch of GPU tasks that allot plans as a whole",
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(
-        name = "Replicas",
+        name = "Min",
+        type_ = "integer",
+        json_path = ".status.counts.minReplicas",
+        description = "Replicas that must be placed, over all tasks"
+    ),
+    printcolumn(
+        name = "Max",
         type_ = "integer",
         json_path = ".status.counts.replicas",
-        description = "Replicas requested over all tasks"
+        description = "Replicas requested over all tasks (elastic ones at their maximum)"
     ),
     printcolumn(
         name = "Planned",
@@ -114,7 +119,9 @@ pub mod condition {
     "self.tasks.all(t, self.tasks.exists_one(u, u.name == t.name))"
 ).message("task names must be unique within a request").field_path(".tasks"))]
 // The literal is MAX_REPLICAS (a test holds them equal).
-#[x_kube(validation = Rule::new("self.tasks.map(t, t.replicas).sum() <= 100000")
+#[x_kube(validation = Rule::new(
+    "self.tasks.map(t, has(t.maxReplicas) ? t.maxReplicas : (has(t.replicas) ? t.replicas : 0)).sum() <= 100000"
+)
     .message("at most 100000 replicas in total per request").field_path(".tasks"))]
 #[serde(rename_all = "camelCase")]
 pub struct ScheduleRequestSpec {
@@ -144,16 +151,36 @@ pub enum Objective {
     Spread,
 }
 
-/// One task: `replicas` identical pods with the same resources.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+/// One task: identical pods with the same resources, `replicas` of them or, for an elastic
+/// task, between `minReplicas` and `maxReplicas` as capacity allows.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new(
+    "has(self.replicas) != (has(self.minReplicas) || has(self.maxReplicas))"
+).message("set replicas, or minReplicas and maxReplicas for an elastic task (not both)"))]
+#[x_kube(validation = Rule::new("has(self.minReplicas) == has(self.maxReplicas)")
+    .message("an elastic task sets both minReplicas and maxReplicas"))]
+#[x_kube(validation = Rule::new(
+    "!has(self.minReplicas) || !has(self.maxReplicas) || self.minReplicas <= self.maxReplicas"
+).message("minReplicas must not exceed maxReplicas"))]
 #[serde(rename_all = "camelCase")]
 pub struct TaskSpec {
     /// DNS label, unique within the request; pods are named `<request>-<task>-<replica>`.
     #[schemars(length(min = 1, max = 63), pattern(DNS_LABEL_PATTERN))]
     pub name: String,
-    /// How many pods of this task to run.
+    /// How many pods of this task to run (the minimum and the maximum at once).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = MAX_REPLICAS))]
-    pub replicas: i32,
+    pub replicas: Option<i32>,
+    /// An elastic task's minimum: placed before any replica above it (all together or none
+    /// when the request is a gang).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = MAX_REPLICAS))]
+    pub min_replicas: Option<i32>,
+    /// An elastic task's maximum: the replicas above the minimum are placed as capacity frees
+    /// up, after every replica that is not elastic, and outside the gang.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = MAX_REPLICAS))]
+    pub max_replicas: Option<i32>,
     /// Resources of one replica.
     pub resources: TaskResources,
     /// GPU models this task accepts (`A100-SXM4-80GB`, or as NVML or GFD spell it); empty means any.
@@ -165,59 +192,6 @@ pub struct TaskSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "opaque_pod_template")]
     pub pod_template: Option<PodTemplate>,
-}
-
-/// A task's pod template as stored. The schema accepts any object (see
-/// `opaque_pod_template`), so a template that is not a valid `PodTemplateSpec` is kept raw
-/// with its parse error instead of failing to deserialize: otherwise one malformed request
-/// would make every list and watch of ScheduleRequests unreadable, stalling the controller
-/// and the extender for everyone. The controller reports the error in the request's status.
-#[derive(Clone, Debug, PartialEq)]
-pub enum PodTemplate {
-    /// Boxed: a PodTemplateSpec is ~1.8 kB, the malformed case a few words.
-    Parsed(Box<PodTemplateSpec>),
-    Malformed {
-        raw: serde_json::Value,
-        error: String,
-    },
-}
-
-impl PodTemplate {
-    /// The template, or why it is not one.
-    pub fn parsed(&self) -> Result<&PodTemplateSpec, &str> {
-        match self {
-            PodTemplate::Parsed(t) => Ok(t.as_ref()),
-            PodTemplate::Malformed { error, .. } => Err(error),
-        }
-    }
-}
-
-impl From<PodTemplateSpec> for PodTemplate {
-    fn from(t: PodTemplateSpec) -> Self {
-        PodTemplate::Parsed(Box::new(t))
-    }
-}
-
-impl Serialize for PodTemplate {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            PodTemplate::Parsed(t) => t.serialize(s),
-            PodTemplate::Malformed { raw, .. } => raw.serialize(s),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for PodTemplate {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let raw = serde_json::Value::deserialize(d)?;
-        Ok(match PodTemplateSpec::deserialize(&raw) {
-            Ok(t) => PodTemplate::Parsed(Box::new(t)),
-            Err(e) => PodTemplate::Malformed {
-                raw,
-                error: e.to_string(),
-            },
-        })
-    }
 }
 
 /// Resources of one replica. A replica asks for whole GPUs (`gpu`) or a share of one
@@ -337,8 +311,11 @@ pub struct SolverStats {
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct ReplicaCounts {
-    /// Replicas requested (sum of `tasks[].replicas`).
+    /// Replicas requested, elastic tasks at their maximum.
     pub replicas: i32,
+    /// Replicas that must be placed: elastic tasks at their minimum.
+    #[serde(default)]
+    pub min_replicas: i32,
     /// Replicas with a node in the plan.
     pub planned: i32,
     /// Replicas whose pod is bound to its node.
@@ -383,25 +360,10 @@ pub struct ReplicaMove {
     pub time: String,
 }
 
-impl ScheduleRequestSpec {
-    /// Replicas requested over all tasks (negative counts, which the schema forbids, count as 0).
-    pub fn total_replicas(&self) -> i64 {
-        self.tasks
-            .iter()
-            .map(|t| i64::from(t.replicas.max(0)))
-            .sum()
-    }
-}
-
-/// Keeps the CRD small: the pod template is validated by the apiserver when pods are created,
-/// so the CRD only says "an object" instead of embedding the full pod schema.
-fn opaque_pod_template(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({
-        "type": "object",
-        "nullable": true,
-        "x-kubernetes-preserve-unknown-fields": true
-    })
-}
+mod replicas;
+mod template;
+pub use template::PodTemplate;
+use template::opaque_pod_template;
 
 #[cfg(test)]
 mod tests;

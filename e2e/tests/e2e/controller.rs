@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use crate::support::{AllotProcess, Cluster, WAIT, free_port, poll};
 
 mod crash;
+mod elastic;
 mod failover;
 mod lease_namespace;
 

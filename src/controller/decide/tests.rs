@@ -3,6 +3,8 @@ use crate::controller::validate::validate;
 use crate::crd::ScheduleRequestSpec;
 use crate::model::Node;
 
+mod elastic;
+
 const GIB: u64 = 1 << 30;
 
 /// `n` nodes `node-0..` with 32 cores, 128 GiB and 4 A100 each.

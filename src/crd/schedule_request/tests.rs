@@ -12,7 +12,9 @@ fn sample_spec() -> ScheduleRequestSpec {
         tasks: vec![
             TaskSpec {
                 name: "trainer".into(),
-                replicas: 2,
+                replicas: Some(2),
+                min_replicas: None,
+                max_replicas: None,
                 resources: TaskResources {
                     cpu: Quantity("4".into()),
                     memory: Quantity("16Gi".into()),
@@ -24,7 +26,9 @@ fn sample_spec() -> ScheduleRequestSpec {
             },
             TaskSpec {
                 name: "eval".into(),
-                replicas: 1,
+                replicas: Some(1),
+                min_replicas: None,
+                max_replicas: None,
                 resources: TaskResources {
                     cpu: Quantity("500m".into()),
                     memory: Quantity("2Gi".into()),
@@ -188,14 +192,26 @@ fn printer_columns_make_get_useful() {
     assert_eq!(
         names,
         [
-            "Phase", "Replicas", "Planned", "Running", "Gap", "Age", "Message"
+            "Phase", "Min", "Max", "Planned", "Running", "Gap", "Age", "Message"
         ]
     );
+    assert_eq!(by_name_of(&cols, "Min"), ".status.counts.minReplicas");
+    assert_eq!(by_name_of(&cols, "Max"), ".status.counts.replicas");
     let by_name = |n: &str| cols.iter().find(|c| c.name == n).expect("column");
     assert_eq!(by_name("Planned").json_path, ".status.counts.planned");
     assert_eq!(by_name("Age").type_, "date");
     assert_eq!(by_name("Gap").type_, "number");
     assert_eq!(by_name("Message").priority, Some(1));
+}
+
+fn by_name_of(
+    cols: &[k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceColumnDefinition],
+    name: &str,
+) -> String {
+    cols.iter()
+        .find(|c| c.name == name)
+        .map(|c| c.json_path.clone())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -210,13 +226,21 @@ fn cel_rules_are_in_the_schema() {
         rules(&spec)
     );
     let total = format!(
-        "self.tasks.map(t, t.replicas).sum() <= {}",
+        "self.tasks.map(t, has(t.maxReplicas) ? t.maxReplicas : (has(t.replicas) ? t.replicas : 0)).sum() <= {}",
         crate::crd::batch::MAX_REPLICAS
     );
     assert!(
         rules(&spec).contains(&total),
         "total replicas: {:?}",
         rules(&spec)
+    );
+    // Elastic tasks: replicas, or both bounds in order.
+    let task = prop(&schema, &["spec", "tasks", "[]"]);
+    assert_eq!(rules(&task).len(), 3, "{:?}", rules(&task));
+    assert!(
+        rules(&task)
+            .iter()
+            .any(|r| r.contains("self.minReplicas <= self.maxReplicas"))
     );
     let resources = prop(&schema, &["spec", "tasks", "[]", "resources"]);
     assert_eq!(
@@ -243,6 +267,13 @@ fn validation_bounds_are_in_the_schema() {
         replicas.maximum,
         Some(crate::crd::batch::MAX_REPLICAS as f64)
     );
+    for bound in ["minReplicas", "maxReplicas"] {
+        let b = prop(&schema, &["spec", "tasks", "[]", bound]);
+        assert_eq!(
+            (b.minimum, b.maximum),
+            (Some(0.0), Some(crate::crd::batch::MAX_REPLICAS as f64))
+        );
+    }
     let objective = prop(&schema, &["spec", "objective"]);
     assert_eq!(
         objective.default.map(|d| d.0),
