@@ -58,6 +58,7 @@ fn the_search_phase_moves_only_searched_weights_and_does_not_depend_on_threads()
             sigma: 0.02,
             threads,
             prices: false,
+            whole: false,
         },
         ..Options::default()
     };

@@ -90,6 +90,7 @@ fn killed_after_generation_one(dir: &Path) -> Checkpoint {
             sigma: 0.2,
             threads: 1,
             prices: false,
+            whole: false,
         },
         ..Options::default()
     };

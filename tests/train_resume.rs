@@ -22,8 +22,10 @@ fn opts(supervised_epochs: usize, epochs: usize, generations: usize) -> Options 
             elite: 2,
             sigma: 0.02,
             threads: 1,
-            // The LP price weight searched too: one more searched weight to save and restore.
+            // The LP price weight and the whole pods' corrections searched too: more searched
+            // weights to save and restore.
             prices: true,
+            whole: true,
         },
         ..Options::default()
     }

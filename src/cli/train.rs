@@ -58,6 +58,10 @@ pub struct TrainArgs {
     /// policy leaves it at 0: BENCHMARKS.md section 8).
     #[arg(long)]
     pub search_prices: bool,
+    /// Also search the whole-GPU pods' own corrections (the *_whole features: the node-shape
+    /// features for whole-GPU pods only).
+    #[arg(long)]
+    pub search_whole: bool,
     /// Replay threads (the result does not depend on it; default: every core).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
@@ -234,6 +238,7 @@ fn search_options(args: &TrainArgs) -> anyhow::Result<learn::SearchOptions> {
         sigma: args.search_sigma,
         threads: args.threads.map_or(defaults.threads, |t| t as usize),
         prices: args.search_prices,
+        whole: args.search_whole,
     })
 }
 

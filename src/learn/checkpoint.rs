@@ -160,6 +160,7 @@ pub fn config(
         out.push((setting, value.to_string()));
     }
     out.push(("--search-prices".into(), opts.search.prices.to_string()));
+    out.push(("--search-whole".into(), opts.search.whole.to_string()));
     out.push(("buffer".into(), opts.buffer.to_string()));
     let keep = if opts.keep_last { "last" } else { "best" };
     out.push(("--keep".into(), keep.into()));

@@ -12,20 +12,23 @@
 
 use super::{Trace, episode};
 use crate::policy::learned::PolicyFile;
-use crate::policy::learned::features::COUNT;
+use crate::policy::learned::features::{self, COUNT, NODE_SHAPE};
 use crate::rng::Rng;
 use crate::sim::replay::arrivals;
 
 /// Weights the search moves: the features of the node after the placement and the model
 /// match (not FGD's score, frozen at 1, nor the per-decision constants).
-pub const SEARCHED: [usize; 7] = [1, 2, 3, 4, 5, 9, 10];
+pub const SEARCHED: [usize; 7] = NODE_SHAPE;
 
-/// The weights a search with `opts` moves: [`SEARCHED`], and the LP price's with
-/// `--search-prices`.
+/// The weights a search with `opts` moves: [`SEARCHED`], the LP price's with
+/// `--search-prices`, and the whole-GPU pods' own corrections with `--search-whole`.
 pub fn searched(opts: &SearchOptions) -> Vec<usize> {
     let mut out = SEARCHED.to_vec();
     if opts.prices {
-        out.push(crate::policy::learned::features::PRICE);
+        out.push(features::PRICE);
+    }
+    if opts.whole {
+        out.extend((0..NODE_SHAPE.len()).map(|k| features::WHOLE + k));
     }
     out
 }
@@ -45,6 +48,9 @@ pub struct SearchOptions {
     /// Also search the weight of `lp_price_cost` (the LP's shadow prices; off by default,
     /// see BENCHMARKS.md §8 for why).
     pub prices: bool,
+    /// Also search the whole-GPU pods' own corrections (the `*_whole` features; off by
+    /// default, so the shipped command's search is unchanged).
+    pub whole: bool,
 }
 
 impl Default for SearchOptions {
@@ -56,6 +62,7 @@ impl Default for SearchOptions {
             sigma: 0.02,
             threads: std::thread::available_parallelism().map_or(1, usize::from),
             prices: false,
+            whole: false,
         }
     }
 }
@@ -251,6 +258,20 @@ fn normal(rng: &mut Rng) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_whole_pod_corrections_are_searched_only_when_asked() {
+        let mut opts = SearchOptions::default();
+        assert_eq!(searched(&opts), SEARCHED);
+        opts.whole = true;
+        let names: Vec<&str> = searched(&opts)
+            .iter()
+            .map(|&i| features::NAMES[i])
+            .collect();
+        assert_eq!(names.len(), 14);
+        assert_eq!(names[7], "gpu_free_after_whole");
+        assert_eq!(names[13], "cpu_per_gpu_ratio_whole");
+    }
 
     #[test]
     fn draws_are_standard_normal_enough() {

@@ -136,6 +136,7 @@ pub(super) fn with_weights(
                     .prices
                     .then(|| ("search_prices".to_string(), 1.0)),
             )
+            .chain(opts.search.whole.then(|| ("search_whole".to_string(), 1.0)))
             .collect(),
         code_version: env!("CARGO_PKG_VERSION").to_string(),
         // No timestamp: the same command, seeds and thread count write the same file.

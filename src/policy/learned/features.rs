@@ -3,12 +3,14 @@
 //! node before and after the hypothetical placement, the pod, FGD's own score, the LP's shadow
 //! prices and two global context values; the order of [`NAMES`] is the order of a policy
 //! file's weights. New features are only ever appended, so an older file's list is a prefix.
+//! The last seven repeat the node-shape features for whole-GPU pods only (0 for any other pod),
+//! so that whole-GPU pods can get corrections of their own.
 
 use crate::model::{GpuDemand, MAX_GPUS_PER_NODE, MILLI_PER_GPU, Node, PodDemand};
 use crate::policy::{MAX_CPU_MILLI, MAX_GPU_MILLI};
 
 /// Number of features.
-pub const COUNT: usize = 15;
+pub const COUNT: usize = 22;
 
 /// Feature names, in weight order (a policy file lists them and must match).
 pub const NAMES: [&str; COUNT] = [
@@ -46,10 +48,26 @@ pub const NAMES: [&str; COUNT] = [
     // memory, GPU milli and whole devices at the shadow prices of the node's hardware group,
     // from the pricing LP over the recent arrivals (`alloc::prices`; 0 before the first solve).
     "lp_price_cost",
+    // The node-shape features again, for whole-GPU pods only (0 for shared and CPU-only pods):
+    // a whole pod's own correction on top of the shared one (the class interactions).
+    "gpu_free_after_whole",
+    "cpu_free_after_whole",
+    "memory_free_after_whole",
+    "full_devices_after_whole",
+    "partial_devices_after_whole",
+    "model_constrained_match_whole",
+    "cpu_per_gpu_ratio_whole",
 ];
 
 /// Index of `lp_price_cost`.
 pub const PRICE: usize = 14;
+
+/// The node-shape features: those of the node after the placement and the model match, which
+/// differ between the candidates of one decision.
+pub const NODE_SHAPE: [usize; 7] = [1, 2, 3, 4, 5, 9, 10];
+
+/// Index of the first whole-pod interaction; `WHOLE + k` repeats `NODE_SHAPE[k]`.
+pub const WHOLE: usize = 15;
 
 /// What the features need beyond the node and the pod: the same for every candidate of one
 /// decision.
@@ -92,7 +110,8 @@ pub fn of(node: &Node, pod: &PodDemand, fgd: i64, price_cost: f64, g: &Globals) 
         GpuDemand::Whole { count } => (0.0, f64::from(count) / 8.0, 0.0),
     };
     let constrained = !pod.models.is_any() && pod.models.allows(node.model);
-    [
+    let mut out = [0.0; COUNT];
+    out[..WHOLE].copy_from_slice(&[
         fgd as f64 / 100.0,
         f64::from(idle) / MAX_GPU_MILLI,
         cpu_after / MAX_CPU_MILLI,
@@ -112,7 +131,13 @@ pub fn of(node: &Node, pod: &PodDemand, fgd: i64, price_cost: f64, g: &Globals) 
         g.frag,
         1.0,
         price_cost.clamp(0.0, 8.0),
-    ]
+    ]);
+    if whole > 0.0 {
+        for (k, &i) in NODE_SHAPE.iter().enumerate() {
+            out[WHOLE + k] = out[i];
+        }
+    }
+    out
 }
 
 /// Take `gpu` out of the free vector as the default device choice does: a share from the
@@ -182,6 +207,21 @@ mod tests {
         assert_eq!(w[PRICE], 8.0, "the price is clipped at 8 GPUs");
         // 56 cores for 6 GPUs against a typical 8 cores per GPU: a little more CPU than typical.
         assert!(w[10] > 0.0 && w[10] < 0.25, "{}", w[10]);
+        for (k, &i) in NODE_SHAPE.iter().enumerate() {
+            assert_eq!(
+                w[WHOLE + k],
+                w[i],
+                "{} repeats {}",
+                NAMES[WHOLE + k],
+                NAMES[i]
+            );
+            assert_eq!(
+                f[WHOLE + k],
+                0.0,
+                "{} is 0 for a shared pod",
+                NAMES[WHOLE + k]
+            );
+        }
     }
 
     #[test]
@@ -193,6 +233,9 @@ mod tests {
         };
         let f = of(&node(0), &pod(GpuDemand::None), 100, 0.0, &g);
         assert_eq!(f.len(), NAMES.len());
+        for (k, &i) in NODE_SHAPE.iter().enumerate() {
+            assert_eq!(NAMES[WHOLE + k], format!("{}_whole", NAMES[i]));
+        }
         assert_eq!(f[8], 1.0);
         assert_eq!(
             f[10], 0.0,

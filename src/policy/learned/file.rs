@@ -227,6 +227,7 @@ impl PolicyFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::learned::features::WHOLE;
 
     #[test]
     fn a_written_file_reads_back_and_a_changed_one_is_refused() {
@@ -269,6 +270,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("s.json") && err.contains("features"), "{err}");
+    }
+
+    #[test]
+    fn a_file_from_before_the_whole_pod_features_loads_unchanged() {
+        // The 15 features every file had before the `*_whole` interactions were appended.
+        let mut old = PolicyFile::fgd_start(Provenance::default());
+        old.features.truncate(WHOLE);
+        old.weights.truncate(WHOLE);
+        old.weights[1] = -0.0085;
+        old.hash = old.content_hash();
+        assert_eq!(
+            old.features.last().map(String::as_str),
+            Some("lp_price_cost")
+        );
+        let text = serde_json::to_string_pretty(&old).unwrap();
+        let read = PolicyFile::parse("v1-15.json", &text).unwrap();
+        assert_eq!(read.weights[..WHOLE], old.weights[..]);
+        assert!(read.weights[WHOLE..].iter().all(|&w| w == 0.0));
+        assert_eq!((read.version, &read.hash), (VERSION, &old.hash));
     }
 
     #[test]
