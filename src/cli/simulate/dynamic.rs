@@ -233,6 +233,7 @@ pub fn summary_table(results: &[DynamicResult]) -> String {
             vec![
                 r.policy.name().to_string(),
                 show(stat(r, |s| s.alloc_pct), 2),
+                show(stat(r, |s| s.end_alloc_pct), 2),
                 show(stat(r, |s| s.failed_pct), 2),
                 show(stat(r, |s| s.failed_gpu_pct), 2),
                 show(stat(r, |s| s.wait_mean_s), 0),
@@ -246,6 +247,7 @@ pub fn summary_table(results: &[DynamicResult]) -> String {
     let header = [
         "policy",
         "GPU alloc %",
+        "at last arrival",
         "failed pods %",
         "failed GPU %",
         "wait mean s",
@@ -282,14 +284,14 @@ fn runs_csv(trace: &str, args: &SimulateArgs, results: &[DynamicResult]) -> Stri
     let d = &args.dynamic;
     let mut out = String::from(
         "trace,time_scale,nodes_fraction,max_wait_s,policy,seed,gpu_capacity_milli,pods,placed,failed,\
-         still_waiting,failed_pct,failed_gpu_pct,alloc_pct,peak_alloc_pct,frag_pct,mean_waiting,\
+         still_waiting,failed_pct,failed_gpu_pct,alloc_pct,peak_alloc_pct,end_alloc_pct,frag_pct,mean_waiting,\
          max_waiting,waited,wait_mean_s,wait_p50_s,wait_p99_s,elapsed_s\n",
     );
     for r in results {
         for run in &r.runs {
             let s = &run.summary;
             out.push_str(&format!(
-                "{trace},{},{},{},{},{},{},{},{},{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.3},{},{},{:.1},{:.1},{:.1},{:.3}\n",
+                "{trace},{},{},{},{},{},{},{},{},{},{},{:.4},{:.4},{:.4},{:.4},{:.4},{:.4},{:.3},{},{},{:.1},{:.1},{:.1},{:.3}\n",
                 d.time_scale,
                 d.nodes_fraction,
                 match d.max_wait { MaxWait::Millis(ms) => (ms / 1000).to_string(), MaxWait::Forever => "none".into() },
@@ -304,6 +306,7 @@ fn runs_csv(trace: &str, args: &SimulateArgs, results: &[DynamicResult]) -> Stri
                 s.failed_gpu_pct,
                 s.alloc_pct,
                 s.peak_alloc_pct,
+                s.end_alloc_pct,
                 s.frag_pct,
                 s.mean_waiting,
                 s.max_waiting,

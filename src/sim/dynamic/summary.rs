@@ -19,6 +19,8 @@ pub struct RunSummary {
     /// Time-weighted mean GPU allocation ratio over the arrival window.
     pub alloc_pct: f64,
     pub peak_alloc_pct: f64,
+    /// GPU allocation ratio at the last arrival (the busiest moment of the openb traces).
+    pub end_alloc_pct: f64,
     /// Time-weighted mean fragmentation (amount, % of capacity) over the arrival window.
     pub frag_pct: f64,
     /// Time-weighted mean number of pods waiting, and the most at once.
@@ -51,6 +53,12 @@ impl RunSummary {
                 .iter()
                 .map(|s| s.allocated as f64 / cap)
                 .fold(0.0, f64::max),
+            end_alloc_pct: out
+                .samples
+                .iter()
+                .take_while(|s| s.t_ms <= out.horizon_ms)
+                .last()
+                .map_or(0.0, |s| s.allocated as f64 / cap),
             frag_pct: mean(&|s| s.frag) / cap,
             mean_waiting: mean(&|s| s.waiting as f64),
             max_waiting: out.samples.iter().map(|s| s.waiting).max().unwrap_or(0),

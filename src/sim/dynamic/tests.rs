@@ -220,7 +220,8 @@ fn summary_averages_over_the_arrival_window() {
     let out = run(&c, &jobs, PolicyKind::Fgd, MINUTE, 42);
     let s = RunSummary::of(&out, 2, 3000, c.gpu_capacity_milli());
     assert!((s.alloc_pct - 50.0).abs() < 1e-9, "{}", s.alloc_pct);
-    assert_eq!((s.peak_alloc_pct, s.failed, s.waited), (100.0, 0, 0));
+    assert_eq!((s.peak_alloc_pct, s.end_alloc_pct), (100.0, 50.0));
+    assert_eq!((s.failed, s.waited), (0, 0));
     let g = grid(&out, 4);
     assert_eq!(
         g.iter().map(|p| p.t_ms).collect::<Vec<_>>(),
