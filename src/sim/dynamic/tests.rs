@@ -1,3 +1,6 @@
+//! The dynamic replay on hand-built traces: a departure lets a queued pod in, FIFO retry
+//! order, no head-of-line blocking, timeouts, determinism of every policy, the load knobs.
+
 use super::*;
 use crate::policy::PolicyKind;
 use crate::policy::testkit::{cluster, share, target, whole};
