@@ -36,8 +36,7 @@ pub use train::TrainArgs;
     propagate_version = true,
     after_help = "\
 Not built yet: moving running pods to reclaim fragmented GPUs and resizing elastic tasks (the
-controller places and fails over, it does not consolidate); recording the cluster's own history;
-`allot simulate` replays arrivals only, without departures."
+controller places and fails over, it does not consolidate); recording the cluster's own history."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -1,12 +1,15 @@
 //! The trace-driven simulator: load a cluster and a pod list, replay the pods under each
 //! policy with the FGD paper's protocol, and measure unallocated GPU and fragmentation as
-//! the paper did; optionally with pods moved to make room (`consolidate`). Pure and
+//! the paper did; optionally with pods moved to make room (`consolidate`), or in time order
+//! with departures and a wait queue (`dynamic`). Pure and
 //! deterministic in its seeds.
 
 pub mod bundled;
 pub mod consolidate;
+pub mod dynamic;
 pub mod experiment;
 pub mod metrics;
+pub mod place;
 pub mod published;
 pub mod replay;
 pub mod sampling;

@@ -22,7 +22,7 @@ const LEGEND_WIDTH: u32 = 250;
 const FOOTER: u32 = 26;
 
 /// One colour per policy, by its place in [`PolicyKind::ALL`].
-fn color_of(policy: PolicyKind) -> RGBColor {
+pub(super) fn color_of(policy: PolicyKind) -> RGBColor {
     const COLORS: [RGBColor; 10] = [
         RGBColor(31, 119, 180),
         RGBColor(255, 127, 14),

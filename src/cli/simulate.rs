@@ -33,6 +33,7 @@ Examples:
   allot simulate --pods my-pods.csv --nodes my-nodes.json --out results/
   allot simulate --policy fgd --node-sampling adaptive   # only the nodes kube-scheduler's default sampling sends
   allot simulate --policy fgd,learned --move-budget-per-pod unlimited --move-budget 0,1%,2%   # consolidation
+  allot simulate --dynamic --time-scale 400 --nodes-fraction 0.25   # in time order, with departures and a queue
 
 NAME resolves to openb_pod_list_NAME.csv in each --trace-dir (then ./traces/openb);
 `default` is also embedded in the binary. Files may be CSV (openb columns, or name,cpu,memory,
@@ -122,9 +123,14 @@ pub struct SimulateArgs {
     /// contribution to the score. Printed after the table.
     #[arg(long, value_name = "I[,I...]")]
     pub explain: Option<String>,
+    #[command(flatten)]
+    pub dynamic: dynamic::DynamicArgs,
 }
 
 pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
+    if args.dynamic.dynamic || args.dynamic != dynamic::DynamicArgs::default() {
+        return dynamic::run(args);
+    }
     let policies = parse_policies(&args.policy)?;
     let seeds = parse_seeds(&args.seeds)?;
     let sweep = consolidation::Sweep::from_flags(
@@ -388,6 +394,7 @@ pub fn parse_seeds_for(flag: &str, text: &str) -> anyhow::Result<Vec<u64>> {
 }
 
 mod consolidation;
+mod dynamic;
 
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::trace::times::{Lifetime, load_lifetimes, parse_lifetimes_csv};
 use super::trace::{PodList, TraceError, load_nodes, load_pods, parse_nodes_csv, parse_pods_csv};
 use crate::model::Cluster;
 
@@ -55,6 +56,26 @@ impl LoadedTrace {
             specs: &self.pods.specs,
         }
     }
+
+    /// The pods' creation and deletion times, row by row, when the pod list has them (CSV
+    /// files with both columns; the embedded default has them).
+    pub fn lifetimes(&self) -> Result<Option<Vec<Lifetime>>, TraceError> {
+        match &self.pods_origin {
+            Origin::File(path) => load_lifetimes(path),
+            Origin::Embedded => embedded_lifetimes().map(Some),
+        }
+    }
+}
+
+/// The times of the embedded openb default trace: what a trace without times draws from.
+pub fn embedded_lifetimes() -> Result<Vec<Lifetime>, TraceError> {
+    let file = "<embedded openb_pod_list_default.csv>";
+    parse_lifetimes_csv(file, DEFAULT_PODS_CSV)?.ok_or_else(|| TraceError {
+        file: file.to_string(),
+        line: None,
+        column: None,
+        problem: "has no creation_time/deletion_time columns".to_string(),
+    })
 }
 
 /// Resolve `pods` (a trace NAME or a file path) and `nodes` (a file path, or None for the

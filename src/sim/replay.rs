@@ -11,9 +11,10 @@ use crate::model::{Cluster, Placement, PodDemand};
 use std::sync::Arc;
 
 use super::consolidate::{Consolidator, MoveBudget};
-use super::sampling::{KubeFilter, NodeSampling, NodeScan};
+use super::place::Placer;
+use super::sampling::{KubeFilter, NodeSampling};
 use crate::policy::learned::PolicyFile;
-use crate::policy::{Context, Decider, Policy, Unplaced, arrival_uid};
+use crate::policy::{Context, Policy, Unplaced, arrival_uid};
 use crate::rng::Rng;
 
 /// Arrivals are tuned to this multiple of the cluster's GPU capacity (the paper's 1.3).
@@ -22,9 +23,6 @@ pub const TUNE_RATIO: f64 = 1.3;
 /// A policy that reads the LP's shadow prices gets them re-solved every this many arrivals,
 /// over the arrivals since the last solve (`alloc::price`).
 pub const PRICE_EVERY: usize = 1_000;
-/// Wall-clock limit of one pricing solve (it takes ~10 ms on openb). Past it the previous
-/// prices stay, so a replay is deterministic unless a solve is 200 times slower than usual.
-const PRICE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Independent random streams per purpose, so that each is fixed by the seed alone.
 const STREAM_SHUFFLE: u64 = 1;
@@ -166,60 +164,34 @@ pub fn replay_with_options(
     options: ReplayOptions,
     mut on_step: impl FnMut(Step<'_>),
 ) -> Outcome {
-    let target = ctx.target.clone();
-    let mut cluster = cluster.clone();
-    let mut decider = Decider::new(ctx);
-    let mut scan = NodeScan::new(options.sampling, options.kube_filter);
-    let mut sampled: Vec<usize> = Vec::new();
-    let mut node_frag: Vec<f64> = cluster
-        .nodes()
-        .iter()
-        .map(|n| target.node_frag(n))
-        .collect();
-    let mut frag: f64 = node_frag.iter().sum();
+    let mut placer = Placer::new(cluster, ctx, &options, policy);
     let mut out = Outcome {
         samples: Vec::with_capacity(arrivals.len()),
-        initial_frag: frag,
+        initial_frag: placer.frag(),
         ..Outcome::default()
     };
     let mut arrived = 0u64;
-    let pricing = policy.wants_prices();
     let mut consolidator = options
         .consolidation
         .filter(|b| !b.is_off() && options.sampling == NodeSampling::All)
-        .map(|budget| Consolidator::new(&cluster, budget));
+        .map(|budget| Consolidator::new(cluster, budget));
     for (i, pod) in arrivals.iter().enumerate() {
-        if pricing && i > 0 && i % PRICE_EVERY == 0 {
-            // Deterministic in the simulator: solved between two arrivals, read by the next.
-            if let Ok(book) =
-                crate::alloc::price(&cluster, &arrivals[i - PRICE_EVERY..i], PRICE_LIMIT)
-            {
-                decider.set_prices(Arc::new(book));
-            }
-        }
+        placer.price_before(i, arrivals);
         arrived += pod.gpu.total_milli();
-        let uid = arrival_uid(i);
-        let decision = match options.sampling {
-            NodeSampling::All => decider.decide(policy, &cluster, pod, &uid),
-            _ => {
-                scan.candidates(&cluster, pod, &mut sampled);
-                decider.decide_among(policy, &cluster, pod, &uid, &sampled)
-            }
-        };
+        let decision = placer.try_place(policy, pod, &arrival_uid(i));
         let no_node = matches!(decision, Err(Unplaced::NoFeasibleNode { .. }));
-        let mut placed = decision.ok().filter(|at| cluster.place(pod, *at).is_ok());
+        let mut placed = decision.ok();
         if let Some(c) = consolidator.as_mut() {
             if no_node && c.allowance() > 0 {
                 let started = std::time::Instant::now();
-                let rescue = c.make_room(&mut cluster, &mut decider, policy, pod, i);
+                let rescue = c.make_room(&mut placer.cluster, &mut placer.decider, policy, pod, i);
                 out.searches += 1;
                 out.longest_search = out.longest_search.max(started.elapsed());
                 if let Some(r) = rescue {
                     for n in r.moves.iter().flat_map(|m| [m.from.node, m.to.node]) {
-                        let f = target.node_frag(&cluster.nodes()[n]);
-                        frag += f - node_frag[n];
-                        node_frag[n] = f;
+                        placer.refresh(n);
                     }
+                    placer.refresh(r.at.node);
                     out.rescued.push((i, r.moves.len()));
                     placed = Some(r.at);
                 }
@@ -229,28 +201,19 @@ pub fn replay_with_options(
             }
         }
         match placed {
-            Some(at) => {
-                out.placed += 1;
-                let f = target.node_frag(&cluster.nodes()[at.node]);
-                frag += f - node_frag[at.node];
-                node_frag[at.node] = f;
-            }
+            Some(_) => out.placed += 1,
             None => {
                 out.failed += 1;
                 out.failed_gpu_milli += pod.gpu.total_milli();
             }
         }
-        let sample = Sample {
-            arrived,
-            allocated: cluster.gpu_allocated_milli(),
-            frag,
-        };
+        let sample = placer.sample(arrived);
         out.samples.push(sample);
         on_step(Step {
             index: i,
             pod,
             placed,
-            cluster: &cluster,
+            cluster: &placer.cluster,
             sample,
         });
     }

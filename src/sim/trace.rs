@@ -24,6 +24,7 @@ use crate::model::{Cluster, ModelCatalog, Node, PodDemand};
 
 mod json;
 mod read;
+pub mod times;
 use json::pods_from_entries;
 pub use json::{
     JSON_FIELDS, NodeEntry, PodEntry, from_json_reader, json_error, json_gpus, nodes_from_entries,

@@ -1,0 +1,140 @@
+//! Many dynamic replays: every policy x every seed on one trace at one load, spread over
+//! threads. Per seed: the node subset, the synthesized times (for a trace without them), the
+//! tie-break order and every random draw, all fixed by the seed alone.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use super::load::{Load, LoadError, jobs_from_lifetimes, node_subset, synthesize_lifetimes};
+use super::summary::{RunSummary, grid};
+use super::{MaxWait, TimeSample, replay_dynamic};
+use crate::policy::PolicyKind;
+use crate::sim::experiment::{Progress, Workload};
+use crate::sim::replay::{ReplayOptions, context};
+use crate::sim::trace::times::Lifetime;
+
+/// Points of the over-time grid (101 samples from the first arrival to the last).
+pub const GRID_POINTS: usize = 100;
+
+/// What to replay and how.
+#[derive(Debug, Clone)]
+pub struct DynamicSetup<'a> {
+    pub workload: Workload<'a>,
+    /// The trace's own times, row by row; `None`: drawn per seed from `donor`.
+    pub lifetimes: Option<&'a [Lifetime]>,
+    /// Times to draw from for a trace without them (the embedded openb default's).
+    pub donor: &'a [Lifetime],
+    pub load: Load,
+    pub max_wait: MaxWait,
+    pub options: ReplayOptions,
+}
+
+/// One dynamic replay's results.
+#[derive(Debug, Clone)]
+pub struct DynamicRun {
+    pub seed: u64,
+    pub summary: RunSummary,
+    /// GPU capacity of the seed's node subset, milli.
+    pub capacity: u64,
+    pub grid: Vec<TimeSample>,
+    pub elapsed: Duration,
+}
+
+/// All seeds of one policy.
+#[derive(Debug, Clone)]
+pub struct DynamicResult {
+    pub policy: PolicyKind,
+    pub runs: Vec<DynamicRun>,
+}
+
+/// Replay every policy over every seed with `threads` workers.
+pub fn run_dynamic(
+    setup: &DynamicSetup<'_>,
+    policies: &[PolicyKind],
+    seeds: &[u64],
+    threads: usize,
+    progress: &(dyn Fn(Progress) + Sync),
+) -> Result<Vec<DynamicResult>, LoadError> {
+    setup.load.validate()?;
+    let target = setup.workload.target();
+    let pods = setup.workload.pods;
+    let requested: u64 = pods.iter().map(|p| p.gpu.total_milli()).sum();
+    // Jobs per seed first (cheap, and any error is reported before replays start).
+    let mut per_seed = Vec::with_capacity(seeds.len());
+    for &seed in seeds {
+        let drawn;
+        let times = match setup.lifetimes {
+            Some(t) => t,
+            None => {
+                drawn = synthesize_lifetimes(pods.len(), setup.donor, seed)?;
+                &drawn[..]
+            }
+        };
+        let jobs = jobs_from_lifetimes(pods, times, setup.load.time_scale)?;
+        let cluster = node_subset(setup.workload.cluster, setup.load.nodes_fraction, seed);
+        per_seed.push((seed, cluster, jobs));
+    }
+    let tasks: Vec<(usize, usize)> = (0..policies.len())
+        .flat_map(|p| (0..seeds.len()).map(move |s| (p, s)))
+        .collect();
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, DynamicRun)>> = Mutex::new(Vec::with_capacity(tasks.len()));
+    let worker = || {
+        while let Some(&(p, s)) = tasks.get(next.fetch_add(1, Ordering::Relaxed)) {
+            let started = Instant::now();
+            let (seed, cluster, jobs) = &per_seed[s];
+            let ctx = context(cluster, &target, *seed);
+            let ctx =
+                std::sync::Arc::new((*ctx).clone().with_learned(setup.options.learned.clone()));
+            let mut policy = policies[p].build_for(&ctx);
+            let out = replay_dynamic(
+                cluster,
+                jobs,
+                policy.as_mut(),
+                ctx,
+                &setup.options,
+                setup.max_wait,
+            );
+            let capacity = cluster.gpu_capacity_milli();
+            let run = DynamicRun {
+                seed: *seed,
+                summary: RunSummary::of(&out, jobs.len(), requested, capacity),
+                capacity,
+                grid: grid(&out, GRID_POINTS),
+                elapsed: started.elapsed(),
+            };
+            if let Ok(mut r) = results.lock() {
+                r.push((p, run));
+            }
+            progress(Progress {
+                done: done.fetch_add(1, Ordering::Relaxed) + 1,
+                total: tasks.len(),
+                policy: policies[p],
+                seed: *seed,
+            });
+        }
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..threads.clamp(1, tasks.len().max(1)) {
+            scope.spawn(worker);
+        }
+    });
+    let mut runs = results
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    runs.sort_by_key(|(p, r)| (*p, r.seed));
+    Ok(policies
+        .iter()
+        .enumerate()
+        .map(|(i, &policy)| DynamicResult {
+            policy,
+            runs: runs
+                .iter()
+                .filter(|(p, _)| *p == i)
+                .map(|(_, r)| r.clone())
+                .collect(),
+        })
+        .collect())
+}
