@@ -3,10 +3,8 @@
 //! reads (nodes, bound pods with their devices, GPU models), waits for one full list of each,
 //! and writes JSON. Objects allot cannot use are listed on stderr and left out.
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Args;
 
@@ -26,6 +24,9 @@ pub struct SnapshotArgs {
 
 #[cfg(feature = "k8s")]
 pub fn run(args: &SnapshotArgs) -> anyhow::Result<ExitCode> {
+    use std::io::Write as _;
+    use std::time::Duration;
+
     use anyhow::Context as _;
 
     use crate::live::{Caches, Freshness, StalePolicy};
