@@ -121,7 +121,12 @@ pub fn replay_dynamic(
     order.sort_by_key(|&j| jobs[j].arrive_ms);
     let jobs: Vec<Job> = order.iter().map(|&j| jobs[j]).collect();
     let pods: Vec<PodDemand> = jobs.iter().map(|j| j.pod).collect();
-    let mut placer = Placer::new(cluster, ctx, options, policy);
+    let mut placer = Placer::new(
+        cluster,
+        ctx,
+        (options.sampling, options.kube_filter),
+        policy,
+    );
     let mut s = State {
         running: BinaryHeap::new(),
         placed_at: vec![None; jobs.len()],

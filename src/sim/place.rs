@@ -5,8 +5,7 @@
 
 use std::sync::Arc;
 
-use super::replay::{PRICE_EVERY, ReplayOptions, Sample};
-use super::sampling::{NodeSampling, NodeScan};
+use super::sampling::{KubeFilter, NodeSampling, NodeScan};
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, Placement, PodDemand};
 use crate::policy::{Context, Decider, Policy, Unplaced};
@@ -14,6 +13,21 @@ use crate::policy::{Context, Decider, Policy, Unplaced};
 /// Wall-clock limit of one pricing solve (it takes ~10 ms on openb). Past it the previous
 /// prices stay, so a replay is deterministic unless a solve is 200 times slower than usual.
 const PRICE_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// A policy that reads the LP's shadow prices gets them re-solved every this many arrivals,
+/// over the arrivals since the last solve (`alloc::price`).
+pub const PRICE_EVERY: usize = 1_000;
+
+/// The state after one scheduling event.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// Cumulative GPU milli requested by every pod submitted so far, failed ones included.
+    pub arrived: u64,
+    /// GPU milli in use.
+    pub allocated: u64,
+    /// Cluster fragmentation against the target workload, milli-GPU.
+    pub frag: f64,
+}
 
 /// A replay's cluster and decision state.
 #[derive(Debug)]
@@ -32,11 +46,12 @@ pub struct Placer {
 }
 
 impl Placer {
-    /// Start from a copy of `cluster`; `policy` says whether prices are to be solved.
+    /// Start from a copy of `cluster`, choosing among the nodes `sampling` finds (as
+    /// `kube_filter` counts them); `policy` says whether prices are to be solved.
     pub fn new(
         cluster: &Cluster,
         ctx: Arc<Context>,
-        options: &ReplayOptions,
+        (sampling, kube_filter): (NodeSampling, KubeFilter),
         policy: &dyn Policy,
     ) -> Self {
         let target = ctx.target.clone();
@@ -50,8 +65,8 @@ impl Placer {
             cluster: cluster.clone(),
             decider: Decider::new(ctx),
             target,
-            sampling: options.sampling,
-            scan: NodeScan::new(options.sampling, options.kube_filter),
+            sampling,
+            scan: NodeScan::new(sampling, kube_filter),
             sampled: Vec::new(),
             node_frag,
             frag,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::consolidate::{Consolidator, MoveBudget};
 use super::place::Placer;
+pub use super::place::{PRICE_EVERY, Sample};
 use super::sampling::{KubeFilter, NodeSampling};
 use crate::policy::learned::PolicyFile;
 use crate::policy::{Context, Policy, Unplaced, arrival_uid};
@@ -20,24 +21,9 @@ use crate::rng::Rng;
 /// Arrivals are tuned to this multiple of the cluster's GPU capacity (the paper's 1.3).
 pub const TUNE_RATIO: f64 = 1.3;
 
-/// A policy that reads the LP's shadow prices gets them re-solved every this many arrivals,
-/// over the arrivals since the last solve (`alloc::price`).
-pub const PRICE_EVERY: usize = 1_000;
-
 /// Independent random streams per purpose, so that each is fixed by the seed alone.
 const STREAM_SHUFFLE: u64 = 1;
 const STREAM_TUNE: u64 = 2;
-
-/// The state after one scheduling event.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Sample {
-    /// Cumulative GPU milli requested by every pod submitted so far, failed ones included.
-    pub arrived: u64,
-    /// GPU milli in use.
-    pub allocated: u64,
-    /// Cluster fragmentation against the target workload, milli-GPU.
-    pub frag: f64,
-}
 
 /// What one replay produced.
 #[derive(Debug, Clone, Default)]
@@ -164,7 +150,12 @@ pub fn replay_with_options(
     options: ReplayOptions,
     mut on_step: impl FnMut(Step<'_>),
 ) -> Outcome {
-    let mut placer = Placer::new(cluster, ctx, &options, policy);
+    let mut placer = Placer::new(
+        cluster,
+        ctx,
+        (options.sampling, options.kube_filter),
+        policy,
+    );
     let mut out = Outcome {
         samples: Vec::with_capacity(arrivals.len()),
         initial_frag: placer.frag(),
