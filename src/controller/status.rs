@@ -265,7 +265,7 @@ pub fn planned(
         Phase::Failed
     } else if decision.permanently_infeasible && plan.len() < total {
         Phase::Infeasible
-    } else if plan.is_empty() && total > 0 {
+    } else if plan.is_empty() && requested > 0 {
         Phase::Pending
     } else if c.running as usize == total {
         Phase::Running

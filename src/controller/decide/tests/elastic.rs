@@ -67,6 +67,43 @@ fn an_elastic_gang_places_its_minimum_and_what_else_fits() {
 }
 
 #[test]
+fn an_elastic_request_with_nothing_placed_is_pending_not_running() {
+    // Minimum 0: nothing is required, but nothing running is not "Running".
+    let c = cluster(1);
+    let mut full = c.clone();
+    let taken = PodDemand {
+        cpu_milli: 0,
+        memory_bytes: 0,
+        gpu: GpuDemand::Whole { count: 4 },
+        models: ModelSet::ANY,
+    };
+    full.place(
+        &taken,
+        Placement {
+            node: 0,
+            devices: DeviceSet::EMPTY.with(0).with(1).with(2).with(3),
+        },
+    )
+    .expect("fill the node");
+    let d = run(
+        &elastic(false, 0, 2),
+        vec![],
+        &full,
+        &[NodeHealth::default()],
+        &HashSet::new(),
+    );
+    assert!(d.create.is_empty() && d.elastic_unplaced == 2);
+    let status = planned(
+        &Default::default(),
+        Some(1),
+        &d,
+        &Observed { pods: vec![] },
+        &Timestamp::now(),
+    );
+    assert_eq!(status.phase, crate::crd::Phase::Pending);
+}
+
+#[test]
 fn an_elastic_gang_whose_minimum_does_not_fit_places_nothing() {
     let c = cluster(2);
     let d = run(
