@@ -24,6 +24,7 @@
 //! `allot-controller` Lease (lease.rs) reconciles; losing the Lease stops the Controller.
 
 pub mod apply;
+pub mod consolidate;
 pub mod context;
 pub mod decide;
 pub mod decision;
@@ -74,6 +75,8 @@ pub struct Config {
     pub plan: PlanOptions,
     /// Shared with whoever serves `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// The consolidation loop (off unless asked).
+    pub consolidation: consolidate::Settings,
 }
 
 impl Config {
@@ -91,6 +94,7 @@ impl Config {
             stale_policy: StalePolicy::FailOpen,
             plan: PlanOptions::default(),
             metrics: Arc::new(Metrics::default()),
+            consolidation: consolidate::Settings::default(),
         }
     }
 }
@@ -126,6 +130,10 @@ pub async fn spawn(client: Client, caches: Arc<Caches>, mut config: Config) -> a
         instance: Some(config.lease.identity.clone()),
     };
     let metrics = config.metrics.clone();
+    let consolidation = (
+        config.consolidation.clone(),
+        (config.stale_after, config.stale_policy),
+    );
     let ctx = Arc::new(Context::new(
         client.clone(),
         caches.clone(),
@@ -142,6 +150,17 @@ pub async fn spawn(client: Client, caches: Arc<Caches>, mut config: Config) -> a
         let stop = async move {
             let _ = lost.wait_for(|l| !*l).await;
         };
+        let consolidator = tokio::spawn(
+            consolidate::Loop::new(
+                client.clone(),
+                caches.clone(),
+                consolidation.0.clone(),
+                metrics.clone(),
+                ctx.recorder.clone(),
+                consolidation.1,
+            )
+            .run(),
+        );
         Controller::new(
             Api::<ScheduleRequest>::all(client.clone()),
             watcher::Config::default(),
@@ -155,6 +174,7 @@ pub async fn spawn(client: Client, caches: Arc<Caches>, mut config: Config) -> a
         .run(reconcile, error_policy, ctx.clone())
         .for_each(|_| std::future::ready(()))
         .await;
+        consolidator.abort();
         metrics.set_leader(false);
         tracing::warn!("lost the lease: stopped reconciling");
     };

@@ -13,6 +13,7 @@ pub mod policies;
 pub mod preempt;
 pub mod pricer;
 pub mod reload;
+pub mod reserve;
 pub mod server;
 pub mod state;
 pub mod tls;
@@ -268,6 +269,8 @@ async fn follow(
         let snap = live.snapshot;
         let (nodes, pods) = (snap.cluster.len(), snap.pods.len());
         store.replace_forgetting(snap, |uid| caches.departed.contains(uid));
+        let now = crate::live::consolidation::unix_now();
+        reserve::reserve_consolidated(&store, &caches.consolidating.state(), now);
         if first {
             tracing::info!(nodes, pods, "cluster state loaded; ready");
         }

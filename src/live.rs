@@ -15,6 +15,7 @@
 
 pub mod build;
 mod caches;
+pub mod consolidation;
 mod departed;
 pub mod node_model;
 pub mod pod;

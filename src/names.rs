@@ -42,3 +42,17 @@ pub const PLANNED_DEVICES_ANNOTATION: &str = "allot.dev/planned-devices";
 
 /// The scheduler name pods use to be scheduled by the allot profile.
 pub const SCHEDULER_NAME: &str = "allot";
+
+/// Pod label set by the pod's owner: `"true"` lets the consolidator (`allot controller
+/// --consolidation`) evict the pod to make room for a waiting one. Only pods that a controller
+/// recreates (an owner reference with `controller: true`) and that are not a ScheduleRequest
+/// gang's member are ever moved.
+pub const MOVABLE_LABEL: &str = "allot.dev/movable";
+/// Pod annotation written by the consolidator on a waiting pod: what it planned or did for it
+/// (JSON, `controller/consolidate/record.rs`). The record of a consolidation lives in the API
+/// server, so a controller restarted in the middle of one resumes it instead of starting over.
+pub const CONSOLIDATION_ANNOTATION: &str = "allot.dev/consolidation";
+/// Pod label on a waiting pod while the room the consolidator freed is held for it; the
+/// extender watches pods with this label and keeps their planned node and devices for them
+/// until the record's deadline.
+pub const CONSOLIDATING_LABEL: &str = "allot.dev/consolidating";

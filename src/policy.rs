@@ -21,7 +21,7 @@ use crate::model::{Cluster, DeviceSet, Node, PodDemand};
 
 pub use bestfit::BestFit;
 pub use clustering::GpuClustering;
-pub use decide::{Context, Decider, Unplaced, arrival_uid, keyed_hash, tie_rank};
+pub use decide::{Context, DEFAULT_SEED, Decider, Unplaced, arrival_uid, keyed_hash, tie_rank};
 pub use dotprod::DotProd;
 pub use fgd::Fgd;
 pub use kube::{Allocated, AllocatedMode};

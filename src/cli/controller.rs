@@ -29,6 +29,36 @@ pub struct ControllerArgs {
     /// Wall-clock limit of one plan, in milliseconds; past it the greedy plan is used.
     #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u64).range(1..))]
     pub time_limit_ms: u64,
+    /// Move opted-in pods (label allot.dev/movable=true) to make room for pods no node can
+    /// take: off, dry-run (plan and report in Events only), or on.
+    #[arg(long, value_enum, default_value = "off")]
+    pub consolidation: ConsolidationFlag,
+    /// Seconds a pod must have been Unschedulable before anything moves for it.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub consolidation_grace_seconds: u64,
+    /// Seconds between two consolidation plans for the same pod.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub consolidation_cooldown_seconds: u64,
+    /// Seconds the room made for a pod is held for it (the extender keeps others off it).
+    #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub consolidation_hold_seconds: u64,
+    /// Most pods moved for one waiting pod.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub consolidation_max_moves: u64,
+    /// Most evictions by the consolidator in any minute.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub consolidation_moves_per_minute: u64,
+    /// Seconds between two passes of the consolidation loop.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub consolidation_interval_seconds: u64,
+}
+
+/// `--consolidation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ConsolidationFlag {
+    Off,
+    DryRun,
+    On,
 }
 
 #[cfg(feature = "k8s")]
@@ -48,11 +78,35 @@ impl ControllerArgs {
             .parse()
             .map_err(|e| anyhow::anyhow!("--backend: {e}"))?;
         config.plan.time_limit = Duration::from_millis(self.time_limit_ms);
+        config.consolidation = self.consolidation_settings();
         let admin_listen = crate::process::listen_address("--admin-listen", &self.admin_listen)?;
         Ok(crate::controller::Settings {
             config,
             admin_listen,
         })
+    }
+}
+
+#[cfg(feature = "k8s")]
+impl ControllerArgs {
+    fn consolidation_settings(&self) -> crate::controller::consolidate::Settings {
+        use crate::controller::consolidate::{Mode, Settings};
+        use std::time::Duration;
+
+        Settings {
+            mode: match self.consolidation {
+                ConsolidationFlag::Off => Mode::Off,
+                ConsolidationFlag::DryRun => Mode::DryRun,
+                ConsolidationFlag::On => Mode::On,
+            },
+            interval: Duration::from_secs(self.consolidation_interval_seconds),
+            grace: Duration::from_secs(self.consolidation_grace_seconds),
+            cooldown: Duration::from_secs(self.consolidation_cooldown_seconds),
+            hold: Duration::from_secs(self.consolidation_hold_seconds),
+            max_moves: self.consolidation_max_moves as usize,
+            moves_per_minute: self.consolidation_moves_per_minute as usize,
+            ..Settings::default()
+        }
     }
 }
 

@@ -70,6 +70,10 @@ pub struct Metrics {
     solver: Histogram,
     moves: Family<ReasonLabels, Counter>,
     leader: Gauge,
+    consolidations: Family<OutcomeLabels, Counter>,
+    consolidation_moves: Counter,
+    consolidation_refusals: Family<ReasonLabels, Counter>,
+    consolidation_gpu_milli: Counter,
     /// The caches have synced (readiness).
     pub ready: AtomicBool,
     /// Why the Lease cannot be taken part in, while that lasts (readiness).
@@ -87,6 +91,33 @@ impl Default for Metrics {
         let solver = seconds_histogram();
         let moves = Family::<ReasonLabels, Counter>::default();
         let leader = Gauge::default();
+        let consolidations = Family::<OutcomeLabels, Counter>::default();
+        let consolidation_moves = Counter::default();
+        let consolidation_refusals = Family::<ReasonLabels, Counter>::default();
+        let consolidation_gpu_milli = Counter::default();
+        for outcome in ["moved", "dry_run", "no_room", "refused", "expired"] {
+            drop(consolidations.get_or_create(&OutcomeLabels { outcome }));
+        }
+        registry.register(
+            "allot_consolidation_plans",
+            "Consolidations for waiting pods, by outcome (moved, dry_run, no_room, refused, expired)",
+            consolidations.clone(),
+        );
+        registry.register(
+            "allot_consolidation_moves",
+            "Pods evicted by the consolidator to make room",
+            consolidation_moves.clone(),
+        );
+        registry.register(
+            "allot_consolidation_refusals",
+            "Evictions turned down, by reason (DisruptionBudget, Api)",
+            consolidation_refusals.clone(),
+        );
+        registry.register(
+            "allot_consolidation_gpu_milli",
+            "GPU milli asked by the waiting pods the consolidator started moving pods for",
+            consolidation_gpu_milli.clone(),
+        );
         registry.register(
             "allot_controller_reconciles",
             "ScheduleRequest reconciles, by outcome (ok, error)",
@@ -131,6 +162,10 @@ impl Default for Metrics {
             solver,
             moves,
             leader,
+            consolidations,
+            consolidation_moves,
+            consolidation_refusals,
+            consolidation_gpu_milli,
             ready: AtomicBool::new(false),
             lease_problem: std::sync::Mutex::new(None),
         }
@@ -176,6 +211,28 @@ impl Metrics {
 
     pub fn moved(&self, reason: &'static str) {
         self.moves.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// A consolidation ended its planning or its moves with `outcome` (a fixed word).
+    pub fn consolidation_planned(&self, outcome: &'static str) {
+        self.consolidations
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
+    }
+
+    /// The consolidator started moving pods for a pod asking `gpu_milli`.
+    pub fn consolidation_started(&self, gpu_milli: u64) {
+        self.consolidation_gpu_milli.inc_by(gpu_milli);
+    }
+
+    pub fn consolidation_moved(&self) {
+        self.consolidation_moves.inc();
+    }
+
+    pub fn consolidation_refused(&self, reason: &'static str) {
+        self.consolidation_refusals
+            .get_or_create(&ReasonLabels { reason })
+            .inc();
     }
 
     pub fn set_leader(&self, leading: bool) {

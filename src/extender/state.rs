@@ -4,6 +4,7 @@
 //! Writers swap a new `Arc<View>`; readers never wait on a computation, only on the pointer
 //! swap.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -29,9 +30,7 @@ use seen::Seen;
 pub use seen::{SEEN_CAP, SEEN_TTL};
 pub use target::{TARGET_DRIFT, TARGET_REFRESH};
 
-/// Seed of the tie-break order when none is given: the first of the FGD paper's evaluation
-/// seeds, so a default extender breaks ties as `allot simulate --seeds 42` does.
-pub const DEFAULT_SEED: u64 = 42;
+pub use crate::policy::DEFAULT_SEED;
 
 /// Why a placement could not be recorded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,6 +112,10 @@ pub struct Store {
     /// What became of the placements held from filter to bind; see `place.rs`.
     holds: HoldStats,
     hold_ttl: Duration,
+    /// Nodes where the consolidator is making room for a waiting pod whose hold cannot be
+    /// placed yet (the moved pods have not left): node name -> (pod UID, pod key). Other pods'
+    /// filters refuse these nodes until then; see `extender/reserve.rs`.
+    rooms: RwLock<Arc<HashMap<String, (String, String)>>>,
 }
 
 impl Store {
@@ -139,6 +142,7 @@ impl Store {
             decisions: decisions::Decisions::default(),
             holds: HoldStats::new(),
             hold_ttl: place::HOLD_TTL,
+            rooms: RwLock::default(),
         }
     }
 

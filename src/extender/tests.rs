@@ -13,6 +13,7 @@ use crate::policy::PolicyKind;
 use crate::snapshot::{NodeState, Telemetry, parse_snapshot};
 
 mod holds;
+mod reserve;
 
 #[test]
 fn scores_scale_to_zero_ten_and_round() {
@@ -210,7 +211,7 @@ fn a_planned_pod_passes_only_its_planned_node_and_binds_to_its_planned_devices()
     assert_eq!(out.node_names.as_deref(), Some(&["a"][..]));
     assert_eq!(
         out.unresolvable()["b"],
-        "its ScheduleRequest plan puts this pod on node a"
+        "allot planned this pod onto node a (its ScheduleRequest, or room made by consolidation)"
     );
     let bound = bind(
         &store,

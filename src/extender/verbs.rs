@@ -104,9 +104,14 @@ pub fn filter<'a>(
         };
         if let Some(planned) = req.planned_node.as_deref().filter(|p| *p != name) {
             let r = reasons.text(&format!(
-                "its ScheduleRequest plan puts this pod on node {planned}"
+                "allot planned this pod onto node {planned} (its ScheduleRequest, or room made by consolidation)"
             ));
             out.failed_and_unresolvable_nodes.push((name, r));
+            waiting.add(Waiting::Plan);
+            continue;
+        }
+        if let Some(why) = store.room_for_other(name, &req.uid) {
+            out.failed_nodes.push((name, reasons.text(&why)));
             waiting.add(Waiting::Plan);
             continue;
         }

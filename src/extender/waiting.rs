@@ -23,7 +23,7 @@ pub enum Waiting {
     Telemetry,
     /// Not Ready, or cordoned.
     Node,
-    /// A ScheduleRequest plan puts the pod on another node.
+    /// A plan (a ScheduleRequest's, or the consolidator's) puts the pod on another node.
     Plan,
     /// A node allot has no record of.
     Other,

@@ -23,6 +23,9 @@ pub struct Caches {
     pub pods: Store<Pod>,
     /// Pods of ScheduleRequests not bound yet: the room their plans promise.
     pub planned: Store<Pod>,
+    /// Waiting pods the consolidator made room for (label `allot.dev/consolidating`), not
+    /// bound yet: the extender holds that room for them.
+    pub consolidating: Store<Pod>,
     pub telemetry: Store<NodeTelemetry>,
     pub requests: Store<ScheduleRequest>,
     /// Pods that recently left `pods` (deleted, or finished).
@@ -46,6 +49,9 @@ impl Caches {
         let planned = watcher::Config::default()
             .fields("spec.nodeName=")
             .labels(crate::names::REQUEST_LABEL);
+        let consolidating = watcher::Config::default()
+            .fields("spec.nodeName=")
+            .labels(crate::names::CONSOLIDATING_LABEL);
         let departed = Arc::new(Departed::default());
         let health = Arc::new(WatchHealth::default());
         let wiring = |what, departed| Wiring {
@@ -70,6 +76,11 @@ impl Caches {
                 planned,
                 wiring("planned pods", None),
             ),
+            consolidating: reflect(
+                Api::all(client.clone()),
+                consolidating,
+                wiring("consolidating pods", None),
+            ),
             telemetry: reflect(
                 Api::all(client.clone()),
                 watcher::Config::default(),
@@ -89,17 +100,19 @@ impl Caches {
 
     /// Wait until every store has had its first full list.
     pub async fn wait_synced(&self) -> anyhow::Result<()> {
-        let (a, b, c, d, e) = tokio::join!(
+        let (a, b, c, d, e, f) = tokio::join!(
             self.nodes.wait_until_ready(),
             self.pods.wait_until_ready(),
             self.planned.wait_until_ready(),
             self.telemetry.wait_until_ready(),
             self.requests.wait_until_ready(),
+            self.consolidating.wait_until_ready(),
         );
         a.and(b)
             .and(c)
             .and(d)
             .and(e)
+            .and(f)
             .map_err(|_| anyhow::anyhow!("a watch stopped before its first list"))
     }
 

@@ -12,6 +12,11 @@ use crate::alloc::PriceBook;
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, DeviceSet, Misfit, Node, Placement, PodDemand};
 
+/// Seed of the tie-break order when none is given: the first of the FGD paper's evaluation
+/// seeds, so a default extender (and the consolidator) breaks ties as `allot simulate
+/// --seeds 42` does.
+pub const DEFAULT_SEED: u64 = 42;
+
 /// What every decision on one cluster snapshot shares.
 #[derive(Debug, Clone, Default)]
 pub struct Context {

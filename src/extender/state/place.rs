@@ -13,6 +13,7 @@
 //! deleted, a hand-made request) leaves its hold until then: pods turned down meanwhile for
 //! lack of that room wait for kube-scheduler's next retry, as after any other refusal.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -38,7 +39,7 @@ pub struct HoldLabels {
 /// What became of holds, as the metric family `/metrics` registers.
 #[derive(Debug, Default, Clone)]
 pub struct HoldStats {
-    /// Outcomes: made (at filter); bound (the pod's bind to that node took it over);
+    /// Outcomes: made (at filter); reserved (for a pod the consolidator made room for); bound (the pod's bind to that node took it over);
     /// released (the pod was filtered again, or bound to another node); expired (unbound).
     pub outcomes: Family<HoldLabels, Counter>,
 }
@@ -48,7 +49,7 @@ impl HoldStats {
     /// `rate()` miss that count).
     pub(super) fn new() -> Self {
         let stats = HoldStats::default();
-        for outcome in ["made", "bound", "released", "expired"] {
+        for outcome in ["made", "reserved", "bound", "released", "expired"] {
             drop(stats.outcomes.get_or_create(&HoldLabels { outcome }));
         }
         stats
@@ -98,6 +99,52 @@ impl Store {
         let pod = self.place(&mut overlay, req, node, true)?;
         self.holds.add("made", 1);
         Ok(pod)
+    }
+
+    /// Hold `node` (and `req`'s planned devices there, when they fit) for `req` for `ttl`: the
+    /// room the consolidator made for a waiting pod (`extender/reserve.rs`). Nothing when the
+    /// pod has an overlay entry already (held or bound); returns whether a hold was made. It
+    /// then behaves as a filter's hold: the pod's bind there takes it over, and its own filter
+    /// gives it back until the next snapshot makes it again.
+    pub fn reserve(
+        &self,
+        req: &PodRequest,
+        node: &str,
+        ttl: Duration,
+    ) -> Result<bool, RecordError> {
+        let mut overlay = self.overlay.lock().unwrap_or_else(PoisonError::into_inner);
+        if overlay.iter().any(|r| r.pod.uid == req.uid) {
+            return Ok(false);
+        }
+        self.place(&mut overlay, req, node, true)?;
+        // A later expiry than the one the view was built with only makes the next prune
+        // rebuild it (see `Store::prune`).
+        if let Some(last) = overlay.last_mut() {
+            last.expires = Some(Instant::now() + ttl);
+        }
+        self.holds.add("reserved", 1);
+        Ok(true)
+    }
+
+    /// Replace the nodes where room is being made (node name -> waiting pod's UID and key).
+    pub fn set_rooms(&self, rooms: HashMap<String, (String, String)>) {
+        let mut current = self.rooms.write().unwrap_or_else(PoisonError::into_inner);
+        if current.is_empty() && rooms.is_empty() {
+            return;
+        }
+        *current = Arc::new(rooms);
+    }
+
+    /// Why node `node` is refused to the pod with UID `uid`: the consolidator is making room
+    /// there for another pod. `None` for every node when no room is being made.
+    pub fn room_for_other(&self, node: &str, uid: &str) -> Option<String> {
+        let rooms = self.rooms.read().unwrap_or_else(PoisonError::into_inner);
+        if rooms.is_empty() {
+            return None;
+        }
+        let (owner, key) = rooms.get(node)?;
+        (owner != uid)
+            .then(|| format!("room on this node is being made for pod {key} (consolidation)"))
     }
 
     /// Give back the hold of the pod with this UID, if any (it is being filtered again, so

@@ -1,0 +1,115 @@
+//! The consolidator's calls to the API server: evictions (through the Eviction API, so that
+//! PodDisruptionBudgets and grace periods apply), the waiting pod's record and hold, and the
+//! Events people read on the waiting pod and on each moved pod.
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, EvictParams, Patch, PatchParams};
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::{Value, json};
+
+use crate::live::consolidation::Record;
+use crate::names::{
+    CONSOLIDATING_LABEL, CONSOLIDATION_ANNOTATION, PLANNED_DEVICES_ANNOTATION,
+    PLANNED_NODE_ANNOTATION,
+};
+
+/// An eviction the API server turned down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// `DisruptionBudget` (HTTP 429: a PodDisruptionBudget allows no disruption now) or `Api`.
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// What became of one eviction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Evicted {
+    Yes,
+    /// The pod is gone already (or was replaced under the same name): nothing to evict.
+    Gone,
+    Refused(Refusal),
+}
+
+/// Evict `namespace/name` if it is still the pod with `uid`; with `dry_run` the API server
+/// checks the eviction (budgets included) and changes nothing.
+pub async fn evict(client: &Client, key: &str, uid: &str, dry_run: bool) -> Evicted {
+    let (ns, name) = key.split_once('/').unwrap_or(("default", key));
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    match api.get_opt(name).await {
+        Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid) => {}
+        Ok(_) => return Evicted::Gone,
+        Err(e) => return Evicted::Refused(refusal(&e)),
+    }
+    let mut delete = DeleteParams::default().preconditions(kube::api::Preconditions {
+        uid: Some(uid.to_string()),
+        resource_version: None,
+    });
+    delete.dry_run = dry_run;
+    let params = EvictParams {
+        delete_options: Some(delete),
+        ..EvictParams::default()
+    };
+    match api.evict(name, &params).await {
+        Ok(_) => Evicted::Yes,
+        Err(kube::Error::Api(s)) if s.code == 404 => Evicted::Gone,
+        Err(e) => Evicted::Refused(refusal(&e)),
+    }
+}
+
+fn refusal(e: &kube::Error) -> Refusal {
+    match e {
+        kube::Error::Api(s) if s.code == 429 => Refusal {
+            reason: "DisruptionBudget",
+            message: s.message.clone(),
+        },
+        other => Refusal {
+            reason: "Api",
+            message: other.to_string(),
+        },
+    }
+}
+
+/// Write `record` on the waiting pod; with `hold` also its planned node and devices and the
+/// label the extender's hold watch selects, and without it remove those.
+pub async fn write_record(
+    client: &Client,
+    pod: &Pod,
+    record: &Record,
+    hold: Option<(&str, Option<&str>)>,
+) -> kube::Result<()> {
+    let (node, devices, label) = match hold {
+        Some((node, devices)) => (json!(node), json!(devices), json!("true")),
+        None => (Value::Null, Value::Null, Value::Null),
+    };
+    let patch = json!({ "metadata": {
+        "annotations": {
+            CONSOLIDATION_ANNOTATION: record.to_json(),
+            PLANNED_NODE_ANNOTATION: node,
+            PLANNED_DEVICES_ANNOTATION: devices,
+        },
+        "labels": { CONSOLIDATING_LABEL: label },
+    } });
+    let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+    api.patch(
+        &pod.name_any(),
+        &PatchParams::default(),
+        &Patch::Merge(&patch),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// An Event on `pod` (notes capped at the events API's 1 kB).
+pub async fn event(recorder: &Recorder, pod: &Pod, type_: EventType, reason: &str, note: String) {
+    let event = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note.chars().take(1000).collect()),
+        action: "Consolidate".into(),
+        secondary: None,
+    };
+    if let Err(e) = recorder.publish(&event, &pod.object_ref(&())).await {
+        tracing::warn!(pod = %pod.name_any(), error = %e, "could not record an event");
+    }
+}

@@ -1,0 +1,240 @@
+//! The loop's steps for one waiting pod: plan (and, unless dry run, check and start the
+//! evictions), resume an interrupted consolidation, and give back an expired hold.
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::runtime::events::EventType;
+
+use super::act::{self, Evicted};
+use super::plan::{PlannedMove, Proposal, Scope, propose};
+use super::{Loop, Mode, movable};
+use crate::live::consolidation::{MoveRecord, Phase, Record, VERSION, unix_now};
+use crate::live::pod::{format_devices, parse_pod_with};
+use crate::policy::PolicyKind;
+
+impl Loop {
+    /// Plan for `pod` and act on the plan as the mode says.
+    pub(super) async fn plan(&mut self, pod: &Pod) -> kube::Result<()> {
+        let allowance = self.allowance().min(self.settings.max_moves);
+        if allowance == 0 {
+            return Ok(()); // the minute's evictions are spent: next pass
+        }
+        let live = self.caches.snapshot(&self.freshness());
+        let snap = live.snapshot;
+        let Ok(req) = parse_pod_with(pod, &snap.cluster.models, PolicyKind::Fgd) else {
+            return Ok(()); // the extender tells the user what is wrong with it
+        };
+        let fail_closed = self.stale.1 == crate::live::StalePolicy::FailClosed;
+        let usable: Vec<bool> = snap
+            .states
+            .iter()
+            .map(|s| s.usable(fail_closed).is_ok())
+            .collect();
+        let objects = self.caches.pods.state();
+        let by_uid: std::collections::HashMap<&str, &Pod> = objects
+            .iter()
+            .filter_map(|p| Some((p.metadata.uid.as_deref()?, p.as_ref())))
+            .collect();
+        let requests = &self.caches.requests;
+        let find = |ns: &str, name: &str| {
+            requests.get(&kube::runtime::reflector::ObjectRef::new(name).within(ns))
+        };
+        let movable: Vec<bool> = snap
+            .pods
+            .iter()
+            .map(|b| {
+                by_uid
+                    .get(b.uid.as_str())
+                    .is_some_and(|p| movable(p, req.priority, find))
+            })
+            .collect();
+        let scope = Scope {
+            usable: &usable,
+            movable: &movable,
+            max_moves: allowance,
+        };
+        let seed = self.settings.seed;
+        let proposal = propose(&snap, scope, &req.demand, req.policy, seed);
+        let node_name = |i: usize| snap.cluster.nodes()[i].name.to_string();
+        let mut record = Record {
+            version: VERSION,
+            phase: Phase::NoRoom,
+            planned_at: unix_now(),
+            until: None,
+            node: None,
+            devices: None,
+            moves: Vec::new(),
+            message: String::new(),
+        };
+        let (at, moves) = match proposal {
+            Proposal::FitsNow => return Ok(()),
+            Proposal::NoRoom => {
+                record.message = format!(
+                    "no set of at most {allowance} movable pods (label {}=true) makes room",
+                    crate::names::MOVABLE_LABEL
+                );
+                return self.conclude(pod, record, "ConsolidationNoRoom").await;
+            }
+            Proposal::Move { at, moves } => (at, moves),
+        };
+        let move_record = |m: &PlannedMove| {
+            let b = &snap.pods[m.pod];
+            MoveRecord {
+                pod: b.key.clone(),
+                uid: b.uid.clone(),
+                from: node_name(b.at.node),
+                to: node_name(m.to.node),
+                evicted: false,
+            }
+        };
+        record.moves = moves.iter().map(move_record).collect();
+        record.node = Some(node_name(at.node));
+        record.devices = req.demand.needs_gpu().then(|| format_devices(at.devices));
+        let listing = describe(&record);
+        if self.settings.mode == Mode::DryRun {
+            record.phase = Phase::DryRun;
+            record.message = format!("dry run: would move {listing}");
+            return self.conclude(pod, record, "ConsolidationDryRun").await;
+        }
+        for m in &record.moves {
+            if let Evicted::Refused(r) = act::evict(&self.client, &m.pod, &m.uid, true).await {
+                self.metrics.consolidation_refused(r.reason);
+                record.phase = Phase::Refused;
+                record.message = format!(
+                    "eviction of {} refused ({}): {}",
+                    m.pod, r.reason, r.message
+                );
+                return self.conclude(pod, record, "ConsolidationRefused").await;
+            }
+        }
+        record.phase = Phase::Evicting;
+        record.until = Some(record.planned_at + self.settings.hold.as_secs() as i64);
+        record.message = format!("moving {listing}");
+        self.hold(pod, &record).await?;
+        self.metrics
+            .consolidation_started(req.demand.gpu.total_milli());
+        act::event(
+            &self.recorder,
+            pod,
+            EventType::Normal,
+            "Consolidating",
+            record.message.clone(),
+        )
+        .await;
+        self.resume(pod, record).await
+    }
+
+    /// Evict the moves of `record` not evicted yet, then hold the room.
+    pub(super) async fn resume(&mut self, pod: &Pod, mut record: Record) -> kube::Result<()> {
+        let waiting = format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any());
+        for i in 0..record.moves.len() {
+            if record.moves[i].evicted {
+                continue;
+            }
+            if self.allowance() == 0 {
+                return Ok(()); // resumed on a later pass, from the record
+            }
+            let m = record.moves[i].clone();
+            match act::evict(&self.client, &m.pod, &m.uid, false).await {
+                Evicted::Yes => {
+                    self.note_evictions(1);
+                    self.metrics.consolidation_moved();
+                    let moved = self
+                        .caches
+                        .pods
+                        .state()
+                        .into_iter()
+                        .find(|p| p.metadata.uid.as_deref() == Some(m.uid.as_str()));
+                    if let Some(moved) = moved {
+                        let note = format!(
+                            "evicted from {} to make room for {waiting}; it fits {}",
+                            m.from, m.to
+                        );
+                        act::event(
+                            &self.recorder,
+                            &moved,
+                            EventType::Normal,
+                            "MovedByConsolidation",
+                            note,
+                        )
+                        .await;
+                    }
+                }
+                Evicted::Gone => {}
+                Evicted::Refused(r) => {
+                    self.metrics.consolidation_refused(r.reason);
+                    record.phase = Phase::Refused;
+                    record.message = format!(
+                        "eviction of {} refused ({}): {}; moved before it: {}",
+                        m.pod,
+                        r.reason,
+                        r.message,
+                        record.moves.iter().filter(|m| m.evicted).count()
+                    );
+                    return self.conclude(pod, record, "ConsolidationRefused").await;
+                }
+            }
+            record.moves[i].evicted = true;
+            self.hold(pod, &record).await?;
+        }
+        record.phase = Phase::Holding;
+        self.metrics.consolidation_planned("moved");
+        self.hold(pod, &record).await
+    }
+
+    /// The hold ran out with the pod still waiting: give its planned node back.
+    pub(super) async fn expire(&mut self, pod: &Pod, mut record: Record) -> kube::Result<()> {
+        record.phase = Phase::Expired;
+        record.message = format!(
+            "the room made on {} was held {} s and the pod did not bind there",
+            record.node.as_deref().unwrap_or("?"),
+            self.settings.hold.as_secs()
+        );
+        self.conclude(pod, record, "ConsolidationExpired").await
+    }
+
+    /// Write `record` with the hold (planned node and devices, the extender's label).
+    async fn hold(&self, pod: &Pod, record: &Record) -> kube::Result<()> {
+        let node = record.node.as_deref().unwrap_or_default();
+        act::write_record(
+            &self.client,
+            pod,
+            record,
+            Some((node, record.devices.as_deref())),
+        )
+        .await
+    }
+
+    /// Write a final `record` (no hold), say it in an Event and count it.
+    async fn conclude(&self, pod: &Pod, record: Record, reason: &str) -> kube::Result<()> {
+        let outcome = match record.phase {
+            Phase::NoRoom => "no_room",
+            Phase::DryRun => "dry_run",
+            Phase::Refused => "refused",
+            _ => "expired",
+        };
+        self.metrics.consolidation_planned(outcome);
+        let type_ = if record.phase == Phase::DryRun {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        act::write_record(&self.client, pod, &record, None).await?;
+        act::event(&self.recorder, pod, type_, reason, record.message).await;
+        Ok(())
+    }
+}
+
+/// "ns/a from n1 (to n2), ns/b from n1 (to n3)", then the node the pod then fits.
+fn describe(record: &Record) -> String {
+    let moves: Vec<String> = record
+        .moves
+        .iter()
+        .map(|m| format!("{} from {} (fits {})", m.pod, m.from, m.to))
+        .collect();
+    format!(
+        "{}; then the pod fits {}",
+        moves.join(", "),
+        record.node.as_deref().unwrap_or("?")
+    )
+}

@@ -1,0 +1,183 @@
+//! The consolidation loop's pure parts: the plan on a hand-built live snapshot (room made by
+//! moving opted-in pods; nothing when none may move, when no destination is usable, or past
+//! the move cap; nothing to do when the pod fits), which pods may move, and how long a pod
+//! has been Unschedulable.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::json;
+
+use super::plan::{PlannedMove, Proposal, Scope, propose};
+use super::{movable, unschedulable_for};
+use crate::model::{Cluster, DeviceSet, Placement, PodDemand};
+use crate::policy::PolicyKind;
+use crate::policy::testkit::{cluster, share, whole};
+use crate::snapshot::{BoundPod, ClusterSnapshot};
+
+/// Node 0 with 4 GPUs and two half-GPU pods on its device 0; node 1 with 2 idle GPUs. No
+/// node fits a 4-GPU pod; moving both share pods to node 1 makes room on node 0.
+fn fragmented() -> ClusterSnapshot {
+    let mut c: Cluster = cluster(&[4, 2]);
+    let mut pods = Vec::new();
+    for i in 0..2 {
+        let demand = share(500);
+        let at = Placement {
+            node: 0,
+            devices: DeviceSet::single(0),
+        };
+        c.place(&demand, at).unwrap();
+        pods.push(BoundPod {
+            key: format!("ns/share-{i}"),
+            uid: format!("uid-{i}"),
+            demand,
+            at,
+            priority: 0,
+        });
+    }
+    ClusterSnapshot::new(c, pods)
+}
+
+fn plan(
+    snap: &ClusterSnapshot,
+    usable: &[bool],
+    movable: &[bool],
+    max: usize,
+    pod: PodDemand,
+) -> Proposal {
+    let scope = Scope {
+        usable,
+        movable,
+        max_moves: max,
+    };
+    propose(snap, scope, &pod, PolicyKind::Fgd, 42)
+}
+
+#[test]
+fn moving_the_opted_in_pods_off_a_node_makes_room_there() {
+    let snap = fragmented();
+    let got = plan(&snap, &[true, true], &[true, true], 4, whole(4));
+    let Proposal::Move { at, moves } = got else {
+        panic!("expected moves, got {got:?}");
+    };
+    assert_eq!(at.node, 0);
+    assert_eq!(at.devices.len(), 4);
+    let mut moved: Vec<usize> = moves.iter().map(|m: &PlannedMove| m.pod).collect();
+    moved.sort_unstable();
+    assert_eq!(moved, vec![0, 1]);
+    assert!(moves.iter().all(|m| m.to.node == 1), "{moves:?}");
+}
+
+#[test]
+fn nothing_moves_without_opted_in_pods_a_usable_destination_or_enough_budget() {
+    let snap = fragmented();
+    assert_eq!(
+        plan(&snap, &[true, true], &[false, true], 4, whole(4)),
+        Proposal::NoRoom
+    );
+    // Node 1 cordoned: the share pods would have nowhere to go.
+    assert_eq!(
+        plan(&snap, &[true, false], &[true, true], 4, whole(4)),
+        Proposal::NoRoom
+    );
+    assert_eq!(
+        plan(&snap, &[true, true], &[true, true], 1, whole(4)),
+        Proposal::NoRoom
+    );
+}
+
+#[test]
+fn a_pod_that_fits_a_usable_node_needs_no_moves() {
+    let snap = fragmented();
+    assert_eq!(
+        plan(&snap, &[true, true], &[true, true], 4, whole(2)),
+        Proposal::FitsNow
+    );
+    // Only on an unusable node: room is made on the usable one instead.
+    let got = plan(&snap, &[true, false], &[true, true], 4, share(600));
+    assert!(
+        matches!(got, Proposal::Move { .. } | Proposal::FitsNow),
+        "{got:?}"
+    );
+}
+
+fn pod(labels: serde_json::Value, owner: bool, priority: i32, deleting: bool) -> Pod {
+    let mut v = json!({
+        "metadata": { "name": "p", "namespace": "ns", "labels": labels },
+        "spec": { "containers": [], "priority": priority },
+    });
+    if owner {
+        v["metadata"]["ownerReferences"] = json!([{
+            "apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "rs-uid",
+            "controller": true
+        }]);
+    }
+    if deleting {
+        v["metadata"]["deletionTimestamp"] = json!("2026-12-05T00:00:00Z");
+    }
+    serde_json::from_value(v).unwrap()
+}
+
+#[test]
+fn only_opted_in_recreated_pods_of_no_higher_priority_outside_gangs_move() {
+    let none = |_: &str, _: &str| None;
+    let yes = json!({ "allot.dev/movable": "true" });
+    assert!(movable(&pod(yes.clone(), true, 0, false), 0, none));
+    assert!(
+        !movable(&pod(json!({}), true, 0, false), 0, none),
+        "not opted in"
+    );
+    let no = json!({ "allot.dev/movable": "false" });
+    assert!(!movable(&pod(no, true, 0, false), 0, none), "opted out");
+    assert!(
+        !movable(&pod(yes.clone(), false, 0, false), 0, none),
+        "a bare pod"
+    );
+    assert!(
+        !movable(&pod(yes.clone(), true, 5, false), 0, none),
+        "higher priority"
+    );
+    assert!(
+        !movable(&pod(yes.clone(), true, 0, true), 0, none),
+        "being deleted"
+    );
+    let member = json!({ "allot.dev/movable": "true", "allot.dev/schedule-request": "job" });
+    assert!(
+        !movable(&pod(member.clone(), true, 0, false), 0, none),
+        "a request that cannot be found counts as a gang"
+    );
+    let request = |gang: bool| {
+        let sr: crate::crd::ScheduleRequest = serde_json::from_value(json!({
+            "apiVersion": "allot.dev/v1alpha1", "kind": "ScheduleRequest",
+            "metadata": { "name": "job", "namespace": "ns" },
+            "spec": { "gang": gang, "tasks": [] },
+        }))
+        .unwrap();
+        Some(Arc::new(sr))
+    };
+    assert!(!movable(&pod(member.clone(), true, 0, false), 0, |_, _| {
+        request(true)
+    }));
+    assert!(movable(&pod(member, true, 0, false), 0, |_, _| request(
+        false
+    )));
+}
+
+#[test]
+fn a_pod_counts_as_waiting_from_its_unschedulable_condition() {
+    let mut p = pod(json!({}), false, 0, false);
+    assert_eq!(unschedulable_for(&p, 100), None);
+    let at = "1970-01-01T00:01:00Z"; // 60 s
+    p.status = serde_json::from_value(json!({ "conditions": [{
+        "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+        "lastTransitionTime": at
+    }] }))
+    .unwrap();
+    assert_eq!(unschedulable_for(&p, 100), Some(40));
+    p.status = serde_json::from_value(json!({ "conditions": [{
+        "type": "PodScheduled", "status": "False", "reason": "SchedulingGated",
+        "lastTransitionTime": at
+    }] }))
+    .unwrap();
+    assert_eq!(unschedulable_for(&p, 100), None);
+}

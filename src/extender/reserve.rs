@@ -1,0 +1,63 @@
+//! The room the consolidator makes for waiting pods (`controller/consolidate.rs`), held in the
+//! extender: after each snapshot, every unbound pod labelled `allot.dev/consolidating` whose
+//! record still holds gets its planned node and devices held in the overlay, so that no other
+//! pod's filter sees that room free until the pod binds or the record's deadline passes.
+//! While the moved pods have not left yet, the hold cannot be placed; until it can, the whole
+//! node is refused to other pods (their replacements among them), so that nothing takes the
+//! room in between.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::state::Store;
+use crate::live::consolidation::Record;
+use crate::live::pod::{parse_pod_with, pod_key};
+use crate::names::CONSOLIDATION_ANNOTATION;
+
+/// Hold the room of each of `pods` whose record holds at `now` (Unix seconds); returns how
+/// many holds were made now (the others were held already, or do not fit yet because the
+/// moved pods have not left).
+pub fn reserve_consolidated(store: &Store, pods: &[Arc<Pod>], now: i64) -> usize {
+    if pods.is_empty() {
+        store.set_rooms(HashMap::new());
+        return 0;
+    }
+    let view = store.view();
+    let default = store.policies().default;
+    let mut made = 0;
+    let mut rooms = HashMap::new();
+    for pod in pods {
+        let unbound = pod.spec.as_ref().is_none_or(|s| s.node_name.is_none());
+        if !unbound || pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let notes = pod.metadata.annotations.as_ref();
+        let Some(record) = notes
+            .and_then(|n| n.get(CONSOLIDATION_ANNOTATION))
+            .and_then(|t| Record::parse(t).ok())
+            .filter(|r| r.holds_at(now))
+        else {
+            continue;
+        };
+        let Ok(req) = parse_pod_with(pod, &view.cluster.models, default) else {
+            continue;
+        };
+        let (Some(node), Some(until)) = (req.planned_node.as_deref(), record.until) else {
+            continue;
+        };
+        let ttl = Duration::from_secs(u64::try_from(until - now).unwrap_or(0));
+        match store.reserve(&req, node, ttl) {
+            Ok(true) => made += 1,
+            Ok(false) => {}
+            Err(e) => {
+                tracing::debug!(pod = %pod_key(pod), error = %e, "consolidation room not held yet");
+                rooms.insert(node.to_string(), (req.uid.clone(), req.key.clone()));
+            }
+        }
+    }
+    store.set_rooms(rooms);
+    made
+}
