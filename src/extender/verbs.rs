@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use k8s_openapi::api::core::v1::{Node as KubeNode, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use tracing::{debug, debug_span};
 
 use super::FilterAnswer;
@@ -19,56 +19,10 @@ use crate::live::pod::{PodError, PodRequest, parse_pod_with, pod_key, soft_prefe
 use crate::policy::PolicyKind;
 use crate::policy::learned::explain::explain;
 
-/// Reason given for a node name allot has no record of.
-pub const UNKNOWN_NODE: &str = "node unknown to allot";
+mod candidates;
 
-/// A request kube-scheduler should never send: answered with 400 and this message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VerbError {
-    #[error("request has no Pod")]
-    MissingPod,
-    #[error("request has neither Nodes nor NodeNames")]
-    NoNodes,
-}
-
-impl VerbError {
-    pub fn reason(&self) -> &'static str {
-        match self {
-            VerbError::MissingPod => "MissingPod",
-            VerbError::NoNodes => "NoNodes",
-        }
-    }
-}
-
-/// The candidate nodes in request order, each name once, resolved to node indices (`None`:
-/// unknown to allot), and the full objects when the request sent them.
-type Candidates<'a> = (Vec<(&'a str, Option<usize>)>, Option<&'a [KubeNode]>);
-
-fn candidates<'a>(view: &View, args: &'a ExtenderArgs) -> Result<Candidates<'a>, VerbError> {
-    let (names, objects): (Vec<&str>, _) = match (&args.node_names, &args.nodes) {
-        (Some(names), _) => (names.iter().map(String::as_str).collect(), None),
-        (None, Some(list)) => (
-            list.items
-                .iter()
-                .map(|n| n.metadata.name.as_deref().unwrap_or(""))
-                .collect(),
-            Some(list.items.as_slice()),
-        ),
-        (None, None) => return Err(VerbError::NoNodes),
-    };
-    // Known names are deduplicated by index (no hashing of request text); unknown ones by name.
-    let mut seen = vec![false; view.cluster.len()];
-    let mut unknown = HashSet::new();
-    let resolved = names
-        .into_iter()
-        .map(|n| (n, view.node_index(n)))
-        .filter(|&(n, i)| match i {
-            Some(i) => !std::mem::replace(&mut seen[i], true),
-            None => unknown.insert(n),
-        })
-        .collect();
-    Ok((resolved, objects))
-}
+use candidates::candidates;
+pub use candidates::{UNKNOWN_NODE, VerbError};
 
 /// `/filter`: each infeasible node gets a reason, in the map that says whether waiting can
 /// help; of the feasible ones, either all pass or only the one the pod's policy chooses (see
@@ -172,8 +126,11 @@ pub fn filter<'a>(
             decided = Some(req.policy);
         }
         // kube-scheduler binds this pod there while it schedules the next ones: hold the
-        // placement so that their filters see it taken (see `state/place.rs`).
-        if let Err(e) = store.hold(&req, passed[0].0) {
+        // placement so that their filters see it taken (see `state/place.rs`). A request
+        // without a pod UID (hand-made; kube-scheduler always sends one) holds nothing.
+        if !req.uid.is_empty()
+            && let Err(e) = store.hold(&req, passed[0].0)
+        {
             debug!(error = %e, "placement not held");
         }
     }

@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 
 use crate::support::{AllotProcess, Cluster, WAIT, free_port, poll};
 
+mod consolidation;
 mod crash;
 mod elastic;
 mod failover;

@@ -146,3 +146,11 @@ fn overlay_entries_follow_their_node_when_the_node_list_changes() {
     assert_eq!(view.cluster.node(h).unwrap().gpu_free(), [0]);
     assert_eq!(view.cluster.node(0).unwrap().gpu_free(), [1000]);
 }
+
+#[test]
+fn a_request_without_a_pod_uid_holds_nothing() {
+    let store = nodes(&["g"], FilterAnswer::Chosen, Duration::from_secs(30));
+    assert_eq!(passed(&store, &offer("", 600, &["g"])), ["g"]);
+    assert_eq!(store.hold_stats().count("made"), 0);
+    assert_eq!(passed(&store, &offer("p2", 600, &["g"])), ["g"]);
+}

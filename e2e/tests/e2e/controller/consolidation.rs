@@ -1,0 +1,256 @@
+//! Consolidation on the real control plane (issue 19 item 4): two kwok GPU nodes of a model
+//! of their own, one with 4 GPUs holding two half-GPU pods of a ReplicaSet (opted in with
+//! `allot.dev/movable`), one with 2 free GPUs. A 4-GPU pod fits neither. While a
+//! PodDisruptionBudget forbids evicting the shares, the consolidator moves nothing and says
+//! why on the waiting pod; once the budget is gone it evicts both, the ReplicaSet recreates
+//! them on the other node (the freed one is kept for the waiting pod), and the 4-GPU pod binds
+//! on the freed node.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+
+use crate::support::{AllotProcess, Cluster, WAIT, curl_ok, free_port, poll, skip};
+
+const TEST: &str =
+    "consolidation_moves_opted_in_pods_to_fit_a_four_gpu_pod_unless_a_budget_forbids_it";
+
+#[tokio::test]
+#[ignore = "needs e2e/up"]
+async fn consolidation_moves_opted_in_pods_to_fit_a_four_gpu_pod_unless_a_budget_forbids_it()
+-> Result<()> {
+    let cluster = Cluster::from_env(TEST).await?;
+    if !cluster.extender_required {
+        skip(
+            TEST,
+            "E2E_EXTENDER=0: no allot extender to place and hold GPUs",
+        );
+        return Ok(());
+    }
+    let pid = std::process::id();
+    let (a, b) = (format!("e2e-consol-a-{pid}"), format!("e2e-consol-b-{pid}"));
+    let model = format!("E2E-CONSOL-{pid}");
+    cluster
+        .in_namespace("consolidate", |cluster, ns| async move {
+            let outcome = scenario(cluster, &ns, &model, &a, &b).await;
+            let nodes = Api::<Node>::all(cluster.client.clone());
+            for n in [&a, &b] {
+                let _ = nodes.delete(n, &DeleteParams::default()).await;
+            }
+            outcome
+        })
+        .await
+}
+
+/// A kwok node with `gpus` GPUs of `model`.
+fn node(name: &str, model: &str, gpus: u32) -> Result<Node> {
+    let res = json!({ "cpu": "32", "memory": "128Gi", "pods": "110", "nvidia.com/gpu": gpus.to_string() });
+    Ok(serde_json::from_value(json!({
+        "metadata": { "name": name,
+            "annotations": { "kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0" },
+            "labels": { "type": "kwok", "kubernetes.io/hostname": name, "allot.dev/gpu-model": model } },
+        "status": { "capacity": res, "allocatable": res }
+    }))?)
+}
+
+fn api(
+    cluster: &Cluster,
+    ns: &str,
+    group: &str,
+    version: &str,
+    kind: &str,
+    plural: &str,
+) -> Api<DynamicObject> {
+    let gvk = GroupVersionKind::gvk(group, version, kind);
+    let ar = ApiResource::from_gvk_with_plural(&gvk, plural);
+    Api::namespaced_with(cluster.client.clone(), ns, &ar)
+}
+
+fn object(value: Value) -> Result<DynamicObject> {
+    Ok(serde_json::from_value(value)?)
+}
+
+/// The ReplicaSet's live pods: name -> (uid, node).
+async fn shares(pods: &Api<Pod>) -> Result<BTreeMap<String, (String, Option<String>)>> {
+    let list = pods
+        .list(&ListParams::default().labels("app=shares"))
+        .await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| {
+            let node = p.spec.as_ref().and_then(|s| s.node_name.clone());
+            Some((p.metadata.name?, (p.metadata.uid?, node)))
+        })
+        .collect())
+}
+
+/// Notes of the Events with `reason` in the namespace.
+async fn events(cluster: &Cluster, ns: &str, reason: &str) -> Result<Vec<String>> {
+    let list = Api::<Event>::namespaced(cluster.client.clone(), ns)
+        .list(&ListParams::default())
+        .await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .map(|e| e.note.unwrap_or_default())
+        .collect())
+}
+
+async fn scenario(cluster: &Cluster, ns: &str, model: &str, a: &str, b: &str) -> Result<()> {
+    let nodes = Api::<Node>::all(cluster.client.clone());
+    let pods = Api::<Pod>::namespaced(cluster.client.clone(), ns);
+    nodes
+        .create(&PostParams::default(), &node(a, model, 4)?)
+        .await
+        .context("node a")?;
+    let template = json!({
+        "metadata": { "labels": { "app": "shares", "allot.dev/movable": "true" },
+            "annotations": { "allot.dev/gpu-milli": "500", "allot.dev/gpu-models": model } },
+        "spec": { "schedulerName": "allot", "terminationGracePeriodSeconds": 0,
+            "containers": [{ "name": "main", "image": "allot-e2e/pause:never-pulled",
+                "resources": { "requests": { "cpu": "100m", "memory": "64Mi" } } }] }
+    });
+    let rs = object(json!({
+        "apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": { "name": "shares" },
+        "spec": { "replicas": 2, "selector": { "matchLabels": { "app": "shares" } }, "template": template }
+    }))?;
+    api(cluster, ns, "apps", "v1", "ReplicaSet", "replicasets")
+        .create(&PostParams::default(), &rs)
+        .await
+        .context("creating the ReplicaSet")?;
+    let before = poll("both shares bound on node a", WAIT, || async {
+        let s = shares(&pods).await?;
+        let on_a = s.values().filter(|(_, n)| n.as_deref() == Some(a)).count();
+        Ok((s.len() == 2 && on_a == 2).then_some(s))
+    })
+    .await?;
+    nodes
+        .create(&PostParams::default(), &node(b, model, 2)?)
+        .await
+        .context("node b")?;
+    let pdb = object(json!({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": { "name": "shares" },
+        "spec": { "minAvailable": 2, "selector": { "matchLabels": { "app": "shares" } } }
+    }))?;
+    let pdbs = api(
+        cluster,
+        ns,
+        "policy",
+        "v1",
+        "PodDisruptionBudget",
+        "poddisruptionbudgets",
+    );
+    pdbs.create(&PostParams::default(), &pdb)
+        .await
+        .context("creating the PDB")?;
+
+    let admin = format!("127.0.0.1:{}", free_port()?);
+    let mut controller = AllotProcess::start(
+        cluster,
+        "controller-consolidation",
+        &[
+            "controller",
+            "--lease-namespace",
+            ns,
+            "--lease-duration-seconds",
+            "3",
+            "--admin-listen",
+            &admin,
+            "--consolidation",
+            "on",
+            "--consolidation-grace-seconds",
+            "0",
+            "--consolidation-interval-seconds",
+            "1",
+            "--consolidation-cooldown-seconds",
+            "4",
+            "--consolidation-hold-seconds",
+            "60",
+        ],
+    )?;
+    controller
+        .wait_ready(&format!("http://{admin}/readyz"))
+        .await?;
+
+    let big: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "big", "annotations": { "allot.dev/gpu-models": model } },
+        "spec": { "schedulerName": "allot", "containers": [{ "name": "main",
+            "image": "allot-e2e/pause:never-pulled",
+            "resources": { "requests": { "cpu": "1", "memory": "1Gi" },
+                           "limits": { "nvidia.com/gpu": "4" } } }] }
+    }))?;
+    pods.create(&PostParams::default(), &big)
+        .await
+        .context("creating big")?;
+
+    // The budget allows no eviction: nothing moves, and the waiting pod says why.
+    let refused = poll("a ConsolidationRefused event", WAIT, || async {
+        let notes = events(cluster, ns, "ConsolidationRefused").await?;
+        Ok(notes.into_iter().next())
+    })
+    .await?;
+    ensure!(refused.contains("DisruptionBudget"), "refusal: {refused}");
+    ensure!(
+        shares(&pods).await? == before,
+        "a share moved despite the budget"
+    );
+    println!("refused: {refused}");
+
+    // Without it, both shares move to b and big binds on a.
+    pdbs.delete("shares", &DeleteParams::default()).await?;
+    let bound = poll("big to be bound", WAIT, || async {
+        let p = pods.get("big").await?;
+        Ok(p.spec.and_then(|s| s.node_name))
+    })
+    .await
+    .with_context(|| controller.log_tail(30))?;
+    ensure!(bound == a, "big bound on {bound}, not the freed node {a}");
+    let after = poll("both shares recreated and bound", WAIT, || async {
+        let s = shares(&pods).await?;
+        Ok((s.len() == 2 && s.values().all(|(_, n)| n.is_some())).then_some(s))
+    })
+    .await?;
+    let old: Vec<&String> = before.values().map(|(uid, _)| uid).collect();
+    ensure!(
+        after
+            .values()
+            .all(|(uid, n)| !old.contains(&uid) && n.as_deref() == Some(b)),
+        "the shares were not moved to {b}: before {before:?}, after {after:?}"
+    );
+    let moved = events(cluster, ns, "MovedByConsolidation").await?;
+    ensure!(moved.len() == 2, "MovedByConsolidation events: {moved:?}");
+    let record = pods
+        .get("big")
+        .await?
+        .metadata
+        .annotations
+        .unwrap_or_default();
+    let record = record
+        .get("allot.dev/consolidation")
+        .context("no record on big")?;
+    ensure!(record.contains("\"phase\":\"Holding\""), "record: {record}");
+    let metrics = curl_ok(&[format!("http://{admin}/metrics")])?;
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(-1.0)
+    };
+    ensure!(
+        value("allot_consolidation_moves_total") == 2.0
+            && value("allot_consolidation_plans_total{outcome=\"moved\"}") == 1.0
+            && value("allot_consolidation_refusals_total{reason=\"DisruptionBudget\"}") >= 1.0,
+        "the consolidation metrics do not say 2 moves, 1 consolidation, >= 1 refusal:\n{metrics}"
+    );
+    println!("big on {bound}; shares moved to {b}: {moved:?}");
+    controller.check_alive()?;
+    Ok(())
+}
