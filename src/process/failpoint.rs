@@ -4,7 +4,9 @@
 //! `ALLOT_FAILPOINTS="name=N[,name=N...]"`: the N-th time the process passes `name` it logs
 //! that and exits at once with status [`EXIT_CODE`], without shutting anything down, as a
 //! killed process would. Unset (the normal case), passing a failpoint is one atomic load.
-//! The points: `controller.pod-created` (after each pod the controller creates).
+//! The points: `controller.pod-created` (after each pod the controller creates) and
+//! `controller.consolidation-evicted` (after each eviction the consolidator makes, before its
+//! record says so).
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -15,7 +17,7 @@ pub const ENV: &str = "ALLOT_FAILPOINTS";
 /// The exit status of a process stopped by a failpoint.
 pub const EXIT_CODE: i32 = 86;
 /// Every failpoint in the code, so that a misspelt name is refused rather than never hit.
-pub const POINTS: &[&str] = &["controller.pod-created"];
+pub const POINTS: &[&str] = &["controller.pod-created", "controller.consolidation-evicted"];
 
 /// Armed failpoints: name -> (the hit that exits, hits so far).
 static ARMED: OnceLock<HashMap<&'static str, (u64, AtomicU64)>> = OnceLock::new();

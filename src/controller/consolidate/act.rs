@@ -26,7 +26,7 @@ pub struct Refusal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Evicted {
     Yes,
-    /// The pod is gone already (or was replaced under the same name): nothing to evict.
+    /// The pod is gone already, terminating, or replaced under the same name: nothing to do.
     Gone,
     Refused(Refusal),
 }
@@ -37,6 +37,8 @@ pub async fn evict(client: &Client, key: &str, uid: &str, dry_run: bool) -> Evic
     let (ns, name) = key.split_once('/').unwrap_or(("default", key));
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     match api.get_opt(name).await {
+        // Terminating already (an eviction whose record a crash cut short): done.
+        Ok(Some(p)) if p.metadata.deletion_timestamp.is_some() => return Evicted::Gone,
         Ok(Some(p)) if p.metadata.uid.as_deref() == Some(uid) => {}
         Ok(_) => return Evicted::Gone,
         Err(e) => return Evicted::Refused(refusal(&e)),

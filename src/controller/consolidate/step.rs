@@ -159,6 +159,9 @@ impl Loop {
                         )
                         .await;
                     }
+                    // A crash here leaves the record behind the eviction: the successor finds
+                    // the pod gone or terminating and counts it done, never evicting twice.
+                    crate::process::failpoint::hit("controller.consolidation-evicted");
                 }
                 Evicted::Gone => {}
                 Evicted::Refused(r) => {
