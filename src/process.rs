@@ -233,8 +233,28 @@ pub fn register_build_info(
 /// A client for the cluster this process serves (kubeconfig or in-cluster service account),
 /// with a one-line error when there is none or it cannot be read.
 pub async fn kube_client() -> anyhow::Result<kube::Client> {
-    let config = match kube::Config::infer().await {
-        Ok(config) => config,
+    client_from(kube_config().await?)
+}
+
+/// A client that does not retry what the API server turns down as too many requests (429):
+/// for calls where 429 is an answer, not congestion, as an eviction a PodDisruptionBudget
+/// forbids (kube's default client retries it for minutes).
+pub async fn kube_client_without_retry() -> anyhow::Result<kube::Client> {
+    let mut config = kube_config().await?;
+    config.default_retry = false;
+    client_from(config)
+}
+
+fn client_from(config: kube::Config) -> anyhow::Result<kube::Client> {
+    let url = config.cluster_url.clone();
+    kube::Client::try_from(config)
+        .map_err(|e| anyhow::anyhow!("a client for the API server at {url}: {}", innermost(&e)))
+}
+
+/// The cluster configuration (kubeconfig or in-cluster), or an error that says where it looked.
+async fn kube_config() -> anyhow::Result<kube::Config> {
+    match kube::Config::infer().await {
+        Ok(config) => Ok(config),
         Err(e) => {
             let in_cluster = std::env::var_os("KUBERNETES_SERVICE_HOST").is_some();
             let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
@@ -253,10 +273,7 @@ pub async fn kube_client() -> anyhow::Result<kube::Client> {
                 innermost(&e)
             );
         }
-    };
-    let url = config.cluster_url.clone();
-    kube::Client::try_from(config)
-        .map_err(|e| anyhow::anyhow!("a client for the API server at {url}: {}", innermost(&e)))
+    }
 }
 
 /// The first line of the deepest cause of `e`: kube's errors repeat each layer's text in the

@@ -42,7 +42,7 @@ use kube::{Client, ResourceExt};
 
 use super::metrics::Metrics;
 use crate::crd::ScheduleRequest;
-use crate::live::consolidation::{Record, Step, next_step, unix_now};
+use crate::live::consolidation::{Phase, Record, Step, next_step, unix_now};
 use crate::live::{Caches, Freshness, StalePolicy};
 use crate::names::{CONSOLIDATION_ANNOTATION, MOVABLE_LABEL, REQUEST_LABEL};
 
@@ -139,6 +139,14 @@ impl Loop {
         if self.settings.mode == Mode::Off {
             return;
         }
+        // Evictions need a client that takes a 429 (a PodDisruptionBudget) as the answer.
+        match crate::process::kube_client_without_retry().await {
+            Ok(client) => self.client = client,
+            Err(e) => {
+                tracing::error!(error = %e, "no API client for evictions: consolidation off");
+                return;
+            }
+        }
         tracing::info!(mode = ?self.settings.mode, "consolidation loop running");
         loop {
             if let Err(e) = self.pass().await {
@@ -202,9 +210,16 @@ impl Loop {
                 },
             };
             let cooldown = self.settings.cooldown.as_secs() as i64;
-            match next_step(record.as_ref(), now, cooldown) {
-                Step::Wait => {}
-                Step::Plan if unschedulable_for(&pod, now) >= Some(self.grace_secs()) => {
+            let step = next_step(record.as_ref(), now, cooldown);
+            let waited = unschedulable_for(&pod, now);
+            tracing::debug!(pod = %pod.name_any(), ?step, ?waited, "waiting pod");
+            match step {
+                Step::Wait => {
+                    if let Some(r) = record.filter(|r| r.phase == Phase::Holding && !r.freed) {
+                        self.nudge_when_freed(&pod, r).await?;
+                    }
+                }
+                Step::Plan if waited >= Some(self.grace_secs()) => {
                     self.plan(&pod).await?;
                 }
                 Step::Plan => {}

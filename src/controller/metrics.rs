@@ -98,6 +98,9 @@ impl Default for Metrics {
         for outcome in ["moved", "dry_run", "no_room", "refused", "expired"] {
             drop(consolidations.get_or_create(&OutcomeLabels { outcome }));
         }
+        for reason in ["DisruptionBudget", "Api"] {
+            drop(consolidation_refusals.get_or_create(&ReasonLabels { reason }));
+        }
         registry.register(
             "allot_consolidation_plans",
             "Consolidations for waiting pods, by outcome (moved, dry_run, no_room, refused, expired)",

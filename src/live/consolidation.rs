@@ -61,6 +61,10 @@ pub struct Record {
     /// What happened, for people (`kubectl get pod -o yaml`).
     #[serde(default)]
     pub message: String,
+    /// Set (once) when every moved pod has left its node while the room is held: writing it
+    /// is a pod update, on which kube-scheduler tries the waiting pod again at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub freed: bool,
 }
 
 /// A record that cannot be used.
@@ -158,6 +162,7 @@ mod tests {
                 evicted: false,
             }],
             message: String::new(),
+            freed: false,
         }
     }
 

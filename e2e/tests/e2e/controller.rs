@@ -40,21 +40,30 @@ async fn controller(cluster: &Cluster, ns: &str, name: &str) -> Result<AllotProc
 
 /// The same, with its admin address.
 async fn controller_at(cluster: &Cluster, ns: &str, name: &str) -> Result<(AllotProcess, String)> {
+    controller_with(cluster, ns, name, &[], &[]).await
+}
+
+/// A controller with `extra` arguments and `env`, ready; and its admin address.
+pub(crate) async fn controller_with(
+    cluster: &Cluster,
+    ns: &str,
+    name: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Result<(AllotProcess, String)> {
     let port = free_port()?;
     let admin = format!("127.0.0.1:{port}");
-    let mut p = AllotProcess::start(
-        cluster,
-        name,
-        &[
-            "controller",
-            "--lease-namespace",
-            ns,
-            "--lease-duration-seconds",
-            "3",
-            "--admin-listen",
-            &admin,
-        ],
-    )?;
+    let mut args = vec![
+        "controller",
+        "--lease-namespace",
+        ns,
+        "--lease-duration-seconds",
+        "3",
+        "--admin-listen",
+        &admin,
+    ];
+    args.extend_from_slice(extra);
+    let mut p = AllotProcess::start_with_env(cluster, name, &args, env)?;
     p.wait_ready(&format!("http://{admin}/readyz")).await?;
     Ok((p, admin))
 }

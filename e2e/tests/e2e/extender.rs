@@ -384,7 +384,7 @@ async fn unhealthy_gpus_in_telemetry_keep_pods_off_them() -> Result<()> {
 
 /// Wait until the extender in the scheduling path (`ALLOT_EXTENDER_PORT`) filters `node` out
 /// for a pod that needs `gpus` whole GPUs (`rejected`), or lets it pass.
-async fn extender_sees(node: &str, gpus: u32, rejected: bool) -> Result<()> {
+pub(crate) async fn extender_sees(node: &str, gpus: u32, rejected: bool) -> Result<()> {
     let port = std::env::var("ALLOT_EXTENDER_PORT").unwrap_or_else(|_| "8888".into());
     let url = format!("http://127.0.0.1:{port}/filter");
     let request = probe_filter(&[node], gpus);

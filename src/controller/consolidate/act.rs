@@ -3,7 +3,7 @@
 //! Events people read on the waiting pod and on each moved pod.
 
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, DeleteParams, EvictParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -34,6 +34,21 @@ pub enum Evicted {
 /// Evict `namespace/name` if it is still the pod with `uid`; with `dry_run` the API server
 /// checks the eviction (budgets included) and changes nothing.
 pub async fn evict(client: &Client, key: &str, uid: &str, dry_run: bool) -> Evicted {
+    let outcome = tokio::time::timeout(CALL_TIMEOUT, evict_now(client, key, uid, dry_run)).await;
+    let outcome = outcome.unwrap_or_else(|_| {
+        Evicted::Refused(Refusal {
+            reason: "Api",
+            message: format!("no answer in {} s", CALL_TIMEOUT.as_secs()),
+        })
+    });
+    tracing::debug!(pod = key, dry_run, ?outcome, "eviction");
+    outcome
+}
+
+/// Longest wait for one API call of an eviction: a pass never hangs on one.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+async fn evict_now(client: &Client, key: &str, uid: &str, dry_run: bool) -> Evicted {
     let (ns, name) = key.split_once('/').unwrap_or(("default", key));
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     match api.get_opt(name).await {
@@ -43,20 +58,39 @@ pub async fn evict(client: &Client, key: &str, uid: &str, dry_run: bool) -> Evic
         Ok(_) => return Evicted::Gone,
         Err(e) => return Evicted::Refused(refusal(&e)),
     }
-    let mut delete = DeleteParams::default().preconditions(kube::api::Preconditions {
-        uid: Some(uid.to_string()),
-        resource_version: None,
-    });
-    delete.dry_run = dry_run;
-    let params = EvictParams {
-        delete_options: Some(delete),
-        ..EvictParams::default()
-    };
-    match api.evict(name, &params).await {
-        Ok(_) => Evicted::Yes,
+    match post_eviction(client, ns, name, uid, dry_run).await {
+        Ok(()) => Evicted::Yes,
         Err(kube::Error::Api(s)) if s.code == 404 => Evicted::Gone,
         Err(e) => Evicted::Refused(refusal(&e)),
     }
+}
+
+/// POST a policy/v1 Eviction for `ns/name`, only if it is still the pod with `uid`. Built here
+/// rather than with `Api::evict`, whose body names the options `delete_options`, a field the
+/// API server ignores: its dry run would evict for real.
+async fn post_eviction(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    uid: &str,
+    dry_run: bool,
+) -> kube::Result<()> {
+    let mut options = json!({ "preconditions": { "uid": uid } });
+    if dry_run {
+        options["dryRun"] = json!(["All"]);
+    }
+    let body = json!({
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": { "name": name, "namespace": ns },
+        "deleteOptions": options,
+    });
+    let path = format!("/api/v1/namespaces/{ns}/pods/{name}/eviction");
+    let request = axum::http::Request::post(path)
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .body(serde_json::to_vec(&body).map_err(kube::Error::SerdeError)?)
+        .map_err(kube::Error::HttpError)?;
+    client.request::<Value>(request).await.map(drop)
 }
 
 fn refusal(e: &kube::Error) -> Refusal {

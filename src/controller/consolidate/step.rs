@@ -55,6 +55,8 @@ impl Loop {
         };
         let seed = self.settings.seed;
         let proposal = propose(&snap, scope, &req.demand, req.policy, seed);
+        let movable_pods = movable.iter().filter(|m| **m).count();
+        tracing::debug!(pod = %req.key, movable = movable_pods, ?proposal, "consolidation plan");
         let node_name = |i: usize| snap.cluster.nodes()[i].name.to_string();
         let mut record = Record {
             version: VERSION,
@@ -65,6 +67,7 @@ impl Loop {
             devices: None,
             moves: Vec::new(),
             message: String::new(),
+            freed: false,
         };
         let (at, moves) = match proposal {
             Proposal::FitsNow => return Ok(()),
@@ -182,6 +185,19 @@ impl Loop {
         }
         record.phase = Phase::Holding;
         self.metrics.consolidation_planned("moved");
+        self.hold(pod, &record).await
+    }
+
+    /// Once every moved pod has left, say so on the waiting pod (once): kube-scheduler tries
+    /// a pod again on its own update, and otherwise could wait minutes for another event if
+    /// its last try came before the extender saw the room free.
+    pub(super) async fn nudge_when_freed(&self, pod: &Pod, mut record: Record) -> kube::Result<()> {
+        let pods = self.caches.pods.state();
+        let left = |uid: &str| !pods.iter().any(|p| p.metadata.uid.as_deref() == Some(uid));
+        if !record.moves.iter().all(|m| left(&m.uid)) {
+            return Ok(());
+        }
+        record.freed = true;
         self.hold(pod, &record).await
     }
 

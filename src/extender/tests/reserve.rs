@@ -41,6 +41,7 @@ fn waiting(until: i64) -> serde_json::Value {
         devices: Some("0".into()),
         moves: Vec::new(),
         message: String::new(),
+        freed: false,
     };
     serde_json::json!({
         "metadata": { "name": "big", "namespace": "ns", "uid": "big",

@@ -16,7 +16,9 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
-use crate::support::{AllotProcess, Cluster, WAIT, curl_ok, free_port, poll, skip};
+use super::controller_with;
+use crate::extender::extender_sees;
+use crate::support::{AllotProcess, Cluster, WAIT, curl_ok, poll, skip};
 
 const TEST: &str =
     "consolidation_moves_opted_in_pods_to_fit_a_four_gpu_pod_unless_a_budget_forbids_it";
@@ -36,16 +38,18 @@ async fn consolidation_moves_opted_in_pods_to_fit_a_four_gpu_pod_unless_a_budget
     let pid = std::process::id();
     let (a, b) = (format!("e2e-consol-a-{pid}"), format!("e2e-consol-b-{pid}"));
     let model = format!("E2E-CONSOL-{pid}");
-    cluster
+    let (m, an, bn) = (&model, &a, &b);
+    let outcome = cluster
         .in_namespace("consolidate", |cluster, ns| async move {
-            let outcome = scenario(cluster, &ns, &model, &a, &b).await;
-            let nodes = Api::<Node>::all(cluster.client.clone());
-            for n in [&a, &b] {
-                let _ = nodes.delete(n, &DeleteParams::default()).await;
-            }
-            outcome
+            scenario(cluster, &ns, m, an, bn).await
         })
-        .await
+        .await;
+    // After the namespace: kwok finishes deleting the pods of the nodes it manages.
+    let nodes = Api::<Node>::all(cluster.client.clone());
+    for n in [&a, &b] {
+        let _ = nodes.delete(n, &DeleteParams::default()).await;
+    }
+    outcome
 }
 
 /// A kwok node with `gpus` GPUs of `model`.
@@ -116,15 +120,7 @@ async fn consolidator(
     n: &str,
     env: &[(&str, &str)],
 ) -> Result<(AllotProcess, String)> {
-    let admin = format!("127.0.0.1:{}", free_port()?);
-    let args = [
-        "controller",
-        "--lease-namespace",
-        ns,
-        "--lease-duration-seconds",
-        "3",
-        "--admin-listen",
-        &admin,
+    let extra = [
         "--consolidation",
         "on",
         "--consolidation-grace-seconds",
@@ -137,9 +133,7 @@ async fn consolidator(
         "60",
     ];
     let name = format!("controller-consolidation-{n}");
-    let mut p = AllotProcess::start_with_env(cluster, &name, &args, env)?;
-    p.wait_ready(&format!("http://{admin}/readyz")).await?;
-    Ok((p, admin))
+    controller_with(cluster, ns, &name, &extra, env).await
 }
 
 /// The consolidation record on pod `name`.
@@ -163,6 +157,9 @@ async fn scenario(cluster: &Cluster, ns: &str, model: &str, a: &str, b: &str) ->
         .create(&PostParams::default(), &node(a, model, 4)?)
         .await
         .context("node a")?;
+    // A pod refused as "node unknown to allot" waits for the next cluster event; wait for the
+    // extender to know the node instead.
+    extender_sees(a, 4, false).await?;
     let template = json!({
         "metadata": { "labels": { "app": "shares", "allot.dev/movable": "true" },
             "annotations": { "allot.dev/gpu-milli": "500", "allot.dev/gpu-models": model } },
@@ -188,6 +185,7 @@ async fn scenario(cluster: &Cluster, ns: &str, model: &str, a: &str, b: &str) ->
         .create(&PostParams::default(), &node(b, model, 2)?)
         .await
         .context("node b")?;
+    extender_sees(b, 2, false).await?;
     let pdb = object(json!({
         "apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": { "name": "shares" },
         "spec": { "minAvailable": 2, "selector": { "matchLabels": { "app": "shares" } } }
@@ -228,7 +226,8 @@ async fn scenario(cluster: &Cluster, ns: &str, model: &str, a: &str, b: &str) ->
         let notes = events(cluster, ns, "ConsolidationRefused").await?;
         Ok(notes.into_iter().next())
     })
-    .await?;
+    .await
+    .with_context(|| first.log_tail(40))?;
     ensure!(refused.contains("DisruptionBudget"), "refusal: {refused}");
     ensure!(
         shares(&pods).await? == before,
@@ -281,8 +280,30 @@ async fn scenario(cluster: &Cluster, ns: &str, model: &str, a: &str, b: &str) ->
             .all(|(uid, n)| !old.contains(&uid) && n.as_deref() == Some(b)),
         "the shares were not moved to {b}: before {before:?}, after {after:?}"
     );
-    let moved = events(cluster, ns, "MovedByConsolidation").await?;
-    ensure!(moved.len() == 2, "MovedByConsolidation events: {moved:?}");
+    // One Event on each moved pod: the first controller's and its successor's.
+    let moved = poll(
+        "a MovedByConsolidation event on each moved pod",
+        WAIT,
+        || async {
+            let list = Api::<Event>::namespaced(cluster.client.clone(), ns)
+                .list(&ListParams::default())
+                .await?;
+            let mut on: Vec<String> = list
+                .items
+                .into_iter()
+                .filter(|e| e.reason.as_deref() == Some("MovedByConsolidation"))
+                .filter_map(|e| e.regarding?.uid)
+                .collect();
+            on.sort();
+            on.dedup();
+            Ok((on.len() == 2).then_some(on))
+        },
+    )
+    .await?;
+    ensure!(
+        moved.iter().all(|uid| old.contains(&uid)),
+        "events on {moved:?}, not on the moved pods {old:?}"
+    );
     let record = annotation(&pods, "big").await?;
     ensure!(record.contains("\"phase\":\"Holding\""), "record: {record}");
     let metrics = curl_ok(&[format!("http://{admin}/metrics")])?;
