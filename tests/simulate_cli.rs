@@ -1,17 +1,9 @@
 //! `allot simulate` as users run it: the binary, its output and its errors.
 
-use std::process::{Command, Output};
+#[path = "common/cli.rs"]
+mod cli;
 
-fn allot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_allot"))
-        .args(args)
-        .output()
-        .expect("the allot binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use cli::{allot, stderr};
 
 #[test]
 fn json_output_has_the_documented_fields() {

@@ -1,18 +1,10 @@
 //! `allot simulate --dynamic` as users run it: its outputs, and its errors for bad times and
 //! flags (exit 2, naming what is wrong).
 
-use std::process::{Command, Output};
+#[path = "common/cli.rs"]
+mod cli;
 
-fn allot(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_allot"))
-        .args(args)
-        .output()
-        .expect("the allot binary runs")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
+use cli::{allot, stderr};
 
 #[test]
 fn dynamic_replay_writes_its_outputs_and_refuses_bad_times_and_flags() {

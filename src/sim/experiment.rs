@@ -2,8 +2,6 @@
 //! independent and deterministic in its seed.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::metrics::{Band, MeanSd, RunCurves};
@@ -12,6 +10,7 @@ use crate::alloc::{Backend, OfflineBound, SolveError, offline_bound};
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, PodDemand, PodShape};
 use crate::policy::PolicyKind;
+use crate::sim::parallel::run_indexed;
 
 /// Time limit of one offline-bound LP; the class-aggregated LP of a whole openb replay solves
 /// in well under a second.
@@ -173,74 +172,64 @@ pub fn run_experiment_with(
     let jobs: Vec<(usize, u64)> = (0..policies.len())
         .flat_map(|p| seeds.iter().map(move |&s| (p, s)))
         .collect();
-    let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, SeedRun)>> = Mutex::new(Vec::with_capacity(jobs.len()));
-    let worker = || {
-        while let Some(&(p, seed)) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
-            let started = Instant::now();
-            let arr = arrivals(workload.pods, capacity, seed);
-            let ctx = context(workload.cluster, &target, seed);
-            let ctx = std::sync::Arc::new((*ctx).clone().with_learned(options.learned.clone()));
-            let mut policy = policies[p].build_for(&ctx);
-            let up_to_100 =
-                |arrived: u64| (arrived as f64 / capacity.max(1) as f64 * 100.0).round() <= 100.0;
-            let mut placed_at_100 = 0;
-            let out = replay_with_options(
-                workload.cluster,
-                &arr,
-                policy.as_mut(),
-                ctx,
-                options.clone(),
-                |step| {
-                    if step.placed.is_some() && up_to_100(step.sample.arrived) {
-                        placed_at_100 += 1;
-                    }
-                },
-            );
-            let rescued_at_100: Vec<usize> = out
-                .rescued
-                .iter()
-                .filter(|(i, _)| up_to_100(out.samples[*i].arrived))
-                .map(|(_, moves)| *moves)
-                .collect();
-            let moves = MoveStats {
-                moves: out.rescued.iter().map(|(_, m)| m).sum(),
-                moves_at_100: rescued_at_100.iter().sum(),
-                placed_at_100,
-                rescued_at_100: rescued_at_100.len(),
-                searches: out.searches,
-                longest_search: out.longest_search,
-            };
-            let run = SeedRun {
-                seed,
-                arrivals: arr.len(),
-                placed: out.placed,
-                failed: out.failed,
-                failed_gpu_milli: out.failed_gpu_milli,
-                curves: RunCurves::from_samples(&out.samples, capacity),
-                elapsed: started.elapsed(),
-                moves,
-            };
-            if let Ok(mut r) = results.lock() {
-                r.push((p, run));
-            }
-            progress(Progress {
-                done: done.fetch_add(1, Ordering::Relaxed) + 1,
-                total: jobs.len(),
-                policy: policies[p],
-                seed,
-            });
-        }
+    let job = |t: usize| {
+        let (p, seed) = jobs[t];
+        let started = Instant::now();
+        let arr = arrivals(workload.pods, capacity, seed);
+        let ctx = context(workload.cluster, &target, seed);
+        let ctx = std::sync::Arc::new((*ctx).clone().with_learned(options.learned.clone()));
+        let mut policy = policies[p].build_for(&ctx);
+        let up_to_100 =
+            |arrived: u64| (arrived as f64 / capacity.max(1) as f64 * 100.0).round() <= 100.0;
+        let mut placed_at_100 = 0;
+        let out = replay_with_options(
+            workload.cluster,
+            &arr,
+            policy.as_mut(),
+            ctx,
+            options.clone(),
+            |step| {
+                if step.placed.is_some() && up_to_100(step.sample.arrived) {
+                    placed_at_100 += 1;
+                }
+            },
+        );
+        let rescued_at_100: Vec<usize> = out
+            .rescued
+            .iter()
+            .filter(|(i, _)| up_to_100(out.samples[*i].arrived))
+            .map(|(_, moves)| *moves)
+            .collect();
+        let moves = MoveStats {
+            moves: out.rescued.iter().map(|(_, m)| m).sum(),
+            moves_at_100: rescued_at_100.iter().sum(),
+            placed_at_100,
+            rescued_at_100: rescued_at_100.len(),
+            searches: out.searches,
+            longest_search: out.longest_search,
+        };
+        let run = SeedRun {
+            seed,
+            arrivals: arr.len(),
+            placed: out.placed,
+            failed: out.failed,
+            failed_gpu_milli: out.failed_gpu_milli,
+            curves: RunCurves::from_samples(&out.samples, capacity),
+            elapsed: started.elapsed(),
+            moves,
+        };
+        (p, run)
     };
-    std::thread::scope(|scope| {
-        for _ in 0..threads.clamp(1, jobs.len().max(1)) {
-            scope.spawn(worker);
-        }
-    });
-    let mut runs = results
-        .into_inner()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let finished = |t: usize, done: usize| {
+        let (p, seed) = jobs[t];
+        progress(Progress {
+            done,
+            total: jobs.len(),
+            policy: policies[p],
+            seed,
+        });
+    };
+    let mut runs = run_indexed(jobs.len(), threads, job, finished);
     runs.sort_by_key(|(p, r)| (*p, r.seed));
     policies
         .iter()
@@ -265,11 +254,11 @@ pub fn offline_bounds(
     threads: usize,
 ) -> Result<Vec<(u64, OfflineBound)>, SolveError> {
     let capacity = workload.cluster.gpu_capacity_milli();
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<(u64, Result<OfflineBound, SolveError>)>> = Mutex::new(Vec::new());
-    let worker = || {
-        while let Some(&seed) = seeds.get(next.fetch_add(1, Ordering::Relaxed)) {
-            let arr = arrivals(workload.pods, capacity, seed);
+    let bounds = run_indexed(
+        seeds.len(),
+        threads,
+        |i| {
+            let arr = arrivals(workload.pods, capacity, seeds[i]);
             let bound = offline_bound(
                 workload.cluster,
                 &arr,
@@ -277,23 +266,11 @@ pub fn offline_bounds(
                 Backend::default(),
                 BOUND_TIME_LIMIT,
             );
-            if let Ok(mut r) = results.lock() {
-                r.push((seed, bound));
-            }
-        }
-    };
-    std::thread::scope(|scope| {
-        for _ in 0..threads.clamp(1, seeds.len().max(1)) {
-            scope.spawn(worker);
-        }
-    });
-    let mut out = Vec::new();
-    for (seed, bound) in results
-        .into_inner()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-    {
-        out.push((seed, bound?));
-    }
+            bound.map(|b| (seeds[i], b))
+        },
+        |_, _| {},
+    );
+    let mut out = bounds.into_iter().collect::<Result<Vec<_>, _>>()?;
     out.sort_by_key(|(seed, _)| *seed);
     Ok(out)
 }

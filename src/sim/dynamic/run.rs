@@ -2,8 +2,6 @@
 //! threads. Per seed: the node subset, the synthesized times (for a trace without them), the
 //! tie-break order and every random draw, all fixed by the seed alone.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use super::load::{Load, LoadError, jobs_from_lifetimes, node_subset, synthesize_lifetimes};
@@ -11,6 +9,7 @@ use super::summary::{RunSummary, grid};
 use super::{MaxWait, TimeSample, replay_dynamic};
 use crate::policy::PolicyKind;
 use crate::sim::experiment::{Progress, Workload};
+use crate::sim::parallel::run_indexed;
 use crate::sim::replay::{ReplayOptions, context};
 use crate::sim::trace::times::Lifetime;
 
@@ -78,52 +77,41 @@ pub fn run_dynamic(
     let tasks: Vec<(usize, usize)> = (0..policies.len())
         .flat_map(|p| (0..seeds.len()).map(move |s| (p, s)))
         .collect();
-    let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
-    let results: Mutex<Vec<(usize, DynamicRun)>> = Mutex::new(Vec::with_capacity(tasks.len()));
-    let worker = || {
-        while let Some(&(p, s)) = tasks.get(next.fetch_add(1, Ordering::Relaxed)) {
-            let started = Instant::now();
-            let (seed, cluster, jobs) = &per_seed[s];
-            let ctx = context(cluster, &target, *seed);
-            let ctx =
-                std::sync::Arc::new((*ctx).clone().with_learned(setup.options.learned.clone()));
-            let mut policy = policies[p].build_for(&ctx);
-            let out = replay_dynamic(
-                cluster,
-                jobs,
-                policy.as_mut(),
-                ctx,
-                &setup.options,
-                setup.max_wait,
-            );
-            let capacity = cluster.gpu_capacity_milli();
-            let run = DynamicRun {
-                seed: *seed,
-                summary: RunSummary::of(&out, jobs.len(), requested, capacity),
-                capacity,
-                grid: grid(&out, GRID_POINTS),
-                elapsed: started.elapsed(),
-            };
-            if let Ok(mut r) = results.lock() {
-                r.push((p, run));
-            }
-            progress(Progress {
-                done: done.fetch_add(1, Ordering::Relaxed) + 1,
-                total: tasks.len(),
-                policy: policies[p],
-                seed: *seed,
-            });
-        }
+    let job = |t: usize| {
+        let (p, s) = tasks[t];
+        let started = Instant::now();
+        let (seed, cluster, jobs) = &per_seed[s];
+        let ctx = context(cluster, &target, *seed);
+        let ctx = std::sync::Arc::new((*ctx).clone().with_learned(setup.options.learned.clone()));
+        let mut policy = policies[p].build_for(&ctx);
+        let out = replay_dynamic(
+            cluster,
+            jobs,
+            policy.as_mut(),
+            ctx,
+            &setup.options,
+            setup.max_wait,
+        );
+        let capacity = cluster.gpu_capacity_milli();
+        let run = DynamicRun {
+            seed: *seed,
+            summary: RunSummary::of(&out, jobs.len(), requested, capacity),
+            capacity,
+            grid: grid(&out, GRID_POINTS),
+            elapsed: started.elapsed(),
+        };
+        (p, run)
     };
-    std::thread::scope(|scope| {
-        for _ in 0..threads.clamp(1, tasks.len().max(1)) {
-            scope.spawn(worker);
-        }
-    });
-    let mut runs = results
-        .into_inner()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let finished = |t: usize, done: usize| {
+        let (p, s) = tasks[t];
+        progress(Progress {
+            done,
+            total: tasks.len(),
+            policy: policies[p],
+            seed: per_seed[s].0,
+        });
+    };
+    let mut runs = run_indexed(tasks.len(), threads, job, finished);
     runs.sort_by_key(|(p, r)| (*p, r.seed));
     Ok(policies
         .iter()
