@@ -96,8 +96,9 @@ fn a_folder_as_pods_is_named_as_one() {
     assert_eq!(
         err,
         format!(
-            "--pods {shown}: is a directory; give a pod list file (CSV or JSON) or a trace \
-             NAME (with --trace-dir for the folder)"
+            "--pods {shown}: is a directory but not a recorded history (no pods-*.csv or \
+             open.csv); give a pod list file (CSV or JSON), a trace NAME (with --trace-dir for \
+             the folder), or an `allot extender --history-dir` directory"
         )
     );
 }
