@@ -78,13 +78,7 @@ impl Files {
             self.rotate();
         }
         if self.current.is_none() {
-            self.seq += 1;
-            let name = format!("{POD_FILE_PREFIX}{:012}-{:06}.csv", self.start, self.seq);
-            let path = self.dir.join(name);
-            let mut file = OpenOptions::new()
-                .create_new(true)
-                .append(true)
-                .open(&path)?;
+            let (path, mut file) = self.next_file()?;
             let header = pod_header();
             file.write_all(header.as_bytes())?;
             self.current = Some((path, file, header.len() as u64));
@@ -94,6 +88,21 @@ impl Files {
             *n += lines.len() as u64;
         }
         self.prune()
+    }
+
+    /// A new pod file, named after the start time and the next sequence number; a name
+    /// already taken (a writer restarted within the same second) moves on to the next.
+    fn next_file(&mut self) -> io::Result<(PathBuf, File)> {
+        loop {
+            self.seq += 1;
+            let name = format!("{POD_FILE_PREFIX}{:012}-{:06}.csv", self.start, self.seq);
+            let path = self.dir.join(name);
+            match OpenOptions::new().create_new(true).append(true).open(&path) {
+                Ok(file) => return Ok((path, file)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && self.seq < 999_999 => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Flush the current file to the disk (a checkpoint or shutdown).
@@ -177,8 +186,11 @@ mod tests {
         // The newest rows survive: the last file is the one being written.
         let last = names.last().unwrap();
         assert_eq!(&files.current.as_ref().unwrap().0, last);
-        // A second writer (a restart) starts its own file and counts the first one's.
-        let again = Files::open(dir.path(), 4096, 1024, 1_700_000_001).unwrap();
+        // A second writer (a restart, here within the same second) starts its own file and
+        // counts the first one's.
+        let mut again = Files::open(dir.path(), 1 << 20, 1024, 1_700_000_000).unwrap();
         assert_eq!(again.bytes(), on_disk);
+        again.append(&row).unwrap();
+        assert_eq!(pod_files(dir.path()).unwrap().len(), names.len() + 1);
     }
 }

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use super::files::Files;
@@ -19,7 +19,10 @@ use crate::sim::trace::history::book::{Admit, Book};
 use crate::sim::trace::history::dir::read_open;
 use crate::sim::trace::history::{NodeRecord, Phase, PodRecord, node_header, pod_header};
 
-/// Longest the thread waits for a record before it looks at its clock and its Lease.
+/// How long the thread sleeps between two drains of the channel. It never waits on the
+/// channel itself, so a handler's send never has to wake it (a system call on the decision
+/// path: +25 µs per record, measured); the channel's 4,096 records per 250 ms are ~16,000 a
+/// second, far above any scheduler's rate.
 const SLICE: Duration = Duration::from_millis(250);
 
 /// What the recorder reads from the cluster besides the handlers' records.
@@ -92,14 +95,18 @@ impl<W: Watched> Task<W> {
             if stopping {
                 return;
             }
-            match self.rx.recv_timeout(SLICE) {
-                Ok(event) => match &mut lead {
-                    Some(l) => self.take(l, event),
-                    None => self.stats.count(RecordOutcome::dropped, 1),
-                },
-                Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.stop.store(true, Ordering::Relaxed);
+            std::thread::sleep(SLICE);
+            loop {
+                match self.rx.try_recv() {
+                    Ok(event) => match &mut lead {
+                        Some(l) => self.take(l, event),
+                        None => self.stats.count(RecordOutcome::dropped, 1),
+                    },
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        self.stop.store(true, Ordering::Relaxed);
+                        break;
+                    }
                 }
             }
             if Instant::now() >= next_tick {
