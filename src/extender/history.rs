@@ -33,8 +33,9 @@ use crate::sim::trace::history::model_spec;
 /// Records the channel holds before it drops: a few seconds of a busy scheduler's binds and
 /// unschedulable retries, a few MiB at most.
 pub const DEFAULT_CHANNEL: usize = 4096;
-/// Pods the book holds in flight at most (~1 KiB each): far past any cluster's running pods.
-pub const DEFAULT_MAX_OPEN: usize = 200_000;
+/// Pods the book holds in flight at most: ~0.5 KiB each, so ~25 MiB when full; far past the
+/// pods a GPU cluster runs at once.
+pub const DEFAULT_MAX_OPEN: usize = 50_000;
 /// How often departures are collected and rows written.
 pub const DEFAULT_TICK: Duration = Duration::from_secs(5);
 /// How often `open.csv` is rewritten (it moves the recording's end forward).

@@ -166,10 +166,12 @@ impl<W: Watched> Task<W> {
             }
             Event::Bound(s) => {
                 let rec = self.record(&s, Phase::Running);
-                if rec.created == 0 {
-                    l.uncreated.insert(rec.uid.clone(), s.key.clone());
+                let uid = (rec.created == 0).then(|| rec.uid.clone());
+                let admitted = l.book.bound(rec, s.at);
+                if let Some(uid) = uid.filter(|_| admitted != Admit::Full) {
+                    l.uncreated.insert(uid, s.key.clone());
                 }
-                l.book.bound(rec, s.at)
+                admitted
             }
         };
         if admitted == Admit::Full {
