@@ -244,6 +244,34 @@ mod tests {
     }
 
     #[test]
+    fn history_is_off_by_default_and_bad_history_flags_name_themselves() {
+        let on =
+            |args: &[&str]| parse(args).map(|s| s.history.map(|h| (h.max_bytes, h.file_bytes)));
+        assert_eq!(on(&[]), Ok(None));
+        assert_eq!(
+            on(&["--history-dir", "/h", "--history-max-bytes", "2Gi"]),
+            Ok(Some((2 << 30, 16 << 20)))
+        );
+        let lease = parse(&["--history-dir", "/h", "--history-without-lease"])
+            .map(|s| s.history.map(|h| h.lease.is_none()));
+        assert_eq!(lease, Ok(Some(true)));
+        for (args, flag) in [
+            (&["--history-plain-names"][..], "--history-dir"),
+            (
+                &["--history-dir", "/h", "--history-file-bytes", "1Gi"][..],
+                "--history-file-bytes",
+            ),
+            (
+                &["--history-dir", "/h", "--history-max-bytes", "1G"][..],
+                "--history-max-bytes",
+            ),
+        ] {
+            let e = parse(args).expect_err(flag);
+            assert!(e.contains(flag), "{args:?}: {e}");
+        }
+    }
+
+    #[test]
     fn price_seconds_defaults_to_ten_zero_disables_and_absurd_values_are_refused() {
         let every = |args: &[&str]| parse(args).map(|s| s.price_every);
         assert_eq!(every(&[]), Ok(Some(Duration::from_secs(10))));
