@@ -6,6 +6,7 @@
 pub mod binder;
 pub mod gauges;
 pub mod gpu_map;
+pub mod history;
 pub mod listen;
 pub mod logging;
 pub mod metrics;
@@ -94,6 +95,8 @@ const REFRESH_EVERY: Duration = Duration::from_secs(2);
 /// hundreds a second, the snapshot is rebuilt ten times a second, and the overlay of recent
 /// binds covers the gap.
 const COALESCE: Duration = Duration::from_millis(100);
+/// Longest the history recorder may take for its last write at shutdown.
+const HISTORY_FINISH: Duration = Duration::from_secs(5);
 
 /// Where the extender's cluster state comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +135,8 @@ pub struct Settings {
     pub gpu_map: bool,
     /// TLS on the verbs port (`--tls-cert-file` and the rest); `None`: plain HTTP.
     pub tls: Option<tls::TlsFiles>,
+    /// Record the workload history (`--history-dir`); cluster mode only.
+    pub history: Option<history::HistorySettings>,
 }
 
 /// A boxed future of a sidecar's step.
@@ -161,6 +166,12 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
     if sidecar.is_some() && settings.source != Source::Cluster {
         anyhow::bail!(
             "allot extender --controller needs a cluster to act on; it cannot run with --snapshot"
+        );
+    }
+    if settings.history.is_some() && settings.source != Source::Cluster {
+        anyhow::bail!(
+            "allot extender --history-dir records a cluster's pods as it watches them; it cannot \
+             run with --snapshot"
         );
     }
     let tls = settings.tls.clone().map(tls::Tls::load).transpose()?;
@@ -205,12 +216,24 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
                 let caches = Caches::start(client.clone());
                 tokio::spawn(follow(caches.clone(), store.clone(), freshness));
                 let binder = Some(Binder::new(client.clone()));
-                let ext = server::Extender::following(store, binder, Some(caches.health.clone()));
-                (ext, Some((client, caches)))
+                let (recorder, stopper) = match settings.history.clone() {
+                    Some(h) => {
+                        let watched = history::start::LiveWatched {
+                            caches: caches.clone(),
+                            lease: h.lease.as_ref().map(|gate| (gate.0)(client.clone())),
+                        };
+                        let (r, s) = history::start::start(h, store.clone(), watched)?;
+                        (Some(r), Some(s))
+                    }
+                    None => (None, None),
+                };
+                let health = Some(caches.health.clone());
+                let ext = server::Extender::following(store, binder, health, recorder);
+                (ext, Some((client, caches, stopper)))
             }
         };
         let (admin_extra, stop) = match (sidecar, &client) {
-            (Some(sidecar), Some((client, caches))) => {
+            (Some(sidecar), Some((client, caches, _))) => {
                 tokio::spawn((sidecar.start)(client.clone(), caches.clone()));
                 (Some(sidecar.admin), Some(sidecar.stop))
             }
@@ -225,8 +248,14 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
             crate::process::shutdown_signal(),
         )
         .await;
-        if let (Some(stop), Some((client, _))) = (stop, client) {
-            stop(client).await;
+        if let Some((client, _, recorder)) = client {
+            if let Some(stop) = stop {
+                stop(client).await;
+            }
+            if let Some(recorder) = recorder {
+                // The last rows and open.csv, written before the process ends.
+                let _ = tokio::task::spawn_blocking(move || recorder.finish(HISTORY_FINISH)).await;
+            }
         }
         served
     })?;

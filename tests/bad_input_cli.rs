@@ -111,7 +111,8 @@ fn rows(tmp: &Path) -> Vec<Row> {
             &["simulate", "--pods", &dir],
             USAGE,
             &format!(
-                "error: --pods {dir}: is a directory; give a pod list file (CSV or JSON) or a trace NAME"
+                "error: --pods {dir}: is a directory but not a recorded history (no pods-*.csv or \
+                 open.csv); give a pod list file (CSV or JSON), a trace NAME"
             ),
         ),
         row(

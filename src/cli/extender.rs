@@ -57,7 +57,8 @@ pub struct ExtenderArgs {
     /// metrics are then served under /controller/metrics on --admin-listen).
     #[arg(long)]
     pub controller: bool,
-    /// With --controller: namespace of the controller's coordination.k8s.io Lease (default:
+    /// With --controller or --history-dir: namespace of the controller's and the history
+    /// recorder's coordination.k8s.io Leases (default:
     /// this pod's namespace, or the kubeconfig context's; it must exist).
     #[arg(long, default_value = "", hide_default_value = true)]
     pub lease_namespace: String,
@@ -106,7 +107,11 @@ pub struct ExtenderArgs {
     /// while the default or shadow policy is learned with weights that read prices. 0: never.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub price_seconds: u64,
+    #[command(flatten)]
+    pub history: history::HistoryArgs,
 }
+
+mod history;
 
 /// A policy name, as clap reads it (a bad one is a usage error, exit 2).
 fn policy_name(text: &str) -> Result<crate::policy::PolicyKind, crate::policy::UnknownPolicy> {
@@ -153,6 +158,7 @@ impl ExtenderArgs {
                 drain: Duration::from_secs(self.drain_seconds),
                 ..Default::default()
             },
+            history: self.history.settings(&self.lease_namespace)?,
         })
     }
 
@@ -234,6 +240,34 @@ mod tests {
         match cli.command {
             Command::Extender(ext) => ext.settings().map_err(|e| e.to_string()),
             other => Err(format!("parsed as {other:?}")),
+        }
+    }
+
+    #[test]
+    fn history_is_off_by_default_and_bad_history_flags_name_themselves() {
+        let on =
+            |args: &[&str]| parse(args).map(|s| s.history.map(|h| (h.max_bytes, h.file_bytes)));
+        assert_eq!(on(&[]), Ok(None));
+        assert_eq!(
+            on(&["--history-dir", "/h", "--history-max-bytes", "2Gi"]),
+            Ok(Some((2 << 30, 16 << 20)))
+        );
+        let lease = parse(&["--history-dir", "/h", "--history-without-lease"])
+            .map(|s| s.history.map(|h| h.lease.is_none()));
+        assert_eq!(lease, Ok(Some(true)));
+        for (args, flag) in [
+            (&["--history-plain-names"][..], "--history-dir"),
+            (
+                &["--history-dir", "/h", "--history-file-bytes", "1Gi"][..],
+                "--history-file-bytes",
+            ),
+            (
+                &["--history-dir", "/h", "--history-max-bytes", "1G"][..],
+                "--history-max-bytes",
+            ),
+        ] {
+            let e = parse(args).expect_err(flag);
+            assert!(e.contains(flag), "{args:?}: {e}");
         }
     }
 

@@ -16,7 +16,7 @@ use crate::policy::PolicyKind;
 use crate::sim::metrics::MAX_X;
 use crate::sim::replay::ReplayOptions;
 use crate::sim::sampling::KubeFilter;
-use crate::sim::{NodeSampling, Published, load_trace, offline_bounds, run_experiment_with};
+use crate::sim::{NodeSampling, Published, offline_bounds, run_experiment_with};
 
 /// The bound is drawn from here on; below ~90% arrived every pod fits and it is the ideal line.
 const BOUND_PLOT_FROM: usize = 80;
@@ -144,18 +144,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         .as_deref()
         .map(super::explain::parse_indices)
         .transpose()?;
-    // A folder given as a path (a bare NAME is a trace name, even if a folder is so named).
-    let as_path = args.pods.contains('/') || args.pods.contains(std::path::MAIN_SEPARATOR);
-    if as_path && Path::new(&args.pods).is_dir() {
-        usage!(
-            "--pods {}: is a directory; give a pod list file (CSV or JSON) or a trace NAME \
-             (with --trace-dir for the folder)",
-            args.pods
-        );
-    }
-    let mut dirs = args.trace_dir.clone();
-    dirs.push(PathBuf::from("traces/openb"));
-    let trace = load_trace(&args.pods, args.nodes.as_deref(), &dirs)?;
+    let trace = input::load(args)?;
     if trace.cluster.gpu_capacity_milli() == 0 {
         usage!(
             "the cluster in {} has no GPUs; the simulator measures GPU allocation and needs at least one GPU node",
@@ -395,6 +384,7 @@ pub fn parse_seeds_for(flag: &str, text: &str) -> anyhow::Result<Vec<u64>> {
 
 mod consolidation;
 mod dynamic;
+mod input;
 
 #[cfg(test)]
 mod tests;

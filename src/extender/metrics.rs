@@ -336,6 +336,11 @@ impl Metrics {
         metrics
     }
 
+    /// Add the workload history recorder's families (`--history-dir`).
+    pub fn register_history(&mut self, stats: &super::history::HistoryStats) {
+        stats.register(&mut self.registry);
+    }
+
     pub fn observe(&self, verb: Verb, outcome: Outcome, took: Duration) {
         self.requests
             .get_or_create(&RequestLabels { verb, outcome })

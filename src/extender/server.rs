@@ -16,11 +16,12 @@ use serde::de::DeserializeOwned;
 
 use super::binder::Binder;
 use super::gauges::ClusterGauges;
+use super::history::Recorder;
 use super::logging;
 use super::metrics::{Metrics, Outcome, Verb};
 use super::state::Store;
 use super::verbs::{self, VerbError};
-use super::wire::{ExtenderBindingArgs, ExtenderBindingResult};
+use super::wire::{ExtenderArgs, ExtenderBindingArgs, ExtenderBindingResult};
 use crate::live::WatchHealth;
 
 /// Largest request body accepted. With `nodeCacheCapable: false` kube-scheduler sends full
@@ -40,25 +41,33 @@ pub struct Extender {
     /// The watches behind the store, when it follows a cluster: `/readyz` fails while one
     /// of them does (the store may be missing what changed since).
     pub watches: Option<Arc<WatchHealth>>,
+    /// The workload history recorder (`--history-dir`), fed by filter and bind.
+    pub history: Option<Recorder>,
 }
 
 impl Extender {
     pub fn new(store: Arc<Store>) -> Arc<Self> {
-        Self::following(store, None, None)
+        Self::following(store, None, None, None)
     }
 
-    /// An extender over a store that `watches` keep current, binding through `binder`.
+    /// An extender over a store that `watches` keep current, binding through `binder`,
+    /// recording the workload history through `history`.
     pub fn following(
         store: Arc<Store>,
         binder: Option<Binder>,
         watches: Option<Arc<WatchHealth>>,
+        history: Option<Recorder>,
     ) -> Arc<Self> {
-        let metrics = Metrics::for_store(&store);
+        let mut metrics = Metrics::for_store(&store);
+        if let Some(h) = &history {
+            metrics.register_history(&h.stats);
+        }
         Arc::new(Extender {
             store,
             metrics,
             binder,
             watches,
+            history,
         })
     }
 }
@@ -178,8 +187,13 @@ fn json(answer: &impl Serialize) -> Response {
 }
 
 async fn filter(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
-    serve(&ext, Verb::Filter, &body, |s, a| {
-        verbs::filter(s, a).map(|(r, p)| (json(&r), p.map(|k| k.name())))
+    serve(&ext, Verb::Filter, &body, |s, a: &ExtenderArgs| {
+        verbs::filter(s, a).map(|(r, p)| {
+            if let Some(h) = &ext.history {
+                h.note_filter(s, a.pod.as_ref(), &r);
+            }
+            (json(&r), p.map(|k| k.name()))
+        })
     })
 }
 
@@ -202,6 +216,12 @@ async fn bind(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
         }
     };
     let mut error = String::new();
+    // What the history records of the bind, read before the bind frees it.
+    let recalled = ext
+        .history
+        .as_ref()
+        .filter(|h| h.is_active())
+        .and_then(|_| ext.store.recall(&args.pod_uid));
     match verbs::bind(&ext.store, &args) {
         Err(e) => {
             // kube-scheduler retries the pod; what refused it is worth a line.
@@ -219,6 +239,11 @@ async fn bind(State(ext): State<Arc<Extender>>, body: Bytes) -> Response {
                     ext.store.forget(&placed.uid);
                     error = format!("allot: binding {ns}/{name} to {}: {e}", args.node);
                 }
+            }
+            if error.is_empty()
+                && let Some(h) = &ext.history
+            {
+                h.note_bind(&ext.store, recalled, &placed, &args.node);
             }
         }
     }

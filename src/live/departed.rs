@@ -44,6 +44,24 @@ impl Departed {
         inner.order.push_back((now, uid.to_string()));
     }
 
+    /// The departures noted after `after` (UID and when), oldest first: what the history
+    /// recorder collects on each of its ticks.
+    pub fn since(&self, after: Instant) -> Vec<(Instant, String)> {
+        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let newer = inner
+            .order
+            .iter()
+            .rev()
+            .take_while(|(at, _)| *at > after)
+            .count();
+        inner
+            .order
+            .iter()
+            .skip(inner.order.len() - newer)
+            .cloned()
+            .collect()
+    }
+
     /// Whether the pod with this UID left recently.
     pub fn contains(&self, uid: &str) -> bool {
         let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);

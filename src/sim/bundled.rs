@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::trace::history::dir::read_history;
 use super::trace::times::{Lifetime, load_lifetimes, parse_lifetimes_csv};
 use super::trace::{PodList, TraceError, load_nodes, load_pods, parse_nodes_csv, parse_pods_csv};
 use crate::model::Cluster;
@@ -25,6 +26,8 @@ pub const EMBEDDED_PODS: &str = "default";
 pub enum Origin {
     Embedded,
     File(PathBuf),
+    /// A directory recorded by `allot extender --history-dir`.
+    History(PathBuf),
 }
 
 impl Origin {
@@ -32,6 +35,7 @@ impl Origin {
         match self {
             Origin::Embedded => "embedded".to_string(),
             Origin::File(p) => p.display().to_string(),
+            Origin::History(p) => format!("{} (recorded history)", p.display()),
         }
     }
 }
@@ -45,6 +49,10 @@ pub struct LoadedTrace {
     pub pods: PodList,
     pub nodes_origin: Origin,
     pub pods_origin: Origin,
+    /// The recorded pods' times, read with them (a history's rows are merged from files).
+    recorded: Option<Vec<Lifetime>>,
+    /// Warnings for the user: rows of a recorded history skipped, and why.
+    pub notes: Vec<String>,
 }
 
 impl LoadedTrace {
@@ -63,6 +71,7 @@ impl LoadedTrace {
         match &self.pods_origin {
             Origin::File(path) => load_lifetimes(path),
             Origin::Embedded => embedded_lifetimes().map(Some),
+            Origin::History(_) => Ok(self.recorded.clone()),
         }
     }
 }
@@ -88,6 +97,9 @@ pub fn load_trace(
     nodes: Option<&Path>,
     dirs: &[PathBuf],
 ) -> Result<LoadedTrace, TraceError> {
+    if looks_like_path(pods) && Path::new(pods).is_dir() {
+        return load_history(Path::new(pods), nodes);
+    }
     let pods_path = resolve_pods(pods, dirs)?;
     let (mut cluster, nodes_origin) = match (nodes, &pods_path) {
         (Some(path), _) => (load_nodes(path)?, Origin::File(path.to_path_buf())),
@@ -121,7 +133,55 @@ pub fn load_trace(
         pods: list,
         nodes_origin,
         pods_origin,
+        recorded: None,
+        notes: Vec::new(),
     })
+}
+
+/// A recorded history directory: its pods (rotated files, then those in flight) and its
+/// `nodes.csv`, unless `nodes` names another node list.
+fn load_history(dir: &Path, nodes: Option<&Path>) -> Result<LoadedTrace, TraceError> {
+    let recorded = read_history(dir)?;
+    let nodes_path = match nodes.map(Path::to_path_buf).or(recorded.nodes.clone()) {
+        Some(path) => path,
+        None => {
+            return Err(TraceError {
+                file: dir.display().to_string(),
+                line: None,
+                column: None,
+                problem: format!(
+                    "the recorded history has no {}; pass --nodes with the cluster's node list",
+                    super::trace::history::NODES_FILE
+                ),
+            });
+        }
+    };
+    let mut cluster = load_nodes(&nodes_path)?;
+    let file = format!("{} (recorded history)", dir.display());
+    let list = parse_pods_csv(&file, &recorded.text, &mut cluster.models)
+        .map_err(|e| recorded.locate(e))?;
+    let times = parse_lifetimes_csv(&file, &recorded.text).map_err(|e| recorded.locate(e))?;
+    let name = dir.file_name().map_or_else(
+        || "history".to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    Ok(LoadedTrace {
+        name,
+        cluster,
+        pods: list,
+        nodes_origin: Origin::File(nodes_path),
+        pods_origin: Origin::History(dir.to_path_buf()),
+        recorded: times,
+        notes: recorded.skipped.warnings(dir),
+    })
+}
+
+/// Whether `pods` names a path rather than a trace NAME.
+fn looks_like_path(pods: &str) -> bool {
+    pods.contains('/')
+        || pods.contains(std::path::MAIN_SEPARATOR)
+        || pods.ends_with(".csv")
+        || pods.ends_with(".json")
 }
 
 fn embedded_nodes() -> Result<Cluster, TraceError> {
@@ -141,10 +201,7 @@ fn trace_name(pods: &str) -> String {
 /// A path to read, or None for the embedded default.
 fn resolve_pods(pods: &str, dirs: &[PathBuf]) -> Result<Option<PathBuf>, TraceError> {
     let as_path = Path::new(pods);
-    let looks_like_path = pods.contains(std::path::MAIN_SEPARATOR)
-        || pods.ends_with(".csv")
-        || pods.ends_with(".json");
-    if looks_like_path {
+    if looks_like_path(pods) {
         return if as_path.is_file() {
             Ok(Some(as_path.to_path_buf()))
         } else {

@@ -22,6 +22,7 @@ use crate::model::demand::{
 };
 use crate::model::{Cluster, ModelCatalog, Node, PodDemand};
 
+pub mod history;
 mod json;
 mod read;
 pub mod times;

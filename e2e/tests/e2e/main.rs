@@ -16,6 +16,7 @@ mod device_plugin;
 mod extender;
 mod faults;
 mod gpu_map;
+mod history;
 mod monitoring;
 mod nodes;
 mod own;

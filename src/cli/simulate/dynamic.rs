@@ -17,7 +17,7 @@ use crate::sim::dynamic::run::DynamicSetup;
 use crate::sim::dynamic::{DEFAULT_MAX_WAIT_MS, DynamicResult, Load, MaxWait, run_dynamic};
 use crate::sim::metrics::MeanSd;
 use crate::sim::replay::ReplayOptions;
-use crate::sim::{NodeSampling, bundled::embedded_lifetimes, load_trace};
+use crate::sim::{NodeSampling, bundled::embedded_lifetimes};
 
 mod timeline;
 
@@ -125,9 +125,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     check_flags(args)?;
     let policies = parse_policies(&args.policy)?;
     let seeds = parse_seeds(&args.seeds)?;
-    let mut dirs = args.trace_dir.clone();
-    dirs.push(std::path::PathBuf::from("traces/openb"));
-    let trace = load_trace(&args.pods, args.nodes.as_deref(), &dirs)?;
+    let trace = super::input::load(args)?;
     if trace.cluster.gpu_capacity_milli() == 0 {
         usage!(
             "the cluster in {} has no GPUs",

@@ -96,8 +96,9 @@ fn a_folder_as_pods_is_named_as_one() {
     assert_eq!(
         err,
         format!(
-            "--pods {shown}: is a directory; give a pod list file (CSV or JSON) or a trace \
-             NAME (with --trace-dir for the folder)"
+            "--pods {shown}: is a directory but not a recorded history (no pods-*.csv or \
+             open.csv); give a pod list file (CSV or JSON), a trace NAME (with --trace-dir for \
+             the folder), or an `allot extender --history-dir` directory"
         )
     );
 }
@@ -133,4 +134,59 @@ fn bad_move_budgets_name_their_flag() {
         assert!(err.to_string().starts_with(want), "{argv:?}: {err}");
         assert_eq!(crate::cli::usage::exit_code(&err), ExitCode::from(2));
     }
+}
+
+/// Issue 20: a recorded history directory replays, statically and with --dynamic; a newer
+/// format version stops with the file named.
+#[test]
+fn a_recorded_history_directory_replays() {
+    use crate::model::GpuDemand;
+    use crate::sim::trace::history::{NodeRecord, Phase, PodRecord, node_header, pod_header};
+    let dir = tempfile::tempdir().unwrap();
+    let node = NodeRecord {
+        name: "n".into(),
+        cpu_milli: 64000,
+        memory_bytes: 256 << 30,
+        gpus: 4,
+        model: "T4".into(),
+        added: 0,
+        removed: None,
+    };
+    std::fs::write(dir.path().join("nodes.csv"), node_header() + &node.line()).unwrap();
+    let mut text = pod_header();
+    for i in 0..6u64 {
+        let rec = PodRecord {
+            name: format!("p{i}"),
+            uid: format!("u{i}"),
+            cpu_milli: 1000,
+            memory_bytes: 1 << 30,
+            gpu: GpuDemand::Whole { count: 1 },
+            gpu_spec: String::new(),
+            phase: Phase::Terminated,
+            created: 1_780_000_000 + 60 * i,
+            deleted: Some(1_780_000_000 + 60 * i + 300),
+            scheduled: Some(1_780_000_000 + 60 * i),
+            node: "n".into(),
+            devices: "0".into(),
+            policy: "fgd".into(),
+            policy_hash: String::new(),
+        };
+        text.push_str(&rec.line());
+    }
+    std::fs::write(dir.path().join("pods-000000000001-000001.csv"), &text).unwrap();
+    let shown = format!("{}/", dir.path().display());
+    for extra in [&[][..], &["--dynamic"][..]] {
+        let mut argv = vec!["--pods", &shown, "--policy", "fgd", "--seeds", "42", "-q"];
+        argv.extend_from_slice(extra);
+        let code = run(&flags(&argv).unwrap()).unwrap();
+        assert_eq!(code, ExitCode::SUCCESS, "{extra:?}");
+    }
+    let newer = text.replace(",1\n", ",2\n");
+    std::fs::write(dir.path().join("pods-000000000001-000002.csv"), newer).unwrap();
+    let argv = ["--pods", &shown, "--dynamic", "-q"];
+    let err = run(&flags(&argv).unwrap()).unwrap_err().to_string();
+    assert!(
+        err.contains("pods-000000000001-000002.csv") && err.contains("newer allot"),
+        "{err}"
+    );
 }

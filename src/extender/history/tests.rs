@@ -1,0 +1,213 @@
+//! The recorder beside the handlers: a full channel never holds a decision up (its records
+//! are dropped and counted), a recorder that cannot write stops and says so, and what the
+//! thread writes reads back as a pod list.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+use super::start::start;
+use super::task::Watched;
+use super::{HistorySettings, RecordOutcome, Recorder};
+use crate::extender::server::{Extender, router};
+use crate::extender::state::Store;
+use crate::sim::trace::history::dir::read_history;
+use crate::snapshot::parse_snapshot;
+
+fn store() -> Arc<Store> {
+    let snap = parse_snapshot(
+        "inline",
+        r#"{"nodes": [{"name": "g", "cpu": "16", "memory": "64Gi", "gpus": 1, "model": "T4"}]}"#,
+    )
+    .unwrap();
+    let store = Store::new(None, Vec::new());
+    store.replace(snap);
+    Arc::new(store)
+}
+
+fn share_pod(name: &str, milli: &str) -> Value {
+    json!({
+        "metadata": {"name": name, "namespace": "ml", "uid": format!("uid-{name}"),
+                     "creationTimestamp": "2026-12-01T10:00:00Z",
+                     "annotations": {"allot.dev/gpu-milli": milli}},
+        "spec": {"containers": [{"name": "main", "resources": {"requests": {"cpu": "1", "memory": "1Gi"}}}]}
+    })
+}
+
+async fn post(ext: &Arc<Extender>, verb: &str, body: &Value) -> (StatusCode, Value) {
+    let req = Request::post(format!("/{verb}"))
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap();
+    let resp = router(ext.clone()).oneshot(req).await.unwrap();
+    let status = resp.status();
+    let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+async fn filter_and_bind(ext: &Arc<Extender>, name: &str, milli: &str) -> (Value, Value) {
+    let (s, f) = post(
+        ext,
+        "filter",
+        &json!({"Pod": share_pod(name, milli), "NodeNames": ["g"]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{f}");
+    let bind = json!({"PodName": name, "PodNamespace": "ml", "PodUID": format!("uid-{name}"), "Node": "g"});
+    let (s, b) = post(ext, "bind", &bind).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    (f, b)
+}
+
+#[tokio::test]
+async fn a_full_channel_drops_and_counts_while_the_handlers_answer() {
+    // Nobody drains the channel: it holds two records, every later one is dropped.
+    let (recorder, rx) = Recorder::channel(2);
+    recorder.active.store(true, Ordering::Relaxed);
+    let ext = Extender::following(store(), None, None, Some(recorder.clone()));
+    let (f, b) = filter_and_bind(&ext, "fits", "600").await;
+    assert_eq!(f["NodeNames"], json!(["g"]));
+    assert_eq!(b["Error"], "");
+    let started = Instant::now();
+    for i in 0..50 {
+        let (f, _) = filter_and_bind(&ext, &format!("late{i}"), "600").await;
+        assert_eq!(f["NodeNames"], json!([]), "no room left: {f}");
+        assert!(f["FailedNodes"]["g"].is_string(), "{f}");
+    }
+    // Fifty filters and binds with the channel full: each answers at once (generous bound
+    // for a loaded test machine; a blocking send would never return).
+    assert!(started.elapsed() < Duration::from_secs(30));
+    let held: Vec<_> = rx.try_iter().collect();
+    assert_eq!(held.len(), 2, "{held:?}");
+    assert!(matches!(held[0], super::Event::Bound(_)));
+    assert!(matches!(held[1], super::Event::Unschedulable(_)));
+    assert_eq!(recorder.stats.counted(RecordOutcome::dropped), 49);
+    let (s, _) = post(&ext, "filter", &json!({"Pod": share_pod("x", "100")})).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "a bad request is still refused");
+    // Inactive (no Lease, or stopped): nothing is sent or counted.
+    recorder.active.store(false, Ordering::Relaxed);
+    filter_and_bind(&ext, "idle", "600").await;
+    assert_eq!(recorder.stats.counted(RecordOutcome::dropped), 49);
+}
+
+/// A cluster with departures fed by the test, and a Lease it holds or not.
+#[derive(Debug, Clone, Default)]
+struct Fake {
+    departures: Arc<Mutex<Vec<(Instant, String)>>>,
+    leading: Arc<AtomicBool>,
+}
+
+impl Watched for Fake {
+    fn departures_since(&self, after: Instant) -> Vec<(Instant, String)> {
+        let d = self.departures.lock().unwrap();
+        d.iter().filter(|(t, _)| *t > after).cloned().collect()
+    }
+    fn created(&self, _key: &str) -> Option<u64> {
+        Some(1_700_000_000)
+    }
+    fn alive(&self) -> Option<Vec<String>> {
+        None
+    }
+    fn leading(&self) -> bool {
+        self.leading.load(Ordering::Relaxed)
+    }
+}
+
+fn settings(dir: &std::path::Path) -> HistorySettings {
+    HistorySettings {
+        dir: dir.to_path_buf(),
+        max_bytes: 1 << 20,
+        file_bytes: 1 << 16,
+        plain_names: false,
+        key_file: None,
+        channel: 64,
+        max_open: 1000,
+        tick: Duration::from_millis(20),
+        checkpoint: Duration::from_millis(20),
+        lease: None,
+    }
+}
+
+async fn wait_for(what: &str, done: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test]
+async fn the_leader_records_binds_and_departures_that_read_back_as_a_pod_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    let store = store();
+    let (recorder, stopper) = start(settings(dir.path()), store.clone(), fake.clone()).unwrap();
+    let ext = Extender::following(store, None, None, Some(recorder.clone()));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!recorder.is_active(), "not the Lease holder: not recording");
+    fake.leading.store(true, Ordering::Relaxed);
+    wait_for("recording", || recorder.is_active()).await;
+    filter_and_bind(&ext, "a", "600").await;
+    filter_and_bind(&ext, "b", "600").await; // fits nowhere: waits
+    wait_for("the bind taken in", || {
+        dir.path().join("open.csv").is_file()
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    fake.departures
+        .lock()
+        .unwrap()
+        .push((Instant::now(), "uid-a".to_string()));
+    wait_for("the departure written", || {
+        recorder.stats.counted(RecordOutcome::written) == 1
+    })
+    .await;
+    assert!(stopper.finish(Duration::from_secs(5)), "the thread ends");
+    let got = read_history(dir.path()).unwrap();
+    let rows: Vec<&str> = got.text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{}", got.text);
+    assert!(
+        rows[0].contains(",Terminated,1700000000,") && rows[0].contains(",g,"),
+        "{}",
+        rows[0]
+    );
+    assert!(rows[1].contains(",Pending,"), "{}", rows[1]);
+    assert!(
+        !got.text.contains("ml/a") && !got.text.contains("uid-a"),
+        "names are hashed"
+    );
+    assert!(dir.path().join("nodes.csv").is_file());
+    assert_eq!(recorder.stats.counted(RecordOutcome::failed), 0);
+}
+
+#[tokio::test]
+async fn a_directory_that_cannot_be_written_stops_recording_not_the_extender() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("file");
+    std::fs::write(&blocker, "not a directory").unwrap();
+    let fake = Fake::default();
+    fake.leading.store(true, Ordering::Relaxed);
+    let mut s = settings(&blocker.join("history"));
+    s.plain_names = true;
+    let store = store();
+    let (recorder, stopper) = start(s, store.clone(), fake).unwrap();
+    wait_for("the failure counted", || {
+        recorder.stats.counted(RecordOutcome::failed) == 1
+    })
+    .await;
+    assert!(!recorder.is_active());
+    assert_eq!(recorder.stats.recording.get(), 0);
+    let ext = Extender::following(store, None, None, Some(recorder));
+    let (f, _) = filter_and_bind(&ext, "a", "600").await;
+    assert_eq!(f["NodeNames"], json!(["g"]));
+    assert!(stopper.finish(Duration::from_secs(1)));
+}
