@@ -9,6 +9,7 @@ pub mod consolidate;
 pub mod dynamic;
 pub mod experiment;
 pub mod metrics;
+pub mod parallel;
 pub mod place;
 pub mod published;
 pub mod replay;
