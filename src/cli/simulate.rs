@@ -279,20 +279,31 @@ fn write_outputs(
     published: &Published,
     bounds: Option<&[(u64, OfflineBound)]>,
 ) -> anyhow::Result<()> {
+    write_files(
+        dir,
+        [
+            ("summary.json", serde_json::to_string_pretty(summary)?),
+            ("runs.csv", report::runs_csv(trace, results)),
+            ("curves.csv", report::curves_csv(trace, results)),
+            (
+                "unallocated.svg",
+                plot::unallocated_svg(trace, results, published, bounds)?,
+            ),
+        ],
+    )
+}
+
+/// Write each `(name, text)` into `dir` (created if missing), saying so on stderr.
+pub(super) fn write_files<const N: usize>(
+    dir: &Path,
+    files: [(&str, String); N],
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let write = |name: &str, text: String| -> anyhow::Result<()> {
+    for (name, text) in files {
         let path = dir.join(name);
         std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("wrote {}", path.display());
-        Ok(())
-    };
-    write("summary.json", serde_json::to_string_pretty(summary)?)?;
-    write("runs.csv", report::runs_csv(trace, results))?;
-    write("curves.csv", report::curves_csv(trace, results))?;
-    write(
-        "unallocated.svg",
-        plot::unallocated_svg(trace, results, published, bounds)?,
-    )?;
+    }
     Ok(())
 }
 

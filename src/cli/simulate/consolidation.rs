@@ -231,16 +231,13 @@ pub fn write(
     sweep: &Sweep,
     runs: &[Vec<PolicyResult>],
 ) -> anyhow::Result<()> {
-    use anyhow::Context as _;
-    for (name, text) in [
-        ("consolidation.csv", csv(trace, sweep, runs)),
-        ("consolidation.svg", svg(trace, sweep, runs)?),
-    ] {
-        let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("wrote {}", path.display());
-    }
-    Ok(())
+    super::write_files(
+        dir,
+        [
+            ("consolidation.csv", csv(trace, sweep, runs)),
+            ("consolidation.svg", svg(trace, sweep, runs)?),
+        ],
+    )
 }
 
 /// Unallocated GPU % at 100 % arrived (mean over seeds) against moves as % of the pods

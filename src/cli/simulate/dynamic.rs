@@ -6,7 +6,6 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Context as _;
 use clap::Args;
 
 use super::super::table;
@@ -325,15 +324,12 @@ fn write_outputs(
     args: &SimulateArgs,
     results: &[DynamicResult],
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let write = |name: &str, text: String| -> anyhow::Result<()> {
-        let path = dir.join(name);
-        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
-        eprintln!("wrote {}", path.display());
-        Ok(())
-    };
-    write("dynamic_runs.csv", runs_csv(trace, args, results))?;
-    write("dynamic_timeline.csv", timeline::csv(trace, results))?;
-    write("dynamic.svg", timeline::svg(trace, results)?)?;
-    Ok(())
+    super::write_files(
+        dir,
+        [
+            ("dynamic_runs.csv", runs_csv(trace, args, results)),
+            ("dynamic_timeline.csv", timeline::csv(trace, results)),
+            ("dynamic.svg", timeline::svg(trace, results)?),
+        ],
+    )
 }
