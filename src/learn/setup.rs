@@ -131,12 +131,7 @@ pub(super) fn with_weights(
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             // Named only when set, so files of searches without it read as before.
-            .chain(
-                opts.search
-                    .prices
-                    .then(|| ("search_prices".to_string(), 1.0)),
-            )
-            .chain(opts.search.whole.then(|| ("search_whole".to_string(), 1.0)))
+            .chain(opts.search.extra_hyperparameters())
             .collect(),
         code_version: env!("CARGO_PKG_VERSION").to_string(),
         // No timestamp: the same command, seeds and thread count write the same file.
