@@ -342,7 +342,11 @@ pub fn train_resumable(
                 Search::restore(s, &opts.search).map_err(TrainError::Checkpoint)?,
                 reached,
             ),
-            None => (Search::new(&st.best.weights, &opts.search, opts.seed), 0),
+            None => {
+                let from = opts.search.from.as_ref();
+                let start = from.map_or(&st.best.weights, |f| &f.weights);
+                (Search::new(start, &opts.search, opts.seed), 0)
+            }
         };
         if first == 0 {
             snapshot(Phase::Search, 0, &st, Some(search.state()))?;

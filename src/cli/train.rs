@@ -13,6 +13,7 @@ use plotters::prelude::*;
 use super::simulate::{parse_seeds_for, progress_bar};
 use crate::learn::checkpoint::{self, Checkpoint, Phase};
 use crate::learn::{self, CurvePoint, Options, Trace};
+use crate::policy::learned::PolicyFile;
 use crate::sim::load_trace;
 
 #[derive(Debug, Args)]
@@ -78,6 +79,10 @@ pub struct TrainArgs {
     /// Largest absolute value of a searched weight (0: unbounded; 0.01 = one FGD level).
     #[arg(long, default_value_t = 0.0)]
     pub search_bound: f64,
+    /// Start the search at this policy file's weights (e.g. policies/default.json) rather than
+    /// FGD's; the kept weights are still the best on validation, FGD's included.
+    #[arg(long, value_name = "FILE")]
+    pub search_from: Option<PathBuf>,
     /// Replay threads (the result does not depend on it; default: every core).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
@@ -270,6 +275,10 @@ fn search_options(args: &TrainArgs) -> anyhow::Result<learn::SearchOptions> {
             margin: args.search_margin,
         },
         bound: args.search_bound,
+        from: match &args.search_from {
+            Some(path) => Some(PolicyFile::load(path)?),
+            None => None,
+        },
     })
 }
 

@@ -162,6 +162,9 @@ pub fn config(
     }
     out.push(("--search-prices".into(), opts.search.prices.to_string()));
     out.push(("--search-whole".into(), opts.search.whole.to_string()));
+    if let Some(f) = &opts.search.from {
+        out.push(("--search-from".into(), f.hash.clone()));
+    }
     // Named only when set, so checkpoints of searches without them still resume.
     for (name, value) in opts.search.extra_hyperparameters() {
         if !matches!(name.as_str(), "search_prices" | "search_whole") {

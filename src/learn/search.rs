@@ -68,6 +68,9 @@ pub struct SearchOptions {
     /// Largest absolute value of a searched weight (0: unbounded): drawn points and the refit
     /// mean are clamped to it, so corrections stay within `bound * 100` FGD levels.
     pub bound: f64,
+    /// Start the search at this policy's weights (`--search-from`) instead of the best so far
+    /// (FGD's, in a search-only run); the warm start that validation compares with stays FGD.
+    pub from: Option<PolicyFile>,
 }
 
 impl SearchOptions {
@@ -111,6 +114,7 @@ impl Default for SearchOptions {
             multi: false,
             objective: Objective::default(),
             bound: 0.0,
+            from: None,
         }
     }
 }

@@ -125,6 +125,13 @@ pub(super) fn with_weights(
         .iter()
         .filter(|(_, n)| *n > 0)
         .map(|(p, _)| p.to_string())
+        // A search that started from another policy names it (by content hash).
+        .chain(
+            opts.search
+                .from
+                .as_ref()
+                .map(|f| format!("policy search started from policy {}", f.hash)),
+        )
         .collect(),
         kept: String::new(),
         hyperparameters: hyper
