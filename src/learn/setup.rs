@@ -176,3 +176,29 @@ impl Phase {
             .find(|p| p.name() == name)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_search_from_another_policy_and_its_settings_are_recorded() {
+        let from = PolicyFile::fgd_start(Provenance::default());
+        let mut opts = Options::default();
+        opts.search.generations = 3;
+        opts.search.multi = true;
+        opts.search.objective.hinge = 1.0;
+        opts.search.from = Some(from.clone());
+        let file = with_weights(&from.weights, &opts, &[], &[1], &[60]);
+        let started = format!("policy search started from policy {}", from.hash);
+        assert!(file.provenance.phases.contains(&started), "{file:?}");
+        let hyper = &file.provenance.hyperparameters;
+        assert_eq!(hyper.get("search_hinge"), Some(&1.0));
+        assert_eq!(hyper.get("search_margin"), Some(&0.05));
+        assert!(!hyper.contains_key("search_bound"), "no bound was set");
+        // A checkpoint of this run does not resume one with another start or objective.
+        let config = super::super::checkpoint::config(&[], &[1], &[60], &opts);
+        assert!(config.contains(&("--search-from".to_string(), from.hash.clone())));
+        assert!(config.contains(&("--search-hinge".to_string(), "1".to_string())));
+    }
+}
