@@ -18,6 +18,9 @@ pub(super) struct Work {
     q_epoch: usize,
     generations: usize,
     generation: usize,
+    /// FGD's training replays of a search with a hinge, in its first generation (a resumed run
+    /// replays them again, so its bar may end a little past the total).
+    fgd: usize,
 }
 
 impl Work {
@@ -31,6 +34,11 @@ impl Work {
             q_epoch: t * seeds.len() + v,
             generations: opts.search.generations,
             generation: t * seeds.len() * opts.search.population.max(2) + v,
+            fgd: if opts.search.objective.uses_fgd() {
+                t * seeds.len()
+            } else {
+                0
+            },
         }
     }
 
@@ -45,7 +53,10 @@ impl Work {
         match phase {
             Phase::Supervised if done < self.supervised_epochs => self.validation * (1 + done),
             Phase::Supervised | Phase::QLearning => supervised,
-            Phase::Search => supervised + self.q_epochs * self.q_epoch + done * self.generation,
+            Phase::Search => {
+                let fgd = if done > 0 { self.fgd } else { 0 };
+                supervised + self.q_epochs * self.q_epoch + done * self.generation + fgd
+            }
         }
     }
 }
