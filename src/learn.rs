@@ -197,30 +197,52 @@ pub fn train_resumable(
         save(&c).map_err(TrainError::Checkpoint)
     };
     let start = PolicyFile::fgd_start(Provenance::default());
-    let validate = |w: &[f64], tick: &mut dyn FnMut(&'static str)| {
+    let validate_traces = |w: &[f64], tick: &mut dyn FnMut(&'static str)| {
         let levels = crate::policy::learned::file::DEFAULT_LEVELS;
         let threads = opts.search.threads;
-        search::evaluate(
+        let mut e = search::evaluate_traces(
             traces,
             validation,
             &[w.to_vec()],
             levels,
             threads,
             &mut || tick("validate"),
-        )[0]
+        );
+        e.swap_remove(0)
+    };
+    // FGD's per-trace validation figures, for an objective with a hinge: the warm start's own
+    // replays in a fresh run, replayed again when a run resumes.
+    let objective = opts.search.objective;
+    let mut fgd_validation: Option<Vec<f64>> = None;
+    // The weights' (mean, objective) on the validation replays: the curve shows the mean, the
+    // best weights are kept by the objective (the same as the mean without a hinge).
+    let validate = |w: &[f64], fgd: &mut Option<Vec<f64>>, tick: &mut dyn FnMut(&'static str)| {
+        let e = validate_traces(w, tick);
+        if !objective.uses_fgd() {
+            return (e.mean, e.mean);
+        }
+        let fgd =
+            fgd.get_or_insert_with(|| validate_traces(&search::fgd_weights(), tick).per_trace);
+        (e.mean, objective.score(e.mean, &e.per_trace, fgd))
     };
     let (mut st, saved_search) = match from {
         Some(c) => (c.state, c.search),
         None => {
             // The best weights on the validation replays; the warm start wins ties, so a
             // phase that does not improve on FGD leaves FGD's weights.
-            let score = validate(&start.weights, &mut tick);
+            // The warm start is FGD, so its replays are FGD's validation figures as well.
+            let e = validate_traces(&start.weights, &mut tick);
+            let mean = e.mean;
+            let score = objective.score(mean, &e.per_trace, &e.per_trace);
+            if objective.uses_fgd() {
+                fgd_validation = Some(e.per_trace);
+            }
             let kept = "warm start (FGD)";
             let curve = CurvePoint {
                 phase: kept,
                 epoch: 0,
                 train_reward: 0.0,
-                validation_unallocated_pct: score,
+                validation_unallocated_pct: mean,
             };
             let best = Best {
                 score,
@@ -259,7 +281,7 @@ pub fn train_resumable(
                     step(&mut st.weights, &start.weights, &batch, opts);
                 }
                 let mse = mse(&st.weights, &held);
-                let v = validate(&st.weights, &mut tick);
+                let v = validate(&st.weights, &mut fgd_validation, &mut tick);
                 record(&mut st, "supervised", epoch, -mse, v);
                 snapshot(Phase::Supervised, epoch, &st, None)?;
             }
@@ -308,7 +330,7 @@ pub fn train_resumable(
                     tick("q-learning");
                 }
             }
-            let v = validate(&st.weights, &mut tick);
+            let v = validate(&st.weights, &mut fgd_validation, &mut tick);
             record(&mut st, "q-learning", epoch, reward / n.max(1) as f64, v);
         }
     }
@@ -320,7 +342,11 @@ pub fn train_resumable(
                 Search::restore(s, &opts.search).map_err(TrainError::Checkpoint)?,
                 reached,
             ),
-            None => (Search::new(&st.best.weights, &opts.search, opts.seed), 0),
+            None => {
+                let from = opts.search.from.as_ref();
+                let start = from.map_or(&st.best.weights, |f| &f.weights);
+                (Search::new(start, &opts.search, opts.seed), 0)
+            }
         };
         if first == 0 {
             snapshot(Phase::Search, 0, &st, Some(search.state()))?;
@@ -329,7 +355,7 @@ pub fn train_resumable(
             let levels = crate::policy::learned::file::DEFAULT_LEVELS;
             let g = search.generation(traces, seeds, levels, &opts.search, &mut || tick("search"));
             st.weights = g.best.0;
-            let v = validate(&st.weights, &mut tick);
+            let v = validate(&st.weights, &mut fgd_validation, &mut tick);
             record(&mut st, "policy search", generation, -g.best.1, v);
             snapshot(Phase::Search, generation, &st, Some(search.state()))?;
         }
@@ -351,22 +377,24 @@ pub fn train_resumable(
     Ok((file, st.curves))
 }
 
-/// A curve row for the weights just validated (`v`); they become the best if they beat it.
-fn record(st: &mut State, phase: &'static str, epoch: usize, train_reward: f64, v: f64) {
+/// A curve row for the weights just validated (`v`: mean unallocated GPU % and objective on
+/// the validation replays); they become the best if their objective beats the best's.
+fn record(st: &mut State, phase: &'static str, epoch: usize, train_reward: f64, v: (f64, f64)) {
+    let (v, score) = v;
     st.curves.push(CurvePoint {
         phase,
         epoch,
         train_reward,
         validation_unallocated_pct: v,
     });
-    if v < st.best.score {
+    if score < st.best.score {
         let unit = if phase == "policy search" {
             "generation"
         } else {
             "epoch"
         };
         st.best = Best {
-            score: v,
+            score,
             weights: st.weights.clone(),
             kept: format!("{phase} {unit} {epoch}"),
         };

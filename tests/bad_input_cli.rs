@@ -157,6 +157,16 @@ fn rows(tmp: &Path) -> Vec<Row> {
             USAGE,
             "error: --search-sigma 2 must be in (0, 1]",
         ),
+        train_row(
+            &["--search-hinge=-1"],
+            USAGE,
+            "error: --search-hinge -1 must be in 0..=1000",
+        ),
+        train_row(
+            &["--search-bound", "2"],
+            USAGE,
+            "error: --search-bound 2 must be in 0..=1",
+        ),
         // The evaluation seeds are never trained or validated on.
         train_row(
             &["--seeds", "42-51"],

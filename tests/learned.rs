@@ -57,8 +57,7 @@ fn the_search_phase_moves_only_searched_weights_and_does_not_depend_on_threads()
             elite: 2,
             sigma: 0.02,
             threads,
-            prices: false,
-            whole: false,
+            ..Default::default()
         },
         ..Options::default()
     };

@@ -89,8 +89,7 @@ fn killed_after_generation_one(dir: &Path) -> Checkpoint {
             elite: 2,
             sigma: 0.2,
             threads: 1,
-            prices: false,
-            whole: false,
+            ..Default::default()
         },
         ..Options::default()
     };

@@ -26,6 +26,14 @@ fn opts(supervised_epochs: usize, epochs: usize, generations: usize) -> Options 
             // weights to save and restore.
             prices: true,
             whole: true,
+            // And the multi-GPU pods' corrections under the per-trace hinge, whose FGD figures
+            // a resumed run replays again: the result must not change.
+            multi: true,
+            objective: learn::search::Objective {
+                hinge: 1.0,
+                ..Default::default()
+            },
+            ..SearchOptions::default()
         },
         ..Options::default()
     }

@@ -13,6 +13,7 @@ use plotters::prelude::*;
 use super::simulate::{parse_seeds_for, progress_bar};
 use crate::learn::checkpoint::{self, Checkpoint, Phase};
 use crate::learn::{self, CurvePoint, Options, Trace};
+use crate::policy::learned::PolicyFile;
 use crate::sim::load_trace;
 
 #[derive(Debug, Args)]
@@ -62,6 +63,26 @@ pub struct TrainArgs {
     /// features for whole-GPU pods only).
     #[arg(long)]
     pub search_whole: bool,
+    /// Also search the multi-GPU pods' own corrections (the *_multi features: the node-shape
+    /// features for pods of 2 or more whole GPUs only).
+    #[arg(long)]
+    pub search_multi: bool,
+    /// Weight of a per-trace hinge in the search objective: each training trace whose mean is
+    /// not --search-margin points better than FGD's on the same arrivals adds HINGE times the
+    /// shortfall (0: the mean over traces only). The kept weights are chosen by the same
+    /// objective on the validation replays.
+    #[arg(long, default_value_t = 0.0, value_name = "HINGE")]
+    pub search_hinge: f64,
+    /// The hinge's margin, in points of unallocated GPU %.
+    #[arg(long, default_value_t = learn::search::objective::DEFAULT_MARGIN)]
+    pub search_margin: f64,
+    /// Largest absolute value of a searched weight (0: unbounded; 0.01 = one FGD level).
+    #[arg(long, default_value_t = 0.0)]
+    pub search_bound: f64,
+    /// Start the search at this policy file's weights (e.g. policies/default.json) rather than
+    /// FGD's; the kept weights are still the best on validation, FGD's included.
+    #[arg(long, value_name = "FILE")]
+    pub search_from: Option<PathBuf>,
     /// Replay threads (the result does not depend on it; default: every core).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
@@ -230,6 +251,15 @@ fn search_options(args: &TrainArgs) -> anyhow::Result<learn::SearchOptions> {
             args.search_population
         );
     }
+    if !(args.search_hinge >= 0.0 && args.search_hinge <= 1000.0) {
+        usage!("--search-hinge {} must be in 0..=1000", args.search_hinge);
+    }
+    if !(args.search_margin >= 0.0 && args.search_margin <= 100.0) {
+        usage!("--search-margin {} must be in 0..=100", args.search_margin);
+    }
+    if !(args.search_bound >= 0.0 && args.search_bound <= 1.0) {
+        usage!("--search-bound {} must be in 0..=1", args.search_bound);
+    }
     let defaults = learn::SearchOptions::default();
     Ok(learn::SearchOptions {
         generations: args.search_generations,
@@ -239,6 +269,16 @@ fn search_options(args: &TrainArgs) -> anyhow::Result<learn::SearchOptions> {
         threads: args.threads.map_or(defaults.threads, |t| t as usize),
         prices: args.search_prices,
         whole: args.search_whole,
+        multi: args.search_multi,
+        objective: learn::search::Objective {
+            hinge: args.search_hinge,
+            margin: args.search_margin,
+        },
+        bound: args.search_bound,
+        from: match &args.search_from {
+            Some(path) => Some(PolicyFile::load(path)?),
+            None => None,
+        },
     })
 }
 

@@ -33,7 +33,8 @@ pub use super::setup::Phase;
 /// The best weights on the validation replays so far.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Best {
-    /// Mean unallocated GPU % over the validation replays.
+    /// The search objective over the validation replays: their mean unallocated GPU %, plus
+    /// the per-trace hinge against FGD with `--search-hinge` (`search::Objective`).
     pub score: f64,
     pub weights: Vec<f64>,
     /// Where they came from (the policy file's `provenance.kept`).
@@ -161,6 +162,15 @@ pub fn config(
     }
     out.push(("--search-prices".into(), opts.search.prices.to_string()));
     out.push(("--search-whole".into(), opts.search.whole.to_string()));
+    if let Some(f) = &opts.search.from {
+        out.push(("--search-from".into(), f.hash.clone()));
+    }
+    // Named only when set, so checkpoints of searches without them still resume.
+    for (name, value) in opts.search.extra_hyperparameters() {
+        if !matches!(name.as_str(), "search_prices" | "search_whole") {
+            out.push((format!("--{}", name.replace('_', "-")), value.to_string()));
+        }
+    }
     out.push(("buffer".into(), opts.buffer.to_string()));
     let keep = if opts.keep_last { "last" } else { "best" };
     out.push(("--keep".into(), keep.into()));

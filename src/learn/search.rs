@@ -8,20 +8,27 @@
 //!
 //! Only weights of features that differ between the candidate nodes of one decision are
 //! searched: the pod's class, the bias and the global context are the same for every
-//! candidate, so under a linear Q they cannot change which node wins.
+//! candidate, so under a linear Q they cannot change which node wins. With `--search-hinge`
+//! the objective also charges every training trace not better than FGD ([`objective`]), and
+//! with `--search-bound` every searched weight stays within a bound.
 
-use super::{Trace, episode};
+pub mod objective;
+mod replays;
+
+use super::Trace;
 use crate::policy::learned::PolicyFile;
 use crate::policy::learned::features::{self, COUNT, NODE_SHAPE};
 use crate::rng::Rng;
-use crate::sim::replay::arrivals;
+pub use objective::Objective;
+pub use replays::{Evaluation, evaluate_traces};
 
 /// Weights the search moves: the features of the node after the placement and the model
 /// match (not FGD's score, frozen at 1, nor the per-decision constants).
 pub const SEARCHED: [usize; 7] = NODE_SHAPE;
 
 /// The weights a search with `opts` moves: [`SEARCHED`], the LP price's with
-/// `--search-prices`, and the whole-GPU pods' own corrections with `--search-whole`.
+/// `--search-prices`, the whole-GPU pods' own corrections with `--search-whole` and the
+/// multi-GPU pods' with `--search-multi`.
 pub fn searched(opts: &SearchOptions) -> Vec<usize> {
     let mut out = SEARCHED.to_vec();
     if opts.prices {
@@ -29,6 +36,9 @@ pub fn searched(opts: &SearchOptions) -> Vec<usize> {
     }
     if opts.whole {
         out.extend((0..NODE_SHAPE.len()).map(|k| features::WHOLE + k));
+    }
+    if opts.multi {
+        out.extend((0..NODE_SHAPE.len()).map(|k| features::MULTI + k));
     }
     out
 }
@@ -51,6 +61,44 @@ pub struct SearchOptions {
     /// Also search the whole-GPU pods' own corrections (the `*_whole` features; off by
     /// default, so the shipped command's search is unchanged).
     pub whole: bool,
+    /// Also search the multi-GPU pods' own corrections (the `*_multi` features; off by default).
+    pub multi: bool,
+    /// What a generation ranks its candidates by (the mean, by default).
+    pub objective: Objective,
+    /// Largest absolute value of a searched weight (0: unbounded): drawn points and the refit
+    /// mean are clamped to it, so corrections stay within `bound * 100` FGD levels.
+    pub bound: f64,
+    /// Start the search at this policy's weights (`--search-from`) instead of the best so far
+    /// (FGD's, in a search-only run); the warm start that validation compares with stays FGD.
+    pub from: Option<PolicyFile>,
+}
+
+impl SearchOptions {
+    /// The settings beyond the shipped search's, as provenance hyperparameters: named only when
+    /// set, so files and checkpoints of searches without them read as before.
+    pub fn extra_hyperparameters(&self) -> Vec<(String, f64)> {
+        let mut out = Vec::new();
+        let mut put = |name: &str, on: bool, value: f64| {
+            if on {
+                out.push((name.to_string(), value));
+            }
+        };
+        put("search_prices", self.prices, 1.0);
+        put("search_whole", self.whole, 1.0);
+        put("search_multi", self.multi, 1.0);
+        put(
+            "search_hinge",
+            self.objective.uses_fgd(),
+            self.objective.hinge,
+        );
+        put(
+            "search_margin",
+            self.objective.uses_fgd(),
+            self.objective.margin,
+        );
+        put("search_bound", self.bound > 0.0, self.bound);
+        out
+    }
 }
 
 impl Default for SearchOptions {
@@ -63,6 +111,10 @@ impl Default for SearchOptions {
             threads: std::thread::available_parallelism().map_or(1, usize::from),
             prices: false,
             whole: false,
+            multi: false,
+            objective: Objective::default(),
+            bound: 0.0,
+            from: None,
         }
     }
 }
@@ -70,62 +122,13 @@ impl Default for SearchOptions {
 /// One generation's outcome.
 #[derive(Debug, Clone)]
 pub struct Generation {
-    /// The generation's best weights and their mean unallocated GPU % on the training seeds.
+    /// The generation's best weights (by the objective) and their mean unallocated GPU % on
+    /// the training seeds.
     pub best: (Vec<f64>, f64),
+    /// The best candidate's objective (its mean when the hinge is off).
+    pub objective: f64,
     /// The mean over the whole population (how far the distribution has come).
     pub population_mean: f64,
-}
-
-/// Mean unallocated GPU % at 100 % arrived of `weights` over every trace and seed (greedy
-/// replays, no exploration), replayed on `threads` threads.
-pub fn evaluate(
-    traces: &[Trace],
-    seeds: &[u64],
-    weights: &[Vec<f64>],
-    levels: u32,
-    threads: usize,
-    tick: &mut dyn FnMut(),
-) -> Vec<f64> {
-    let files: Vec<PolicyFile> = weights
-        .iter()
-        .map(|w| PolicyFile::new(w.clone(), levels, Default::default()))
-        .collect();
-    let jobs: Vec<(usize, &Trace, u64)> = (0..files.len())
-        .flat_map(|c| {
-            traces
-                .iter()
-                .flat_map(move |t| seeds.iter().map(move |&s| (c, t, s)))
-        })
-        .collect();
-    // Results by job, summed in job order once all are in: the sum must not depend on which
-    // thread finished first (f64 addition is not associative).
-    let mut results = vec![0.0; jobs.len()];
-    let per = (traces.len() * seeds.len()).max(1) as f64;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::scope(|scope| {
-        let threads = threads.clamp(1, jobs.len().max(1));
-        for part in 0..threads {
-            let (tx, jobs, files) = (tx.clone(), &jobs, &files);
-            scope.spawn(move || {
-                for (j, &(c, t, s)) in jobs.iter().enumerate().skip(part).step_by(threads) {
-                    let arr = arrivals(&t.pods, t.cluster.gpu_capacity_milli(), s);
-                    let pct = episode::score(&t.cluster, &t.target, &arr, &files[c], s);
-                    // The receiver outlives the scope's threads.
-                    let _ = tx.send((j, pct));
-                }
-            });
-        }
-        drop(tx);
-        for (j, pct) in rx {
-            results[j] = pct;
-            tick();
-        }
-    });
-    let mut sums = vec![0.0; files.len()];
-    for (&(c, _, _), pct) in jobs.iter().zip(results) {
-        sums[c] += pct;
-    }
-    sums.into_iter().map(|s| s / per).collect()
 }
 
 /// [`Search`]'s state, saved after every generation so a run can resume mid-search.
@@ -146,6 +149,9 @@ pub struct Search {
     sigma: Vec<f64>,
     base: Vec<f64>,
     rng: Rng,
+    /// FGD's per-trace means on the training seeds, replayed once per run when the objective
+    /// needs them (not checkpointed: a resumed run replays them again, to the same numbers).
+    fgd: Option<Vec<f64>>,
 }
 
 impl Search {
@@ -158,6 +164,7 @@ impl Search {
             indices,
             base: start.to_vec(),
             rng: Rng::derive(seed, 0x4345_4d00),
+            fgd: None,
         }
     }
 
@@ -170,15 +177,26 @@ impl Search {
         opts: &SearchOptions,
         tick: &mut dyn FnMut(),
     ) -> Generation {
+        let objective = opts.objective;
+        if objective.uses_fgd() && self.fgd.is_none() {
+            let fgd = fgd_weights();
+            let e = evaluate_traces(traces, seeds, &[fgd], levels, opts.threads, tick);
+            self.fgd = e.into_iter().next().map(|e| e.per_trace);
+        }
         // The current mean is always a candidate, so a generation never forgets it.
         let mut pop = vec![self.weights(&self.mean.clone())];
         while pop.len() < opts.population.max(2) {
             let point: Vec<f64> = (0..self.indices.len())
-                .map(|k| self.mean[k] + self.sigma[k] * normal(&mut self.rng))
+                .map(|k| clamp(self.mean[k] + self.sigma[k] * normal(&mut self.rng), opts))
                 .collect();
             pop.push(self.weights(&point));
         }
-        let scores = evaluate(traces, seeds, &pop, levels, opts.threads, tick);
+        let evals = evaluate_traces(traces, seeds, &pop, levels, opts.threads, tick);
+        let fgd = self.fgd.as_deref().unwrap_or(&[]);
+        let scores: Vec<f64> = evals
+            .iter()
+            .map(|e| objective.score(e.mean, &e.per_trace, fgd))
+            .collect();
         let mut order: Vec<usize> = (0..pop.len()).collect();
         order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]).then(a.cmp(&b)));
         let elite: Vec<&Vec<f64>> = order
@@ -190,13 +208,14 @@ impl Search {
         for (k, &i) in self.indices.iter().enumerate() {
             let m = elite.iter().map(|w| w[i]).sum::<f64>() / n;
             let var = elite.iter().map(|w| (w[i] - m).powi(2)).sum::<f64>() / n;
-            self.mean[k] = m;
+            self.mean[k] = clamp(m, opts);
             // A floor on the spread keeps the search moving until its last generation.
             self.sigma[k] = var.sqrt().max(opts.sigma * 0.1);
         }
         Generation {
-            best: (pop[order[0]].clone(), scores[order[0]]),
-            population_mean: scores.iter().sum::<f64>() / scores.len() as f64,
+            best: (pop[order[0]].clone(), evals[order[0]].mean),
+            objective: scores[order[0]],
+            population_mean: evals.iter().map(|e| e.mean).sum::<f64>() / evals.len() as f64,
         }
     }
 
@@ -235,6 +254,7 @@ impl Search {
             sigma: state.sigma,
             base: state.base,
             rng,
+            fgd: None,
         })
     }
 
@@ -245,6 +265,20 @@ impl Search {
         }
         debug_assert_eq!(w.len(), COUNT);
         w
+    }
+}
+
+/// FGD's own weights (the warm start): weight 1 on its score, 0 elsewhere.
+pub fn fgd_weights() -> Vec<f64> {
+    PolicyFile::fgd_start(Default::default()).weights
+}
+
+/// `x` within `opts.bound` (unchanged when there is none).
+fn clamp(x: f64, opts: &SearchOptions) -> f64 {
+    if opts.bound > 0.0 {
+        x.clamp(-opts.bound, opts.bound)
+    } else {
+        x
     }
 }
 
@@ -271,6 +305,70 @@ mod tests {
         assert_eq!(names.len(), 14);
         assert_eq!(names[7], "gpu_free_after_whole");
         assert_eq!(names[13], "cpu_per_gpu_ratio_whole");
+    }
+
+    #[test]
+    fn the_multi_gpu_corrections_are_searched_only_when_asked() {
+        let mut opts = SearchOptions {
+            multi: true,
+            ..SearchOptions::default()
+        };
+        let names: Vec<&str> = searched(&opts)
+            .iter()
+            .map(|&i| features::NAMES[i])
+            .collect();
+        assert_eq!(names.len(), 14);
+        assert_eq!(names[7], "gpu_free_after_multi");
+        opts.whole = true;
+        assert_eq!(searched(&opts).len(), 21);
+    }
+
+    #[test]
+    fn a_bound_clamps_every_drawn_and_refitted_weight() {
+        let opts = SearchOptions {
+            sigma: 0.5,
+            bound: 0.01,
+            ..SearchOptions::default()
+        };
+        let mut rng = Rng::new(3);
+        for _ in 0..50 {
+            let x = clamp(opts.sigma * normal(&mut rng), &opts);
+            assert!(x.abs() <= 0.01, "{x}");
+        }
+        assert_eq!(clamp(-0.7, &opts), -0.01);
+        assert_eq!(
+            clamp(0.7, &SearchOptions::default()),
+            0.7,
+            "no bound by default"
+        );
+    }
+
+    #[test]
+    fn only_settings_in_use_are_named_in_the_provenance() {
+        assert!(SearchOptions::default().extra_hyperparameters().is_empty());
+        let opts = SearchOptions {
+            multi: true,
+            objective: Objective {
+                hinge: 1.0,
+                margin: 0.05,
+            },
+            bound: 0.03,
+            ..SearchOptions::default()
+        };
+        let names: Vec<String> = opts
+            .extra_hyperparameters()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "search_multi",
+                "search_hinge",
+                "search_margin",
+                "search_bound"
+            ]
+        );
     }
 
     #[test]

@@ -18,6 +18,9 @@ pub(super) struct Work {
     q_epoch: usize,
     generations: usize,
     generation: usize,
+    /// FGD's training replays of a search with a hinge, in its first generation (a resumed run
+    /// replays them again, so its bar may end a little past the total).
+    fgd: usize,
 }
 
 impl Work {
@@ -31,6 +34,11 @@ impl Work {
             q_epoch: t * seeds.len() + v,
             generations: opts.search.generations,
             generation: t * seeds.len() * opts.search.population.max(2) + v,
+            fgd: if opts.search.objective.uses_fgd() {
+                t * seeds.len()
+            } else {
+                0
+            },
         }
     }
 
@@ -45,7 +53,10 @@ impl Work {
         match phase {
             Phase::Supervised if done < self.supervised_epochs => self.validation * (1 + done),
             Phase::Supervised | Phase::QLearning => supervised,
-            Phase::Search => supervised + self.q_epochs * self.q_epoch + done * self.generation,
+            Phase::Search => {
+                let fgd = if done > 0 { self.fgd } else { 0 };
+                supervised + self.q_epochs * self.q_epoch + done * self.generation + fgd
+            }
         }
     }
 }
@@ -125,18 +136,20 @@ pub(super) fn with_weights(
         .iter()
         .filter(|(_, n)| *n > 0)
         .map(|(p, _)| p.to_string())
+        // A search that started from another policy names it (by content hash).
+        .chain(
+            opts.search
+                .from
+                .as_ref()
+                .map(|f| format!("policy search started from policy {}", f.hash)),
+        )
         .collect(),
         kept: String::new(),
         hyperparameters: hyper
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             // Named only when set, so files of searches without it read as before.
-            .chain(
-                opts.search
-                    .prices
-                    .then(|| ("search_prices".to_string(), 1.0)),
-            )
-            .chain(opts.search.whole.then(|| ("search_whole".to_string(), 1.0)))
+            .chain(opts.search.extra_hyperparameters())
             .collect(),
         code_version: env!("CARGO_PKG_VERSION").to_string(),
         // No timestamp: the same command, seeds and thread count write the same file.
@@ -172,5 +185,31 @@ impl Phase {
         [Phase::Supervised, Phase::QLearning, Phase::Search]
             .into_iter()
             .find(|p| p.name() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_search_from_another_policy_and_its_settings_are_recorded() {
+        let from = PolicyFile::fgd_start(Provenance::default());
+        let mut opts = Options::default();
+        opts.search.generations = 3;
+        opts.search.multi = true;
+        opts.search.objective.hinge = 1.0;
+        opts.search.from = Some(from.clone());
+        let file = with_weights(&from.weights, &opts, &[], &[1], &[60]);
+        let started = format!("policy search started from policy {}", from.hash);
+        assert!(file.provenance.phases.contains(&started), "{file:?}");
+        let hyper = &file.provenance.hyperparameters;
+        assert_eq!(hyper.get("search_hinge"), Some(&1.0));
+        assert_eq!(hyper.get("search_margin"), Some(&0.05));
+        assert!(!hyper.contains_key("search_bound"), "no bound was set");
+        // A checkpoint of this run does not resume one with another start or objective.
+        let config = super::super::checkpoint::config(&[], &[1], &[60], &opts);
+        assert!(config.contains(&("--search-from".to_string(), from.hash.clone())));
+        assert!(config.contains(&("--search-hinge".to_string(), "1".to_string())));
     }
 }

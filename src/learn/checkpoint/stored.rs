@@ -46,6 +46,8 @@ pub(super) struct Setting {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StoredBest {
+    // `Best::score`: the mean unallocated GPU % on validation, or with `--search-hinge` the
+    // objective (mean + hinge); the key keeps its older name so older checkpoints still read.
     validation_unallocated_pct: String,
     weights: Vec<String>,
     kept: String,

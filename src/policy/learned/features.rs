@@ -3,14 +3,15 @@
 //! node before and after the hypothetical placement, the pod, FGD's own score, the LP's shadow
 //! prices and two global context values; the order of [`NAMES`] is the order of a policy
 //! file's weights. New features are only ever appended, so an older file's list is a prefix.
-//! The last seven repeat the node-shape features for whole-GPU pods only (0 for any other pod),
-//! so that whole-GPU pods can get corrections of their own.
+//! Then the node-shape features twice more: for whole-GPU pods only (0 for any other pod), and
+//! for multi-GPU pods only (2 or more whole GPUs), so that those classes can get corrections of
+//! their own.
 
 use crate::model::{GpuDemand, MAX_GPUS_PER_NODE, MILLI_PER_GPU, Node, PodDemand};
 use crate::policy::{MAX_CPU_MILLI, MAX_GPU_MILLI};
 
 /// Number of features.
-pub const COUNT: usize = 22;
+pub const COUNT: usize = 29;
 
 /// Feature names, in weight order (a policy file lists them and must match).
 pub const NAMES: [&str; COUNT] = [
@@ -57,6 +58,24 @@ pub const NAMES: [&str; COUNT] = [
     "partial_devices_after_whole",
     "model_constrained_match_whole",
     "cpu_per_gpu_ratio_whole",
+    // The node-shape features once more, for multi-GPU pods only (2, 4 or 8 whole GPUs; 0 for
+    // every other pod, 1-GPU whole pods included): the gate that the `*_whole` ones lack, since
+    // 1-GPU pods outnumber multi-GPU pods 5 to 50 times in every openb trace. Each is a
+    // multi-GPU pod's own correction on top of the shared and the whole-pod ones:
+    // idle GPU milli left / 8,000.
+    "gpu_free_after_multi",
+    // Free CPU left / 128 cores.
+    "cpu_free_after_multi",
+    // Free memory left / the node's memory.
+    "memory_free_after_multi",
+    // Fully free devices left / 8: how many more multi-GPU pods the node can still take.
+    "full_devices_after_multi",
+    // Partly used devices left / 8.
+    "partial_devices_after_multi",
+    // The pod constrains GPU models and this node's model is one of them.
+    "model_constrained_match_multi",
+    // CPU per free GPU left against the workload's typical ratio (log2, -1..1).
+    "cpu_per_gpu_ratio_multi",
 ];
 
 /// Index of `lp_price_cost`.
@@ -68,6 +87,12 @@ pub const NODE_SHAPE: [usize; 7] = [1, 2, 3, 4, 5, 9, 10];
 
 /// Index of the first whole-pod interaction; `WHOLE + k` repeats `NODE_SHAPE[k]`.
 pub const WHOLE: usize = 15;
+
+/// Index of the first multi-GPU-pod interaction; `MULTI + k` repeats `NODE_SHAPE[k]`.
+pub const MULTI: usize = 22;
+
+/// Fewest whole GPUs of a pod that the `*_multi` features see.
+pub const MULTI_MIN_GPUS: u32 = 2;
 
 /// What the features need beyond the node and the pod: the same for every candidate of one
 /// decision.
@@ -104,6 +129,7 @@ pub fn of(node: &Node, pod: &PodDemand, fgd: i64, price_cost: f64, g: &Globals) 
     } else {
         0.0
     };
+    let multi = matches!(pod.gpu, GpuDemand::Whole { count } if count >= MULTI_MIN_GPUS);
     let (shared, whole, cpu_only) = match pod.gpu {
         GpuDemand::None => (0.0, 0.0, 1.0),
         GpuDemand::Shared { .. } => (1.0, 0.0, 0.0),
@@ -135,6 +161,11 @@ pub fn of(node: &Node, pod: &PodDemand, fgd: i64, price_cost: f64, g: &Globals) 
     if whole > 0.0 {
         for (k, &i) in NODE_SHAPE.iter().enumerate() {
             out[WHOLE + k] = out[i];
+        }
+    }
+    if multi {
+        for (k, &i) in NODE_SHAPE.iter().enumerate() {
+            out[MULTI + k] = out[i];
         }
     }
     out
@@ -236,10 +267,42 @@ mod tests {
         for (k, &i) in NODE_SHAPE.iter().enumerate() {
             assert_eq!(NAMES[WHOLE + k], format!("{}_whole", NAMES[i]));
         }
+        for (k, &i) in NODE_SHAPE.iter().enumerate() {
+            assert_eq!(NAMES[MULTI + k], format!("{}_multi", NAMES[i]));
+        }
         assert_eq!(f[8], 1.0);
         assert_eq!(
             f[10], 0.0,
             "no GPU left: the ratio is not defined and reads 0"
         );
+    }
+
+    #[test]
+    fn the_multi_gpu_gate_opens_for_two_or_more_whole_gpus_only() {
+        let g = Globals {
+            load: 0.2,
+            frag: 0.1,
+            cpu_per_gpu: 8_000.0,
+        };
+        let demands = [
+            (GpuDemand::None, false, false),
+            (GpuDemand::Shared { milli: 300 }, false, false),
+            (GpuDemand::Whole { count: 1 }, true, false),
+            (GpuDemand::Whole { count: 2 }, true, true),
+            (GpuDemand::Whole { count: 4 }, true, true),
+            (GpuDemand::Whole { count: 8 }, true, true),
+        ];
+        for (gpu, whole, multi) in demands {
+            let f = of(&node(8), &pod(gpu), 40, 0.0, &g);
+            for (k, &i) in NODE_SHAPE.iter().enumerate() {
+                let want_whole = if whole { f[i] } else { 0.0 };
+                let want_multi = if multi { f[i] } else { 0.0 };
+                assert_eq!(f[WHOLE + k], want_whole, "{gpu:?} {}", NAMES[WHOLE + k]);
+                assert_eq!(f[MULTI + k], want_multi, "{gpu:?} {}", NAMES[MULTI + k]);
+            }
+        }
+        // Not vacuous: a 4-GPU pod on an 8-GPU node leaves 4 full devices, and the gate copies it.
+        let f = of(&node(8), &pod(GpuDemand::Whole { count: 4 }), 40, 0.0, &g);
+        assert_eq!(f[MULTI + 3], 4.0 / 8.0);
     }
 }

@@ -227,7 +227,7 @@ impl PolicyFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::policy::learned::features::WHOLE;
+    use crate::policy::learned::features::{MULTI, WHOLE};
 
     #[test]
     fn a_written_file_reads_back_and_a_changed_one_is_refused() {
@@ -289,6 +289,25 @@ mod tests {
         assert_eq!(read.weights[..WHOLE], old.weights[..]);
         assert!(read.weights[WHOLE..].iter().all(|&w| w == 0.0));
         assert_eq!((read.version, &read.hash), (VERSION, &old.hash));
+    }
+
+    #[test]
+    fn a_file_from_before_the_multi_gpu_features_loads_unchanged() {
+        // The 22 features files had before the `*_multi` gate was appended.
+        let mut old = PolicyFile::fgd_start(Provenance::default());
+        old.features.truncate(MULTI);
+        old.weights.truncate(MULTI);
+        old.weights[WHOLE] = 0.0138;
+        old.hash = old.content_hash();
+        assert_eq!(
+            old.features.last().map(String::as_str),
+            Some("cpu_per_gpu_ratio_whole")
+        );
+        let read = PolicyFile::parse("v1-22.json", &serde_json::to_string(&old).unwrap()).unwrap();
+        assert_eq!(read.weights[..MULTI], old.weights[..]);
+        assert_eq!(read.weights.len(), COUNT);
+        assert!(read.weights[MULTI..].iter().all(|&w| w == 0.0));
+        assert_eq!(read.hash, old.hash);
     }
 
     #[test]
