@@ -209,33 +209,34 @@ impl Loop {
                     }
                 },
             };
-            let cooldown = self.settings.cooldown.as_secs() as i64;
-            let step = next_step(record.as_ref(), now, cooldown);
-            let waited = unschedulable_for(&pod, now);
-            tracing::debug!(pod = %pod.name_any(), ?step, ?waited, "waiting pod");
-            match step {
-                Step::Wait => {
-                    if let Some(r) = record.filter(|r| r.phase == Phase::Holding && !r.freed) {
-                        self.nudge_when_freed(&pod, r).await?;
-                    }
-                }
-                Step::Plan if waited >= Some(self.grace_secs()) => {
-                    self.plan(&pod).await?;
-                }
-                Step::Plan => {}
-                Step::Resume => {
-                    if let Some(r) = record {
-                        self.resume(&pod, r).await?;
-                    }
-                }
-                Step::Expire => {
-                    if let Some(r) = record {
-                        self.expire(&pod, r).await?;
-                    }
-                }
+            // One pod's failed call (it was deleted meanwhile, say) does not hold up the rest.
+            if let Err(e) = self.look_after(&pod, record, now).await {
+                tracing::warn!(pod = %pod.name_any(), error = %e, "consolidation step failed");
             }
         }
         Ok(())
+    }
+
+    /// The next step for one waiting pod whose record is `record`.
+    async fn look_after(
+        &mut self,
+        pod: &Pod,
+        record: Option<Record>,
+        now: i64,
+    ) -> kube::Result<()> {
+        let cooldown = self.settings.cooldown.as_secs() as i64;
+        let step = next_step(record.as_ref(), now, cooldown);
+        let waited = unschedulable_for(pod, now);
+        tracing::debug!(pod = %pod.name_any(), ?step, ?waited, "waiting pod");
+        match (step, record) {
+            (Step::Wait, Some(r)) if r.phase == Phase::Holding && !r.freed => {
+                self.nudge_when_freed(pod, r).await
+            }
+            (Step::Plan, _) if waited >= Some(self.grace_secs()) => self.plan(pod).await,
+            (Step::Resume, Some(r)) => self.resume(pod, r).await,
+            (Step::Expire, Some(r)) => self.expire(pod, r).await,
+            _ => Ok(()),
+        }
     }
 
     fn grace_secs(&self) -> i64 {
