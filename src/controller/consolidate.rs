@@ -31,7 +31,7 @@ pub mod act;
 pub mod plan;
 mod step;
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -104,6 +104,8 @@ pub struct Loop {
     /// Telemetry freshness, as the controller's plans read it.
     pub stale: (Duration, StalePolicy),
     recent: VecDeque<Instant>,
+    /// This pass's nodes whose room is held for some waiting pod.
+    held: HashSet<String>,
 }
 
 impl std::fmt::Debug for Loop {
@@ -131,6 +133,7 @@ impl Loop {
             recorder,
             stale,
             recent: VecDeque::new(),
+            held: HashSet::new(),
         }
     }
 
@@ -198,6 +201,13 @@ impl Loop {
             })
             .collect();
         waiting.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
+        // Nodes whose room is held for a waiting pod: no other plan may use them.
+        self.held = waiting
+            .iter()
+            .filter_map(|p| Record::parse(p.annotations().get(CONSOLIDATION_ANNOTATION)?).ok())
+            .filter(|r| r.holds_at(now))
+            .filter_map(|r| r.node)
+            .collect();
         for pod in waiting {
             let record = match pod.annotations().get(CONSOLIDATION_ANNOTATION) {
                 None => None,

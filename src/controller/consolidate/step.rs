@@ -25,10 +25,12 @@ impl Loop {
             return Ok(()); // the extender tells the user what is wrong with it
         };
         let fail_closed = self.stale.1 == crate::live::StalePolicy::FailClosed;
+        // A node whose room is held for another waiting pod is neither target nor destination.
         let usable: Vec<bool> = snap
             .states
             .iter()
-            .map(|s| s.usable(fail_closed).is_ok())
+            .zip(snap.cluster.nodes())
+            .map(|(s, n)| s.usable(fail_closed).is_ok() && !self.held.contains(&*n.name))
             .collect();
         let objects = self.caches.pods.state();
         let by_uid: std::collections::HashMap<&str, &Pod> = objects
@@ -114,6 +116,7 @@ impl Loop {
         record.until = Some(record.planned_at + self.settings.hold.as_secs() as i64);
         record.message = format!("moving {listing}");
         self.hold(pod, &record).await?;
+        self.held.extend(record.node.clone());
         self.metrics
             .consolidation_started(req.demand.gpu.total_milli());
         act::event(
