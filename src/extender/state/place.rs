@@ -39,8 +39,9 @@ pub struct HoldLabels {
 /// What became of holds, as the metric family `/metrics` registers.
 #[derive(Debug, Default, Clone)]
 pub struct HoldStats {
-    /// Outcomes: made (at filter); reserved (for a pod the consolidator made room for); bound (the pod's bind to that node took it over);
-    /// released (the pod was filtered again, or bound to another node); expired (unbound).
+    /// Outcomes: made (at filter); reserved (for a pod the consolidator made room for); bound
+    /// (the pod's bind to that node took it over); released (the pod was filtered again, or
+    /// bound to another node); expired (unbound).
     pub outcomes: Family<HoldLabels, Counter>,
 }
 
