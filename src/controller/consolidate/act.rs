@@ -2,7 +2,7 @@
 //! PodDisruptionBudgets and grace periods apply), the waiting pod's record and hold, and the
 //! Events people read on the waiting pod and on each moved pod.
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Client, Resource, ResourceExt};
@@ -138,6 +138,32 @@ pub async fn write_record(
 
 /// An Event on `pod` (notes capped at the events API's 1 kB).
 pub async fn event(recorder: &Recorder, pod: &Pod, type_: EventType, reason: &str, note: String) {
+    event_on(recorder, &pod.object_ref(&()), type_, reason, note).await;
+}
+
+/// The reference of pod `key` (`namespace/name`) with `uid`, built from a consolidation
+/// record: an evicted pod may have left the caches (and the API server) before its Event is
+/// written, so the reference must not depend on finding it.
+pub fn pod_ref(key: &str, uid: &str) -> ObjectReference {
+    let (ns, name) = key.split_once('/').unwrap_or(("default", key));
+    ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        namespace: Some(ns.into()),
+        name: Some(name.into()),
+        uid: Some(uid.into()),
+        ..ObjectReference::default()
+    }
+}
+
+/// An Event on the object `regarding` (notes capped at the events API's 1 kB).
+pub async fn event_on(
+    recorder: &Recorder,
+    regarding: &ObjectReference,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let event = Event {
         type_,
         reason: reason.into(),
@@ -145,7 +171,8 @@ pub async fn event(recorder: &Recorder, pod: &Pod, type_: EventType, reason: &st
         action: "Consolidate".into(),
         secondary: None,
     };
-    if let Err(e) = recorder.publish(&event, &pod.object_ref(&())).await {
-        tracing::warn!(pod = %pod.name_any(), error = %e, "could not record an event");
+    if let Err(e) = recorder.publish(&event, regarding).await {
+        let name = regarding.name.as_deref().unwrap_or_default();
+        tracing::warn!(pod = %name, error = %e, "could not record an event");
     }
 }

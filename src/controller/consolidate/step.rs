@@ -145,26 +145,18 @@ impl Loop {
                 Evicted::Yes => {
                     self.note_evictions(1);
                     self.metrics.consolidation_moved();
-                    let moved = self
-                        .caches
-                        .pods
-                        .state()
-                        .into_iter()
-                        .find(|p| p.metadata.uid.as_deref() == Some(m.uid.as_str()));
-                    if let Some(moved) = moved {
-                        let note = format!(
-                            "evicted from {} to make room for {waiting}; it fits {}",
-                            m.from, m.to
-                        );
-                        act::event(
-                            &self.recorder,
-                            &moved,
-                            EventType::Normal,
-                            "MovedByConsolidation",
-                            note,
-                        )
-                        .await;
-                    }
+                    let note = format!(
+                        "evicted from {} to make room for {waiting}; it fits {}",
+                        m.from, m.to
+                    );
+                    act::event_on(
+                        &self.recorder,
+                        &act::pod_ref(&m.pod, &m.uid),
+                        EventType::Normal,
+                        "MovedByConsolidation",
+                        note,
+                    )
+                    .await;
                     // A crash here leaves the record behind the eviction: the successor finds
                     // the pod gone or terminating and counts it done, never evicting twice.
                     crate::process::failpoint::hit("controller.consolidation-evicted");
