@@ -56,3 +56,11 @@ pub const CONSOLIDATION_ANNOTATION: &str = "allot.dev/consolidation";
 /// extender watches pods with this label and keeps their planned node and devices for them
 /// until the record's deadline.
 pub const CONSOLIDATING_LABEL: &str = "allot.dev/consolidating";
+/// Pod annotation on an elastic replica of a ScheduleRequest that the controller gave back to
+/// a request of higher priority (`namespace/name`) short of its minimum: while it terminates,
+/// that request plans on its room.
+pub const GIVEN_BACK_TO_ANNOTATION: &str = "allot.dev/given-back-to";
+/// Pod annotation on the pods a request created into room given back to it: how many times
+/// the controller updated it since that room is free (each update makes kube-scheduler try
+/// the pod again at once); removed after the last.
+pub const ROOM_GIVEN_BACK_ANNOTATION: &str = "allot.dev/room-given-back";

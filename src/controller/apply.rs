@@ -19,7 +19,7 @@ use super::pods;
 use crate::crd::ScheduleRequest;
 use crate::crd::batch::Replica;
 use crate::model::DeviceSet;
-use crate::names::REQUEST_LABEL;
+use crate::names::{REQUEST_LABEL, ROOM_GIVEN_BACK_ANNOTATION};
 use crate::process::failpoint;
 
 /// API calls in flight at once while creating or deleting a request's pods: a 54-pod request
@@ -67,7 +67,16 @@ pub async fn act(
     let mut built = Vec::new();
     for entry in &decision.create {
         if let Some(task) = sr.spec.tasks.iter().find(|t| t.name == entry.task) {
-            built.push((entry.clone(), pods::build(sr, task, entry)?));
+            let mut pod = pods::build(sr, task, entry)?;
+            if decision.given_back > 0 {
+                // Its room may still hold a pod given back: nudged once that one is gone.
+                let notes = pod
+                    .metadata
+                    .annotations
+                    .get_or_insert_with(Default::default);
+                notes.insert(ROOM_GIVEN_BACK_ANNOTATION.into(), "0".into());
+            }
+            built.push((entry.clone(), pod));
         }
     }
     let results = futures::stream::iter(built)

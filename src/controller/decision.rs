@@ -11,6 +11,8 @@ pub const REASON_GPU_UNHEALTHY: &str = "GpuUnhealthy";
 pub const REASON_PLAN_STALE: &str = "PlanStale";
 /// Reason of a deletion because the task shrank or went away.
 pub const REASON_SCALE_DOWN: &str = "ScaleDown";
+/// Reason of an elastic replica's deletion to give its room to a higher-priority request.
+pub const REASON_GIVEN_BACK: &str = "GivenBack";
 
 /// A pod to delete.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +52,9 @@ pub struct Decision {
     pub permanently_infeasible: bool,
     /// Replicas waiting for their old pod's deletion to finish.
     pub waiting: usize,
+    /// Elastic replicas of lower-priority requests whose room this plan uses: given back in
+    /// this reconcile, or earlier and still terminating.
+    pub given_back: usize,
 }
 
 impl Decision {

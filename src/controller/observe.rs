@@ -10,6 +10,7 @@ use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 
 use super::context::{CREATED_TTL, Context, Error, kube};
+use super::lend;
 use super::observed::{NodeHealth, NodeProblem, Observed};
 use super::pods;
 use crate::crd::ScheduleRequest;
@@ -55,9 +56,16 @@ pub fn accounted(snap: &ClusterSnapshot, ns: &str) -> HashSet<String> {
 }
 
 /// The cluster to plan on: the snapshot plus the room promised to other requests' pods that
-/// are planned but not bound yet (the snapshot places bound pods only).
-pub fn with_reservations(snap: &ClusterSnapshot, ctx: &Context, own: &str) -> Cluster {
+/// are planned but not bound yet (the snapshot places bound pods only). The room of elastic
+/// replicas given back and still terminating is their borrower's: free to `own` when `own` is
+/// the borrower, and for everyone else its borrower's planned pods, or the leaving pods where
+/// those are not created yet. Also returns how many pods were given back to `own`.
+pub fn with_reservations(snap: &ClusterSnapshot, ctx: &Context, own: &str) -> (Cluster, usize) {
     let mut cluster = snap.cluster.clone();
+    let given = lend::given_back(snap, ctx);
+    for (_, p) in &given {
+        cluster.remove(&p.demand, p.at);
+    }
     let bound: HashSet<&str> = snap.pods.iter().map(|p| p.key.as_str()).collect();
     let mut seen: HashSet<String> = HashSet::new();
     let mut reserve = |request: &str, key: String, demand: PodDemand, node: &str, devices| {
@@ -98,7 +106,16 @@ pub fn with_reservations(snap: &ClusterSnapshot, ctx: &Context, own: &str) -> Cl
     for c in created.iter() {
         reserve(&c.request, c.key.clone(), c.demand, &c.node, c.devices);
     }
-    cluster
+    let mut own_given = 0;
+    for (to, p) in &given {
+        if to == own {
+            own_given += 1;
+        } else {
+            // Where the borrower's pods took the room already, this fails: theirs it is.
+            let _ = cluster.place(&p.demand, p.at);
+        }
+    }
+    (cluster, own_given)
 }
 
 /// The request's pods, straight from the API (the caches skip finished pods).

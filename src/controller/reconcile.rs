@@ -18,6 +18,8 @@ use super::apply::{act, cleanup};
 use super::context::{Context, Error, key, publish_moves, write_status};
 use super::decide::decide;
 use super::decision::Decision;
+use super::give_back::{fewest, short_of_minimum};
+use super::lend;
 use super::metrics::{Metrics, PlanOutcome};
 use super::observe::{accounted, health, observe, with_reservations};
 use super::observed::World;
@@ -26,6 +28,7 @@ use super::validate::validate;
 use crate::crd::ScheduleRequest;
 use crate::crd::batch::objective;
 use crate::live::Freshness;
+use crate::model::Cluster;
 
 /// Finalizer that makes deletion wait for the request's pods to be deleted.
 pub const FINALIZER: &str = "allot.dev/cleanup";
@@ -91,8 +94,9 @@ async fn pipeline(sr: &ScheduleRequest, ctx: &Context) -> Result<Action, Error> 
         }
     };
 
-    // Decide, on the cluster plus the room promised to other requests' unbound pods.
-    let cluster = with_reservations(&snap, ctx, &key(sr));
+    // Decide, on the cluster plus the room promised to other requests' unbound pods, minus
+    // the room lower-priority requests gave back to this one (their pods still terminating).
+    let (cluster, terminating) = with_reservations(&snap, ctx, &key(sr));
     let (health, accounted) = (health(&snap, policy), accounted(&snap, &ns));
     let world = World {
         cluster: &cluster,
@@ -101,18 +105,37 @@ async fn pipeline(sr: &ScheduleRequest, ctx: &Context) -> Result<Action, Error> 
     };
     let mut options = ctx.config.plan;
     options.objective = objective(&sr.spec);
-    let decision = decide(
-        &replicas,
-        sr.spec.tasks.len(),
-        &observed,
-        &world,
-        &options,
-        &now.to_string(),
-    )?;
+    let plan_on = |cluster: &Cluster| {
+        let world = World { cluster, ..world };
+        let now = now.to_string();
+        decide(
+            &replicas,
+            sr.spec.tasks.len(),
+            &observed,
+            &world,
+            &options,
+            &now,
+        )
+    };
+    let mut decision = plan_on(&cluster)?;
+    // Short of its minimum: the fewest elastic replicas of lower priority give their room.
+    let mut lent = Vec::new();
+    if short_of_minimum(&decision) {
+        let lendable = lend::lendable(&snap, ctx, &key(sr), sr.spec.priority);
+        if let Some((k, d)) = fewest(&lendable, &cluster, plan_on)? {
+            decision = d;
+            lent = lendable[..k].to_vec();
+        }
+    }
+    decision.given_back = terminating + lent.len();
     count_plan(&ctx.metrics, &decision);
 
-    // Apply: deletions, then creations.
+    // Apply: deletions, creations, then the elastic replicas given back — after the pods
+    // that take their room exist, so that no other plan sees that room free in between. The
+    // pods created into room given back are nudged once it is free.
     let conflicts = act(sr, ctx, &ns, &decision, &replicas).await?;
+    lend::give(ctx, sr, &lent).await?;
+    let nudging = decision.given_back == 0 && lend::nudge(ctx, sr).await?;
 
     // Status, of the pods that are left; an Event per move.
     let removed: BTreeSet<&str> = decision.remove.iter().map(|r| r.name.as_str()).collect();
@@ -123,7 +146,12 @@ async fn pipeline(sr: &ScheduleRequest, ctx: &Context) -> Result<Action, Error> 
     publish_moves(ctx, sr, &decision.moves).await;
 
     Ok(
-        if conflicts > 0 || decision.waiting > 0 || !decision.moves.is_empty() {
+        if conflicts > 0
+            || decision.waiting > 0
+            || decision.given_back > 0
+            || nudging
+            || !decision.moves.is_empty()
+        {
             Action::requeue(SOON)
         } else if unsettled {
             Action::requeue(RETRY)

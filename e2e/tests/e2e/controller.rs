@@ -22,6 +22,7 @@ mod consolidation;
 mod crash;
 mod elastic;
 mod failover;
+mod give_back;
 mod lease_namespace;
 
 const REQUEST_LABEL: &str = "allot.dev/schedule-request";

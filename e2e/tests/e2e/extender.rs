@@ -413,7 +413,7 @@ fn probe_filter(nodes: &[&str], gpus: u32) -> serde_json::Value {
 }
 
 /// A Node update (a label), the kind of event on which kube-scheduler retries pending pods.
-async fn touch_node(cluster: &Cluster, node: &str) -> Result<()> {
+pub(crate) async fn touch_node(cluster: &Cluster, node: &str) -> Result<()> {
     let stamp = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis()

@@ -48,6 +48,13 @@ const UNEXERCISED: &[(&str, &str, &str, &str, &str)] = &[
     ),
     (
         "allot-controller",
+        "",
+        "pods",
+        "patch",
+        "only when an elastic replica is given back to a higher-priority request (marked, then deleted; e2e controller::give_back, under the admin account); the audited request gives nothing back",
+    ),
+    (
+        "allot-controller",
         "allot.dev",
         "schedulerequests/finalizers",
         "update",

@@ -53,7 +53,7 @@ async fn consolidation_moves_opted_in_pods_to_fit_a_four_gpu_pod_unless_a_budget
 }
 
 /// A kwok node with `gpus` GPUs of `model`.
-fn node(name: &str, model: &str, gpus: u32) -> Result<Node> {
+pub(super) fn node(name: &str, model: &str, gpus: u32) -> Result<Node> {
     let res = json!({ "cpu": "32", "memory": "128Gi", "pods": "110", "nvidia.com/gpu": gpus.to_string() });
     Ok(serde_json::from_value(json!({
         "metadata": { "name": name,

@@ -1,0 +1,198 @@
+//! The live side of giving elastic replicas back ([`give_back`](super::give_back)): which
+//! running pods of other requests may be given back, the room already given back to a
+//! request while its pods terminate, the deletions with their Events, and the nudge of the
+//! pods created into that room once it is free.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, Patch, PatchParams};
+use kube::runtime::events::EventType;
+
+use super::consolidate::act::{event_on, pod_ref};
+use super::context::{Context, Error, key, kube, publish};
+use super::decision::REASON_GIVEN_BACK;
+use super::give_back::{Lendable, order};
+use crate::crd::ScheduleRequest;
+use crate::live::pod::pod_key;
+use crate::names::{
+    GIVEN_BACK_TO_ANNOTATION, REPLICA_LABEL, REQUEST_LABEL, ROOM_GIVEN_BACK_ANNOTATION, TASK_LABEL,
+};
+use crate::snapshot::{BoundPod, ClusterSnapshot};
+
+/// The bound pods of ScheduleRequests, by `namespace/name`.
+fn request_pods(ctx: &Context) -> HashMap<String, Arc<Pod>> {
+    ctx.caches
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| p.labels().contains_key(REQUEST_LABEL))
+        .map(|p| (pod_key(&p), p))
+        .collect()
+}
+
+fn annotation<'a>(pod: &'a Pod, name: &str) -> Option<&'a str> {
+    pod.metadata
+        .annotations
+        .as_ref()?
+        .get(name)
+        .map(String::as_str)
+}
+
+/// The running elastic replicas (above their task's minimum) of requests of lower priority
+/// than `priority`, in the order they are given back.
+pub fn lendable(snap: &ClusterSnapshot, ctx: &Context, own: &str, priority: i32) -> Vec<Lendable> {
+    let pods = request_pods(ctx);
+    let requests: HashMap<String, Arc<ScheduleRequest>> = ctx
+        .caches
+        .requests
+        .state()
+        .into_iter()
+        .map(|r| (key(&r), r))
+        .collect();
+    let mut lendable = Vec::new();
+    for bound in &snap.pods {
+        let Some(pod) = pods.get(&bound.key) else {
+            continue;
+        };
+        if pod.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let labels = pod.labels();
+        let request = format!(
+            "{}/{}",
+            pod.namespace().unwrap_or_default(),
+            labels.get(REQUEST_LABEL).map_or("", String::as_str)
+        );
+        let Some(sr) = requests.get(&request).filter(|_| request != own) else {
+            continue;
+        };
+        let task = labels.get(TASK_LABEL);
+        let min = sr.spec.tasks.iter().find(|t| Some(&t.name) == task);
+        let min = min.and_then(|t| t.bounds().ok()).map(|(min, _)| min);
+        let replica = labels
+            .get(REPLICA_LABEL)
+            .and_then(|r| r.parse::<i32>().ok());
+        if let (Some(min), Some(replica)) = (min, replica)
+            && replica >= min
+            && sr.spec.priority < priority
+        {
+            lendable.push(Lendable {
+                pod: bound.key.clone(),
+                uid: bound.uid.clone(),
+                request,
+                priority: sr.spec.priority,
+                replica,
+                demand: bound.demand,
+                at: bound.at,
+            });
+        }
+    }
+    order(&mut lendable);
+    lendable
+}
+
+/// The bound pods given back and still terminating, each with the request it was given back
+/// to (`namespace/name`): their room is that request's already.
+pub fn given_back<'a>(snap: &'a ClusterSnapshot, ctx: &Context) -> Vec<(String, &'a BoundPod)> {
+    let pods = request_pods(ctx);
+    snap.pods
+        .iter()
+        .filter_map(|bound| {
+            let to = annotation(pods.get(&bound.key)?, GIVEN_BACK_TO_ANNOTATION)?;
+            Some((to.to_string(), bound))
+        })
+        .collect()
+}
+
+/// Give `lent` back: each pod is marked for `sr` and deleted (gracefully), with an Event on
+/// it and one on `sr`. A pod gone already is skipped.
+pub async fn give(ctx: &Context, sr: &ScheduleRequest, lent: &[Lendable]) -> Result<(), Error> {
+    let own = key(sr);
+    let mut given = Vec::new();
+    for l in lent {
+        let (ns, name) = l.pod.split_once('/').unwrap_or(("default", &l.pod));
+        let api = Api::<Pod>::namespaced(ctx.client.clone(), ns);
+        let mark =
+            serde_json::json!({ "metadata": { "annotations": { GIVEN_BACK_TO_ANNOTATION: own } } });
+        let marked = api
+            .patch(name, &PatchParams::default(), &Patch::Merge(&mark))
+            .await;
+        match marked {
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            other => other.map_err(kube("PatchPod"))?,
+        };
+        match api.delete(name, &DeleteParams::default()).await {
+            Err(kube::Error::Api(s)) if s.code == 404 => continue,
+            other => other.map_err(kube("DeletePod"))?,
+        };
+        tracing::info!(pod = %l.pod, to = %own, lender = %l.request, "elastic replica given back");
+        ctx.metrics.moved(REASON_GIVEN_BACK);
+        let note = format!(
+            "elastic replica {} of {} (priority {}) given back to {own} (priority {}), which is short of its minimum",
+            l.replica, l.request, l.priority, sr.spec.priority
+        );
+        event_on(
+            &ctx.recorder,
+            &pod_ref(&l.pod, &l.uid),
+            EventType::Normal,
+            "GivenBack",
+            note,
+        )
+        .await;
+        given.push(l.pod.as_str());
+    }
+    if !given.is_empty() {
+        let note = format!(
+            "took the room of {} elastic replica(s) of lower-priority requests to place its minimum: {}",
+            given.len(),
+            given.join(", ")
+        );
+        publish(ctx, sr, EventType::Normal, "ElasticGivenBack", "Plan", note).await;
+    }
+    Ok(())
+}
+
+/// Updates of a pod created into room given back, once that room is free, 2 s apart (one per
+/// reconcile): the first may reach kube-scheduler before the extender saw the room free.
+const NUDGES: u32 = 3;
+
+/// Once no pod given back to `sr` is left, update its unbound pods created into that room
+/// ([`ROOM_GIVEN_BACK_ANNOTATION`] counts the updates, and goes after the last):
+/// kube-scheduler tries a pod again on its own update, where it might otherwise wait for
+/// another cluster event if its last try came before the extender saw the room free. Returns
+/// whether more updates are due (the caller requeues soon).
+pub async fn nudge(ctx: &Context, sr: &ScheduleRequest) -> Result<bool, Error> {
+    let name = sr.name_any();
+    let ns = sr.namespace().unwrap_or_default();
+    let mut more = false;
+    for pod in ctx.caches.planned.state() {
+        let ours = pod.namespace().as_deref() == Some(ns.as_str())
+            && pod.labels().get(REQUEST_LABEL) == Some(&name);
+        let Some(done) = annotation(&pod, ROOM_GIVEN_BACK_ANNOTATION).filter(|_| ours) else {
+            continue;
+        };
+        let done = done.parse::<u32>().unwrap_or(NUDGES) + 1;
+        let value = (done < NUDGES).then(|| done.to_string());
+        more |= value.is_some();
+        let api = Api::<Pod>::namespaced(ctx.client.clone(), &ns);
+        let update = serde_json::json!({ "metadata": { "annotations": { ROOM_GIVEN_BACK_ANNOTATION: value } } });
+        match api
+            .patch(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(&update),
+            )
+            .await
+        {
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            other => {
+                other.map_err(kube("PatchPod"))?;
+                tracing::debug!(pod = %pod.name_any(), request = %key(sr), done, "room given back is free: pod nudged");
+            }
+        }
+    }
+    Ok(more)
+}
