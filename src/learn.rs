@@ -20,6 +20,7 @@ pub mod buffer;
 pub mod checkpoint;
 pub mod episode;
 mod fit;
+pub mod recorded;
 pub mod search;
 mod setup;
 
@@ -62,6 +63,9 @@ pub struct Options {
     pub seed: u64,
     /// Phase 3, the cross-entropy search over the weights (0 generations skips it).
     pub search: SearchOptions,
+    /// The weights training starts from (and the L2 pull pulls to), whose replays are the
+    /// supervised phase's history of a trace without recorded decisions; `None`: FGD's.
+    pub start: Option<PolicyFile>,
 }
 
 impl Default for Options {
@@ -81,6 +85,7 @@ impl Default for Options {
             keep_last: false,
             seed: 1,
             search: SearchOptions::default(),
+            start: None,
         }
     }
 }
@@ -92,6 +97,9 @@ pub struct Trace {
     pub cluster: Cluster,
     pub pods: Vec<PodDemand>,
     pub target: TargetWorkload,
+    /// For a recorded history, the cluster's own decisions: the supervised phase learns from
+    /// them instead of the starting policy's replays on the training seeds.
+    pub recorded: Option<recorded::Decisions>,
 }
 
 /// A point of the training curves.
@@ -196,7 +204,11 @@ pub fn train_resumable(
         };
         save(&c).map_err(TrainError::Checkpoint)
     };
-    let start = PolicyFile::fgd_start(Provenance::default());
+    let start = opts
+        .start
+        .clone()
+        .unwrap_or_else(|| PolicyFile::fgd_start(Provenance::default()));
+    let start_is_fgd = start.weights == PolicyFile::fgd_start(Provenance::default()).weights;
     let validate_traces = |w: &[f64], tick: &mut dyn FnMut(&'static str)| {
         let levels = crate::policy::learned::file::DEFAULT_LEVELS;
         let threads = opts.search.threads;
@@ -229,15 +241,27 @@ pub fn train_resumable(
         Some(c) => (c.state, c.search),
         None => {
             // The best weights on the validation replays; the warm start wins ties, so a
-            // phase that does not improve on FGD leaves FGD's weights.
-            // The warm start is FGD, so its replays are FGD's validation figures as well.
+            // phase that does not improve on it leaves its weights.
+            // A warm start that is FGD's replays are FGD's validation figures as well.
             let e = validate_traces(&start.weights, &mut tick);
             let mean = e.mean;
-            let score = objective.score(mean, &e.per_trace, &e.per_trace);
-            if objective.uses_fgd() {
+            let score = if !objective.uses_fgd() {
+                mean
+            } else if start_is_fgd {
+                let score = objective.score(mean, &e.per_trace, &e.per_trace);
                 fgd_validation = Some(e.per_trace);
-            }
-            let kept = "warm start (FGD)";
+                score
+            } else {
+                let fgd = validate_traces(&search::fgd_weights(), &mut tick).per_trace;
+                let score = objective.score(mean, &e.per_trace, &fgd);
+                fgd_validation = Some(fgd);
+                score
+            };
+            let kept = if start_is_fgd {
+                "warm start (FGD)"
+            } else {
+                "warm start (starting policy)"
+            };
             let curve = CurvePoint {
                 phase: kept,
                 epoch: 0,

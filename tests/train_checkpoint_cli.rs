@@ -79,6 +79,7 @@ fn killed_after_generation_one(dir: &Path) -> Checkpoint {
         cluster: t.cluster,
         pods: t.pods.pods,
         target,
+        recorded: None,
     }];
     let opts = Options {
         supervised_epochs: 0,

@@ -1,6 +1,8 @@
 //! `allot train`: train the learned policy on trace replays (supervised from FGD's history,
 //! then Q-learning), with a progress bar, and write the policy file plus its learning curves
-//! (CSV and SVG).
+//! (CSV and SVG). With `--history DIR`, fine-tune on a cluster's recorded history instead.
+
+mod history;
 
 use super::usage::usage;
 use std::path::{Path, PathBuf};
@@ -14,6 +16,8 @@ use super::simulate::{parse_seeds_for, progress_bar};
 use crate::learn::checkpoint::{self, Checkpoint, Phase};
 use crate::learn::{self, CurvePoint, Options, Trace};
 use crate::policy::learned::PolicyFile;
+use crate::policy::learned::embedded_file;
+use crate::policy::learned::file::DEFAULT_LEVELS;
 use crate::sim::load_trace;
 
 #[derive(Debug, Args)]
@@ -21,6 +25,18 @@ pub struct TrainArgs {
     /// Traces to train on (trace NAMEs or files, comma-separated), as for `simulate --pods`.
     #[arg(long, default_value = "default", value_name = "P[,P...]")]
     pub pods: String,
+    /// Fine-tune on a history directory recorded by `allot extender --history-dir` instead of
+    /// --pods: the supervised phase learns from the cluster's own decisions in it (its pods
+    /// replayed in arrival order, each on the node the cluster chose while that node can take
+    /// it), then Q-learning and the search replay its pods on its nodes. Starts from the
+    /// embedded policy unless --policy-file says otherwise. The policy file's provenance
+    /// names the directory, a digest of the files read and how many records they held.
+    #[arg(long, value_name = "DIR", conflicts_with = "pods")]
+    pub history: Option<PathBuf>,
+    /// The policy training starts from (and its L2 pull pulls to) [default: the embedded
+    /// policy with --history, FGD without].
+    #[arg(long, value_name = "FILE")]
+    pub policy_file: Option<PathBuf>,
     /// Folders searched for openb_pod_list_NAME.csv (the bundled default needs none).
     #[arg(long, value_name = "DIR", env = "ALLOT_TRACE_DIR")]
     pub trace_dir: Vec<PathBuf>,
@@ -126,25 +142,28 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     if !(args.learning_rate > 0.0 && args.learning_rate <= 1.0) {
         usage!("--learning-rate {} must be in (0, 1]", args.learning_rate);
     }
-    let mut dirs = args.trace_dir.clone();
-    dirs.push(PathBuf::from("traces/openb"));
-    let mut traces = Vec::new();
-    for name in args
-        .pods
-        .split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
+    let (traces, source) = match &args.history {
+        Some(dir) => {
+            let (trace, source) = history::load(dir)?;
+            (vec![trace], Some(source))
+        }
+        None => (pod_traces(args)?, None),
+    };
+    let start = match (&args.policy_file, &source) {
+        (Some(path), _) => Some(PolicyFile::load(path)?),
+        (None, Some(_)) => Some(embedded_file().clone()),
+        (None, None) => None,
+    };
+    if let Some(f) = &start
+        && f.levels != DEFAULT_LEVELS
     {
-        let t = load_trace(name, None, &dirs)?;
-        let target = t.workload().target();
-        traces.push(Trace {
-            name: t.name.clone(),
-            cluster: t.cluster,
-            pods: t.pods.pods,
-            target,
-        });
+        usage!(
+            "--policy-file: the starting policy has {} levels; training writes {DEFAULT_LEVELS}",
+            f.levels
+        );
     }
     let opts = Options {
+        start,
         gamma: args.gamma,
         learning_rate: args.learning_rate,
         supervised_epochs: args.supervised_epochs,
@@ -169,6 +188,11 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
             bar.set_message(p.phase);
         })?;
     bar.finish_and_clear();
+    let mut file = file;
+    if let Some(source) = source {
+        file.provenance.history = Some(source);
+        file.hash = file.content_hash();
+    }
     file.save(&args.output)
         .with_context(|| format!("writing {}", args.output.display()))?;
     let dir = args.curves.clone().unwrap_or_else(|| {
@@ -202,6 +226,30 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The traces named by --pods.
+fn pod_traces(args: &TrainArgs) -> anyhow::Result<Vec<Trace>> {
+    let mut dirs = args.trace_dir.clone();
+    dirs.push(PathBuf::from("traces/openb"));
+    let mut traces = Vec::new();
+    for name in args
+        .pods
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let t = load_trace(name, None, &dirs)?;
+        let target = t.workload().target();
+        traces.push(Trace {
+            name: t.name.clone(),
+            cluster: t.cluster,
+            pods: t.pods.pods,
+            target,
+            recorded: None,
+        });
+    }
+    Ok(traces)
 }
 
 /// The checkpoint to continue from (with --resume), or none (saying so when one is about to
@@ -343,3 +391,6 @@ fn curves_svg(curves: &[CurvePoint]) -> anyhow::Result<String> {
     }
     Ok(svg)
 }
+
+#[cfg(test)]
+mod tests;

@@ -141,7 +141,10 @@ pub fn config(
     ];
     for t in traces {
         // The trace's content, not only its name: a changed file is another run.
-        let text = format!("{:?}|{:?}|{:?}", t.cluster, t.pods, t.target);
+        let mut text = format!("{:?}|{:?}|{:?}", t.cluster, t.pods, t.target);
+        if let Some(d) = &t.recorded {
+            text += &format!("|{d:?}");
+        }
         let what = format!(
             "{} nodes, {} pods, fingerprint {:016x}",
             t.cluster.nodes().len(),
@@ -162,6 +165,9 @@ pub fn config(
     }
     out.push(("--search-prices".into(), opts.search.prices.to_string()));
     out.push(("--search-whole".into(), opts.search.whole.to_string()));
+    if let Some(f) = &opts.start {
+        out.push(("--policy-file".into(), f.hash.clone()));
+    }
     if let Some(f) = &opts.search.from {
         out.push(("--search-from".into(), f.hash.clone()));
     }

@@ -2,14 +2,16 @@
 //! policy deciding (and exploring), turned into transitions (features of the chosen
 //! placement, reward, the next decision's best candidates).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use super::buffer::Transition;
+use super::recorded::Follow;
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, PodDemand};
-use crate::policy::MAX_GPU_MILLI;
 use crate::policy::learned::features::COUNT;
 use crate::policy::learned::{Learned, PolicyFile, Recording};
+use crate::policy::{MAX_GPU_MILLI, Policy};
 use crate::sim::metrics::RunCurves;
 use crate::sim::replay::{Sample, context, replay, replay_with};
 
@@ -47,8 +49,39 @@ pub fn run(
     epsilon: f64,
     seed: u64,
 ) -> Episode {
+    run_inner(cluster, target, arrivals, file, epsilon, seed, None).0
+}
+
+/// [`run`] without exploration, each arrival `i` placed on node `nodes[i]` whenever that node
+/// is a candidate ([`Follow`]); also returns how many arrivals were.
+pub fn run_following(
+    cluster: &Cluster,
+    target: &TargetWorkload,
+    arrivals: &[PodDemand],
+    file: &PolicyFile,
+    nodes: &[Option<usize>],
+    seed: u64,
+) -> (Episode, usize) {
+    run_inner(cluster, target, arrivals, file, 0.0, seed, Some(nodes))
+}
+
+fn run_inner(
+    cluster: &Cluster,
+    target: &TargetWorkload,
+    arrivals: &[PodDemand],
+    file: &PolicyFile,
+    epsilon: f64,
+    seed: u64,
+    follow: Option<&[Option<usize>]>,
+) -> (Episode, usize) {
     let recorder = Arc::new(Mutex::new(Recording::default()));
-    let mut policy = Learned::new(file, target.clone()).training(epsilon, recorder.clone());
+    let learned = Learned::new(file, target.clone()).training(epsilon, recorder.clone());
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut policy: Box<dyn Policy> = match follow {
+        Some(nodes) => Box::new(Follow::new(learned, nodes.to_vec(), next.clone())),
+        None => Box::new(learned),
+    };
+    let mut followed = 0;
     let scorer = Learned::new(file, target.clone());
     let mut out = Episode::default();
     let mut pending: Option<([f64; COUNT], f64)> = None;
@@ -58,9 +91,14 @@ pub fn run(
     let outcome = replay_with(
         cluster,
         arrivals,
-        &mut policy,
+        policy.as_mut(),
         context(cluster, target, seed),
         |step| {
+            next.store(step.index + 1, Ordering::Relaxed);
+            let recorded = follow.and_then(|f| f.get(step.index).copied().flatten());
+            if recorded.is_some() && recorded == step.placed.map(|at| at.node) {
+                followed += 1;
+            }
             let rec = recorder.lock().unwrap_or_else(PoisonError::into_inner);
             let (a0, f0) = (allocated, frag);
             allocated = step.sample.allocated;
@@ -95,7 +133,7 @@ pub fn run(
         });
     }
     out.unallocated_pct = unallocated_at_100(&outcome.samples, capacity);
-    out
+    (out, followed)
 }
 
 /// The replay's figure: unallocated GPU % at 100 % arrived, as `allot simulate` reads it

@@ -1,49 +1,66 @@
-//! The two gradient phases' arithmetic: FGD's history as supervised examples, the Q-learning
-//! target, and one SGD step on squared error with FGD's weight frozen.
+//! The two gradient phases' arithmetic: a history of decisions as supervised examples (the
+//! starting policy's replays, or a recorded cluster's own decisions), the Q-learning target,
+//! and one SGD step on squared error with FGD's weight frozen.
 
 use super::buffer::Transition;
+use super::episode::run_following;
 use super::{FGD, Options, Trace, episode};
 use crate::policy::learned::features::COUNT;
 use crate::policy::learned::{PolicyFile, dot};
 use crate::sim::replay::arrivals;
 
-/// FGD's replays on the training seeds (fit) and validation seeds (held out) as
-/// (features of each decision, discounted return from it).
+/// Supervised examples: (features of each decision, discounted return from it).
 pub type Examples = Vec<([f64; COUNT], f64)>;
 
+/// The supervised phase's history as (fit, held out): per trace, the recorded decisions of a
+/// history ([`Trace::recorded`], replayed once with the first training seed's tie order) or
+/// else `start`'s replays on the training seeds, to fit; `start`'s replays on the validation
+/// seeds, held out.
 pub fn history(
     traces: &[Trace],
     seeds: &[u64],
     validation: &[u64],
-    fgd: &PolicyFile,
+    start: &PolicyFile,
     gamma: f64,
     tick: &mut dyn FnMut(&'static str),
 ) -> (Examples, Examples) {
     let mut split = (Vec::new(), Vec::new());
     for t in traces {
-        for (&s, held) in seeds
+        if let Some(d) = &t.recorded {
+            let seed = seeds.first().copied().unwrap_or(0);
+            let (ep, _) = run_following(&t.cluster, &t.target, &d.pods, start, &d.nodes, seed);
+            split.0.extend(returns(&ep, gamma));
+            tick("supervised");
+        }
+        let own = if t.recorded.is_some() { &[][..] } else { seeds };
+        for (&s, held) in own
             .iter()
             .map(|s| (s, false))
             .chain(validation.iter().map(|s| (s, true)))
         {
             let arr = arrivals(&t.pods, t.cluster.gpu_capacity_milli(), s);
-            let ep = episode::run(&t.cluster, &t.target, &arr, fgd, 0.0, s);
-            let mut ret = 0.0;
-            let mut out: Examples = ep
-                .transitions
-                .iter()
-                .rev()
-                .map(|tr| {
-                    ret = tr.reward + gamma * ret;
-                    (tr.features, ret)
-                })
-                .collect();
-            out.reverse();
-            if held { &mut split.1 } else { &mut split.0 }.extend(out);
+            let ep = episode::run(&t.cluster, &t.target, &arr, start, 0.0, s);
+            if held { &mut split.1 } else { &mut split.0 }.extend(returns(&ep, gamma));
             tick("supervised");
         }
     }
     split
+}
+
+/// Each decision of `ep` with its discounted return in hindsight.
+fn returns(ep: &episode::Episode, gamma: f64) -> Examples {
+    let mut ret = 0.0;
+    let mut out: Examples = ep
+        .transitions
+        .iter()
+        .rev()
+        .map(|tr| {
+            ret = tr.reward + gamma * ret;
+            (tr.features, ret)
+        })
+        .collect();
+    out.reverse();
+    out
 }
 
 pub fn td_target(t: &Transition, target_w: &[f64], gamma: f64) -> f64 {

@@ -28,7 +28,14 @@ impl Work {
         let (t, v) = (traces.len(), traces.len() * validation.len());
         Work {
             validation: v,
-            history: t * (seeds.len() + validation.len()) * opts.supervised_epochs.min(1),
+            history: traces
+                .iter()
+                .map(|tr| match tr.recorded {
+                    Some(_) => 1 + validation.len(),
+                    None => seeds.len() + validation.len(),
+                })
+                .sum::<usize>()
+                * opts.supervised_epochs.min(1),
             supervised_epochs: opts.supervised_epochs,
             q_epochs: opts.epochs,
             q_epoch: t * seeds.len() + v,
@@ -136,7 +143,13 @@ pub(super) fn with_weights(
         .iter()
         .filter(|(_, n)| *n > 0)
         .map(|(p, _)| p.to_string())
-        // A search that started from another policy names it (by content hash).
+        // Training that started from another policy than FGD names it (by content hash).
+        .chain(
+            opts.start
+                .as_ref()
+                .map(|f| format!("started from policy {}", f.hash)),
+        )
+        // So does a search that started from another policy.
         .chain(
             opts.search
                 .from
@@ -154,6 +167,8 @@ pub(super) fn with_weights(
         code_version: env!("CARGO_PKG_VERSION").to_string(),
         // No timestamp: the same command, seeds and thread count write the same file.
         created: String::new(),
+        // Named by the caller, who read the history (`allot train --history`).
+        history: None,
     };
     PolicyFile::new(
         w.to_vec(),

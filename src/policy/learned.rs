@@ -19,7 +19,7 @@ use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, DeviceSet, MILLI_PER_GPU, Node, NodeShape, PodDemand};
 use crate::rng::Rng;
 use features::{COUNT, Globals, PRICE};
-pub use file::{PolicyFile, PolicyFileError, Provenance};
+pub use file::{HistorySource, PolicyFile, PolicyFileError, Provenance};
 use rustc_hash::FxHashMap;
 
 /// Indices of the features the scorer treats specially.

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::trace::history::dir::read_history;
+use super::trace::history::dir::{Recorded, read_history};
 use super::trace::times::{Lifetime, load_lifetimes, parse_lifetimes_csv};
 use super::trace::{PodList, TraceError, load_nodes, load_pods, parse_nodes_csv, parse_pods_csv};
 use crate::model::Cluster;
@@ -53,6 +53,9 @@ pub struct LoadedTrace {
     recorded: Option<Vec<Lifetime>>,
     /// Warnings for the user: rows of a recorded history skipped, and why.
     pub notes: Vec<String>,
+    /// The recorded history read, for a history directory: its files, digest, skipped rows
+    /// and the merged rows (whose `node` column says where the cluster put each pod).
+    pub history: Option<Recorded>,
 }
 
 impl LoadedTrace {
@@ -135,13 +138,27 @@ pub fn load_trace(
         pods_origin,
         recorded: None,
         notes: Vec::new(),
+        history: None,
     })
 }
 
 /// A recorded history directory: its pods (rotated files, then those in flight) and its
 /// `nodes.csv`, unless `nodes` names another node list.
-fn load_history(dir: &Path, nodes: Option<&Path>) -> Result<LoadedTrace, TraceError> {
+pub fn load_history(dir: &Path, nodes: Option<&Path>) -> Result<LoadedTrace, TraceError> {
     let recorded = read_history(dir)?;
+    if recorded.rows() == 0 {
+        return Err(TraceError {
+            file: dir.display().to_string(),
+            line: None,
+            column: None,
+            problem: format!(
+                "the recorded history holds no pod records ({} file(s) read, {} row(s) skipped): \
+                 no GPU pods to replay or learn from",
+                recorded.files.len(),
+                recorded.skipped.total()
+            ),
+        });
+    }
     let nodes_path = match nodes.map(Path::to_path_buf).or(recorded.nodes.clone()) {
         Some(path) => path,
         None => {
@@ -173,6 +190,7 @@ fn load_history(dir: &Path, nodes: Option<&Path>) -> Result<LoadedTrace, TraceEr
         pods_origin: Origin::History(dir.to_path_buf()),
         recorded: times,
         notes: recorded.skipped.warnings(dir),
+        history: Some(recorded),
     })
 }
 

@@ -19,5 +19,6 @@ pub fn slice(nodes: usize, pods: usize) -> Trace {
         cluster,
         pods: t.pods.pods[..pods].to_vec(),
         target,
+        recorded: None,
     }
 }

@@ -1,10 +1,11 @@
 //! The workload history (issue 20 items 1 and 5): pods created and deleted over a minute
 //! behind the real kube-scheduler are recorded by the extender e2e/up starts with
 //! `--history-dir $ALLOT_E2E_DIR/history --history-plain-names`, and the recorded directory
-//! replays with `allot simulate --dynamic --pods DIR/`. (`allot train --history`, item 4, is
-//! not built yet.)
+//! replays with `allot simulate --dynamic --pods DIR/` and trains with
+//! `allot train --history DIR` (a short run), whose policy file names the history and loads
+//! with `allot simulate --policy-file`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -125,7 +126,78 @@ async fn records_pods_created_and_deleted_and_the_record_replays() -> Result<()>
                 table.contains("fgd") && table.contains("bestfit"),
                 "{table}"
             );
-            Ok(())
+            trains_and_the_policy_loads(&history_dir(), want)
         })
         .await
+}
+
+/// A training run of seconds: one epoch of each gradient phase, no search, one thread.
+const SHORT_TRAINING: [&str; 13] = [
+    "--seeds",
+    "1",
+    "--validation-seeds",
+    "60",
+    "--supervised-epochs",
+    "1",
+    "--epochs",
+    "1",
+    "--search-generations",
+    "0",
+    "--threads",
+    "1",
+    "-q",
+];
+
+/// `allot train --history DIR` (one epoch of each gradient phase, no search: seconds) writes
+/// a policy file whose provenance names DIR, and `allot simulate` replays DIR with it.
+fn trains_and_the_policy_loads(dir: &Path, recorded: usize) -> Result<()> {
+    let out_dir = dir.with_file_name("history-train");
+    std::fs::create_dir_all(&out_dir)?;
+    let policy = out_dir.join("policy.json");
+    let _ = std::fs::remove_file(&policy);
+    let shown = dir.display().to_string();
+    let out = Command::new(allot_binary()?)
+        .args(["train", "--history", &shown, "-o"])
+        .arg(&policy)
+        .args(SHORT_TRAINING)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "allot train --history {shown} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&policy)
+        .with_context(|| format!("reading {}", policy.display()))?;
+    let file: serde_json::Value = serde_json::from_str(&text)?;
+    let h = &file["provenance"]["history"];
+    ensure!(h["dir"] == shown.as_str(), "history named: {h}");
+    ensure!(
+        h["digest"].as_str().is_some_and(|d| d.len() == 32),
+        "digest: {h}"
+    );
+    ensure!(
+        h["records"]
+            .as_u64()
+            .is_some_and(|n| n as usize >= recorded)
+            && h["decisions"]
+                .as_u64()
+                .is_some_and(|n| n as usize >= recorded),
+        "at least this test's {recorded} pods, each with its node: {h}"
+    );
+    let pods = format!("{shown}/");
+    let out = Command::new(allot_binary()?)
+        .args(["simulate", "--pods", &pods, "--policy", "learned,fgd"])
+        .arg("--policy-file")
+        .arg(&policy)
+        .args(["--seeds", "42", "--threads", "1", "-q"])
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "allot simulate --policy-file {} failed: {}",
+        policy.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    ensure!(table.contains("learned"), "{table}");
+    Ok(())
 }

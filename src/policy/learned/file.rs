@@ -54,6 +54,34 @@ pub struct Provenance {
     pub code_version: String,
     /// When training finished (RFC 3339), or a note.
     pub created: String,
+    /// The recorded history trained on (`allot train --history`); absent otherwise, so files
+    /// trained on traces read and hash as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history: Option<HistorySource>,
+}
+
+/// A recorded history a policy was trained on: which directory, exactly what was read from
+/// it, and how much of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HistorySource {
+    /// The directory as given to `allot train --history`.
+    pub dir: String,
+    /// Fingerprint of the files read (names and contents, in reading order; 32 hex digits).
+    pub digest: String,
+    /// The files read, in order (pod files, the in-flight file, then the node list).
+    pub files: Vec<String>,
+    /// Pod records read and kept.
+    pub records: usize,
+    /// Records skipped (truncated, clock-skewed, incomplete, duplicate).
+    pub skipped: usize,
+    /// Records of pods asking for GPUs.
+    pub gpu_pods: usize,
+    /// Records of pods the cluster bound to a node of the recorded inventory: the decisions
+    /// the supervised phase learns from.
+    pub decisions: usize,
+    /// Nodes in the recorded inventory.
+    pub nodes: usize,
 }
 
 /// A learned policy: linear Q-function weights over [`NAMES`].

@@ -213,6 +213,22 @@ pub fn node_header() -> String {
     format!("{}\n", NODE_COLUMNS.join(","))
 }
 
+/// The `node` cell of every row of `text`, a pod list in [`POD_COLUMNS`] order with its
+/// header (a [`dir::Recorded`]'s merged rows), row by row: where the cluster put each pod
+/// (empty for a pod it never bound). A row the CSV reader cannot split reads as empty.
+pub fn nodes_of_rows(text: &str) -> Vec<String> {
+    let at = POD_COLUMNS.iter().position(|c| *c == "node").unwrap_or(0);
+    csv::ReaderBuilder::new()
+        .from_reader(text.as_bytes())
+        .records()
+        .map(|r| {
+            r.ok()
+                .and_then(|r| r.get(at).map(str::to_string))
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 /// The allowed models as the `gpu_spec` column writes them; empty for any.
 pub fn model_spec(set: ModelSet, models: &ModelCatalog) -> String {
     if set.is_any() {

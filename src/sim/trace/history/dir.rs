@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use super::{NODES_FILE, OPEN_FILE, POD_COLUMNS, POD_FILE_PREFIX, VERSION, VERSION_COLUMN};
+use crate::policy::keyed_hash;
 use crate::sim::trace::{MAX_FILE_BYTES, TraceError, read_text};
 
 /// What was skipped while reading, by reason.
@@ -68,11 +69,19 @@ pub struct Recorded {
     pub skipped: Skipped,
     /// The files read, in order.
     pub files: Vec<PathBuf>,
+    /// Fingerprint of what was read: every pod file's name and text as read, in order, then
+    /// `nodes.csv`'s ([`fingerprint`]).
+    pub digest: String,
     /// Per row of `text` (from 0): its file (index into `files`) and line.
     origin: Vec<(usize, u64)>,
 }
 
 impl Recorded {
+    /// The rows kept.
+    pub fn rows(&self) -> usize {
+        self.origin.len()
+    }
+
     /// `e`, found at a line of [`Recorded::text`], pointed at the file and line it came from.
     pub fn locate(&self, mut e: TraceError) -> TraceError {
         let row = e.line.and_then(|l| l.checked_sub(2)).map(|r| r as usize);
@@ -137,12 +146,17 @@ pub fn read_history(dir: &Path) -> Result<Recorded, TraceError> {
         nodes,
         skipped: Skipped::default(),
         files: files.clone(),
+        digest: String::new(),
         origin: Vec::new(),
     };
     let mut closed: HashSet<String> = HashSet::new();
+    let mut read = Vec::with_capacity(files.len() + 1);
     for (i, path) in files.iter().enumerate() {
         let is_open = has_open && i + 1 == files.len();
-        read_file(&mut out, i, path, is_open, &mut closed)?;
+        read.push((
+            file_name(path),
+            read_file(&mut out, i, path, is_open, &mut closed)?,
+        ));
         if out.text.len() as u64 > MAX_FILE_BYTES {
             return Err(TraceError {
                 file: dir.display().to_string(),
@@ -152,24 +166,48 @@ pub fn read_history(dir: &Path) -> Result<Recorded, TraceError> {
             });
         }
     }
+    if let Some(nodes) = &out.nodes {
+        read.push((file_name(nodes), read_text(nodes)?));
+    }
+    out.digest = fingerprint(&read);
     Ok(out)
 }
 
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+}
+
+/// A 128-bit content fingerprint of `(name, text)` pairs, as 32 hex digits: two FNV-1a
+/// hashes under different keys over each name, length and text. It tells one history from
+/// another (a changed, added or removed file changes it); it is not a cryptographic hash.
+pub fn fingerprint(files: &[(String, String)]) -> String {
+    let mut all = String::new();
+    for (name, text) in files {
+        all.push_str(&format!("{name}\0{}\0", text.len()));
+        all.push_str(text);
+    }
+    let (a, b) = (keyed_hash(0x4849_5354, &all), keyed_hash(0x4f52_5921, &all));
+    format!("{a:016x}{b:016x}")
+}
+
+/// Reads one pod file's rows into `out`; returns the file's text as read (for the digest).
 fn read_file(
     out: &mut Recorded,
     index: usize,
     path: &Path,
     is_open: bool,
     closed: &mut HashSet<String>,
-) -> Result<(), TraceError> {
+) -> Result<String, TraceError> {
     let file = path.display().to_string();
-    let mut text = read_text(path)?;
+    let as_read = read_text(path)?;
+    let mut text = as_read.clone();
     if !text.is_empty() && !text.ends_with('\n') {
         text.truncate(text.rfind('\n').map_or(0, |i| i + 1));
         out.skipped.truncated += 1;
     }
     if text.is_empty() {
-        return Ok(());
+        return Ok(as_read);
     }
     let error = |line: Option<u64>, column: Option<&str>, problem: String| TraceError {
         file: file.clone(),
@@ -273,7 +311,7 @@ fn read_file(
         .into_inner()
         .map_err(|e| error(None, None, format!("cannot copy the rows: {e}")))?;
     out.text.push_str(&String::from_utf8_lossy(&bytes));
-    Ok(())
+    Ok(as_read)
 }
 
 /// The pods in flight of an earlier recorder (`open.csv` of `dir`), for a restarted one to
@@ -289,6 +327,7 @@ pub fn read_open(dir: &Path) -> Result<Vec<super::PodRecord>, TraceError> {
         nodes: None,
         skipped: Skipped::default(),
         files: vec![path.clone()],
+        digest: String::new(),
         origin: Vec::new(),
     };
     read_file(&mut out, 0, &path, false, &mut HashSet::new())?;

@@ -1,0 +1,154 @@
+//! `allot train --history`: a recorded directory trains into a policy file that names it,
+//! and bad directories stop with exit 2 and the file or directory named.
+
+use super::*;
+use crate::model::GpuDemand;
+use crate::sim::trace::history::{NodeRecord, Phase, PodRecord, node_header, pod_header};
+
+/// `TrainArgs` as clap parses them from a command line.
+#[derive(Debug, clap::Parser)]
+struct Line {
+    #[command(flatten)]
+    args: TrainArgs,
+}
+
+fn flags(argv: &[&str]) -> TrainArgs {
+    use clap::Parser;
+    let argv = std::iter::once("train").chain(argv.iter().copied());
+    Line::try_parse_from(argv).expect("flags parse").args
+}
+
+/// A history of two 4-GPU nodes and `pods` one-GPU pods, all bound to node `b` (which FGD,
+/// packing onto `a` first, would not choose for the first of them).
+fn history(dir: &Path, pods: u64) -> String {
+    let mut nodes = node_header();
+    for name in ["a", "b"] {
+        let node = NodeRecord {
+            name: name.into(),
+            cpu_milli: 64000,
+            memory_bytes: 256 << 30,
+            gpus: 4,
+            model: "T4".into(),
+            added: 0,
+            removed: None,
+        };
+        nodes += &node.line();
+    }
+    std::fs::write(dir.join("nodes.csv"), nodes).unwrap();
+    let mut text = pod_header();
+    for i in 0..pods {
+        let rec = PodRecord {
+            name: format!("p{i}"),
+            uid: format!("u{i}"),
+            cpu_milli: 1000,
+            memory_bytes: 1 << 30,
+            gpu: GpuDemand::Whole { count: 1 },
+            gpu_spec: String::new(),
+            phase: Phase::Terminated,
+            created: 1_780_000_000 + 10 * i,
+            deleted: Some(1_780_000_000 + 10 * i + 300),
+            scheduled: Some(1_780_000_000 + 10 * i),
+            node: "b".into(),
+            devices: (i % 4).to_string(),
+            policy: "learned".into(),
+            policy_hash: String::new(),
+        };
+        text.push_str(&rec.line());
+    }
+    text
+}
+
+const SHORT: [&str; 10] = [
+    "--seeds",
+    "1",
+    "--validation-seeds",
+    "60",
+    "--supervised-epochs",
+    "1",
+    "--epochs",
+    "1",
+    "--search-generations",
+    "0",
+];
+
+fn train(dir: &Path, out: &Path) -> anyhow::Result<ExitCode> {
+    let (d, o) = (dir.display().to_string(), out.display().to_string());
+    let mut argv = vec!["--history", &d, "-o", &o, "-q"];
+    argv.extend_from_slice(&SHORT);
+    run(&flags(&argv))
+}
+
+#[test]
+fn a_recorded_history_trains_into_a_policy_file_that_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = history(dir.path(), 8);
+    // The recorder was killed mid-write: the last line has no newline.
+    let cut = format!("{text}{}", &text[text.len() - 40..text.len() - 1]);
+    std::fs::write(dir.path().join("pods-000000000001-000001.csv"), cut).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let policy = out.path().join("policy.json");
+    assert_eq!(train(dir.path(), &policy).unwrap(), ExitCode::SUCCESS);
+    let file = PolicyFile::load(&policy).expect("the written file loads");
+    let h = file
+        .provenance
+        .history
+        .as_ref()
+        .expect("the history is named");
+    assert_eq!(h.dir, dir.path().display().to_string());
+    assert_eq!(h.digest.len(), 32, "{h:?}");
+    assert_eq!(
+        h.files,
+        vec![
+            "pods-000000000001-000001.csv".to_string(),
+            "nodes.csv".into()
+        ]
+    );
+    assert_eq!((h.records, h.skipped, h.gpu_pods), (8, 1, 8));
+    assert_eq!((h.decisions, h.nodes), (8, 2));
+    let started = format!("started from policy {}", embedded_file().hash);
+    assert!(file.provenance.phases.contains(&started), "{file:?}");
+    // Another history (one more pod) is another digest.
+    let more = tempfile::tempdir().unwrap();
+    let text = history(more.path(), 9);
+    std::fs::write(more.path().join("pods-000000000001-000001.csv"), text).unwrap();
+    let other = out.path().join("other.json");
+    assert_eq!(train(more.path(), &other).unwrap(), ExitCode::SUCCESS);
+    let other = PolicyFile::load(&other).unwrap();
+    let digest = |f: &PolicyFile| f.provenance.history.as_ref().map(|h| h.digest.clone());
+    assert_ne!(digest(&other), digest(&file));
+}
+
+#[test]
+fn bad_history_directories_exit_2_naming_what_is_wrong() {
+    use crate::cli::usage::exit_code;
+    let out = tempfile::tempdir().unwrap();
+    let policy = out.path().join("policy.json");
+    let fails = |dir: &Path| {
+        let err = train(dir, &policy).unwrap_err();
+        assert_eq!(exit_code(&err), ExitCode::from(2), "{err:#}");
+        format!("{err:#}")
+    };
+    let missing = out.path().join("missing");
+    assert!(fails(&missing).contains("not a directory"));
+    // Empty: nothing recorded.
+    let empty = tempfile::tempdir().unwrap();
+    assert!(fails(empty.path()).contains("no recorded pods here"));
+    // Only a header: no GPU pods.
+    let headers = tempfile::tempdir().unwrap();
+    history(headers.path(), 0);
+    let file = headers.path().join("pods-000000000001-000001.csv");
+    std::fs::write(&file, pod_header()).unwrap();
+    let err = fails(headers.path());
+    assert!(err.contains("no GPU pods"), "{err}");
+    // CPU-only pods: no GPU pods either.
+    let cpu = history(headers.path(), 3).replace(",1,1000,,", ",0,0,,");
+    std::fs::write(&file, cpu).unwrap();
+    let err = fails(headers.path());
+    assert!(err.contains("no GPU pods among its 3 record(s)"), "{err}");
+    // A newer format version names the file.
+    let newer = history(headers.path(), 3).replace(",1\n", ",2\n");
+    std::fs::write(&file, newer).unwrap();
+    let err = fails(headers.path());
+    assert!(err.contains("pods-000000000001-000001.csv") && err.contains("newer allot"));
+    assert!(!policy.exists(), "no policy file is written for bad input");
+}
