@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, Patch, PatchParams};
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
 
 use super::consolidate::act::{event_on, pod_ref};
 use super::context::{Context, Error, key, kube, publish};
@@ -41,49 +42,54 @@ fn annotation<'a>(pod: &'a Pod, name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
+/// Whether `pod` (not being deleted) is an elastic replica of a ScheduleRequest that
+/// `request` finds by (namespace, name): one above its task's minimum. Its request
+/// (`namespace/name`), the request's priority and the replica.
+pub fn elastic_replica(
+    pod: &Pod,
+    request: impl Fn(&str, &str) -> Option<Arc<ScheduleRequest>>,
+) -> Option<(String, i32, i32)> {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let labels = pod.labels();
+    let (ns, name) = (
+        pod.namespace().unwrap_or_default(),
+        labels.get(REQUEST_LABEL)?,
+    );
+    let sr = request(&ns, name)?;
+    let task = labels.get(TASK_LABEL)?;
+    let (min, _) = sr
+        .spec
+        .tasks
+        .iter()
+        .find(|t| &t.name == task)?
+        .bounds()
+        .ok()?;
+    let replica = labels.get(REPLICA_LABEL)?.parse::<i32>().ok()?;
+    (replica >= min).then(|| (format!("{ns}/{name}"), sr.spec.priority, replica))
+}
+
 /// The running elastic replicas (above their task's minimum) of requests of lower priority
 /// than `priority`, in the order they are given back.
 pub fn lendable(snap: &ClusterSnapshot, ctx: &Context, own: &str, priority: i32) -> Vec<Lendable> {
     let pods = request_pods(ctx);
-    let requests: HashMap<String, Arc<ScheduleRequest>> = ctx
-        .caches
-        .requests
-        .state()
-        .into_iter()
-        .map(|r| (key(&r), r))
-        .collect();
+    let store = &ctx.caches.requests;
+    let find = |ns: &str, name: &str| store.get(&ObjectRef::new(name).within(ns));
     let mut lendable = Vec::new();
     for bound in &snap.pods {
         let Some(pod) = pods.get(&bound.key) else {
             continue;
         };
-        if pod.metadata.deletion_timestamp.is_some() {
-            continue;
-        }
-        let labels = pod.labels();
-        let request = format!(
-            "{}/{}",
-            pod.namespace().unwrap_or_default(),
-            labels.get(REQUEST_LABEL).map_or("", String::as_str)
-        );
-        let Some(sr) = requests.get(&request).filter(|_| request != own) else {
-            continue;
-        };
-        let task = labels.get(TASK_LABEL);
-        let min = sr.spec.tasks.iter().find(|t| Some(&t.name) == task);
-        let min = min.and_then(|t| t.bounds().ok()).map(|(min, _)| min);
-        let replica = labels
-            .get(REPLICA_LABEL)
-            .and_then(|r| r.parse::<i32>().ok());
-        if let (Some(min), Some(replica)) = (min, replica)
-            && replica >= min
-            && sr.spec.priority < priority
+        if let Some((request, sr_priority, replica)) = elastic_replica(pod, find)
+            && request != own
+            && sr_priority < priority
         {
             lendable.push(Lendable {
                 pod: bound.key.clone(),
                 uid: bound.uid.clone(),
                 request,
-                priority: sr.spec.priority,
+                priority: sr_priority,
                 replica,
                 demand: bound.demand,
                 at: bound.at,

@@ -56,7 +56,8 @@ pub fn accounted(snap: &ClusterSnapshot, ns: &str) -> HashSet<String> {
 }
 
 /// The cluster to plan on: the snapshot plus the room promised to other requests' pods that
-/// are planned but not bound yet (the snapshot places bound pods only). The room of elastic
+/// are planned but not bound yet (the snapshot places bound pods only), and to the waiting
+/// pods the consolidator made room for. The room of elastic
 /// replicas given back and still terminating is their borrower's: free to `own` when `own` is
 /// the borrower, and for everyone else its borrower's planned pods, or the leaving pods where
 /// those are not created yet. Also returns how many pods were given back to `own`.
@@ -77,7 +78,9 @@ pub fn with_reservations(snap: &ClusterSnapshot, ctx: &Context, own: &str) -> (C
             let _ = cluster.place(&demand, Placement { node: i, devices });
         }
     };
-    for pod in ctx.caches.planned.state() {
+    // Requests' unbound pods, and the waiting pods whose room the consolidator holds.
+    let unbound = ctx.caches.planned.state();
+    for pod in unbound.into_iter().chain(ctx.caches.consolidating.state()) {
         let notes = pod.metadata.annotations.as_ref();
         let Some(node) = notes.and_then(|n| n.get(PLANNED_NODE_ANNOTATION)) else {
             continue;

@@ -34,10 +34,15 @@ pub struct MoveRecord {
     pub pod: String,
     pub uid: String,
     pub from: String,
-    /// Where it fits once moved (its replacement is scheduled as any pod is).
+    /// Where it fits once moved (its replacement is scheduled as any pod is); empty for an
+    /// elastic replica given back.
     pub to: String,
     #[serde(default)]
     pub evicted: bool,
+    /// An elastic replica of a ScheduleRequest given back rather than moved: its request
+    /// waits for capacity for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub given_back: bool,
 }
 
 /// The `allot.dev/consolidation` annotation.
@@ -160,6 +165,7 @@ mod tests {
                 from: "a".into(),
                 to: "b".into(),
                 evicted: false,
+                given_back: false,
             }],
             message: String::new(),
             freed: false,

@@ -19,6 +19,9 @@ pub struct Scope<'a> {
     pub usable: &'a [bool],
     /// Per bound pod (`snap.pods` order): whether it may be moved.
     pub movable: &'a [bool],
+    /// Elastic replicas of ScheduleRequests that may be given back (positions in
+    /// `snap.pods`, on usable nodes), in the order they are: tried before any move.
+    pub elastic: &'a [usize],
     /// Most pods moved for this one waiting pod.
     pub max_moves: usize,
 }
@@ -27,8 +30,9 @@ pub struct Scope<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PlannedMove {
     pub pod: usize,
-    /// A node index of `snap.cluster` and devices there.
-    pub to: Placement,
+    /// A node index of `snap.cluster` and devices there; `None` for an elastic replica given
+    /// back (its request waits for capacity for it, as for any elastic replica).
+    pub to: Option<Placement>,
 }
 
 /// The outcome of planning for one waiting pod.
@@ -39,7 +43,8 @@ pub enum Proposal {
     FitsNow,
     /// No set of at most `max_moves` movable pods makes room.
     NoRoom,
-    /// Evict `moves`, then the pod fits `at` (a node index of `snap.cluster`, and devices).
+    /// Evict `moves` (or give them back), then the pod fits `at` (a node index of
+    /// `snap.cluster`, and devices).
     Move {
         at: Placement,
         moves: Vec<PlannedMove>,
@@ -67,6 +72,9 @@ pub fn propose(
     let mut cluster = Cluster::new(snap.cluster.models.clone(), nodes.collect());
     if cluster.nodes().iter().any(|n| n.fits(pod)) {
         return Proposal::FitsNow;
+    }
+    if let Some(given) = give_back(snap, scope, pod) {
+        return given;
     }
     let budget = MoveBudget {
         per_arrival: scope.max_moves,
@@ -103,8 +111,33 @@ pub fn propose(
             .iter()
             .map(|m| PlannedMove {
                 pod: m.id,
-                to: back(m.to),
+                to: Some(back(m.to)),
             })
             .collect(),
     }
+}
+
+/// Elastic replicas first: the fewest of `scope.elastic` (a prefix, within `max_moves`) whose
+/// room lets `pod` fit one of their nodes, the first such node in their order.
+fn give_back(snap: &ClusterSnapshot, scope: Scope<'_>, pod: &PodDemand) -> Option<Proposal> {
+    let elastic = &scope.elastic[..scope.elastic.len().min(scope.max_moves)];
+    let mut cluster = snap.cluster.clone();
+    for (k, &i) in elastic.iter().enumerate() {
+        let bound = snap.pods.get(i)?;
+        cluster.remove(&bound.demand, bound.at);
+        let freed = elastic[..=k].iter().filter_map(|&j| snap.pods.get(j));
+        for node in freed.map(|b| b.at.node) {
+            let n = &cluster.nodes()[node];
+            if let Some(devices) = n.fits(pod).then(|| n.default_devices(pod.gpu)).flatten() {
+                let moves = elastic[..=k]
+                    .iter()
+                    .map(|&pod| PlannedMove { pod, to: None });
+                return Some(Proposal::Move {
+                    at: Placement { node, devices },
+                    moves: moves.collect(),
+                });
+            }
+        }
+    }
+    None
 }

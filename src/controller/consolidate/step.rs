@@ -50,9 +50,11 @@ impl Loop {
                     .is_some_and(|p| movable(p, req.priority, find))
             })
             .collect();
+        let elastic = elastic_replicas(&snap, &usable, &by_uid, req.priority, find);
         let scope = Scope {
             usable: &usable,
             movable: &movable,
+            elastic: &elastic,
             max_moves: allowance,
         };
         let seed = self.settings.seed;
@@ -88,8 +90,9 @@ impl Loop {
                 pod: b.key.clone(),
                 uid: b.uid.clone(),
                 from: node_name(b.at.node),
-                to: node_name(m.to.node),
+                to: m.to.map(|to| node_name(to.node)).unwrap_or_default(),
                 evicted: false,
+                given_back: m.to.is_none(),
             }
         };
         record.moves = moves.iter().map(move_record).collect();
@@ -145,18 +148,22 @@ impl Loop {
                 Evicted::Yes => {
                     self.note_evictions(1);
                     self.metrics.consolidation_moved();
-                    let note = format!(
-                        "evicted from {} to make room for {waiting}; it fits {}",
-                        m.from, m.to
-                    );
-                    act::event_on(
-                        &self.recorder,
-                        &act::pod_ref(&m.pod, &m.uid),
-                        EventType::Normal,
-                        "MovedByConsolidation",
-                        note,
-                    )
-                    .await;
+                    let (reason, note) = if m.given_back {
+                        let note = format!(
+                            "elastic replica given back: evicted from {} to make room for {waiting}; its request waits for capacity for it",
+                            m.from
+                        );
+                        ("GivenBack", note)
+                    } else {
+                        let note = format!(
+                            "evicted from {} to make room for {waiting}; it fits {}",
+                            m.from, m.to
+                        );
+                        ("MovedByConsolidation", note)
+                    };
+                    let regarding = act::pod_ref(&m.pod, &m.uid);
+                    act::event_on(&self.recorder, &regarding, EventType::Normal, reason, note)
+                        .await;
                     // A crash here leaves the record behind the eviction: the successor finds
                     // the pod gone or terminating and counts it done, never evicting twice.
                     crate::process::failpoint::hit("controller.consolidation-evicted");
@@ -244,11 +251,41 @@ fn describe(record: &Record) -> String {
     let moves: Vec<String> = record
         .moves
         .iter()
-        .map(|m| format!("{} from {} (fits {})", m.pod, m.from, m.to))
+        .map(|m| match m.given_back {
+            true => format!("{} from {} (elastic, given back)", m.pod, m.from),
+            false => format!("{} from {} (fits {})", m.pod, m.from, m.to),
+        })
         .collect();
     format!(
         "{}; then the pod fits {}",
         moves.join(", "),
         record.node.as_deref().unwrap_or("?")
     )
+}
+
+/// The elastic replicas of ScheduleRequests on usable nodes that may be given back for a pod
+/// of `priority` (their own pod priority no higher, as for a moved pod), positions in
+/// `snap.pods`: lowest pod priority first, then the highest replica.
+fn elastic_replicas(
+    snap: &crate::snapshot::ClusterSnapshot,
+    usable: &[bool],
+    by_uid: &std::collections::HashMap<&str, &Pod>,
+    priority: i32,
+    find: impl Fn(&str, &str) -> Option<std::sync::Arc<crate::crd::ScheduleRequest>> + Copy,
+) -> Vec<usize> {
+    let mut elastic: Vec<(i32, std::cmp::Reverse<i32>, &str, usize)> = Vec::new();
+    for (i, b) in snap.pods.iter().enumerate() {
+        let Some(pod) = by_uid.get(b.uid.as_str()) else {
+            continue;
+        };
+        let own = pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
+        if !usable.get(b.at.node).copied().unwrap_or(false) || own > priority {
+            continue;
+        }
+        if let Some((_, _, replica)) = crate::controller::lend::elastic_replica(pod, find) {
+            elastic.push((own, std::cmp::Reverse(replica), b.key.as_str(), i));
+        }
+    }
+    elastic.sort();
+    elastic.into_iter().map(|(.., i)| i).collect()
 }

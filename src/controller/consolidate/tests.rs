@@ -45,9 +45,21 @@ fn plan(
     max: usize,
     pod: PodDemand,
 ) -> Proposal {
+    plan_giving_back(snap, usable, movable, &[], max, pod)
+}
+
+fn plan_giving_back(
+    snap: &ClusterSnapshot,
+    usable: &[bool],
+    movable: &[bool],
+    elastic: &[usize],
+    max: usize,
+    pod: PodDemand,
+) -> Proposal {
     let scope = Scope {
         usable,
         movable,
+        elastic,
         max_moves: max,
     };
     propose(snap, scope, &pod, PolicyKind::Fgd, 42)
@@ -65,7 +77,31 @@ fn moving_the_opted_in_pods_off_a_node_makes_room_there() {
     let mut moved: Vec<usize> = moves.iter().map(|m: &PlannedMove| m.pod).collect();
     moved.sort_unstable();
     assert_eq!(moved, vec![0, 1]);
-    assert!(moves.iter().all(|m| m.to.node == 1), "{moves:?}");
+    assert!(
+        moves.iter().all(|m| m.to.is_some_and(|to| to.node == 1)),
+        "{moves:?}"
+    );
+}
+
+#[test]
+fn elastic_replicas_are_given_back_before_anything_moves() {
+    // Both share pods are elastic replicas (and movable): given back, in the order given,
+    // with no destination; the pod fits where they were.
+    let snap = fragmented();
+    let got = plan_giving_back(&snap, &[true, true], &[true, true], &[1, 0], 4, whole(4));
+    let Proposal::Move { at, moves } = got else {
+        panic!("expected the elastic replicas given back, got {got:?}");
+    };
+    assert_eq!((at.node, at.devices.len()), (0, 4));
+    let given: Vec<(usize, Option<Placement>)> = moves.iter().map(|m| (m.pod, m.to)).collect();
+    assert_eq!(given, vec![(1, None), (0, None)]);
+    // A half-GPU pod fits node 1 as it is: nothing is given back.
+    let fits = plan_giving_back(&snap, &[true, true], &[true, true], &[1, 0], 4, share(500));
+    assert_eq!(fits, Proposal::FitsNow);
+    // One elastic replica is not enough and the cap allows one: the moves' search follows,
+    // under the same cap, and finds no room either.
+    let capped = plan_giving_back(&snap, &[true, true], &[true, true], &[1], 1, whole(4));
+    assert_eq!(capped, Proposal::NoRoom);
 }
 
 #[test]

@@ -114,7 +114,7 @@ const FAILPOINT_EXIT: i32 = 86;
 
 /// A controller with consolidation on and short timings (grace 0, a pass a second, cool-down
 /// 4 s), ready; and its admin address.
-async fn consolidator(
+pub(super) async fn consolidator(
     cluster: &Cluster,
     ns: &str,
     n: &str,

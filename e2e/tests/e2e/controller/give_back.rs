@@ -2,20 +2,21 @@
 //! GPU nodes of a model of their own: an elastic request grows when a node is added, and
 //! gives its highest elastic replicas back when a request of higher priority cannot place
 //! its minimum; the room stays with the higher-priority request (the lender does not grow
-//! back into it on its next plans).
+//! back into it on its next plans). A bare pod that fits nowhere then gets the room of two
+//! more elastic replicas from the consolidator, before it would move anything.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, ensure};
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use serde_json::json;
 
-use super::consolidation::node;
-use super::{bound_pods, controller, create};
+use super::consolidation::{consolidator, node};
+use super::{bound_pods, create};
 use crate::extender::{extender_sees, touch_node};
-use crate::support::{Cluster, skip};
+use crate::support::{Cluster, WAIT, poll, skip};
 
 const TEST: &str = "an_elastic_request_grows_with_a_node_and_gives_back_to_a_higher_priority_one";
 
@@ -93,7 +94,8 @@ async fn scenario(cluster: &Cluster, ns: &str, model: &str, a: &str, b: &str) ->
         .await
         .context("node a")?;
     extender_sees(a, 4, false).await?;
-    let ctl = controller(cluster, ns, "controller-give-back").await?;
+    // Consolidation on, for the last part: a bare pod waiting.
+    let (mut ctl, _) = consolidator(cluster, ns, "give-back", &[]).await?;
 
     // Priority 0, one to six one-GPU replicas: four fit node a.
     let elastic = json!({ "minReplicas": 1, "maxReplicas": 6 });
@@ -159,6 +161,36 @@ async fn scenario(cluster: &Cluster, ns: &str, model: &str, a: &str, b: &str) ->
     let still = bound_pods(cluster, ns, "high", 1).await?;
     ensure!(still == high, "high moved: {still:?}");
     bound_pods(cluster, ns, "low", 4).await?;
+    // A bare 2-GPU pod of the same priority fits nowhere: the consolidator gives back low's
+    // two highest elastic replicas (on a) before it would move anything.
+    let solo: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "solo", "annotations": { "allot.dev/gpu-models": model } },
+        "spec": { "schedulerName": "allot", "containers": [{ "name": "main",
+            "image": "allot-e2e/pause:never-pulled",
+            "resources": { "requests": { "cpu": "100m", "memory": "64Mi" },
+                           "limits": { "nvidia.com/gpu": "2" } } }] }
+    }))?;
+    let pods = Api::<Pod>::namespaced(cluster.client.clone(), ns);
+    pods.create(&PostParams::default(), &solo)
+        .await
+        .context("solo")?;
+    let on = poll("solo to be bound", WAIT, || async {
+        Ok(pods.get("solo").await?.spec.and_then(|s| s.node_name))
+    })
+    .await
+    .with_context(|| ctl.log_tail(20))?;
+    ensure!(on == a, "solo bound on {on}, not {a}");
+    let kept = bound_pods(cluster, ns, "low", 2).await?;
+    ensure!(
+        kept.keys().map(String::as_str).collect::<Vec<_>>() == ["low-w-0", "low-w-1"],
+        "low kept {kept:?}"
+    );
+    let given = regarding(cluster, ns, "GivenBack").await?;
+    ensure!(
+        given == ["low-w-2", "low-w-3", "low-w-4", "low-w-5"],
+        "GivenBack Events on {given:?}"
+    );
+    ctl.check_alive()?;
     println!(
         "high on {b}; low gave back {given:?}; low status: {}",
         status["conditions"]
