@@ -3,10 +3,12 @@
 //!
 //! Every `interval` it lists the pods waiting for allot's scheduler (unbound, marked
 //! Unschedulable for at least `grace`). For each, oldest first, it reads the pod's record
-//! (`live/consolidation.rs`) and either plans, resumes an interrupted consolidation, gives back an expired
-//! hold, or waits. A plan (`plan.rs`, the simulator's search on the live cluster) names the
-//! fewest movable pods whose eviction lets the pod fit and, for each, a node it fits
-//! afterwards. Then, unless in dry-run mode:
+//! (`live/consolidation.rs`) and either plans, resumes an interrupted consolidation, gives
+//! back an expired hold, or waits. A plan (`plan.rs`) first looks for the fewest elastic
+//! ScheduleRequest replicas (above their task's minimum, of no higher priority) whose room lets
+//! the pod fit: those are given back, not moved. Otherwise the simulator's search on the live
+//! cluster names the fewest movable pods whose eviction lets the pod fit and, for each, a node
+//! it fits afterwards. Then, unless in dry-run mode:
 //! 1. every eviction is checked with a dry run (a PodDisruptionBudget that forbids one stops
 //!    the consolidation before anything moves: Event and record `Refused`);
 //! 2. the record (phase `Evicting`, the moves, a deadline) and the pod's planned node and
@@ -106,6 +108,8 @@ pub struct Loop {
     recent: VecDeque<Instant>,
     /// This pass's nodes whose room is held for some waiting pod.
     held: HashSet<String>,
+    /// Waiting pods (UIDs) whose record could not be read, already reported.
+    malformed: HashSet<String>,
 }
 
 impl std::fmt::Debug for Loop {
@@ -134,6 +138,7 @@ impl Loop {
             stale,
             recent: VecDeque::new(),
             held: HashSet::new(),
+            malformed: HashSet::new(),
         }
     }
 
@@ -201,23 +206,37 @@ impl Loop {
             })
             .collect();
         waiting.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));
-        // Nodes whose room is held for a waiting pod: no other plan may use them.
+        // Each record read once; nodes whose room is held for a waiting pod are no other
+        // plan's to use.
+        let waiting: Vec<(Pod, Option<Result<Record, String>>)> = waiting
+            .into_iter()
+            .map(|p| {
+                let record = p
+                    .annotations()
+                    .get(CONSOLIDATION_ANNOTATION)
+                    .map(|t| Record::parse(t).map_err(|e| e.to_string()));
+                (p, record)
+            })
+            .collect();
         self.held = waiting
             .iter()
-            .filter_map(|p| Record::parse(p.annotations().get(CONSOLIDATION_ANNOTATION)?).ok())
+            .filter_map(|(_, r)| r.as_ref()?.as_ref().ok())
             .filter(|r| r.holds_at(now))
-            .filter_map(|r| r.node)
+            .filter_map(|r| r.node.clone())
             .collect();
-        for pod in waiting {
-            let record = match pod.annotations().get(CONSOLIDATION_ANNOTATION) {
+        let seen: HashSet<String> = waiting.iter().filter_map(|(p, _)| p.uid()).collect();
+        self.malformed.retain(|uid| seen.contains(uid));
+        for (pod, record) in waiting {
+            let record = match record {
                 None => None,
-                Some(text) => match Record::parse(text) {
-                    Ok(r) => Some(r),
-                    Err(e) => {
-                        tracing::warn!(pod = %pod.name_any(), error = %e, "left alone");
-                        continue;
+                Some(Ok(r)) => Some(r),
+                Some(Err(e)) => {
+                    // Said once per pod, not at every pass.
+                    if self.malformed.insert(pod.uid().unwrap_or_default()) {
+                        tracing::warn!(pod = %pod.name_any(), error = %e, "record unreadable: left alone");
                     }
-                },
+                    continue;
+                }
             };
             // One pod's failed call (it was deleted meanwhile, say) does not hold up the rest.
             if let Err(e) = self.look_after(&pod, record, now).await {
