@@ -35,19 +35,49 @@ async fn consolidation_moves_opted_in_pods_to_fit_a_four_gpu_pod_unless_a_budget
         );
         return Ok(());
     }
+    on_two_nodes(
+        &cluster,
+        "consol",
+        "consolidate",
+        |cluster, ns, n| async move { scenario(cluster, &ns, &n.model, &n.a, &n.b).await },
+    )
+    .await
+}
+
+/// Names for two kwok GPU nodes of a model of their own (shared by this file's scenario and
+/// `give_back.rs`): `e2e-TAG-a-PID`, `e2e-TAG-b-PID`, model `E2E-TAG-PID`.
+pub(super) struct TwoNodes {
+    pub model: String,
+    pub a: String,
+    pub b: String,
+}
+
+/// Run `scenario` in a fresh namespace (`prefix`) with the names of two nodes it may create;
+/// the nodes are deleted afterwards, once the namespace is gone (kwok finishes deleting the
+/// pods of the nodes it manages first).
+pub(super) async fn on_two_nodes<'a, F, Fut>(
+    cluster: &'a Cluster,
+    tag: &str,
+    prefix: &str,
+    scenario: F,
+) -> Result<()>
+where
+    F: FnOnce(&'a Cluster, String, TwoNodes) -> Fut,
+    Fut: std::future::Future<Output = Result<()>> + 'a,
+{
     let pid = std::process::id();
-    let (a, b) = (format!("e2e-consol-a-{pid}"), format!("e2e-consol-b-{pid}"));
-    let model = format!("E2E-CONSOL-{pid}");
-    let (m, an, bn) = (&model, &a, &b);
+    let names = TwoNodes {
+        model: format!("E2E-{}-{pid}", tag.to_uppercase()),
+        a: format!("e2e-{tag}-a-{pid}"),
+        b: format!("e2e-{tag}-b-{pid}"),
+    };
+    let nodes = [names.a.clone(), names.b.clone()];
     let outcome = cluster
-        .in_namespace("consolidate", |cluster, ns| async move {
-            scenario(cluster, &ns, m, an, bn).await
-        })
+        .in_namespace(prefix, move |cluster, ns| scenario(cluster, ns, names))
         .await;
-    // After the namespace: kwok finishes deleting the pods of the nodes it manages.
-    let nodes = Api::<Node>::all(cluster.client.clone());
-    for n in [&a, &b] {
-        let _ = nodes.delete(n, &DeleteParams::default()).await;
+    let api = Api::<Node>::all(cluster.client.clone());
+    for n in &nodes {
+        let _ = api.delete(n, &DeleteParams::default()).await;
     }
     outcome
 }

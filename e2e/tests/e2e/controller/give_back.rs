@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
-use super::consolidation::{consolidator, node};
+use super::consolidation::{consolidator, node, on_two_nodes};
 use super::{bound_pods, create};
 use crate::extender::{extender_sees, touch_node};
 use crate::support::{Cluster, WAIT, poll, skip};
@@ -32,20 +32,13 @@ async fn an_elastic_request_grows_with_a_node_and_gives_back_to_a_higher_priorit
         );
         return Ok(());
     }
-    let pid = std::process::id();
-    let (a, b) = (format!("e2e-lend-a-{pid}"), format!("e2e-lend-b-{pid}"));
-    let model = format!("E2E-LEND-{pid}");
-    let (m, an, bn) = (&model, &a, &b);
-    let outcome = cluster
-        .in_namespace("sr-give-back", |cluster, ns| async move {
-            scenario(cluster, &ns, m, an, bn).await
-        })
-        .await;
-    let nodes = Api::<Node>::all(cluster.client.clone());
-    for n in [&a, &b] {
-        let _ = nodes.delete(n, &DeleteParams::default()).await;
-    }
-    outcome
+    on_two_nodes(
+        &cluster,
+        "lend",
+        "sr-give-back",
+        |cluster, ns, n| async move { scenario(cluster, &ns, &n.model, &n.a, &n.b).await },
+    )
+    .await
 }
 
 /// A task of one-GPU replicas of `model`; `counts` holds `replicas` or the elastic bounds.
