@@ -140,8 +140,7 @@ fn bad_move_budgets_name_their_flag() {
 /// format version stops with the file named.
 #[test]
 fn a_recorded_history_directory_replays() {
-    use crate::model::GpuDemand;
-    use crate::sim::trace::history::{NodeRecord, Phase, PodRecord, node_header, pod_header};
+    use crate::sim::trace::history::{NodeRecord, PodRecord, node_header, pod_header};
     let dir = tempfile::tempdir().unwrap();
     let node = NodeRecord {
         name: "n".into(),
@@ -155,22 +154,7 @@ fn a_recorded_history_directory_replays() {
     std::fs::write(dir.path().join("nodes.csv"), node_header() + &node.line()).unwrap();
     let mut text = pod_header();
     for i in 0..6u64 {
-        let rec = PodRecord {
-            name: format!("p{i}"),
-            uid: format!("u{i}"),
-            cpu_milli: 1000,
-            memory_bytes: 1 << 30,
-            gpu: GpuDemand::Whole { count: 1 },
-            gpu_spec: String::new(),
-            phase: Phase::Terminated,
-            created: 1_780_000_000 + 60 * i,
-            deleted: Some(1_780_000_000 + 60 * i + 300),
-            scheduled: Some(1_780_000_000 + 60 * i),
-            node: "n".into(),
-            devices: "0".into(),
-            policy: "fgd".into(),
-            policy_hash: String::new(),
-        };
+        let rec = PodRecord::one_gpu_for_tests(i, 60, "n", "0", "fgd");
         text.push_str(&rec.line());
     }
     std::fs::write(dir.path().join("pods-000000000001-000001.csv"), &text).unwrap();

@@ -2,8 +2,7 @@
 //! and bad directories stop with exit 2 and the file or directory named.
 
 use super::*;
-use crate::model::GpuDemand;
-use crate::sim::trace::history::{NodeRecord, Phase, PodRecord, node_header, pod_header};
+use crate::sim::trace::history::{NodeRecord, PodRecord, node_header, pod_header};
 
 /// `TrainArgs` as clap parses them from a command line.
 #[derive(Debug, clap::Parser)]
@@ -37,22 +36,7 @@ fn history(dir: &Path, pods: u64) -> String {
     std::fs::write(dir.join("nodes.csv"), nodes).unwrap();
     let mut text = pod_header();
     for i in 0..pods {
-        let rec = PodRecord {
-            name: format!("p{i}"),
-            uid: format!("u{i}"),
-            cpu_milli: 1000,
-            memory_bytes: 1 << 30,
-            gpu: GpuDemand::Whole { count: 1 },
-            gpu_spec: String::new(),
-            phase: Phase::Terminated,
-            created: 1_780_000_000 + 10 * i,
-            deleted: Some(1_780_000_000 + 10 * i + 300),
-            scheduled: Some(1_780_000_000 + 10 * i),
-            node: "b".into(),
-            devices: (i % 4).to_string(),
-            policy: "learned".into(),
-            policy_hash: String::new(),
-        };
+        let rec = PodRecord::one_gpu_for_tests(i, 10, "b", &(i % 4).to_string(), "learned");
         text.push_str(&rec.line());
     }
     text

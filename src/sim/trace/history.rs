@@ -111,6 +111,31 @@ pub struct PodRecord {
     pub policy_hash: String,
 }
 
+#[cfg(test)]
+impl PodRecord {
+    /// A test record: pod `i` of a run of one-GPU pods created `gap` seconds apart, each run
+    /// 300 s on `node`'s `devices`, placed by `policy`.
+    pub fn one_gpu_for_tests(i: u64, gap: u64, node: &str, devices: &str, policy: &str) -> Self {
+        let created = 1_780_000_000 + gap * i;
+        PodRecord {
+            name: format!("p{i}"),
+            uid: format!("u{i}"),
+            cpu_milli: 1000,
+            memory_bytes: 1 << 30,
+            gpu: GpuDemand::Whole { count: 1 },
+            gpu_spec: String::new(),
+            phase: Phase::Terminated,
+            created,
+            deleted: Some(created + 300),
+            scheduled: Some(created),
+            node: node.into(),
+            devices: devices.into(),
+            policy: policy.into(),
+            policy_hash: String::new(),
+        }
+    }
+}
+
 impl PodRecord {
     /// A record of `demand` with its models named from `models`; times and placement unset.
     pub fn of_demand(demand: &PodDemand, models: &ModelCatalog) -> PodRecord {
