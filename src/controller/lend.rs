@@ -117,20 +117,33 @@ pub fn given_back<'a>(snap: &'a ClusterSnapshot, ctx: &Context) -> Vec<(String, 
 /// it and one on `sr`. A pod gone already is skipped.
 pub async fn give(ctx: &Context, sr: &ScheduleRequest, lent: &[Lendable]) -> Result<(), Error> {
     let own = key(sr);
-    let mut given = Vec::new();
+    let api = |pod: &str| {
+        let (ns, name) = pod.split_once('/').unwrap_or(("default", pod));
+        (
+            Api::<Pod>::namespaced(ctx.client.clone(), ns),
+            name.to_string(),
+        )
+    };
+    // Every pod is marked before any is deleted: the caches see changes in order, so a plan
+    // that sees one of them gone sees the others marked, and their room as the borrower's.
+    let mark =
+        serde_json::json!({ "metadata": { "annotations": { GIVEN_BACK_TO_ANNOTATION: own } } });
+    let mut marked = Vec::new();
     for l in lent {
-        let (ns, name) = l.pod.split_once('/').unwrap_or(("default", &l.pod));
-        let api = Api::<Pod>::namespaced(ctx.client.clone(), ns);
-        let mark =
-            serde_json::json!({ "metadata": { "annotations": { GIVEN_BACK_TO_ANNOTATION: own } } });
-        let marked = api
-            .patch(name, &PatchParams::default(), &Patch::Merge(&mark))
-            .await;
-        match marked {
+        let (api, name) = api(&l.pod);
+        match api
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&mark))
+            .await
+        {
             Err(kube::Error::Api(s)) if s.code == 404 => continue,
             other => other.map_err(kube("PatchPod"))?,
         };
-        match api.delete(name, &DeleteParams::default()).await {
+        marked.push(l);
+    }
+    let mut given = Vec::new();
+    for l in marked {
+        let (api, name) = api(&l.pod);
+        match api.delete(&name, &DeleteParams::default()).await {
             Err(kube::Error::Api(s)) if s.code == 404 => continue,
             other => other.map_err(kube("DeletePod"))?,
         };
@@ -140,9 +153,10 @@ pub async fn give(ctx: &Context, sr: &ScheduleRequest, lent: &[Lendable]) -> Res
             "elastic replica {} of {} (priority {}) given back to {own} (priority {}), which is short of its minimum",
             l.replica, l.request, l.priority, sr.spec.priority
         );
+        let regarding = pod_ref(&l.pod, &l.uid);
         event_on(
             &ctx.recorder,
-            &pod_ref(&l.pod, &l.uid),
+            &regarding,
             EventType::Normal,
             "GivenBack",
             note,

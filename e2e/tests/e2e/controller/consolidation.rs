@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
@@ -75,7 +75,29 @@ where
     let outcome = cluster
         .in_namespace(prefix, move |cluster, ns| scenario(cluster, ns, names))
         .await;
+    // Other scenarios' pods may have landed on the nodes (a pod of no GPU fits them): cordon
+    // them and let those go first, or they would be left on a node kwok no longer runs.
     let api = Api::<Node>::all(cluster.client.clone());
+    let pods = Api::<Pod>::all(cluster.client.clone());
+    let cordon = json!({ "spec": { "unschedulable": true } });
+    for n in &nodes {
+        let _ = api
+            .patch(n, &PatchParams::default(), &Patch::Merge(&cordon))
+            .await;
+    }
+    let on_them = || async {
+        let mut left = 0;
+        for n in &nodes {
+            let selector = format!("spec.nodeName={n}");
+            left += pods
+                .list(&ListParams::default().fields(&selector))
+                .await?
+                .items
+                .len();
+        }
+        Ok((left == 0).then_some(()))
+    };
+    let _ = poll("other scenarios' pods to leave the nodes", WAIT, on_them).await;
     for n in &nodes {
         let _ = api.delete(n, &DeleteParams::default()).await;
     }
