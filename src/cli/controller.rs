@@ -51,6 +51,24 @@ pub struct ControllerArgs {
     /// Seconds between two passes of the consolidation loop.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub consolidation_interval_seconds: u64,
+    /// Consolidate only in this namespace (repeatable): only its waiting pods are looked
+    /// after, and only its pods are moved or given back. Every namespace when not given.
+    #[arg(long = "consolidation-namespace", value_name = "NS", value_parser = namespace_name)]
+    pub consolidation_namespaces: Vec<String>,
+}
+
+/// A namespace name as Kubernetes allows it (an RFC 1123 label).
+fn namespace_name(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty()
+        && text.len() <= 63
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !text.starts_with('-')
+        && !text.ends_with('-');
+    ok.then(|| text.to_string()).ok_or_else(|| {
+        format!("{text:?} is not a namespace name (lowercase letters, digits and '-', at most 63, not starting or ending with '-')")
+    })
 }
 
 /// `--consolidation`.
@@ -105,6 +123,7 @@ impl ControllerArgs {
             hold: Duration::from_secs(self.consolidation_hold_seconds),
             max_moves: self.consolidation_max_moves as usize,
             moves_per_minute: self.consolidation_moves_per_minute as usize,
+            namespaces: self.consolidation_namespaces.clone(),
             ..Settings::default()
         }
     }
@@ -118,4 +137,25 @@ pub fn run(args: &ControllerArgs) -> anyhow::Result<ExitCode> {
 #[cfg(not(feature = "k8s"))]
 pub fn run(_: &ControllerArgs) -> anyhow::Result<ExitCode> {
     anyhow::bail!("this allot was built without the `k8s` feature; rebuild with default features")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consolidation_namespaces_are_checked_names() {
+        assert_eq!(namespace_name("team-a").as_deref(), Ok("team-a"));
+        for bad in ["", "Team", "a_b", "-a", "a-", &"x".repeat(64)] {
+            let e = namespace_name(bad).expect_err(bad);
+            assert!(e.contains("is not a namespace name"), "{bad}: {e}");
+        }
+        let settings = |namespaces: Vec<String>| crate::controller::consolidate::Settings {
+            namespaces,
+            ..Default::default()
+        };
+        assert!(settings(vec![]).covers("any"));
+        assert!(settings(vec!["a".into()]).covers("a"));
+        assert!(!settings(vec!["a".into()]).covers("b"));
+    }
 }

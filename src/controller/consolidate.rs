@@ -78,6 +78,16 @@ pub struct Settings {
     pub moves_per_minute: usize,
     /// Seeds the tie-break order, as the extender's `--seed`.
     pub seed: u64,
+    /// The namespaces consolidation acts in (waiting pods, and pods moved or given back);
+    /// every namespace when empty.
+    pub namespaces: Vec<String>,
+}
+
+impl Settings {
+    /// Whether consolidation acts on pods of namespace `ns`.
+    pub fn covers(&self, ns: &str) -> bool {
+        self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == ns)
+    }
 }
 
 impl Default for Settings {
@@ -92,6 +102,7 @@ impl Default for Settings {
             max_moves: 4,
             moves_per_minute: 10,
             seed: crate::policy::DEFAULT_SEED,
+            namespaces: Vec::new(),
         }
     }
 }
@@ -202,7 +213,9 @@ impl Loop {
             .items
             .into_iter()
             .filter(|p| {
-                p.metadata.deletion_timestamp.is_none() && !p.labels().contains_key(REQUEST_LABEL)
+                p.metadata.deletion_timestamp.is_none()
+                    && !p.labels().contains_key(REQUEST_LABEL)
+                    && self.settings.covers(&p.namespace().unwrap_or_default())
             })
             .collect();
         waiting.sort_by_key(|p| p.metadata.creation_timestamp.clone().map(|t| t.0));

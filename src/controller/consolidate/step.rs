@@ -45,12 +45,17 @@ impl Loop {
             .pods
             .iter()
             .map(|b| {
-                by_uid
-                    .get(b.uid.as_str())
-                    .is_some_and(|p| movable(p, req.priority, find))
+                by_uid.get(b.uid.as_str()).is_some_and(|p| {
+                    self.settings.covers(&p.namespace().unwrap_or_default())
+                        && movable(p, req.priority, find)
+                })
             })
             .collect();
-        let elastic = elastic_replicas(&snap, &usable, &by_uid, req.priority, find);
+        let mut elastic = elastic_replicas(&snap, &usable, &by_uid, req.priority, find);
+        elastic.retain(|&i| {
+            let ns = snap.pods[i].key.split_once('/').map_or("", |(ns, _)| ns);
+            self.settings.covers(ns)
+        });
         let scope = Scope {
             usable: &usable,
             movable: &movable,

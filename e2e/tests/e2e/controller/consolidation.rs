@@ -183,6 +183,9 @@ pub(super) async fn consolidator(
         "4",
         "--consolidation-hold-seconds",
         "60",
+        // Other scenarios' waiting pods are not this one's to make room for.
+        "--consolidation-namespace",
+        ns,
     ];
     let name = format!("controller-consolidation-{n}");
     controller_with(cluster, ns, &name, &extra, env).await
