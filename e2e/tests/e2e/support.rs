@@ -1,9 +1,10 @@
 //! Test plumbing: find the e2e control plane (or fail saying how to start one), temporary
-//! namespaces, kubectl, polling, pods; allot processes (`process.rs`) and faked GPUs
-//! (`telemetry.rs`).
+//! namespaces, kubectl, polling, pods; allot processes (`process.rs`), faked GPUs
+//! (`telemetry.rs`) and ScheduleRequests with their controller (`requests.rs`).
 
 mod curl;
 mod process;
+pub mod requests;
 mod telemetry;
 pub use curl::{curl, curl_ok};
 pub use process::{AllotProcess, allot_binary, cargo_artifact, free_port};
