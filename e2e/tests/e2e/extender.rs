@@ -7,147 +7,23 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
-use k8s_openapi::api::core::v1::{Event, Node, Pod};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DeleteParams, PostParams};
 use serde_json::json;
 
-use crate::support::{
-    AllotProcess, Cluster, GPU, WAIT, free_port, pod, poll, publish_telemetry, skip, telemetry_api,
-};
+use crate::support::{Cluster, WAIT, poll, publish_telemetry, telemetry_api};
 
-const MODEL_LABEL: &str = "allot.dev/gpu-model";
+mod cluster;
+mod pods;
+mod probe;
+
+pub(crate) use cluster::touch_node;
+use cluster::{cluster_with_extender, gpu_nodes};
+use pods::{bound, failed_scheduling, pinned};
+pub(crate) use probe::extender_sees;
+use probe::{extender_metric, post_json, probe_filter, second_extender};
+
 const DEVICES: &str = "allot.dev/gpu-devices";
-
-/// The cluster, or `None` (after saying why) when it runs without the extender
-/// (`E2E_EXTENDER=0`); an error when there is no control plane.
-async fn cluster_with_extender(test: &str) -> Result<Option<Cluster>> {
-    let cluster = Cluster::from_env(test).await?;
-    if !cluster.extender_required {
-        skip(
-            test,
-            "E2E_EXTENDER=0: no allot extender in the scheduling path",
-        );
-        return Ok(None);
-    }
-    Ok(Some(cluster))
-}
-
-/// A pod pinned to `node` (by node affinity on its name), with annotations.
-fn pinned(
-    name: &str,
-    node: Option<&str>,
-    gpus: Option<u32>,
-    annotations: serde_json::Value,
-) -> Result<Pod> {
-    let mut p = pod(name, "allot", gpus)?;
-    let mut v = serde_json::to_value(&p)?;
-    v["metadata"]["annotations"] = annotations;
-    if let Some(node) = node {
-        v["spec"]["affinity"] = json!({ "nodeAffinity": { "requiredDuringSchedulingIgnoredDuringExecution": {
-            "nodeSelectorTerms": [{ "matchFields": [{ "key": "metadata.name", "operator": "In", "values": [node] }] }]
-        } } });
-    }
-    p = serde_json::from_value(v)?;
-    Ok(p)
-}
-
-/// Wait until the pod is bound; its node and annotations.
-async fn bound(pods: &Api<Pod>, name: &str) -> Result<(String, BTreeMap<String, String>)> {
-    poll(&format!("pod {name} to be bound"), WAIT, || async move {
-        let p = pods.get(name).await?;
-        let node = p.spec.and_then(|s| s.node_name);
-        Ok(node.map(|n| (n, p.metadata.annotations.unwrap_or_default())))
-    })
-    .await
-}
-
-/// Wait for a FailedScheduling event of pod `name` whose message contains `needle`.
-async fn failed_scheduling(
-    cluster: &Cluster,
-    ns: &str,
-    name: &str,
-    needle: &str,
-) -> Result<String> {
-    let events = Api::<Event>::namespaced(cluster.client.clone(), ns);
-    let fields = format!("involvedObject.name={name}");
-    let found = poll(
-        &format!("a FailedScheduling event of {name} naming {needle:?}"),
-        WAIT,
-        || {
-            let (events, fields) = (events.clone(), fields.clone());
-            async move {
-                let list = events.list(&ListParams::default().fields(&fields)).await?;
-                Ok(list
-                    .items
-                    .into_iter()
-                    .filter(|e| e.reason.as_deref() == Some("FailedScheduling"))
-                    .filter_map(|e| e.message)
-                    .find(|m| m.contains(needle)))
-            }
-        },
-    )
-    .await;
-    // On a time-out, say what the pod's events did say.
-    if found.is_err() {
-        let list = events.list(&ListParams::default().fields(&fields)).await?;
-        let seen: Vec<String> = list
-            .items
-            .into_iter()
-            .map(|e| {
-                format!(
-                    "{}: {}",
-                    e.reason.unwrap_or_default(),
-                    e.message.unwrap_or_default()
-                )
-            })
-            .collect();
-        return found.with_context(|| format!("the events of {name}: {seen:?}"));
-    }
-    found
-}
-
-/// GPU nodes by name: (GPU count, model).
-async fn gpu_nodes(cluster: &Cluster) -> Result<BTreeMap<String, (u32, String)>> {
-    let nodes = Api::<Node>::all(cluster.client.clone())
-        .list(&ListParams::default())
-        .await?;
-    let mut out = BTreeMap::new();
-    for n in nodes.items {
-        let name = n.metadata.name.clone().unwrap_or_default();
-        let model = n
-            .metadata
-            .labels
-            .unwrap_or_default()
-            .get(MODEL_LABEL)
-            .cloned();
-        let gpus: u32 = n
-            .status
-            .and_then(|s| s.allocatable)
-            .and_then(|a| a.get(GPU).map(|q| q.0.clone()))
-            .and_then(|q| q.parse().ok())
-            .unwrap_or(0);
-        if let (Some(model), true) = (model, gpus > 0) {
-            out.insert(name, (gpus, model));
-        }
-    }
-    ensure!(!out.is_empty(), "no GPU nodes with a {MODEL_LABEL} label");
-    Ok(out)
-}
-
-async fn extender_metric(name: &str) -> Result<f64> {
-    let admin =
-        std::env::var("ALLOT_E2E_EXTENDER_ADMIN").context("ALLOT_E2E_EXTENDER_ADMIN not set")?;
-    let out = std::process::Command::new("curl")
-        .args(["-sf", &format!("{admin}/metrics")])
-        .output()?;
-    ensure!(out.status.success(), "GET {admin}/metrics failed");
-    let text = String::from_utf8(out.stdout)?;
-    Ok(text
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
-}
 
 #[tokio::test]
 #[ignore = "needs e2e/up"]
@@ -382,75 +258,6 @@ async fn unhealthy_gpus_in_telemetry_keep_pods_off_them() -> Result<()> {
     Ok(())
 }
 
-/// Wait until the extender in the scheduling path (`ALLOT_EXTENDER_PORT`) filters `node` out
-/// for a pod that needs `gpus` whole GPUs (`rejected`), or lets it pass.
-pub(crate) async fn extender_sees(node: &str, gpus: u32, rejected: bool) -> Result<()> {
-    let port = std::env::var("ALLOT_EXTENDER_PORT").unwrap_or_else(|_| "8888".into());
-    let url = format!("http://127.0.0.1:{port}/filter");
-    let request = probe_filter(&[node], gpus);
-    let what = if rejected { "filter out" } else { "pass" };
-    poll(&format!("the extender to {what} {node}"), WAIT, || {
-        let (url, request) = (url.clone(), request.clone());
-        async move {
-            let answer = post_json(&url, &request)?;
-            let failed = answer["FailedNodes"].get(node).is_some();
-            Ok((failed == rejected).then_some(()))
-        }
-    })
-    .await?;
-    // With --filter-answer auto the probe's last answer holds its GPUs for a bind that never
-    // comes; the same pod filtered again asking for nothing gives them back.
-    post_json(&url, &probe_filter(&[node], 0)).map(drop)
-}
-
-/// A `/filter` request asking about a pod needing `gpus` whole GPUs on `nodes`.
-fn probe_filter(nodes: &[&str], gpus: u32) -> serde_json::Value {
-    json!({
-        "Pod": { "metadata": { "name": "probe", "namespace": "default", "uid": "probe-uid" },
-                 "spec": { "containers": [{ "name": "c", "resources": { "limits": { GPU: gpus.to_string() } } }] } },
-        "NodeNames": nodes
-    })
-}
-
-/// A Node update (a label), the kind of event on which kube-scheduler retries pending pods.
-pub(crate) async fn touch_node(cluster: &Cluster, node: &str) -> Result<()> {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_millis()
-        .to_string();
-    let patch = json!({ "metadata": { "labels": { "allot.dev/e2e-touched": stamp } } });
-    Api::<Node>::all(cluster.client.clone())
-        .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .with_context(|| format!("labelling node {node}"))?;
-    Ok(())
-}
-
-/// POST `body` to `url` and decode the JSON answer.
-fn post_json(url: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
-    use std::io::Write;
-    let mut child = std::process::Command::new("curl")
-        .args([
-            "-sf",
-            "-H",
-            "Content-Type: application/json",
-            "--data-binary",
-            "@-",
-            url,
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()?;
-    child
-        .stdin
-        .take()
-        .context("curl stdin")?
-        .write_all(body.to_string().as_bytes())?;
-    let out = child.wait_with_output()?;
-    ensure!(out.status.success(), "POST {url} failed ({})", out.status);
-    Ok(serde_json::from_slice(&out.stdout)?)
-}
-
 #[tokio::test]
 #[ignore = "needs e2e/up"]
 async fn a_fail_closed_extender_filters_nodes_with_missing_or_stale_telemetry() -> Result<()> {
@@ -468,24 +275,13 @@ async fn a_fail_closed_extender_filters_nodes_with_missing_or_stale_telemetry() 
     publish_telemetry(&cluster, &fresh, "e2e", Duration::ZERO, &[]).await?;
 
     let outcome = async {
-        let (port, admin) = (free_port()?, free_port()?);
-        let (listen, admin) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{admin}"));
-        let mut ext = AllotProcess::start(
-            &cluster,
-            "extender-fail-closed",
-            &[
-                "extender",
-                "--listen",
-                &listen,
-                "--admin-listen",
-                &admin,
-                "--stale-policy",
-                "fail-closed",
-                "--stale-after-seconds",
-                "5",
-            ],
-        )?;
-        ext.wait_ready(&format!("http://{admin}/readyz")).await?;
+        let stale = [
+            "--stale-policy",
+            "fail-closed",
+            "--stale-after-seconds",
+            "5",
+        ];
+        let (mut ext, listen) = second_extender(&cluster, "extender-fail-closed", &stale).await?;
         let request = probe_filter(&[&fresh, &silent], 1);
         let url = format!("http://{listen}/filter");
         let answer = post_json(&url, &request)?;
@@ -537,19 +333,8 @@ async fn an_auto_filter_answer_narrows_to_the_chosen_node_unless_the_pod_prefers
     let nodes = gpu_nodes(&cluster).await?;
     let names: Vec<&str> = nodes.keys().map(String::as_str).collect();
     ensure!(names.len() > 1, "one GPU node only");
-    let (port, admin) = (free_port()?, free_port()?);
-    let (listen, admin) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{admin}"));
-    let args = [
-        "extender",
-        "--listen",
-        &listen,
-        "--admin-listen",
-        &admin,
-        "--filter-answer",
-        "auto",
-    ];
-    let mut ext = AllotProcess::start(&cluster, "extender-auto", &args)?;
-    ext.wait_ready(&format!("http://{admin}/readyz")).await?;
+    let auto = ["--filter-answer", "auto"];
+    let (mut ext, listen) = second_extender(&cluster, "extender-auto", &auto).await?;
 
     let plain = probe_filter(&names, 1);
     let answer = post_json(&format!("http://{listen}/filter"), &plain)?;

@@ -1,6 +1,7 @@
 //! `allot simulate`'s flags: what each accepts, and the error a user sees for a bad value.
 
 use super::*;
+use crate::policy::PolicyKind;
 
 #[test]
 fn seeds_parse_ranges_and_lists() {

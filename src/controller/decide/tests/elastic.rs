@@ -7,12 +7,27 @@ use crate::controller::status::planned;
 use crate::crd::condition::{PLANNED, REASON_PLAN_FOUND};
 use k8s_openapi::jiff::Timestamp;
 
-/// One task asking for 4 whole GPUs a replica, between `min` and `max` replicas.
+/// A request of `tasks`, each `(name, replica counts)` with the counts as YAML fields
+/// (`"replicas: 2"`, `"minReplicas: 0, maxReplicas: 2"`); every replica asks 4 cores, 8 GiB
+/// and 4 whole GPUs.
+fn request(gang: bool, tasks: &[(&str, &str)]) -> ScheduleRequestSpec {
+    let tasks: String = tasks
+        .iter()
+        .map(|(name, counts)| {
+            format!(
+                "- {{name: {name}, {counts}, resources: {{cpu: '4', memory: 8Gi, gpu: 4}}, podTemplate: {{spec: {{containers: [{{name: main, image: img}}]}}}}}}\n"
+            )
+        })
+        .collect();
+    serde_saphyr::from_str(&format!("gang: {gang}\ntasks:\n{tasks}")).expect("spec")
+}
+
+/// One task `train` between `min` and `max` replicas.
 fn elastic(gang: bool, min: i32, max: i32) -> ScheduleRequestSpec {
-    serde_saphyr::from_str(&format!(
-        "gang: {gang}\ntasks:\n- name: train\n  minReplicas: {min}\n  maxReplicas: {max}\n  resources: {{cpu: '4', memory: 8Gi, gpu: 4}}\n  podTemplate: {{spec: {{containers: [{{name: main, image: img}}]}}}}\n"
-    ))
-    .expect("spec")
+    request(
+        gang,
+        &[("train", &format!("minReplicas: {min}, maxReplicas: {max}"))],
+    )
 }
 
 #[test]
@@ -124,13 +139,13 @@ fn an_elastic_gang_whose_minimum_does_not_fit_places_nothing() {
 #[test]
 fn the_minimum_comes_before_elastic_replicas_of_another_task() {
     // Two tasks share two nodes: `a` is elastic 0..2, `b` needs both of its replicas.
-    let s: ScheduleRequestSpec = serde_saphyr::from_str(
-        &["a\n  minReplicas: 0\n  maxReplicas: 2", "b\n  replicas: 2"]
-            .map(|t| format!("- name: {t}\n  resources: {{cpu: '4', memory: 8Gi, gpu: 4}}\n  podTemplate: {{spec: {{containers: [{{name: main, image: img}}]}}}}\n"))
-            .into_iter()
-            .fold("tasks:\n".to_string(), |all, t| all + &t),
-    )
-    .expect("spec");
+    let s = request(
+        false,
+        &[
+            ("a", "minReplicas: 0, maxReplicas: 2"),
+            ("b", "replicas: 2"),
+        ],
+    );
     let c = cluster(2);
     let d = run(&s, vec![], &c, &[NodeHealth::default(); 2], &HashSet::new());
     let mut created: Vec<&str> = d.create.iter().map(|e| e.task.as_str()).collect();
