@@ -135,6 +135,7 @@ fn lease_gate(namespace: &str) -> crate::extender::history::LeaseGate {
 }
 
 /// The Lease the extender replicas compete for to record.
+#[cfg(feature = "k8s")]
 pub const HISTORY_LEASE: &str = "allot-history";
 
 #[cfg(test)]
