@@ -118,6 +118,7 @@ pub fn train_resumable(
             &[w.to_vec()],
             levels,
             threads,
+            opts.search.dynamic.as_ref(),
             &mut || tick("validate"),
         );
         e.swap_remove(0)

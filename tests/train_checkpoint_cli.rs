@@ -80,6 +80,7 @@ fn killed_after_generation_one(dir: &Path) -> Checkpoint {
         pods: t.pods.pods,
         target,
         recorded: None,
+        lifetimes: None,
     }];
     let opts = Options {
         supervised_epochs: 0,

@@ -324,6 +324,7 @@ mod dynamic;
 mod input;
 mod parse;
 
+pub(super) use dynamic::parse_max_wait;
 use parse::parse_threads;
 pub use parse::{parse_policies, parse_seeds, parse_seeds_for};
 

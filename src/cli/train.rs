@@ -1,7 +1,10 @@
 //! `allot train`: train the learned policy on trace replays (supervised from FGD's history,
 //! then Q-learning), with a progress bar, and write the policy file plus its learning curves
-//! (CSV and SVG). With `--history DIR`, fine-tune on a cluster's recorded history instead.
+//! (CSV and SVG). With `--history DIR`, fine-tune on a cluster's recorded history instead;
+//! with `--dynamic`, search and validate in the dynamic replay's setting ([`dynamic`]).
 
+mod curves;
+mod dynamic;
 mod history;
 
 use super::usage::usage;
@@ -10,15 +13,16 @@ use std::process::ExitCode;
 
 use anyhow::{Context as _, bail};
 use clap::Args;
-use plotters::prelude::*;
 
 use super::simulate::{parse_seeds_for, progress_bar};
 use crate::learn::checkpoint::{self, Checkpoint, Phase};
-use crate::learn::{self, CurvePoint, Options, Trace};
+use crate::learn::{self, Options, Trace};
 use crate::policy::learned::PolicyFile;
 use crate::policy::learned::embedded_file;
 use crate::policy::learned::file::DEFAULT_LEVELS;
 use crate::sim::load_trace;
+use curves::{curves_csv, curves_svg};
+pub use dynamic::TrainDynamicArgs;
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -131,6 +135,8 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long, short)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub dynamic: TrainDynamicArgs,
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
@@ -142,12 +148,13 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     if !(args.learning_rate > 0.0 && args.learning_rate <= 1.0) {
         usage!("--learning-rate {} must be in (0, 1]", args.learning_rate);
     }
+    let setting = dynamic::setting(&args.dynamic)?;
     let (traces, source) = match &args.history {
         Some(dir) => {
             let (trace, source) = history::load(dir)?;
             (vec![trace], Some(source))
         }
-        None => (pod_traces(args)?, None),
+        None => (pod_traces(args, setting.is_some())?, None),
     };
     let start = match (&args.policy_file, &source) {
         (Some(path), _) => Some(PolicyFile::load(path)?),
@@ -170,7 +177,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         epochs: args.epochs,
         seed: args.seed,
         keep_last: args.keep == "last",
-        search: search_options(args)?,
+        search: search_options(args, setting)?,
         ..Options::default()
     };
     learn::check(&traces, &seeds, &validation, &opts)?;
@@ -201,11 +208,17 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     });
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::write(dir.join("curves.csv"), curves_csv(&curves))?;
-    std::fs::write(dir.join("curves.svg"), curves_svg(&curves)?)?;
+    let dynamic = args.dynamic.dynamic;
+    std::fs::write(dir.join("curves.csv"), curves_csv(&curves, dynamic))?;
+    std::fs::write(dir.join("curves.svg"), curves_svg(&curves, dynamic)?)?;
+    let what = if dynamic {
+        "failed GPU (dynamic)"
+    } else {
+        "unallocated GPU"
+    };
     for c in &curves {
         eprintln!(
-            "{:<18} epoch {:>2}: train {:>9.4}  validation unallocated GPU {:.2} %",
+            "{:<18} epoch {:>2}: train {:>9.4}  validation {what} {:.2} %",
             c.phase, c.epoch, c.train_reward, c.validation_unallocated_pct
         );
     }
@@ -228,8 +241,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The traces named by --pods.
-fn pod_traces(args: &TrainArgs) -> anyhow::Result<Vec<Trace>> {
+/// The traces named by --pods, with their pods' times when `times` (for --dynamic; a trace
+/// without them gets drawn ones per seed, as in `allot simulate --dynamic`).
+fn pod_traces(args: &TrainArgs, times: bool) -> anyhow::Result<Vec<Trace>> {
     let mut dirs = args.trace_dir.clone();
     dirs.push(PathBuf::from("traces/openb"));
     let mut traces = Vec::new();
@@ -241,12 +255,14 @@ fn pod_traces(args: &TrainArgs) -> anyhow::Result<Vec<Trace>> {
     {
         let t = load_trace(name, None, &dirs)?;
         let target = t.workload().target();
+        let lifetimes = if times { t.lifetimes()? } else { None };
         traces.push(Trace {
             name: t.name.clone(),
             cluster: t.cluster,
             pods: t.pods.pods,
             target,
             recorded: None,
+            lifetimes,
         });
     }
     Ok(traces)
@@ -288,7 +304,10 @@ fn resume_from(
     Ok(Some(c))
 }
 
-fn search_options(args: &TrainArgs) -> anyhow::Result<learn::SearchOptions> {
+fn search_options(
+    args: &TrainArgs,
+    dynamic: Option<learn::search::DynamicSetting>,
+) -> anyhow::Result<learn::SearchOptions> {
     if !(args.search_sigma > 0.0 && args.search_sigma <= 1.0) {
         usage!("--search-sigma {} must be in (0, 1]", args.search_sigma);
     }
@@ -327,69 +346,8 @@ fn search_options(args: &TrainArgs) -> anyhow::Result<learn::SearchOptions> {
             Some(path) => Some(PolicyFile::load(path)?),
             None => None,
         },
+        dynamic,
     })
-}
-
-fn curves_csv(curves: &[CurvePoint]) -> String {
-    let mut out = String::from("phase,epoch,train_reward,validation_unallocated_gpu_pct\n");
-    for c in curves {
-        out += &format!(
-            "{},{},{},{}\n",
-            c.phase, c.epoch, c.train_reward, c.validation_unallocated_pct
-        );
-    }
-    out
-}
-
-/// Validation unallocated GPU % per step of training (warm start, supervised epochs, then
-/// Q-learning epochs): the learning picture.
-fn curves_svg(curves: &[CurvePoint]) -> anyhow::Result<String> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (800, 500)).into_drawing_area();
-        root.fill(&WHITE)?;
-        let ys: Vec<f64> = curves
-            .iter()
-            .map(|c| c.validation_unallocated_pct)
-            .collect();
-        let lo = ys.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = ys.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let pad = ((hi - lo) * 0.2).max(0.1);
-        let mut chart = ChartBuilder::on(&root)
-            .caption(
-                "allot train: validation unallocated GPU % (lower is better)",
-                ("sans-serif", 18),
-            )
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(56)
-            .build_cartesian_2d(
-                0f64..(curves.len().max(2) - 1) as f64,
-                (lo - pad)..(hi + pad),
-            )?;
-        chart
-            .configure_mesh()
-            .x_desc("step (0 = FGD warm start, then supervised and Q-learning epochs, search generations)")
-            .y_desc("unallocated GPU %")
-            .draw()?;
-        chart.draw_series(LineSeries::new(
-            ys.iter().enumerate().map(|(i, y)| (i as f64, *y)),
-            &BLUE,
-        ))?;
-        chart.draw_series(
-            ys.iter()
-                .enumerate()
-                .map(|(i, y)| Circle::new((i as f64, *y), 3, BLUE.filled())),
-        )?;
-        if let Some(start) = ys.first() {
-            chart.draw_series(LineSeries::new(
-                [(0.0, *start), ((curves.len().max(2) - 1) as f64, *start)],
-                &RED,
-            ))?;
-        }
-        root.present()?;
-    }
-    Ok(svg)
 }
 
 #[cfg(test)]

@@ -145,6 +145,9 @@ pub fn config(
         if let Some(d) = &t.recorded {
             text += &format!("|{d:?}");
         }
+        if let Some(l) = &t.lifetimes {
+            text += &format!("|{l:?}");
+        }
         let what = format!(
             "{} nodes, {} pods, fingerprint {:016x}",
             t.cluster.nodes().len(),

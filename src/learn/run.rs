@@ -7,6 +7,7 @@ use super::search::SearchOptions;
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, PodDemand};
 use crate::policy::learned::PolicyFile;
+use crate::sim::trace::times::Lifetime;
 
 /// Hyperparameters of a training run (`allot train` flags).
 #[derive(Debug, Clone, PartialEq)]
@@ -66,6 +67,9 @@ pub struct Trace {
     /// For a recorded history, the cluster's own decisions: the supervised phase learns from
     /// them instead of the starting policy's replays on the training seeds.
     pub recorded: Option<recorded::Decisions>,
+    /// The pods' creation and deletion times, row by row, for `allot train --dynamic`
+    /// (`None`: the trace has none, or the run is static).
+    pub lifetimes: Option<Vec<Lifetime>>,
 }
 
 /// A point of the training curves.
@@ -92,6 +96,9 @@ pub enum TrainError {
     NoSeeds,
     #[error("seed {0} is an evaluation seed (42-51); train and validate on other seeds")]
     EvaluationSeed(u64),
+    /// The dynamic setting (`--dynamic`) cannot replay: a load out of range, or times missing.
+    #[error("{0}")]
+    Dynamic(String),
     /// A checkpoint could not be written, or does not belong to this run.
     #[error("{0}")]
     Checkpoint(String),

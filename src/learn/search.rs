@@ -12,6 +12,7 @@
 //! the objective also charges every training trace not better than FGD ([`objective`]), and
 //! with `--search-bound` every searched weight stays within a bound.
 
+pub mod dynamic;
 pub mod objective;
 mod replays;
 
@@ -19,6 +20,7 @@ use super::Trace;
 use crate::policy::learned::PolicyFile;
 use crate::policy::learned::features::{self, COUNT, NODE_SHAPE};
 use crate::rng::Rng;
+pub use dynamic::DynamicSetting;
 pub use objective::Objective;
 pub use replays::{Evaluation, evaluate_traces};
 
@@ -71,6 +73,9 @@ pub struct SearchOptions {
     /// Start the search at this policy's weights (`--search-from`) instead of the best so far
     /// (FGD's, in a search-only run); the warm start that validation compares with stays FGD.
     pub from: Option<PolicyFile>,
+    /// Score candidates (and validate) by the dynamic replay in this setting instead of the
+    /// static one (`allot train --dynamic`).
+    pub dynamic: Option<DynamicSetting>,
 }
 
 impl SearchOptions {
@@ -97,6 +102,11 @@ impl SearchOptions {
             self.objective.margin,
         );
         put("search_bound", self.bound > 0.0, self.bound);
+        out.extend(
+            self.dynamic
+                .iter()
+                .flat_map(DynamicSetting::hyperparameters),
+        );
         out
     }
 }
@@ -115,6 +125,7 @@ impl Default for SearchOptions {
             objective: Objective::default(),
             bound: 0.0,
             from: None,
+            dynamic: None,
         }
     }
 }
@@ -178,9 +189,10 @@ impl Search {
         tick: &mut dyn FnMut(),
     ) -> Generation {
         let objective = opts.objective;
+        let dynamic = opts.dynamic.as_ref();
         if objective.uses_fgd() && self.fgd.is_none() {
             let fgd = fgd_weights();
-            let e = evaluate_traces(traces, seeds, &[fgd], levels, opts.threads, tick);
+            let e = evaluate_traces(traces, seeds, &[fgd], levels, opts.threads, dynamic, tick);
             self.fgd = e.into_iter().next().map(|e| e.per_trace);
         }
         // The current mean is always a candidate, so a generation never forgets it.
@@ -191,7 +203,7 @@ impl Search {
                 .collect();
             pop.push(self.weights(&point));
         }
-        let evals = evaluate_traces(traces, seeds, &pop, levels, opts.threads, tick);
+        let evals = evaluate_traces(traces, seeds, &pop, levels, opts.threads, dynamic, tick);
         let fgd = self.fgd.as_deref().unwrap_or(&[]);
         let scores: Vec<f64> = evals
             .iter()

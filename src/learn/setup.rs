@@ -118,6 +118,10 @@ pub fn check(
     {
         return Err(TrainError::EvaluationSeed(s));
     }
+    if let Some(d) = &opts.search.dynamic {
+        d.check(traces)
+            .map_err(|e| TrainError::Dynamic(e.to_string()))?;
+    }
     Ok(())
 }
 
@@ -156,6 +160,8 @@ pub(super) fn with_weights(
                 .as_ref()
                 .map(|f| format!("policy search started from policy {}", f.hash)),
         )
+        // And a run scored in the dynamic setting names it.
+        .chain(opts.search.dynamic.as_ref().map(|d| d.describe()))
         .collect(),
         kept: String::new(),
         hyperparameters: hyper

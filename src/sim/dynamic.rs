@@ -23,7 +23,7 @@ pub mod run;
 pub mod summary;
 
 pub use load::{Load, LoadError, jobs_from_lifetimes, node_subset, synthesize_lifetimes};
-pub use run::{DynamicResult, DynamicRun, DynamicSetup, GRID_POINTS, run_dynamic};
+pub use run::{DynamicResult, DynamicRun, DynamicSetup, GRID_POINTS, run_dynamic, seed_jobs};
 pub use summary::{RunSummary, grid};
 
 /// One pod of a dynamic replay: its demand, when it arrives and how long it runs once placed

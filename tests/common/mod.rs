@@ -20,5 +20,6 @@ pub fn slice(nodes: usize, pods: usize) -> Trace {
         pods: t.pods.pods[..pods].to_vec(),
         target,
         recorded: None,
+        lifetimes: None,
     }
 }

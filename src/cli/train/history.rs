@@ -75,6 +75,7 @@ pub fn load(dir: &Path) -> anyhow::Result<(Trace, HistorySource)> {
         cluster: t.cluster,
         target,
         recorded: Some(decisions),
+        lifetimes: None,
     };
     Ok((trace, source))
 }

@@ -1,8 +1,10 @@
 //! The replays that score the policy search's candidates: every candidate on every training
 //! trace and seed (the same arrivals for all of them), spread over threads, summed in a fixed
-//! order so the result does not depend on the thread count.
+//! order so the result does not depend on the thread count. Each replay is the static one
+//! ([`episode::score`]) or, with a [`DynamicSetting`], the dynamic one ([`dynamic::score`]).
 
 use super::super::{Trace, episode};
+use super::dynamic::{self, DynamicSetting};
 use crate::policy::learned::PolicyFile;
 use crate::sim::replay::arrivals;
 
@@ -14,13 +16,15 @@ pub struct Evaluation {
 }
 
 /// Unallocated GPU % at 100 % arrived of each of `weights` on every trace and seed (greedy
-/// replays, no exploration), replayed on `threads` threads: the mean and the per-trace means.
+/// replays, no exploration), or with `dynamic` the failed GPU % of the dynamic replay,
+/// replayed on `threads` threads: the mean and the per-trace means.
 pub fn evaluate_traces(
     traces: &[Trace],
     seeds: &[u64],
     weights: &[Vec<f64>],
     levels: u32,
     threads: usize,
+    dynamic: Option<&DynamicSetting>,
     tick: &mut dyn FnMut(),
 ) -> Vec<Evaluation> {
     let files: Vec<PolicyFile> = weights
@@ -41,8 +45,13 @@ pub fn evaluate_traces(
             scope.spawn(move || {
                 for (j, &(c, t, s)) in jobs.iter().enumerate().skip(part).step_by(threads) {
                     let t = &traces[t];
-                    let arr = arrivals(&t.pods, t.cluster.gpu_capacity_milli(), s);
-                    let pct = episode::score(&t.cluster, &t.target, &arr, &files[c], s);
+                    let pct = match dynamic {
+                        Some(setting) => dynamic::score(t, &files[c], s, setting),
+                        None => {
+                            let arr = arrivals(&t.pods, t.cluster.gpu_capacity_milli(), s);
+                            episode::score(&t.cluster, &t.target, &arr, &files[c], s)
+                        }
+                    };
                     // The receiver outlives the scope's threads.
                     let _ = tx.send((j, pct));
                 }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use super::load::{Load, LoadError, jobs_from_lifetimes, node_subset, synthesize_lifetimes};
 use super::summary::{RunSummary, grid};
-use super::{MaxWait, TimeSample, replay_dynamic};
+use super::{Job, MaxWait, TimeSample, replay_dynamic};
+use crate::model::Cluster;
 use crate::policy::PolicyKind;
 use crate::sim::experiment::{Progress, Workload};
 use crate::sim::parallel::run_indexed;
@@ -47,6 +48,23 @@ pub struct DynamicResult {
     pub runs: Vec<DynamicRun>,
 }
 
+/// What seed `seed` replays of `setup`'s workload at its load: its node subset and its jobs (the trace's times compressed, or times drawn with the seed for a trace without them).
+/// The one place a dynamic replay's input is made: `allot simulate --dynamic` and the policy
+/// search of `allot train --dynamic` (`learn::search::dynamic`) both come here.
+pub fn seed_jobs(setup: &DynamicSetup<'_>, seed: u64) -> Result<(Cluster, Vec<Job>), LoadError> {
+    let (cluster, pods) = (setup.workload.cluster, setup.workload.pods);
+    let drawn;
+    let times = match setup.lifetimes {
+        Some(t) => t,
+        None => {
+            drawn = synthesize_lifetimes(pods.len(), setup.donor, seed)?;
+            &drawn[..]
+        }
+    };
+    let jobs = jobs_from_lifetimes(pods, times, setup.load.time_scale)?;
+    Ok((node_subset(cluster, setup.load.nodes_fraction, seed), jobs))
+}
+
 /// Replay every policy over every seed with `threads` workers.
 pub fn run_dynamic(
     setup: &DynamicSetup<'_>,
@@ -62,16 +80,7 @@ pub fn run_dynamic(
     // Jobs per seed first (cheap, and any error is reported before replays start).
     let mut per_seed = Vec::with_capacity(seeds.len());
     for &seed in seeds {
-        let drawn;
-        let times = match setup.lifetimes {
-            Some(t) => t,
-            None => {
-                drawn = synthesize_lifetimes(pods.len(), setup.donor, seed)?;
-                &drawn[..]
-            }
-        };
-        let jobs = jobs_from_lifetimes(pods, times, setup.load.time_scale)?;
-        let cluster = node_subset(setup.workload.cluster, setup.load.nodes_fraction, seed);
+        let (cluster, jobs) = seed_jobs(setup, seed)?;
         per_seed.push((seed, cluster, jobs));
     }
     let tasks: Vec<(usize, usize)> = (0..policies.len())
