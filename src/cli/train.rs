@@ -148,10 +148,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     if !(args.learning_rate > 0.0 && args.learning_rate <= 1.0) {
         usage!("--learning-rate {} must be in (0, 1]", args.learning_rate);
     }
-    let setting = dynamic::setting(&args.dynamic)?;
+    let setting = dynamic::setting(&args.dynamic, args.history.is_some())?;
     let (traces, source) = match &args.history {
         Some(dir) => {
-            let (trace, source) = history::load(dir)?;
+            let (trace, source) = history::load(dir, setting.is_some())?;
             (vec![trace], Some(source))
         }
         None => (pod_traces(args, setting.is_some())?, None),

@@ -149,7 +149,8 @@ const SHORT_TRAINING: [&str; 13] = [
 ];
 
 /// `allot train --history DIR` (one epoch of each gradient phase, no search: seconds) writes
-/// a policy file whose provenance names DIR, and `allot simulate` replays DIR with it.
+/// a policy file whose provenance names DIR, and `allot simulate` replays DIR with it; so does
+/// `--dynamic`, which replays DIR's departures too.
 fn trains_and_the_policy_loads(dir: &Path, recorded: usize) -> Result<()> {
     let out_dir = dir.with_file_name("history-train");
     std::fs::create_dir_all(&out_dir)?;
@@ -199,5 +200,26 @@ fn trains_and_the_policy_loads(dir: &Path, recorded: usize) -> Result<()> {
     );
     let table = String::from_utf8_lossy(&out.stdout);
     ensure!(table.contains("learned"), "{table}");
+    // And with the history replayed as it ran (arrivals and departures at their recorded
+    // times): the provenance names that setting.
+    let dynamic = out_dir.join("policy-dynamic.json");
+    let out = Command::new(allot_binary()?)
+        .args(["train", "--history", &shown, "--dynamic", "-o"])
+        .arg(&dynamic)
+        .args(SHORT_TRAINING)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "allot train --history {shown} --dynamic failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&dynamic)?)?;
+    let hyper = &file["provenance"]["hyperparameters"];
+    ensure!(
+        hyper["dynamic_time_scale"] == 1.0
+            && file["provenance"]["history"]["dir"] == shown.as_str(),
+        "a dynamic run on the history names both: {}",
+        file["provenance"]
+    );
     Ok(())
 }

@@ -26,15 +26,17 @@ pub struct TrainDynamicArgs {
     /// FIFO queue) instead of the static one: the objective is the failed GPU % (GPU request
     /// of the pods that timed out, as % of all requested). The supervised and Q-learning
     /// phases stay static; skip them with --supervised-epochs 0 --epochs 0 to search from the
-    /// starting policy (e.g. --policy-file policies/default.json).
-    #[arg(long, conflicts_with = "history")]
+    /// starting policy (e.g. --policy-file policies/default.json). With --history, the replay
+    /// is the recorded one: its pods arrive and leave at their recorded times, on the recorded
+    /// nodes.
+    #[arg(long)]
     pub dynamic: bool,
     /// With --dynamic: arrivals K times as often as in the trace, as for `simulate`
-    /// [default: 800].
+    /// [default: 800; 1 with --history, the cluster's own pace].
     #[arg(long, value_name = "K", requires = "dynamic")]
     pub time_scale: Option<f64>,
     /// With --dynamic: the share of the nodes kept per seed (0-1], as for `simulate`
-    /// [default: 0.25].
+    /// [default: 0.25; 1 with --history, every recorded node].
     #[arg(long, value_name = "F", requires = "dynamic")]
     pub nodes_fraction: Option<f64>,
     /// With --dynamic: how long a pod waits before it fails, as for `simulate` [default: 1h].
@@ -43,14 +45,21 @@ pub struct TrainDynamicArgs {
 }
 
 /// The setting the flags ask for (`None` without --dynamic); a load out of range is a usage
-/// error (exit 2) naming the flag.
-pub fn setting(args: &TrainDynamicArgs) -> anyhow::Result<Option<DynamicSetting>> {
+/// error (exit 2) naming the flag. For a recorded `history` the defaults replay the cluster as
+/// it ran (time scale 1, every node): the openb defaults raise the light load of a public
+/// trace, which a cluster's own record does not need.
+pub fn setting(args: &TrainDynamicArgs, history: bool) -> anyhow::Result<Option<DynamicSetting>> {
     if !args.dynamic {
         return Ok(None);
     }
+    let (scale, fraction) = if history {
+        (1.0, 1.0)
+    } else {
+        (DEFAULT_TIME_SCALE, DEFAULT_NODES_FRACTION)
+    };
     let load = Load {
-        time_scale: args.time_scale.unwrap_or(DEFAULT_TIME_SCALE),
-        nodes_fraction: args.nodes_fraction.unwrap_or(DEFAULT_NODES_FRACTION),
+        time_scale: args.time_scale.unwrap_or(scale),
+        nodes_fraction: args.nodes_fraction.unwrap_or(fraction),
     };
     if let Err(e) = load.validate() {
         usage!("{e}");

@@ -11,11 +11,13 @@ use crate::policy::learned::HistorySource;
 use crate::sim::bundled::load_history;
 use crate::sim::trace::history::nodes_of_rows;
 
-/// The history in `dir` as a training trace, and what the policy file's provenance says of it.
+/// The history in `dir` as a training trace, and what the policy file's provenance says of it;
+/// with `times` (for --dynamic) the trace keeps every pod's recorded arrival and departure, so
+/// the dynamic replay replays the cluster's own departures.
 /// Bad input (no such directory, nothing recorded, no GPU pods, a newer format version, a
 /// malformed row) is an error naming the directory or file; what a killed recorder leaves
 /// behind is skipped, and the counts are printed.
-pub fn load(dir: &Path) -> anyhow::Result<(Trace, HistorySource)> {
+pub fn load(dir: &Path, times: bool) -> anyhow::Result<(Trace, HistorySource)> {
     if !dir.is_dir() {
         usage!(
             "--history {}: not a directory (pass the directory `allot extender --history-dir` \
@@ -75,7 +77,7 @@ pub fn load(dir: &Path) -> anyhow::Result<(Trace, HistorySource)> {
         cluster: t.cluster,
         target,
         recorded: Some(decisions),
-        lifetimes: None,
+        lifetimes: times.then_some(lifetimes),
     };
     Ok((trace, source))
 }

@@ -136,3 +136,47 @@ fn bad_history_directories_exit_2_naming_what_is_wrong() {
     assert!(err.contains("pods-000000000001-000001.csv") && err.contains("newer allot"));
     assert!(!policy.exists(), "no policy file is written for bad input");
 }
+
+/// With --dynamic the history is replayed as the cluster ran it: pods arrive and leave at their
+/// recorded times on the recorded nodes (time scale 1, every node, by default). 20 one-GPU pods
+/// of 300 s each, one every 10 s, on 8 GPUs: only departures make room for the last 12.
+#[test]
+fn a_dynamic_run_on_a_history_replays_its_departures() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = history(dir.path(), 20);
+    std::fs::write(dir.path().join("pods-000000000001-000001.csv"), text).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let validation = |wait: &str| {
+        let policy = out.path().join(format!("policy-{wait}.json"));
+        let (d, o) = (
+            dir.path().display().to_string(),
+            policy.display().to_string(),
+        );
+        let mut argv = vec![
+            "--history",
+            &d,
+            "-o",
+            &o,
+            "-q",
+            "--dynamic",
+            "--max-wait",
+            wait,
+        ];
+        argv.extend_from_slice(&SHORT);
+        assert_eq!(run(&flags(&argv)).unwrap(), ExitCode::SUCCESS);
+        let file = PolicyFile::load(&policy).unwrap();
+        let hyper = |k: &str| file.provenance.hyperparameters.get(k).copied();
+        assert_eq!(hyper("dynamic_time_scale"), Some(1.0));
+        assert_eq!(hyper("dynamic_nodes_fraction"), Some(1.0));
+        assert!(file.provenance.history.is_some());
+        let csv = std::fs::read_to_string(out.path().join("curves.csv")).unwrap();
+        assert!(csv.starts_with("phase,epoch,train_reward,validation_failed_gpu_pct\n"));
+        let last = csv.lines().last().unwrap().rsplit(',').next().unwrap();
+        last.parse::<f64>().unwrap()
+    };
+    // Every pod waits at most 220 s for a departure: none fails within 10 minutes.
+    assert_eq!(validation("10m"), 0.0);
+    // Within a minute the 12 that must wait fail: the figure is the replay's, not a constant.
+    let failed = validation("1m");
+    assert!(failed > 50.0 && failed < 100.0, "{failed}");
+}
