@@ -17,7 +17,7 @@ use super::context::{Context, Error, key, kube, publish};
 use super::decision::REASON_GIVEN_BACK;
 use super::give_back::{Lendable, order};
 use crate::crd::ScheduleRequest;
-use crate::live::pod::pod_key;
+use crate::live::pod::{pod_key, split_key};
 use crate::names::{
     GIVEN_BACK_TO_ANNOTATION, REPLICA_LABEL, REQUEST_LABEL, ROOM_GIVEN_BACK_ANNOTATION, TASK_LABEL,
 };
@@ -32,14 +32,6 @@ fn request_pods(ctx: &Context) -> HashMap<String, Arc<Pod>> {
         .filter(|p| p.labels().contains_key(REQUEST_LABEL))
         .map(|p| (pod_key(&p), p))
         .collect()
-}
-
-fn annotation<'a>(pod: &'a Pod, name: &str) -> Option<&'a str> {
-    pod.metadata
-        .annotations
-        .as_ref()?
-        .get(name)
-        .map(String::as_str)
 }
 
 /// Whether `pod` (not being deleted) is an elastic replica of a ScheduleRequest that
@@ -100,16 +92,30 @@ pub fn lendable(snap: &ClusterSnapshot, ctx: &Context, own: &str, priority: i32)
     lendable
 }
 
+/// The pods marked given back (to the request `namespace/name` each names), by
+/// `namespace/name`: few, and only while they terminate.
+fn marked(ctx: &Context) -> HashMap<String, (Arc<Pod>, String)> {
+    ctx.caches
+        .pods
+        .state()
+        .into_iter()
+        .filter_map(|p| {
+            let to = p.annotations().get(GIVEN_BACK_TO_ANNOTATION)?.clone();
+            Some((pod_key(&p), (p, to)))
+        })
+        .collect()
+}
+
 /// The bound pods given back and still terminating, each with the request it was given back
 /// to (`namespace/name`): their room is that request's already.
 pub fn given_back<'a>(snap: &'a ClusterSnapshot, ctx: &Context) -> Vec<(String, &'a BoundPod)> {
-    let pods = request_pods(ctx);
+    let marked = marked(ctx);
+    if marked.is_empty() {
+        return Vec::new();
+    }
     snap.pods
         .iter()
-        .filter_map(|bound| {
-            let to = annotation(pods.get(&bound.key)?, GIVEN_BACK_TO_ANNOTATION)?;
-            Some((to.to_string(), bound))
-        })
+        .filter_map(|bound| Some((marked.get(&bound.key)?.1.clone(), bound)))
         .collect()
 }
 
@@ -118,12 +124,26 @@ pub fn given_back<'a>(snap: &'a ClusterSnapshot, ctx: &Context) -> Vec<(String, 
 pub async fn give(ctx: &Context, sr: &ScheduleRequest, lent: &[Lendable]) -> Result<(), Error> {
     let own = key(sr);
     let api = |pod: &str| {
-        let (ns, name) = pod.split_once('/').unwrap_or(("default", pod));
+        let (ns, name) = split_key(pod);
         (
             Api::<Pod>::namespaced(ctx.client.clone(), ns),
             name.to_string(),
         )
     };
+    // A pod marked for `sr` earlier whose deletion failed would hold the room forever, counted
+    // as given: delete it again.
+    for (pod, (p, to)) in marked(ctx) {
+        if to == own && p.metadata.deletion_timestamp.is_none() {
+            let (api, name) = api(&pod);
+            match api.delete(&name, &DeleteParams::default()).await {
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                other => {
+                    other.map_err(kube("DeletePod"))?;
+                    tracing::info!(pod = %pod, to = %own, "given-back pod deleted again");
+                }
+            }
+        }
+    }
     // Every pod is marked before any is deleted: the caches see changes in order, so a plan
     // that sees one of them gone sees the others marked, and their room as the borrower's.
     let mark =
@@ -189,11 +209,14 @@ pub async fn nudge(ctx: &Context, sr: &ScheduleRequest) -> Result<bool, Error> {
     let ns = sr.namespace().unwrap_or_default();
     let mut more = false;
     for pod in ctx.caches.planned.state() {
-        let ours = pod.namespace().as_deref() == Some(ns.as_str())
-            && pod.labels().get(REQUEST_LABEL) == Some(&name);
-        let Some(done) = annotation(&pod, ROOM_GIVEN_BACK_ANNOTATION).filter(|_| ours) else {
+        let Some(done) = pod.annotations().get(ROOM_GIVEN_BACK_ANNOTATION) else {
             continue;
         };
+        let ours = pod.namespace().as_deref() == Some(ns.as_str())
+            && pod.labels().get(REQUEST_LABEL) == Some(&name);
+        if !ours {
+            continue;
+        }
         let done = done.parse::<u32>().unwrap_or(NUDGES) + 1;
         let value = (done < NUDGES).then(|| done.to_string());
         more |= value.is_some();

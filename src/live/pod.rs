@@ -110,6 +110,12 @@ pub fn pod_key(pod: &Pod) -> String {
     format!("{ns}/{name}")
 }
 
+/// The namespace and name of a `namespace/name` key ([`pod_key`]'s inverse; `default` when the
+/// key has no namespace).
+pub fn split_key(key: &str) -> (&str, &str) {
+    key.split_once('/').unwrap_or(("default", key))
+}
+
 /// Read a pod. Model names are looked up in `models` (the cluster's catalog); a model no node
 /// has is valid and simply matches no node.
 pub fn parse_pod(pod: &Pod, models: &ModelCatalog) -> Result<PodRequest, PodError> {

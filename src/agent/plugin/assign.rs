@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use kube::ResourceExt;
 
 use super::inventory::{Gpu, Inventory, Resource};
 use crate::live::pod::{bound_devices, parse_pod, pod_key};
@@ -137,14 +138,6 @@ pub fn asks(pod: &Pod) -> Vec<Ask> {
         .collect()
 }
 
-fn annotation<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
-    pod.metadata
-        .annotations
-        .as_ref()?
-        .get(key)
-        .map(String::as_str)
-}
-
 fn finished(pod: &Pod) -> bool {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
     matches!(phase, Some("Succeeded" | "Failed"))
@@ -174,7 +167,7 @@ fn admitted(pod: &Pod) -> bool {
 /// gone.
 fn holds(pod: &Pod, served: &Served) -> bool {
     let uid = pod.metadata.uid.as_deref().unwrap_or("");
-    let handed = annotation(pod, GPU_ALLOCATED_ANNOTATION).is_some()
+    let handed = pod.annotations().contains_key(GPU_ALLOCATED_ANNOTATION)
         || served.iter().any(|(u, _, _)| u == uid)
         || admitted(pod);
     handed && !finished(pod)
@@ -191,7 +184,7 @@ pub fn choose<'a>(
     let mut waiting: Vec<(&Pod, Ask)> = pods
         .iter()
         .filter(|p| !admitted(p) && p.metadata.deletion_timestamp.is_none())
-        .filter(|p| annotation(p, GPU_ALLOCATED_ANNOTATION).is_none())
+        .filter(|p| !p.annotations().contains_key(GPU_ALLOCATED_ANNOTATION))
         .filter_map(|p| {
             let uid = p.metadata.uid.clone().unwrap_or_default();
             let next = asks(p).into_iter().find(|a| {

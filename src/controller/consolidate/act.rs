@@ -9,6 +9,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 
 use crate::live::consolidation::Record;
+use crate::live::pod::split_key;
 use crate::names::{
     CONSOLIDATING_LABEL, CONSOLIDATION_ANNOTATION, PLANNED_DEVICES_ANNOTATION,
     PLANNED_NODE_ANNOTATION,
@@ -49,7 +50,7 @@ pub async fn evict(client: &Client, key: &str, uid: &str, dry_run: bool) -> Evic
 const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 async fn evict_now(client: &Client, key: &str, uid: &str, dry_run: bool) -> Evicted {
-    let (ns, name) = key.split_once('/').unwrap_or(("default", key));
+    let (ns, name) = split_key(key);
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     match api.get_opt(name).await {
         // Terminating already (an eviction whose record a crash cut short): done.
@@ -145,7 +146,7 @@ pub async fn event(recorder: &Recorder, pod: &Pod, type_: EventType, reason: &st
 /// record: an evicted pod may have left the caches (and the API server) before its Event is
 /// written, so the reference must not depend on finding it.
 pub fn pod_ref(key: &str, uid: &str) -> ObjectReference {
-    let (ns, name) = key.split_once('/').unwrap_or(("default", key));
+    let (ns, name) = split_key(key);
     ObjectReference {
         api_version: Some("v1".into()),
         kind: Some("Pod".into()),
