@@ -55,7 +55,9 @@ fn bind_one(store: &Store, args: &ExtenderArgs, k: &mut usize) {
 
 /// A store over `cluster`; under `learned`, with prices from the LP over 1,000 trace pods.
 fn store_for(cluster: &Cluster, policy: &str) -> Store {
-    let store = snapshot_store(ClusterSnapshot::new(cluster.clone(), Vec::new()));
+    // Feasible: the figures of §4 time filter + prioritize over every feasible node.
+    let store = snapshot_store(ClusterSnapshot::new(cluster.clone(), Vec::new()))
+        .with_filter_answer(allot::extender::FilterAnswer::Feasible);
     if policy == "learned" {
         let trace = allot::sim::load_trace("default", None, &[]).expect("embedded trace");
         let window: Vec<_> = trace.pods.pods.iter().rev().take(1_000).copied().collect();

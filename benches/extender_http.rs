@@ -75,8 +75,10 @@ fn main() {
     }
     let cluster = cluster(NODES);
     let body = serde_json::to_vec(&args(&cluster, 500)).expect("body");
-    let store = Arc::new(snapshot_store(ClusterSnapshot::new(cluster, Vec::new())));
-    let ext = Extender::new(store);
+    // Feasible, as §4a measured it: every feasible node in each answer.
+    let store = snapshot_store(ClusterSnapshot::new(cluster, Vec::new()))
+        .with_filter_answer(allot::extender::FilterAnswer::Feasible);
+    let ext = Extender::new(Arc::new(store));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

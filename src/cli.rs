@@ -89,12 +89,14 @@ impl From<StaleFlag> for crate::live::StalePolicy {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum FilterAnswerFlag {
     /// Every feasible node: kube-scheduler scores them, asking /prioritize for allot's ranking.
-    #[default]
     Feasible,
     /// Only the node allot's policy chooses: kube-scheduler skips its scoring and /prioritize.
     Chosen,
     /// The chosen node, unless the pod has preferred node affinity, preferred pod
     /// (anti-)affinity or a ScheduleAnyway topology spread constraint; then every feasible node.
+    /// The default: one round trip per pod, the simulator's own choice, and the higher
+    /// throughput in BENCHMARKS.md section 6.
+    #[default]
     Auto,
 }
 

@@ -41,12 +41,13 @@ use state::{ClusterSnapshot, Store};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum FilterAnswer {
     /// Every feasible node: kube-scheduler scores them, asking /prioritize for allot's ranking.
-    #[default]
     Feasible,
     /// Only the node allot's decision chooses: kube-scheduler skips its scoring and /prioritize.
     Chosen,
     /// The chosen node, unless the pod has soft preferences (preferred node affinity, preferred
     /// pod (anti-)affinity, a ScheduleAnyway spread constraint) that only kube-scheduler weighs.
+    /// The default (BENCHMARKS.md section 6).
+    #[default]
     Auto,
 }
 

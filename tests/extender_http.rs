@@ -18,13 +18,15 @@ fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/extender")
 }
 
+/// The fixtures' extender, passing every feasible node (the golden answers list them all).
 fn extender() -> Arc<Extender> {
     Extender::new(Arc::new(
         load_store(
             &fixtures().join("cluster.json"),
             allot::extender::state::DEFAULT_SEED,
         )
-        .unwrap(),
+        .unwrap()
+        .with_filter_answer(allot::extender::FilterAnswer::Feasible),
     ))
 }
 

@@ -169,7 +169,7 @@ async fn kube_scheduler_asks_prioritize_only_when_filter_passes_every_feasible_n
     let Some(cluster) = cluster_with_extender(test).await? else {
         return Ok(());
     };
-    let answer = std::env::var("ALLOT_E2E_FILTER_ANSWER").unwrap_or_else(|_| "feasible".into());
+    let answer = std::env::var("ALLOT_E2E_FILTER_ANSWER").unwrap_or_else(|_| "auto".into());
     let prioritized = || extender_metric("allot_extender_requests_total{verb=\"prioritize\"");
     cluster
         .in_namespace("filter-answer", |cluster, ns| async move {
@@ -321,7 +321,7 @@ async fn a_fail_closed_extender_filters_nodes_with_missing_or_stale_telemetry() 
     Ok(())
 }
 
-/// `--filter-answer auto` (not e2e/up's default) on a second extender watching this cluster:
+/// `--filter-answer auto` (whatever e2e/up's mode) on a second extender watching this cluster:
 /// a plain pod's filter answer is the one node its prioritize ranks first, so kube-scheduler
 /// would bind it without scoring; a pod that prefers a node gets every feasible node.
 #[tokio::test]

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::share;
+use crate::extender::FilterAnswer;
 use crate::extender::reserve::reserve_consolidated;
 use crate::extender::state::Store;
 use crate::extender::verbs::{bind, filter};
@@ -25,7 +26,9 @@ fn store() -> Store {
             {"name": "h", "cpu": "16", "memory": "64Gi", "gpus": 1, "model": "T4"}]}"#,
     )
     .unwrap();
-    let store = Store::new(Some(std::time::Duration::from_secs(300)), Vec::new());
+    // Every feasible node passes, so the tests see which nodes the holds leave feasible.
+    let store = Store::new(Some(std::time::Duration::from_secs(300)), Vec::new())
+        .with_filter_answer(FilterAnswer::Feasible);
     store.replace(snap);
     store
 }
