@@ -148,28 +148,36 @@ const SHORT_TRAINING: [&str; 13] = [
     "-q",
 ];
 
-/// `allot train --history DIR` (one epoch of each gradient phase, no search: seconds) writes
-/// a policy file whose provenance names DIR, and `allot simulate` replays DIR with it; so does
-/// `--dynamic`, which replays DIR's departures too.
-fn trains_and_the_policy_loads(dir: &Path, recorded: usize) -> Result<()> {
-    let out_dir = dir.with_file_name("history-train");
-    std::fs::create_dir_all(&out_dir)?;
-    let policy = out_dir.join("policy.json");
-    let _ = std::fs::remove_file(&policy);
+/// `allot train --history DIR` with `extra` flags (one epoch of each gradient phase, no
+/// search: seconds): the policy file it wrote, read back.
+fn train(dir: &Path, policy: &Path, extra: &[&str]) -> Result<serde_json::Value> {
+    let _ = std::fs::remove_file(policy);
     let shown = dir.display().to_string();
     let out = Command::new(allot_binary()?)
-        .args(["train", "--history", &shown, "-o"])
-        .arg(&policy)
+        .args(["train", "--history", &shown])
+        .args(extra)
+        .arg("-o")
+        .arg(policy)
         .args(SHORT_TRAINING)
         .output()?;
     ensure!(
         out.status.success(),
-        "allot train --history {shown} failed: {}",
+        "allot train --history {shown} {extra:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let text = std::fs::read_to_string(&policy)
-        .with_context(|| format!("reading {}", policy.display()))?;
-    let file: serde_json::Value = serde_json::from_str(&text)?;
+    let text =
+        std::fs::read_to_string(policy).with_context(|| format!("reading {}", policy.display()))?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+/// `allot train --history DIR` writes a policy file whose provenance names DIR, and `allot
+/// simulate` replays DIR with it; so does `--dynamic`, which replays DIR's departures too.
+fn trains_and_the_policy_loads(dir: &Path, recorded: usize) -> Result<()> {
+    let out_dir = dir.with_file_name("history-train");
+    std::fs::create_dir_all(&out_dir)?;
+    let policy = out_dir.join("policy.json");
+    let shown = dir.display().to_string();
+    let file = train(dir, &policy, &[])?;
     let h = &file["provenance"]["history"];
     ensure!(h["dir"] == shown.as_str(), "history named: {h}");
     ensure!(
@@ -202,18 +210,7 @@ fn trains_and_the_policy_loads(dir: &Path, recorded: usize) -> Result<()> {
     ensure!(table.contains("learned"), "{table}");
     // And with the history replayed as it ran (arrivals and departures at their recorded
     // times): the provenance names that setting.
-    let dynamic = out_dir.join("policy-dynamic.json");
-    let out = Command::new(allot_binary()?)
-        .args(["train", "--history", &shown, "--dynamic", "-o"])
-        .arg(&dynamic)
-        .args(SHORT_TRAINING)
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "allot train --history {shown} --dynamic failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let file: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&dynamic)?)?;
+    let file = train(dir, &out_dir.join("policy-dynamic.json"), &["--dynamic"])?;
     let hyper = &file["provenance"]["hyperparameters"];
     ensure!(
         hyper["dynamic_time_scale"] == 1.0
