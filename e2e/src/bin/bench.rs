@@ -8,9 +8,12 @@
 //!
 //! ```text
 //! e2e-bench [--pods 2000] [--gpus 1 | --share-milli M] [--concurrency 16] [--timeout-seconds 600]
+//!           [--expect N]
 //! ```
 //! `--share-milli M`: each pod asks for M milli-GPU of one GPU (annotation `allot.dev/gpu-milli`,
 //! no `nvidia.com/gpu`), so that more pods fit than the nodes have GPUs (`e2e/burst`).
+//! `--expect N` (at most `--pods`): the clock stops at the N-th bind, for a burst larger than
+//! the cluster holds, where the rest stay pending (`e2e/burst --expect`).
 //! Needs `ALLOT_E2E_KUBECONFIG` (`source $ALLOT_E2E_DIR/env`). Prints one JSON line.
 
 use std::collections::HashMap;
@@ -36,6 +39,8 @@ struct Options {
     share_milli: Option<u32>,
     concurrency: usize,
     timeout: Duration,
+    /// Binds that end the run (`pods` unless --expect).
+    expect: Option<usize>,
 }
 
 fn options() -> Result<Options> {
@@ -45,6 +50,7 @@ fn options() -> Result<Options> {
         share_milli: None,
         concurrency: 16,
         timeout: Duration::from_secs(600),
+        expect: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -74,14 +80,22 @@ fn options() -> Result<Options> {
             }
             "--concurrency" => o.concurrency = value("a number of requests")? as usize,
             "--timeout-seconds" => o.timeout = Duration::from_secs(value("seconds")?),
+            "--expect" => o.expect = Some(value("a number of binds")? as usize),
             "-h" | "--help" => {
                 println!(
-                    "e2e-bench [--pods N] [--gpus N | --share-milli M] [--concurrency N] [--timeout-seconds S]"
+                    "e2e-bench [--pods N] [--gpus N | --share-milli M] [--concurrency N] [--timeout-seconds S] [--expect N]"
                 );
                 std::process::exit(0);
             }
             other => bail!("unknown flag {other:?} (try --help)"),
         }
+    }
+    if o.expect.is_some_and(|n| n > o.pods) {
+        bail!(
+            "--expect {} is more than --pods {}",
+            o.expect.unwrap_or(0),
+            o.pods
+        );
     }
     Ok(o)
 }
@@ -238,40 +252,42 @@ async fn run(client: &Client, ns: &str, o: &Options) -> Result<serde_json::Value
 
     let mut last_count = 0;
     let mut last_progress = Instant::now();
+    let expect = o.expect.unwrap_or(o.pods);
     loop {
         let count = bound_at
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .len();
-        if count >= o.pods {
+        if count >= expect {
             break;
         }
         if count != last_count {
             (last_count, last_progress) = (count, Instant::now());
         }
         if start.elapsed() > o.timeout || last_progress.elapsed() > Duration::from_secs(60) {
-            eprintln!(
-                "e2e-bench: stopped waiting with {count}/{} pods bound",
-                o.pods
-            );
+            eprintln!("e2e-bench: stopped waiting with {count}/{expect} pods bound",);
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     watch.abort();
 
-    let bound = bound_at
+    // The first `expect` binds: the ones the clock counts.
+    let mut bound: Vec<(String, Instant)> = bound_at
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
+        .iter()
+        .map(|(name, at)| (name.clone(), *at))
+        .collect();
+    bound.sort_by_key(|(_, at)| *at);
+    bound.truncate(expect);
     let lifted = lifted_at
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
     let last = bound
-        .values()
-        .max()
-        .map_or(Duration::ZERO, |t| t.duration_since(start));
+        .last()
+        .map_or(Duration::ZERO, |(_, t)| t.duration_since(start));
     let mut latencies: Vec<f64> = bound
         .iter()
         .filter_map(|(name, b)| {
@@ -286,6 +302,7 @@ async fn run(client: &Client, ns: &str, o: &Options) -> Result<serde_json::Value
     let secs = last.as_secs_f64();
     Ok(json!({
         "pods": o.pods,
+        "expected": expect,
         "bound": bound.len(),
         "gpus_per_pod": o.share_milli.map_or(f64::from(o.gpus), |m| f64::from(m) / 1000.0),
         "seconds": (secs * 1000.0).round() / 1000.0,
