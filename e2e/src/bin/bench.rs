@@ -8,12 +8,15 @@
 //!
 //! ```text
 //! e2e-bench [--pods 2000] [--gpus 1 | --share-milli M] [--concurrency 16] [--timeout-seconds 600]
-//!           [--expect N]
+//!           [--expect N] [--pending N]
 //! ```
 //! `--share-milli M`: each pod asks for M milli-GPU of one GPU (annotation `allot.dev/gpu-milli`,
 //! no `nvidia.com/gpu`), so that more pods fit than the nodes have GPUs (`e2e/burst`).
 //! `--expect N` (at most `--pods`): the clock stops at the N-th bind, for a burst larger than
-//! the cluster holds, where the rest stay pending (`e2e/burst --expect`).
+//! the cluster holds, where the rest stay pending (`e2e/burst --expect`). `--pending N`: N of
+//! the pods, spread evenly through the lift order, ask for a GPU model no node has, so they
+//! stay pending from their first try (the extender refuses every node) while the others bind;
+//! the clock counts the others (`--expect` defaults to the rest).
 //! Needs `ALLOT_E2E_KUBECONFIG` (`source $ALLOT_E2E_DIR/env`). Prints one JSON line.
 
 use std::collections::HashMap;
@@ -41,6 +44,8 @@ struct Options {
     timeout: Duration,
     /// Binds that end the run (`pods` unless --expect).
     expect: Option<usize>,
+    /// Pods asking for a model no node has (spread through the others).
+    pending: usize,
 }
 
 fn options() -> Result<Options> {
@@ -51,6 +56,7 @@ fn options() -> Result<Options> {
         concurrency: 16,
         timeout: Duration::from_secs(600),
         expect: None,
+        pending: 0,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -81,20 +87,28 @@ fn options() -> Result<Options> {
             "--concurrency" => o.concurrency = value("a number of requests")? as usize,
             "--timeout-seconds" => o.timeout = Duration::from_secs(value("seconds")?),
             "--expect" => o.expect = Some(value("a number of binds")? as usize),
+            "--pending" => o.pending = value("a number of pods")? as usize,
             "-h" | "--help" => {
                 println!(
-                    "e2e-bench [--pods N] [--gpus N | --share-milli M] [--concurrency N] [--timeout-seconds S] [--expect N]"
+                    "e2e-bench [--pods N] [--gpus N | --share-milli M] [--concurrency N] [--timeout-seconds S] [--expect N] [--pending N]"
                 );
                 std::process::exit(0);
             }
             other => bail!("unknown flag {other:?} (try --help)"),
         }
     }
-    if o.expect.is_some_and(|n| n > o.pods) {
+    if o.pending >= o.pods {
         bail!(
-            "--expect {} is more than --pods {}",
-            o.expect.unwrap_or(0),
+            "--pending {} leaves none of the --pods {} to bind",
+            o.pending,
             o.pods
+        );
+    }
+    let can_bind = o.pods - o.pending;
+    if o.expect.is_some_and(|n| n > can_bind) {
+        bail!(
+            "--expect {} is more than the {can_bind} pods that may bind",
+            o.expect.unwrap_or(0)
         );
     }
     Ok(o)
@@ -108,11 +122,19 @@ async fn client() -> Result<Client> {
     Ok(Client::try_from(config)?)
 }
 
+/// Whether pod `i` is one of the `--pending` ones: N spread evenly over the pods.
+fn pending(i: usize, o: &Options) -> bool {
+    i * o.pending / o.pods != (i + 1) * o.pending / o.pods
+}
+
 fn gated_pod(i: usize, o: &Options) -> Result<Pod> {
-    let (annotations, limits) = match o.share_milli {
+    let (mut annotations, limits) = match o.share_milli {
         Some(m) => (json!({ "allot.dev/gpu-milli": m.to_string() }), json!({})),
         None => (json!({}), json!({ "nvidia.com/gpu": o.gpus.to_string() })),
     };
+    if pending(i, o) {
+        annotations["allot.dev/gpu-models"] = json!("NoSuchGpu");
+    }
     Ok(serde_json::from_value(json!({
         "metadata": { "name": format!("bench-{i:05}"), "annotations": annotations },
         "spec": {
@@ -252,7 +274,7 @@ async fn run(client: &Client, ns: &str, o: &Options) -> Result<serde_json::Value
 
     let mut last_count = 0;
     let mut last_progress = Instant::now();
-    let expect = o.expect.unwrap_or(o.pods);
+    let expect = o.expect.unwrap_or(o.pods - o.pending);
     loop {
         let count = bound_at
             .lock()
@@ -303,6 +325,7 @@ async fn run(client: &Client, ns: &str, o: &Options) -> Result<serde_json::Value
     Ok(json!({
         "pods": o.pods,
         "expected": expect,
+        "pending": o.pending,
         "bound": bound.len(),
         "gpus_per_pod": o.share_milli.map_or(f64::from(o.gpus), |m| f64::from(m) / 1000.0),
         "seconds": (secs * 1000.0).round() / 1000.0,
