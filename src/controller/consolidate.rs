@@ -44,7 +44,7 @@ use kube::{Client, ResourceExt};
 
 use super::metrics::Metrics;
 use crate::crd::ScheduleRequest;
-use crate::live::consolidation::{Phase, Record, Step, next_step, unix_now};
+use crate::live::consolidation::{Phase, Record, Step, destinations, next_step, unix_now};
 use crate::live::{Caches, Freshness, StalePolicy};
 use crate::names::{CONSOLIDATION_ANNOTATION, MOVABLE_LABEL, REQUEST_LABEL};
 
@@ -231,11 +231,15 @@ impl Loop {
                 (p, record)
             })
             .collect();
+        // So are the destinations held for the moved pods' replacements.
         self.held = waiting
             .iter()
             .filter_map(|(_, r)| r.as_ref()?.as_ref().ok())
             .filter(|r| r.holds_at(now))
-            .filter_map(|r| r.node.clone())
+            .flat_map(|r| {
+                let rooms = destinations(r, now).into_iter().map(|d| d.node);
+                r.node.clone().into_iter().chain(rooms)
+            })
             .collect();
         let seen: HashSet<String> = waiting.iter().filter_map(|(p, _)| p.uid()).collect();
         self.malformed.retain(|uid| seen.contains(uid));
