@@ -1,5 +1,5 @@
 //! Holds of moved pods' destinations (issue 19): while a consolidation record holds, the room
-//! the plan placed each evicted pod in at its destination is held in the overlay for its
+//! the plan placed each moved pod in at its destination is held in the overlay for its
 //! replacement, until the record's deadline. Which holds exist comes from the records
 //! ([`crate::live::consolidation::destinations`], pure); this file keeps the overlay equal to
 //! them after each snapshot ([`Store::hold_destinations`]).

@@ -1,7 +1,12 @@
-//! Which destination rooms a consolidation record holds (pure): for each pod moved and
-//! evicted while the record holds, the room the plan placed it in at `to`, kept for its
-//! replacement (a pod with the same controller owner) until the record's deadline. The
-//! extender places these holds (`extender/state/destinations.rs`).
+//! Which destination rooms a consolidation record holds (pure): for each pod to move while the
+//! record holds, the room the plan placed it in at `to`, kept for its replacement (a pod with
+//! the same controller owner) until the record's deadline. The extender places these holds
+//! (`extender/state/destinations.rs`).
+//!
+//! A destination is held from the record's first write, before its pod is evicted, not from
+//! the eviction on: the owner recreates an evicted pod within moments, and its replacement's
+//! filter must find the hold there already, or it could bind elsewhere before the extender
+//! reads the record again.
 //!
 //! A pod of a ScheduleRequest holds nothing: allot's controller recreates it where the
 //! request's own plan says (its planned-node annotation), which the extender honours anyway.
@@ -30,8 +35,8 @@ pub struct Destination {
 }
 
 /// The destinations `record` holds at `now` (Unix seconds): none unless the record holds;
-/// of its moves, those evicted, moved (not given back), with an owner other than a
-/// ScheduleRequest and a planned demand (records written before these fields hold none).
+/// of its moves, those moved (not given back), with an owner other than a ScheduleRequest
+/// and a planned demand (records written before these fields hold none).
 pub fn destinations(record: &Record, now: i64) -> Vec<Destination> {
     let Some(until) = record.until.filter(|_| record.holds_at(now)) else {
         return Vec::new();
@@ -39,7 +44,7 @@ pub fn destinations(record: &Record, now: i64) -> Vec<Destination> {
     record
         .moves
         .iter()
-        .filter(|m| m.evicted && !m.given_back && !m.to.is_empty())
+        .filter(|m| !m.given_back && !m.to.is_empty())
         .filter_map(|m| destination(m, until))
         .collect()
 }
@@ -135,12 +140,13 @@ mod tests {
     }
 
     #[test]
-    fn each_evicted_move_holds_its_planned_room_until_the_deadline() {
+    fn each_move_holds_its_planned_room_from_the_record_to_the_deadline() {
         let mut later = moved("q", "ReplicaSet");
         later.evicted = false;
         let r = record(Phase::Evicting, vec![moved("p", "ReplicaSet"), later]);
         let held = destinations(&r, 1050);
-        assert_eq!(held.len(), 1, "only the evicted move: {held:?}");
+        assert_eq!(held.len(), 2, "evicted or not yet: {held:?}");
+        assert_eq!(held[1].moved, "q");
         let d = &held[0];
         assert_eq!(
             (d.moved.as_str(), d.owner.as_str(), d.node.as_str()),
