@@ -46,9 +46,14 @@ pub fn filter<'a>(
     // A replacement of a pod moved by consolidation: the room held at its destination is its
     // plan (see `state/destinations.rs`).
     let owner = controller_owner(pod);
-    let claimed = owner.is_some_and(|o| store.claim_destination(&mut req, &o.uid));
+    let claimed = owner
+        .as_ref()
+        .is_some_and(|o| store.claim_destination(&mut req, &o.uid));
     let view = if claimed { store.view() } else { view };
     store.remember(&req);
+    if let Some(o) = &owner {
+        store.remember_owner(&req.uid, &o.uid);
+    }
     // Filtered again (its bind failed, or kube-scheduler retries it): not against its own hold.
     let view = store.view_releasing(&req.uid, view);
     let mut out = ExtenderFilterResult::default();

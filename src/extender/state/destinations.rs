@@ -11,14 +11,16 @@
 //! and turns the room into an ordinary hold of that pod (its filter's, or made again at the
 //! next snapshot): its bind there takes it over. One claim per move, so two moved pods of one
 //! ReplicaSet make two holds, one for each of two replacements. A claim is consumed when its
-//! pod binds; holds and claims go when the record stops holding or is gone.
+//! pod binds; holds and claims go when the record stops holding or is gone. A pod of the owner
+//! that bound since the record was planned without claiming anything (its filter came before
+//! the extender read the record) uses up a destination too, so none is held for nobody.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::PoisonError;
 use std::time::{Duration, Instant};
 
 use super::Store;
-use crate::live::consolidation::Destination;
+use crate::live::consolidation::{Destination, unix_now};
 use crate::live::pod::PodRequest;
 
 /// The destinations held now and who claimed them.
@@ -27,7 +29,22 @@ pub(super) struct Destinations {
     held: Vec<Destination>,
     /// Moved pod UID -> the replacement that claimed its destination.
     claims: HashMap<String, Claim>,
+    /// Recent binds of pods with a controller owner and no claim, oldest first: a replacement
+    /// that bound before its destination was held uses that destination up all the same.
+    binds: VecDeque<OwnedBind>,
 }
+
+#[derive(Debug, Clone)]
+struct OwnedBind {
+    owner: String,
+    uid: String,
+    /// Unix seconds.
+    at: i64,
+}
+
+/// Most recent owned binds remembered: far more than the moves of the records holding at once
+/// (a few per waiting pod, `--consolidation-max-moves`).
+const BINDS_KEPT: usize = 256;
 
 #[derive(Debug, Clone)]
 struct Claim {
@@ -40,6 +57,19 @@ struct Claim {
 /// The UID an unclaimed destination's hold goes by in the overlay.
 fn unclaimed_uid(moved: &str) -> String {
     format!("consolidation-destination/{moved}")
+}
+
+impl Destinations {
+    /// A pod of `owner` bound at or after `since` (Unix seconds) that uses up no destination
+    /// yet.
+    fn bound_since(&self, owner: &str, since: i64) -> Option<String> {
+        let used = |uid: &str| self.claims.values().any(|c| c.uid == uid);
+        let b = self
+            .binds
+            .iter()
+            .find(|b| b.owner == owner && b.at >= since && !used(&b.uid))?;
+        Some(b.uid.clone())
+    }
 }
 
 impl Store {
@@ -73,6 +103,17 @@ impl Store {
         }
         let mut made = 0;
         for d in &wanted {
+            if !state.claims.contains_key(&d.moved)
+                && let Some(uid) = state.bound_since(&d.owner, d.since)
+            {
+                // Its replacement bound before this hold was made.
+                let used = Claim {
+                    uid,
+                    key: String::new(),
+                    bound: true,
+                };
+                state.claims.insert(d.moved.clone(), used);
+            }
             let claim = state.claims.get(&d.moved);
             if claim.is_some_and(|c| c.bound) {
                 continue;
@@ -184,14 +225,27 @@ impl Store {
         true
     }
 
-    /// The pod with this UID bound: a destination it claimed is used up.
-    pub(super) fn destination_bound(&self, uid: &str) {
+    /// The pod with this UID (controller owner `owner`) bound: a destination it claimed is
+    /// used up; without a claim, its bind is remembered for a destination held later.
+    pub(super) fn destination_bound(&self, uid: &str, owner: Option<&str>) {
         let mut state = self
             .destinations
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        let mut claimed = false;
         for claim in state.claims.values_mut().filter(|c| c.uid == uid) {
             claim.bound = true;
+            claimed = true;
+        }
+        if let (false, Some(owner)) = (claimed, owner) {
+            if state.binds.len() >= BINDS_KEPT {
+                state.binds.pop_front();
+            }
+            state.binds.push_back(OwnedBind {
+                owner: owner.to_string(),
+                uid: uid.to_string(),
+                at: unix_now(),
+            });
         }
     }
 

@@ -83,6 +83,7 @@ impl Store {
     /// now with its policy.
     pub fn record(&self, req: &PodRequest, node: &str) -> Result<BoundPod, RecordError> {
         let mut overlay = self.overlay.lock().unwrap_or_else(PoisonError::into_inner);
+        let owner = self.owner_of(&req.uid);
         if let Some(i) = overlay.iter().position(|r| r.held && r.pod.uid == req.uid) {
             let view = self.current();
             // The hold stands for this bind if it is for this node and the view still has it
@@ -95,7 +96,7 @@ impl Store {
                 self.holds.add("bound", 1);
                 let pod = (*entry.pod).clone();
                 self.bound(&req.uid);
-                self.destination_bound(&req.uid);
+                self.destination_bound(&req.uid, owner.as_deref());
                 return Ok(pod);
             }
             overlay.remove(i);
@@ -103,7 +104,7 @@ impl Store {
             self.swap(self.rebuild(view.base.clone(), &overlay));
         }
         let pod = self.place(&mut overlay, req, node, false)?;
-        self.destination_bound(&req.uid);
+        self.destination_bound(&req.uid, owner.as_deref());
         Ok(pod)
     }
 

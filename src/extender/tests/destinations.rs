@@ -168,6 +168,24 @@ fn each_held_destination_serves_one_replacement_of_the_owner_and_no_stranger() {
 }
 
 #[test]
+fn a_replacement_bound_before_its_destination_was_held_uses_one_up() {
+    let store = store(FilterAnswer::Feasible);
+    // Filtered and bound before the extender read the record (the real clock is past NOW).
+    assert_eq!(passed(&store, pod("r1", 600, Some("rs"))), ["g", "h", "k"]);
+    assert_eq!(bind_to(&store, "r1", "k"), [0]);
+    let pods = big(NOW + 60, vec![moved("m1", "g"), moved("m2", "h")]);
+    reserve_consolidated(&store, &pods, NOW);
+    assert_eq!(
+        store.hold_stats().count("destination"),
+        1,
+        "one held, for m2"
+    );
+    assert_eq!(store.destinations_held(), 1);
+    assert_eq!(passed(&store, pod("stranger", 600, None)), ["g"]);
+    assert_eq!(passed(&store, pod("r2", 600, Some("rs"))), ["h"]);
+}
+
+#[test]
 fn a_replacement_of_another_size_claims_nothing() {
     let store = store(FilterAnswer::Feasible);
     reserve_consolidated(&store, &big(NOW + 60, vec![moved("m1", "g")]), NOW);

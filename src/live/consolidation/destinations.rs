@@ -30,6 +30,9 @@ pub struct Destination {
     pub demand: PodDemand,
     /// The devices planned there (`None`: the replacement's policy chooses).
     pub devices: Option<DeviceSet>,
+    /// Unix seconds when the record was planned: a pod of the owner bound since is taken
+    /// for the replacement even if it bound before the hold was made.
+    pub since: i64,
     /// Unix seconds until which the room is held (the record's deadline).
     pub until: i64,
 }
@@ -45,11 +48,11 @@ pub fn destinations(record: &Record, now: i64) -> Vec<Destination> {
         .moves
         .iter()
         .filter(|m| !m.given_back && !m.to.is_empty())
-        .filter_map(|m| destination(m, until))
+        .filter_map(|m| destination(m, record.planned_at, until))
         .collect()
 }
 
-fn destination(m: &MoveRecord, until: i64) -> Option<Destination> {
+fn destination(m: &MoveRecord, since: i64, until: i64) -> Option<Destination> {
     let owner = m.owner.as_ref().filter(|o| o.kind != "ScheduleRequest")?;
     let planned = m.planned.as_ref()?;
     Some(Destination {
@@ -61,6 +64,7 @@ fn destination(m: &MoveRecord, until: i64) -> Option<Destination> {
         devices: parse_devices(PLANNED_DEVICES_ANNOTATION, &planned.devices)
             .ok()
             .filter(|d| !d.is_empty()),
+        since,
         until,
     })
 }
@@ -154,7 +158,7 @@ mod tests {
         );
         assert_eq!(d.demand.gpu, GpuDemand::Shared { milli: 500 });
         assert_eq!(d.devices, Some(DeviceSet::single(1)));
-        assert_eq!(d.until, 1100);
+        assert_eq!((d.since, d.until), (1000, 1100));
         assert!(destinations(&r, 1100).is_empty(), "the deadline passed");
         let over = record(Phase::Expired, vec![moved("p", "ReplicaSet")]);
         assert!(
