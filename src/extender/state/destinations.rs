@@ -87,26 +87,18 @@ impl Store {
             return 0;
         }
         let keys: HashSet<&str> = wanted.iter().map(|d| d.moved.as_str()).collect();
-        let before = overlay.len();
-        overlay.retain(|r| !r.held || r.room.as_deref().is_none_or(|m| keys.contains(m)));
-        let gone = before - overlay.len();
-        if gone > 0 {
-            self.holds.add("released", gone as u64);
-            let base = self.current().base.clone();
-            self.swap(self.rebuild(base, &overlay));
-        }
         state.claims.retain(|m, _| keys.contains(m.as_str()));
         let view = self.current();
         for claim in state.claims.values_mut().filter(|c| !c.bound) {
             let bound_entry = overlay.iter().any(|r| !r.held && r.pod.uid == claim.uid);
             claim.bound = bound_entry || view.base.pods.iter().any(|p| p.uid == claim.uid);
         }
-        let mut made = 0;
         for d in &wanted {
             if !state.claims.contains_key(&d.moved)
                 && let Some(uid) = state.bound_since(&d.owner, d.since)
             {
-                // Its replacement bound before this hold was made.
+                // Its replacement bound without claiming it (before it was held, or its
+                // filter came before the extender read the record).
                 let used = Claim {
                     uid,
                     key: String::new(),
@@ -114,6 +106,24 @@ impl Store {
                 };
                 state.claims.insert(d.moved.clone(), used);
             }
+        }
+        // Holds no longer wanted, or used up, go.
+        let before = overlay.len();
+        let used = |m: &str| state.claims.get(m).is_some_and(|c| c.bound);
+        overlay.retain(|r| {
+            !r.held
+                || r.room
+                    .as_deref()
+                    .is_none_or(|m| keys.contains(m) && !used(m))
+        });
+        let gone = before - overlay.len();
+        if gone > 0 {
+            self.holds.add("released", gone as u64);
+            let base = self.current().base.clone();
+            self.swap(self.rebuild(base, &overlay));
+        }
+        let mut made = 0;
+        for d in &wanted {
             let claim = state.claims.get(&d.moved);
             if claim.is_some_and(|c| c.bound) {
                 continue;

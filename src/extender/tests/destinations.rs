@@ -183,6 +183,17 @@ fn a_replacement_bound_before_its_destination_was_held_uses_one_up() {
     assert_eq!(store.destinations_held(), 1);
     assert_eq!(passed(&store, pod("stranger", 600, None)), ["g"]);
     assert_eq!(passed(&store, pod("r2", 600, Some("rs"))), ["h"]);
+
+    // Filtered before the extender read the record, bound after both holds were made: the
+    // next snapshot gives one of them back.
+    let store = self::store(FilterAnswer::Feasible);
+    assert_eq!(passed(&store, pod("r1", 600, Some("rs"))), ["g", "h", "k"]);
+    reserve_consolidated(&store, &pods, NOW);
+    assert_eq!(bind_to(&store, "r1", "k"), [0]);
+    reserve_consolidated(&store, &pods, NOW + 1);
+    assert_eq!(store.destinations_held(), 1);
+    assert_eq!(store.hold_stats().count("released"), 1);
+    assert_eq!(passed(&store, pod("stranger", 600, None)), ["g"]);
 }
 
 #[test]
