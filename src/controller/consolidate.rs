@@ -15,7 +15,9 @@
 //!    devices are written on the waiting pod, with the label the extender's hold watch selects;
 //!    from then on the extender holds that room for it (`extender::state::place`);
 //! 3. each pod is evicted through the Eviction API, its record updated after each one; its
-//!    owner recreates it and kube-scheduler places the replacement;
+//!    owner recreates it, and the extender holds the room planned at its destination for the
+//!    replacement (the record names the owner and the planned demand and devices;
+//!    `extender::state::destinations`);
 //! 4. phase `Holding` until the pod binds or the deadline passes (then `Expired`: the planned
 //!    node is taken off the pod, the cool-down starts).
 //!
@@ -27,7 +29,8 @@
 //! Not kube-scheduler's preemption: `/preempt` evicts lower-priority pods so that a higher
 //! priority one runs, whatever fragmentation it leaves; this loop evicts only pods that opted
 //! in, at any priority up to the waiting pod's, and only when each moved pod fits elsewhere,
-//! so nothing stops running for long.
+//! so nothing stops running for long. Preemption nominates a node for the preemptor alone;
+//! here the moved pods' replacements have their destinations held too.
 
 pub mod act;
 pub mod plan;
@@ -44,7 +47,7 @@ use kube::{Client, ResourceExt};
 
 use super::metrics::Metrics;
 use crate::crd::ScheduleRequest;
-use crate::live::consolidation::{Phase, Record, Step, next_step, unix_now};
+use crate::live::consolidation::{Phase, Record, Step, destinations, next_step, unix_now};
 use crate::live::{Caches, Freshness, StalePolicy};
 use crate::names::{CONSOLIDATION_ANNOTATION, MOVABLE_LABEL, REQUEST_LABEL};
 
@@ -231,11 +234,15 @@ impl Loop {
                 (p, record)
             })
             .collect();
+        // So are the destinations held for the moved pods' replacements.
         self.held = waiting
             .iter()
             .filter_map(|(_, r)| r.as_ref()?.as_ref().ok())
             .filter(|r| r.holds_at(now))
-            .filter_map(|r| r.node.clone())
+            .flat_map(|r| {
+                let rooms = destinations(r, now).into_iter().map(|d| d.node);
+                r.node.clone().into_iter().chain(rooms)
+            })
             .collect();
         let seen: HashSet<String> = waiting.iter().filter_map(|(p, _)| p.uid()).collect();
         self.malformed.retain(|uid| seen.contains(uid));

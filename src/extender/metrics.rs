@@ -310,9 +310,10 @@ impl Metrics {
         );
         r.register(
             "allot_extender_holds",
-            "Placements held from filter to bind (--filter-answer chosen or auto), by outcome: \
-             made; bound (the bind took it over); released (filtered again or bound elsewhere); \
-             expired unbound",
+            "Placements held from filter to bind (--filter-answer chosen or auto) and rooms held \
+             by consolidation, by outcome: made; reserved (for a waiting pod); destination (for \
+             a moved pod's replacement); claimed (by a replacement); bound (the bind took it \
+             over); released (filtered again, bound elsewhere, or no longer held); expired unbound",
             store.hold_stats().outcomes.clone(),
         );
         let prices = store.price_stats();

@@ -4,7 +4,8 @@
 //! pod's filter sees that room free until the pod binds or the record's deadline passes.
 //! While the moved pods have not left yet, the hold cannot be placed; until it can, the whole
 //! node is refused to other pods (their replacements among them), so that nothing takes the
-//! room in between.
+//! room in between. The rooms planned for the moved pods at their destinations are held for
+//! their replacements too (`state/destinations.rs`), also after the waiting pod binds.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::state::Store;
-use crate::live::consolidation::Record;
+use crate::live::consolidation::{Destination, Record, destinations};
 use crate::live::pod::{parse_pod_with, pod_key};
 use crate::names::CONSOLIDATION_ANNOTATION;
 
@@ -21,6 +22,7 @@ use crate::names::CONSOLIDATION_ANNOTATION;
 /// many holds were made now (the others were held already, or do not fit yet because the
 /// moved pods have not left).
 pub fn reserve_consolidated(store: &Store, pods: &[Arc<Pod>], now: i64) -> usize {
+    store.hold_destinations(held_destinations(pods, now), now);
     if pods.is_empty() {
         store.set_rooms(HashMap::new());
         return 0;
@@ -31,15 +33,10 @@ pub fn reserve_consolidated(store: &Store, pods: &[Arc<Pod>], now: i64) -> usize
     let mut rooms = HashMap::new();
     for pod in pods {
         let unbound = pod.spec.as_ref().is_none_or(|s| s.node_name.is_none());
-        if !unbound || pod.metadata.deletion_timestamp.is_some() {
+        if !unbound {
             continue;
         }
-        let notes = pod.metadata.annotations.as_ref();
-        let Some(record) = notes
-            .and_then(|n| n.get(CONSOLIDATION_ANNOTATION))
-            .and_then(|t| Record::parse(t).ok())
-            .filter(|r| r.holds_at(now))
-        else {
+        let Some(record) = record(pod).filter(|r| r.holds_at(now)) else {
             continue;
         };
         let Ok(req) = parse_pod_with(pod, &view.cluster.models, default) else {
@@ -60,4 +57,20 @@ pub fn reserve_consolidated(store: &Store, pods: &[Arc<Pod>], now: i64) -> usize
     }
     store.set_rooms(rooms);
     made
+}
+
+/// The record on `pod`, unless it is being deleted or has none that reads.
+fn record(pod: &Pod) -> Option<Record> {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
+    let notes = pod.metadata.annotations.as_ref()?;
+    Record::parse(notes.get(CONSOLIDATION_ANNOTATION)?).ok()
+}
+
+/// The destinations held for moved pods' replacements by the records on `pods` at `now`,
+/// the waiting pod bound or not: its binding does not place the replacements.
+pub fn held_destinations(pods: &[Arc<Pod>], now: i64) -> Vec<Destination> {
+    let records = pods.iter().filter_map(|p| record(p));
+    records.flat_map(|r| destinations(&r, now)).collect()
 }

@@ -18,6 +18,7 @@ use crate::policy::Context;
 pub use crate::snapshot::{BoundPod, ClusterSnapshot, NodeIndex, node_index};
 
 mod decisions;
+mod destinations;
 mod place;
 mod prices;
 mod seen;
@@ -75,6 +76,8 @@ struct Recent {
     pod: Arc<BoundPod>,
     expires: Option<Instant>,
     held: bool,
+    /// For a hold of a moved pod's destination, that pod's UID (see `destinations.rs`).
+    room: Option<String>,
 }
 
 /// Shared state: the current view, the overlay it was built from, readiness.
@@ -116,6 +119,8 @@ pub struct Store {
     /// placed yet (the moved pods have not left): node name -> (pod UID, pod key). Other pods'
     /// filters refuse these nodes until then; see `extender/reserve.rs`.
     rooms: RwLock<Arc<HashMap<String, (String, String)>>>,
+    /// The destinations held for moved pods' replacements, and which pod claimed each.
+    destinations: Mutex<destinations::Destinations>,
 }
 
 impl Store {
@@ -143,6 +148,7 @@ impl Store {
             holds: HoldStats::new(),
             hold_ttl: place::HOLD_TTL,
             rooms: RwLock::default(),
+            destinations: Mutex::default(),
         }
     }
 

@@ -14,6 +14,7 @@ use crate::snapshot::{NodeState, Telemetry, parse_snapshot};
 
 mod answers;
 use answers::{offer, three_nodes};
+mod destinations;
 mod holds;
 mod reserve;
 

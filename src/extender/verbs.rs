@@ -15,6 +15,7 @@ use super::wire::{
     MAX_EXTENDER_PRIORITY, NodeList,
 };
 use crate::live::NodeState;
+use crate::live::consolidation::controller_owner;
 use crate::live::pod::{PodError, PodRequest, parse_pod_with, pod_key, soft_preference};
 use crate::policy::PolicyKind;
 use crate::policy::learned::explain::explain;
@@ -38,11 +39,21 @@ pub fn filter<'a>(
     let key = pod_key(pod);
     let _span = debug_span!("filter", pod = %key, nodes = names.len()).entered();
     let settings = store.policies();
-    let req = match parse_pod_with(pod, &view.cluster.models, settings.default) {
+    let mut req = match parse_pod_with(pod, &view.cluster.models, settings.default) {
         Ok(req) => req,
         Err(e) => return Ok((invalid_pod(&key, &e), None)),
     };
+    // A replacement of a pod moved by consolidation: the room held at its destination is its
+    // plan (see `state/destinations.rs`).
+    let owner = controller_owner(pod);
+    let claimed = owner
+        .as_ref()
+        .is_some_and(|o| store.claim_destination(&mut req, &o.uid));
+    let view = if claimed { store.view() } else { view };
     store.remember(&req);
+    if let Some(o) = &owner {
+        store.remember_owner(&req.uid, &o.uid);
+    }
     // Filtered again (its bind failed, or kube-scheduler retries it): not against its own hold.
     let view = store.view_releasing(&req.uid, view);
     let mut out = ExtenderFilterResult::default();

@@ -23,8 +23,9 @@ pub struct Caches {
     pub pods: Store<Pod>,
     /// Pods of ScheduleRequests not bound yet: the room their plans promise.
     pub planned: Store<Pod>,
-    /// Waiting pods the consolidator made room for (label `allot.dev/consolidating`), not
-    /// bound yet: the extender holds that room for them.
+    /// Pods the consolidator made room for (label `allot.dev/consolidating`): the extender
+    /// holds that room for them until they bind, and the moved pods' destinations for their
+    /// replacements while the record holds.
     pub consolidating: Store<Pod>,
     pub telemetry: Store<NodeTelemetry>,
     pub requests: Store<ScheduleRequest>,
@@ -49,9 +50,8 @@ impl Caches {
         let planned = watcher::Config::default()
             .fields("spec.nodeName=")
             .labels(crate::names::REQUEST_LABEL);
-        let consolidating = watcher::Config::default()
-            .fields("spec.nodeName=")
-            .labels(crate::names::CONSOLIDATING_LABEL);
+        // Bound ones too: the destinations held for the pods moved for them outlive their bind.
+        let consolidating = watcher::Config::default().labels(crate::names::CONSOLIDATING_LABEL);
         let departed = Arc::new(Departed::default());
         let health = Arc::new(WatchHealth::default());
         let wiring = |what, departed| Wiring {

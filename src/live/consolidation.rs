@@ -7,6 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod destinations;
+pub use destinations::{Destination, destinations, planned};
+
 /// The record format's version; a newer one is left alone (and said so), never overwritten.
 pub const VERSION: u32 = 1;
 
@@ -43,6 +46,52 @@ pub struct MoveRecord {
     /// waits for capacity for it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub given_back: bool,
+    /// The moved pod's controller owner: its replacement has the same one, and may use the
+    /// room held at `to` (`destinations.rs`). Absent in records written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<Owner>,
+    /// What the plan placed at `to` (absent for an elastic replica given back, and in records
+    /// written before it existed: then no room is held there).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub planned: Option<Planned>,
+}
+
+/// A pod's controller owner (its ownerReference with `controller: true`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Owner {
+    pub kind: String,
+    pub uid: String,
+}
+
+/// A moved pod's demand and devices at its destination, as the plan placed it there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Planned {
+    pub cpu_milli: u64,
+    pub memory_bytes: u64,
+    /// Whole GPUs (0 for a share or none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gpus: u32,
+    /// A share of one GPU, milli-GPU (0 for whole GPUs or none).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub gpu_milli: u32,
+    /// Device indices at the destination, `0,1` (empty without GPUs).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub devices: String,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// The controller owner of `pod`, if it has one.
+pub fn controller_owner(pod: &k8s_openapi::api::core::v1::Pod) -> Option<Owner> {
+    let refs = pod.metadata.owner_references.as_ref()?;
+    let o = refs.iter().find(|o| o.controller == Some(true))?;
+    Some(Owner {
+        kind: o.kind.clone(),
+        uid: o.uid.clone(),
+    })
 }
 
 /// The `allot.dev/consolidation` annotation.
@@ -166,6 +215,8 @@ mod tests {
                 to: "b".into(),
                 evicted: false,
                 given_back: false,
+                owner: None,
+                planned: None,
             }],
             message: String::new(),
             freed: false,

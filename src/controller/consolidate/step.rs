@@ -8,7 +8,9 @@ use kube::runtime::events::EventType;
 use super::act::{self, Evicted};
 use super::plan::{PlannedMove, Proposal, Scope, propose};
 use super::{Loop, Mode, movable};
-use crate::live::consolidation::{MoveRecord, Phase, Record, VERSION, unix_now};
+use crate::live::consolidation::{
+    MoveRecord, Phase, Record, VERSION, controller_owner, planned, unix_now,
+};
 use crate::live::pod::{format_devices, parse_pod_with};
 use crate::policy::PolicyKind;
 
@@ -98,6 +100,9 @@ impl Loop {
                 to: m.to.map(|to| node_name(to.node)).unwrap_or_default(),
                 evicted: false,
                 given_back: m.to.is_none(),
+                // Its replacement (same owner) may use the room held at `to` for it.
+                owner: by_uid.get(b.uid.as_str()).and_then(|p| controller_owner(p)),
+                planned: m.to.map(|to| planned(&b.demand, to.devices)),
             }
         };
         record.moves = moves.iter().map(move_record).collect();
@@ -125,6 +130,8 @@ impl Loop {
         record.message = format!("moving {listing}");
         self.hold(pod, &record).await?;
         self.held.extend(record.node.clone());
+        let rooms = record.moves.iter().filter(|m| !m.given_back);
+        self.held.extend(rooms.map(|m| m.to.clone()));
         self.metrics
             .consolidation_started(req.demand.gpu.total_milli());
         act::event(

@@ -39,7 +39,9 @@ pub struct HoldLabels {
 /// What became of holds, as the metric family `/metrics` registers.
 #[derive(Debug, Default, Clone)]
 pub struct HoldStats {
-    /// Outcomes: made (at filter); reserved (for a pod the consolidator made room for); bound
+    /// Outcomes: made (at filter); reserved (for a pod the consolidator made room for);
+    /// destination (a moved pod's room at its destination, for its replacement); claimed (a
+    /// replacement's filter took such a room over, to hold it as its own); bound
     /// (the pod's bind to that node took it over); released (the pod was filtered again, or
     /// bound to another node); expired (unbound).
     pub outcomes: Family<HoldLabels, Counter>,
@@ -50,7 +52,15 @@ impl HoldStats {
     /// `rate()` miss that count).
     pub(super) fn new() -> Self {
         let stats = HoldStats::default();
-        for outcome in ["made", "reserved", "bound", "released", "expired"] {
+        for outcome in [
+            "made",
+            "reserved",
+            "destination",
+            "claimed",
+            "bound",
+            "released",
+            "expired",
+        ] {
             drop(stats.outcomes.get_or_create(&HoldLabels { outcome }));
         }
         stats
@@ -73,6 +83,7 @@ impl Store {
     /// now with its policy.
     pub fn record(&self, req: &PodRequest, node: &str) -> Result<BoundPod, RecordError> {
         let mut overlay = self.overlay.lock().unwrap_or_else(PoisonError::into_inner);
+        let owner = self.owner_of(&req.uid);
         if let Some(i) = overlay.iter().position(|r| r.held && r.pod.uid == req.uid) {
             let view = self.current();
             // The hold stands for this bind if it is for this node and the view still has it
@@ -85,13 +96,16 @@ impl Store {
                 self.holds.add("bound", 1);
                 let pod = (*entry.pod).clone();
                 self.bound(&req.uid);
+                self.destination_bound(&req.uid, owner.as_deref());
                 return Ok(pod);
             }
             overlay.remove(i);
             self.holds.add("released", 1);
             self.swap(self.rebuild(view.base.clone(), &overlay));
         }
-        self.place(&mut overlay, req, node, false)
+        let pod = self.place(&mut overlay, req, node, false)?;
+        self.destination_bound(&req.uid, owner.as_deref());
+        Ok(pod)
     }
 
     /// Hold `node` (and the devices `req`'s policy chooses there) for `req` until its bind.
@@ -202,7 +216,7 @@ impl Store {
 
     /// Place `req` on `node` in `overlay` (the locked overlay), choosing devices with its
     /// policy, as a bind's entry or as a hold.
-    fn place(
+    pub(super) fn place(
         &self,
         overlay: &mut Vec<Recent>,
         req: &PodRequest,
@@ -264,6 +278,7 @@ impl Store {
             pod: shared.clone(),
             expires: ttl.map(|ttl| Instant::now() + ttl),
             held,
+            room: None,
         });
         let mut entries = view.overlay.clone();
         entries.push(shared);

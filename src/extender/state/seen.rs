@@ -36,6 +36,8 @@ struct Entry {
     shadow: Option<String>,
     /// Why no node could take it at this filter (GPU pods only); `None`: some node could.
     waiting: Option<Waiting>,
+    /// The UID of its controller owner, if it has one (see `destinations.rs`).
+    owner: Option<String>,
 }
 
 impl Seen {
@@ -59,6 +61,7 @@ impl Seen {
                 seq,
                 shadow: None,
                 waiting: None,
+                owner: None,
             },
         );
     }
@@ -76,6 +79,18 @@ impl Seen {
         if let Some(e) = self.by_uid.get_mut(uid) {
             e.shadow = Some(node.to_string());
         }
+    }
+
+    /// Note the controller owner (UID) of the pod with this UID.
+    pub fn set_owner(&mut self, uid: &str, owner: &str) {
+        if let Some(e) = self.by_uid.get_mut(uid) {
+            e.owner = Some(owner.to_string());
+        }
+    }
+
+    /// The controller owner (UID) of the pod with this UID, if noted at its filter.
+    pub fn owner(&self, uid: &str) -> Option<&str> {
+        self.by_uid.get(uid).and_then(|e| e.owner.as_deref())
     }
 
     /// Note why no node could take the pod with this UID at its last filter.
@@ -124,6 +139,19 @@ impl Store {
         seen.insert(req, Instant::now());
         drop(seen);
         self.arrived(&req.uid, req.demand);
+    }
+
+    /// Note the controller owner (UID) of a filtered pod: its bind may use up a destination
+    /// held for a moved pod of that owner (see `destinations.rs`).
+    pub fn remember_owner(&self, uid: &str, owner: &str) {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.set_owner(uid, owner);
+    }
+
+    /// The controller owner noted at the filter of the pod with this UID.
+    pub(super) fn owner_of(&self, uid: &str) -> Option<String> {
+        let seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        seen.owner(uid).map(str::to_string)
     }
 
     /// Note the node the shadow policy chose for a filtered pod, to compare with its bind.

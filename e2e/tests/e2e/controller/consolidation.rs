@@ -4,8 +4,9 @@
 //! PodDisruptionBudget forbids evicting the shares, the consolidator moves nothing and says
 //! why on the waiting pod; once the budget is gone it evicts one share and dies there (a
 //! failpoint, before its record says so); a second controller takes the Lease, reads the
-//! record, evicts only the other share, the ReplicaSet recreates both on the other node (the
-//! freed one is kept for the waiting pod), and the 4-GPU pod binds on the freed node.
+//! record, evicts only the other share, the ReplicaSet recreates both on the nodes the record
+//! planned for them (the other node; the extender holds that room for the replacements, and
+//! the freed one for the waiting pod), and the 4-GPU pod binds on the freed node.
 
 use std::collections::BTreeMap;
 
@@ -334,6 +335,50 @@ async fn scenario(cluster: &Cluster, ns: &str, model: &str, a: &str, b: &str) ->
             .values()
             .all(|(uid, n)| !old.contains(&uid) && n.as_deref() == Some(b)),
         "the shares were not moved to {b}: before {before:?}, after {after:?}"
+    );
+    // The replacements landed where the record planned each move (`to`), whose room the
+    // extender held for them (owner the ReplicaSet, planned devices recorded).
+    let record: Value = serde_json::from_str(&annotation(&pods, "big").await?)?;
+    let moves = record["moves"].as_array().cloned().unwrap_or_default();
+    let planned: Vec<&str> = moves.iter().filter_map(|m| m["to"].as_str()).collect();
+    ensure!(
+        moves.len() == 2
+            && moves.iter().all(|m| m["owner"]["kind"] == "ReplicaSet"
+                && m["planned"]["gpuMilli"] == 500
+                && m["planned"]["devices"].is_string()),
+        "the moves do not name their owner and planned room: {record}"
+    );
+    let mut landed: Vec<&str> = after.values().filter_map(|(_, n)| n.as_deref()).collect();
+    let mut planned = planned.clone();
+    landed.sort_unstable();
+    planned.sort_unstable();
+    ensure!(
+        landed == planned,
+        "the replacements landed on {landed:?}, the record planned {planned:?}"
+    );
+    // The second share was evicted seconds after the record was written (by the successor),
+    // so the extender held its destination by then, and its replacement claimed it.
+    let extender_admin = std::env::var("ALLOT_E2E_EXTENDER_ADMIN")
+        .context("ALLOT_E2E_EXTENDER_ADMIN not set (e2e/up's env sets it)")?;
+    let extender = curl_ok(&[format!("{extender_admin}/metrics")])?;
+    let holds = |outcome: &str| -> f64 {
+        let series = format!("allot_extender_holds_total{{outcome=\"{outcome}\"}} ");
+        extender
+            .lines()
+            .find_map(|l| l.strip_prefix(series.as_str())?.trim().parse().ok())
+            .unwrap_or(-1.0)
+    };
+    ensure!(
+        holds("destination") >= 1.0 && holds("claimed") >= 1.0,
+        "the extender held no destination for a replacement, or none was claimed: \
+         destination {}, claimed {}",
+        holds("destination"),
+        holds("claimed")
+    );
+    println!(
+        "destinations held {}, claimed {}",
+        holds("destination"),
+        holds("claimed")
     );
     // One Event on each moved pod: the first controller's and its successor's.
     let moved = poll(
