@@ -137,7 +137,8 @@ fn check(nodes: &[Node], rows: &BTreeMap<String, Row>, csv: &str) -> Result<()> 
         let mib: u64 = row.memory_mib.parse()?;
         ensure!(
             memory == format!("{mib}Mi")
-                || (mib.is_multiple_of(1024) && memory == format!("{}Gi", mib / 1024)),
+                || (mib.is_multiple_of(1024) && memory == format!("{}Gi", mib / 1024))
+                || (mib.is_multiple_of(1 << 20) && memory == format!("{}Ti", mib >> 20)),
             "{name}: memory {memory}, expected {mib}Mi"
         );
         ensure!(
