@@ -1,5 +1,6 @@
 //! kwok's fake GPU nodes are what `e2e/up` promised: one Ready, untainted Node per row of the
-//! openb node list, with that row's cpu, memory, `nvidia.com/gpu` and GPU model.
+//! openb node list (repeated under new names beyond its last row), with that row's cpu, memory,
+//! `nvidia.com/gpu` and GPU model.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +11,7 @@ use kube::api::{Api, ListParams};
 use crate::support::{Cluster, WAIT, skip};
 
 /// One row of an openb node list: sn,cpu_milli,memory_mib,gpu,model.
+#[derive(Clone)]
 struct Row {
     cpu_milli: String,
     memory_mib: String,
@@ -17,10 +19,17 @@ struct Row {
     model: String,
 }
 
+/// The first `n` nodes `e2e/nodes` makes from `csv`, by name: one per row, and beyond the last
+/// row the list again under new names (`<name>-r1`, `-r2`, ...).
 fn read_rows(csv: &str, n: usize) -> Result<BTreeMap<String, Row>> {
     let text = std::fs::read_to_string(csv).with_context(|| format!("reading {csv}"))?;
-    let mut rows = BTreeMap::new();
-    for line in text.lines().skip(1).take(n) {
+    let mut list = Vec::new();
+    for line in text
+        .lines()
+        .skip(1)
+        .filter(|l| !l.trim().is_empty())
+        .take(n)
+    {
         let f: Vec<&str> = line.trim_end().split(',').collect();
         ensure!(f.len() == 5, "{csv}: bad row {line:?}");
         let row = Row {
@@ -29,7 +38,19 @@ fn read_rows(csv: &str, n: usize) -> Result<BTreeMap<String, Row>> {
             gpu: f[3].into(),
             model: f[4].into(),
         };
-        rows.insert(f[0].to_lowercase(), row);
+        list.push((f[0].to_lowercase(), row));
+    }
+    ensure!(!list.is_empty(), "{csv}: no rows");
+    let mut rows = BTreeMap::new();
+    for i in 0..n {
+        let (name, row) = &list[i % list.len()];
+        let copy = i / list.len();
+        let name = if copy == 0 {
+            name.clone()
+        } else {
+            format!("{name}-r{copy}")
+        };
+        rows.insert(name, row.clone());
     }
     Ok(rows)
 }
@@ -116,7 +137,8 @@ fn check(nodes: &[Node], rows: &BTreeMap<String, Row>, csv: &str) -> Result<()> 
         let mib: u64 = row.memory_mib.parse()?;
         ensure!(
             memory == format!("{mib}Mi")
-                || (mib.is_multiple_of(1024) && memory == format!("{}Gi", mib / 1024)),
+                || (mib.is_multiple_of(1024) && memory == format!("{}Gi", mib / 1024))
+                || (mib.is_multiple_of(1 << 20) && memory == format!("{}Ti", mib >> 20)),
             "{name}: memory {memory}, expected {mib}Mi"
         );
         ensure!(
