@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! e2e-bench [--pods 2000] [--gpus 1 | --share-milli M] [--concurrency 16] [--timeout-seconds 600]
-//!           [--expect N] [--pending N]
+//!           [--expect N] [--pending N [--pending-by model|node-selector]]
 //! ```
 //! `--share-milli M`: each pod asks for M milli-GPU of one GPU (annotation `allot.dev/gpu-milli`,
 //! no `nvidia.com/gpu`), so that more pods fit than the nodes have GPUs (`e2e/burst`).
@@ -16,7 +16,9 @@
 //! the cluster holds, where the rest stay pending (`e2e/burst --expect`). `--pending N`: N of
 //! the pods, spread evenly through the lift order, ask for a GPU model no node has, so they
 //! stay pending from their first try (the extender refuses every node) while the others bind;
-//! the clock counts the others (`--expect` defaults to the rest).
+//! the clock counts the others (`--expect` defaults to the rest). `--pending-by node-selector`:
+//! they select a node label no node has instead, so kube-scheduler's own filter refuses them
+//! and the extender never sees them: the cost of pending pods without allot's part.
 //! Needs `ALLOT_E2E_KUBECONFIG` (`source $ALLOT_E2E_DIR/env`). Prints one JSON line.
 
 use std::collections::HashMap;
@@ -46,6 +48,8 @@ struct Options {
     expect: Option<usize>,
     /// Pods asking for a model no node has (spread through the others).
     pending: usize,
+    /// Whether the pending pods select a node label instead (kube-scheduler refuses them).
+    pending_by_selector: bool,
 }
 
 fn options() -> Result<Options> {
@@ -57,6 +61,7 @@ fn options() -> Result<Options> {
         timeout: Duration::from_secs(600),
         expect: None,
         pending: 0,
+        pending_by_selector: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -88,9 +93,16 @@ fn options() -> Result<Options> {
             "--timeout-seconds" => o.timeout = Duration::from_secs(value("seconds")?),
             "--expect" => o.expect = Some(value("a number of binds")? as usize),
             "--pending" => o.pending = value("a number of pods")? as usize,
+            "--pending-by" => {
+                o.pending_by_selector = match args.next().as_deref() {
+                    Some("model") => false,
+                    Some("node-selector") => true,
+                    other => bail!("--pending-by must be model or node-selector, got {other:?}"),
+                }
+            }
             "-h" | "--help" => {
                 println!(
-                    "e2e-bench [--pods N] [--gpus N | --share-milli M] [--concurrency N] [--timeout-seconds S] [--expect N] [--pending N]"
+                    "e2e-bench [--pods N] [--gpus N | --share-milli M] [--concurrency N] [--timeout-seconds S] [--expect N] [--pending N [--pending-by model|node-selector]]"
                 );
                 std::process::exit(0);
             }
@@ -132,13 +144,17 @@ fn gated_pod(i: usize, o: &Options) -> Result<Pod> {
         Some(m) => (json!({ "allot.dev/gpu-milli": m.to_string() }), json!({})),
         None => (json!({}), json!({ "nvidia.com/gpu": o.gpus.to_string() })),
     };
-    if pending(i, o) {
+    let mut selector = json!({});
+    if pending(i, o) && o.pending_by_selector {
+        selector = json!({ "allot.dev/gpu-model": "NoSuchGpu" });
+    } else if pending(i, o) {
         annotations["allot.dev/gpu-models"] = json!("NoSuchGpu");
     }
     Ok(serde_json::from_value(json!({
         "metadata": { "name": format!("bench-{i:05}"), "annotations": annotations },
         "spec": {
             "schedulerName": "allot",
+            "nodeSelector": selector,
             "schedulingGates": [{ "name": GATE }],
             "containers": [{ "name": "main", "image": "allot-e2e/pause:never-pulled",
                 "resources": { "requests": { "cpu": "100m", "memory": "128Mi" },
@@ -326,6 +342,7 @@ async fn run(client: &Client, ns: &str, o: &Options) -> Result<serde_json::Value
         "pods": o.pods,
         "expected": expect,
         "pending": o.pending,
+        "pending_by": if o.pending_by_selector { "node-selector" } else { "model" },
         "bound": bound.len(),
         "gpus_per_pod": o.share_milli.map_or(f64::from(o.gpus), |m| f64::from(m) / 1000.0),
         "seconds": (secs * 1000.0).round() / 1000.0,
