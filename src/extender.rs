@@ -215,7 +215,18 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
                 let store = Arc::new(configure(store));
                 follow_policies_and_prices(&store);
                 let caches = Caches::start(client.clone());
-                tokio::spawn(follow(caches.clone(), store.clone(), freshness));
+                let serial = Arc::new(std::sync::Mutex::new(()));
+                tokio::spawn(follow(
+                    caches.clone(),
+                    store.clone(),
+                    freshness,
+                    serial.clone(),
+                ));
+                tokio::spawn(reserve::follow_records(
+                    caches.clone(),
+                    store.clone(),
+                    serial,
+                ));
                 let binder = Some(Binder::new(client.clone()));
                 let (recorder, stopper) = match settings.history.clone() {
                     Some(h) => {
@@ -270,6 +281,7 @@ async fn follow(
     caches: Arc<Caches>,
     store: Arc<Store>,
     (stale_after, policy): (Duration, StalePolicy),
+    serial: Arc<std::sync::Mutex<()>>,
 ) {
     let mut changes = caches.changes();
     tracing::info!("waiting for the first list of nodes, pods, telemetry and requests");
@@ -300,7 +312,12 @@ async fn follow(
         let (nodes, pods) = (snap.cluster.len(), snap.pods.len());
         store.replace_forgetting(snap, |uid| caches.departed.contains(uid));
         let now = crate::live::consolidation::unix_now();
-        reserve::reserve_consolidated(&store, &caches.consolidating.state(), now);
+        {
+            let _one = serial
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            reserve::reserve_consolidated(&store, &caches.consolidating.state(), now);
+        }
         if first {
             tracing::info!(nodes, pods, "cluster state loaded; ready");
         }

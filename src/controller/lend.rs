@@ -139,7 +139,7 @@ pub async fn give(ctx: &Context, sr: &ScheduleRequest, lent: &[Lendable]) -> Res
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
                 other => {
                     other.map_err(kube("DeletePod"))?;
-                    tracing::info!(pod = %pod, to = %own, "given-back pod deleted again");
+                    tracing::debug!(pod = %pod, to = %own, "given-back pod deleted again");
                 }
             }
         }

@@ -6,15 +6,21 @@
 //! node is refused to other pods (their replacements among them), so that nothing takes the
 //! room in between. The rooms planned for the moved pods at their destinations are held for
 //! their replacements too (`state/destinations.rs`), also after the waiting pod binds.
+//!
+//! A record is acted on as soon as its watch delivers it ([`follow_records`]), besides after
+//! each snapshot: the consolidator writes it before its first eviction, and a moved pod's
+//! replacement can be created and filtered within milliseconds of that eviction, sooner than
+//! the next snapshot is built.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 
 use super::state::Store;
-use crate::live::consolidation::{Destination, Record, destinations};
+use crate::live::Caches;
+use crate::live::consolidation::{Destination, Record, destinations, unix_now};
 use crate::live::pod::{parse_pod_with, pod_key};
 use crate::names::CONSOLIDATION_ANNOTATION;
 
@@ -47,7 +53,10 @@ pub fn reserve_consolidated(store: &Store, pods: &[Arc<Pod>], now: i64) -> usize
         };
         let ttl = Duration::from_secs(u64::try_from(until - now).unwrap_or(0));
         match store.reserve(&req, node, ttl) {
-            Ok(true) => made += 1,
+            Ok(true) => {
+                tracing::info!(pod = %req.key, node, "room made by consolidation held for the waiting pod");
+                made += 1;
+            }
             Ok(false) => {}
             Err(e) => {
                 tracing::debug!(pod = %pod_key(pod), error = %e, "consolidation room not held yet");
@@ -57,6 +66,23 @@ pub fn reserve_consolidated(store: &Store, pods: &[Arc<Pod>], now: i64) -> usize
     }
     store.set_rooms(rooms);
     made
+}
+
+/// Hold what each record names whenever the consolidating pods change, once the store is
+/// ready. `serial` is shared with the snapshot loop's call, so that two passes never
+/// interleave their rooms.
+pub async fn follow_records(caches: Arc<Caches>, store: Arc<Store>, serial: Arc<Mutex<()>>) {
+    let mut changes = caches.record_changes();
+    while changes.changed().await.is_ok() {
+        if !store.is_ready() {
+            continue; // the snapshot loop's first pass holds them
+        }
+        let _one = serial.lock().unwrap_or_else(PoisonError::into_inner);
+        let made = reserve_consolidated(&store, &caches.consolidating.state(), unix_now());
+        if made > 0 {
+            tracing::debug!(made, "consolidation rooms held as their record arrived");
+        }
+    }
 }
 
 /// The record on `pod`, unless it is being deleted or has none that reads.

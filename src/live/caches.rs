@@ -34,6 +34,8 @@ pub struct Caches {
     /// Which watches are failing: readiness follows it.
     pub health: Arc<WatchHealth>,
     changes: watch::Sender<u64>,
+    /// Bumped by the `consolidating` watch alone.
+    records: watch::Sender<u64>,
     /// Pods read by earlier snapshots (the extender and the controller share it).
     memo: Arc<Mutex<PodMemo>>,
 }
@@ -45,6 +47,7 @@ impl Caches {
     /// arrival to keep the caches small.
     pub fn start(client: Client) -> Arc<Caches> {
         let (changes, _) = watch::channel(0u64);
+        let (records, _) = watch::channel(0u64);
         let active = watcher::Config::default()
             .fields("spec.nodeName!=,status.phase!=Succeeded,status.phase!=Failed");
         let planned = watcher::Config::default()
@@ -59,6 +62,7 @@ impl Caches {
             health: health.clone(),
             what,
             departed,
+            own: None,
         };
         Arc::new(Caches {
             nodes: reflect(
@@ -79,7 +83,10 @@ impl Caches {
             consolidating: reflect(
                 Api::all(client.clone()),
                 consolidating,
-                wiring("consolidating pods", None),
+                Wiring {
+                    own: Some(records.clone()),
+                    ..wiring("consolidating pods", None)
+                },
             ),
             telemetry: reflect(
                 Api::all(client.clone()),
@@ -94,6 +101,7 @@ impl Caches {
             health,
             departed,
             changes,
+            records,
             memo: Arc::default(),
         })
     }
@@ -119,6 +127,12 @@ impl Caches {
     /// A receiver that changes whenever any watched object does.
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
+    }
+
+    /// A receiver that changes whenever a pod of `consolidating` does: the extender holds
+    /// the room a new record names at once, before the moved pods' replacements ask for it.
+    pub fn record_changes(&self) -> watch::Receiver<u64> {
+        self.records.subscribe()
     }
 
     /// The cluster as the caches show it now.

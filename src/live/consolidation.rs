@@ -56,6 +56,33 @@ pub struct MoveRecord {
     pub planned: Option<Planned>,
 }
 
+#[cfg(test)]
+impl MoveRecord {
+    /// A move done (evicted) of pod `ns/uid`, owned by a `kind` of UID `rs`, from `from` to
+    /// `to`, where `demand` was planned on device `device`.
+    pub fn for_tests(
+        uid: &str,
+        (from, to): (&str, &str),
+        kind: &str,
+        demand: &crate::model::PodDemand,
+        device: usize,
+    ) -> Self {
+        MoveRecord {
+            pod: format!("ns/{uid}"),
+            uid: uid.into(),
+            from: from.into(),
+            to: to.into(),
+            evicted: true,
+            given_back: false,
+            owner: Some(Owner {
+                kind: kind.into(),
+                uid: "rs".into(),
+            }),
+            planned: Some(planned(demand, crate::model::DeviceSet::single(device))),
+        }
+    }
+}
+
 /// A pod's controller owner (its ownerReference with `controller: true`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Owner {

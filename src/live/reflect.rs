@@ -79,6 +79,9 @@ pub(super) struct Wiring {
     pub health: Arc<WatchHealth>,
     pub what: &'static str,
     pub departed: Option<Arc<Departed>>,
+    /// A second channel this watch alone bumps (besides `changes`), for a reader that must
+    /// act on this kind at once rather than after the next snapshot.
+    pub own: Option<watch::Sender<u64>>,
 }
 
 /// Spawn a watch of `api` into a new store. Each applied event bumps `changes`, and so does
@@ -94,8 +97,14 @@ where
         health,
         what,
         departed,
+        own,
     } = wiring;
-    let bump = move || changes.send_modify(|n| *n = n.wrapping_add(1));
+    let bump = move || {
+        changes.send_modify(|n| *n = n.wrapping_add(1));
+        if let Some(own) = &own {
+            own.send_modify(|n| *n = n.wrapping_add(1));
+        }
+    };
     tokio::spawn(async move {
         let mut failures = 0u32;
         loop {

@@ -42,7 +42,10 @@ pub async fn evict(client: &Client, key: &str, uid: &str, dry_run: bool) -> Evic
             message: format!("no answer in {} s", CALL_TIMEOUT.as_secs()),
         })
     });
-    tracing::debug!(pod = key, dry_run, ?outcome, "eviction");
+    match (&outcome, dry_run) {
+        (Evicted::Yes, false) => tracing::info!(pod = key, "evicted"),
+        _ => tracing::debug!(pod = key, dry_run, ?outcome, "eviction"),
+    }
     outcome
 }
 

@@ -134,6 +134,7 @@ impl Loop {
         self.held.extend(rooms.map(|m| m.to.clone()));
         self.metrics
             .consolidation_started(req.demand.gpu.total_milli());
+        tracing::info!(pod = %req.key, plan = %listing, "consolidating");
         act::event(
             &self.recorder,
             pod,
@@ -199,6 +200,7 @@ impl Loop {
         }
         record.phase = Phase::Holding;
         self.metrics.consolidation_planned("moved");
+        tracing::info!(pod = %waiting, node = record.node.as_deref().unwrap_or("?"), "moves done; room held");
         self.hold(pod, &record).await
     }
 
@@ -212,6 +214,7 @@ impl Loop {
             return Ok(());
         }
         record.freed = true;
+        tracing::info!(pod = %pod.name_any(), "the moved pods have left: pod nudged");
         self.hold(pod, &record).await
     }
 

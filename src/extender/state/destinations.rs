@@ -88,10 +88,28 @@ impl Store {
         }
         let keys: HashSet<&str> = wanted.iter().map(|d| d.moved.as_str()).collect();
         state.claims.retain(|m, _| keys.contains(m.as_str()));
-        let view = self.current();
-        for claim in state.claims.values_mut().filter(|c| !c.bound) {
-            let bound_entry = overlay.iter().any(|r| !r.held && r.pod.uid == claim.uid);
-            claim.bound = bound_entry || view.base.pods.iter().any(|p| p.uid == claim.uid);
+        if state.claims.values().any(|c| !c.bound) {
+            // One pass over the bound pods for all the open claims.
+            let view = self.current();
+            let open: HashSet<&str> = state
+                .claims
+                .values()
+                .filter(|c| !c.bound)
+                .map(|c| c.uid.as_str())
+                .collect();
+            let bound: HashSet<String> = (view.base.pods.iter().map(|p| p.uid.as_str()))
+                .chain(
+                    overlay
+                        .iter()
+                        .filter(|r| !r.held)
+                        .map(|r| r.pod.uid.as_str()),
+                )
+                .filter(|uid| open.contains(uid))
+                .map(str::to_string)
+                .collect();
+            for claim in state.claims.values_mut() {
+                claim.bound |= bound.contains(&claim.uid);
+            }
         }
         for d in &wanted {
             if !state.claims.contains_key(&d.moved)
@@ -153,6 +171,7 @@ impl Store {
                         last.room = Some(d.moved.clone());
                     }
                     self.holds.add("destination", 1);
+                    tracing::info!(pod = %d.pod, node = %d.node, "destination held for a moved pod's replacement");
                     made += 1;
                 }
                 Err(e) => {
@@ -230,7 +249,7 @@ impl Store {
         }
         if fresh {
             self.holds.add("claimed", 1);
-            tracing::debug!(pod = %req.key, replaces = %d.pod, node = %d.node, "claimed the destination held for a moved pod");
+            tracing::info!(pod = %req.key, replaces = %d.pod, node = %d.node, "claimed the destination held for a moved pod");
         }
         true
     }

@@ -13,8 +13,8 @@ use crate::extender::reserve::reserve_consolidated;
 use crate::extender::state::Store;
 use crate::extender::verbs::{bind, filter};
 use crate::extender::wire::{ExtenderArgs, ExtenderBindingArgs};
-use crate::live::consolidation::{MoveRecord, Owner, Phase, Record, VERSION, planned};
-use crate::model::{DeviceSet, GpuDemand, ModelSet, PodDemand};
+use crate::live::consolidation::{MoveRecord, Phase, Record, VERSION};
+use crate::model::{GpuDemand, ModelSet, PodDemand};
 use crate::snapshot::parse_snapshot;
 
 const NOW: i64 = 1_000_000;
@@ -43,19 +43,7 @@ fn moved(m: &str, to: &str) -> MoveRecord {
         gpu: GpuDemand::Shared { milli: 600 },
         models: ModelSet::ANY,
     };
-    MoveRecord {
-        pod: format!("ns/{m}"),
-        uid: m.into(),
-        from: "k".into(),
-        to: to.into(),
-        evicted: true,
-        given_back: false,
-        owner: Some(Owner {
-            kind: "ReplicaSet".into(),
-            uid: "rs".into(),
-        }),
-        planned: Some(planned(&demand, DeviceSet::single(0))),
-    }
+    MoveRecord::for_tests(m, ("k", to), "ReplicaSet", &demand, 0)
 }
 
 /// The waiting pod `big`, bound already to k, whose record holds until `until` with `moves`.

@@ -104,7 +104,7 @@ pub fn planned(demand: &PodDemand, devices: DeviceSet) -> Planned {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Owner, Phase, VERSION};
+    use super::super::{Phase, VERSION};
     use super::*;
 
     fn moved(uid: &str, kind: &str) -> MoveRecord {
@@ -114,19 +114,7 @@ mod tests {
             gpu: GpuDemand::Shared { milli: 500 },
             models: ModelSet::ANY,
         };
-        MoveRecord {
-            pod: format!("ns/{uid}"),
-            uid: uid.into(),
-            from: "a".into(),
-            to: "b".into(),
-            evicted: true,
-            given_back: false,
-            owner: Some(Owner {
-                kind: kind.into(),
-                uid: "rs".into(),
-            }),
-            planned: Some(planned(&demand, DeviceSet::single(1))),
-        }
+        MoveRecord::for_tests(uid, ("a", "b"), kind, &demand, 1)
     }
 
     fn record(phase: Phase, moves: Vec<MoveRecord>) -> Record {

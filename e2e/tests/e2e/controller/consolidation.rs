@@ -162,6 +162,18 @@ async fn events(cluster: &Cluster, ns: &str, reason: &str) -> Result<Vec<String>
         .collect())
 }
 
+/// The extender's log lines that name namespace `ns` (its log is in the run directory's
+/// `logs/`, where `e2e/up` writes it).
+fn extender_log(ns: &str) -> String {
+    let Ok(dir) = std::env::var("ALLOT_E2E_DIR") else {
+        return "(ALLOT_E2E_DIR not set)".into();
+    };
+    let path = std::path::Path::new(&dir).join("logs/allot-extender.log");
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains(ns)).collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
 /// The exit status of a process stopped by a failpoint.
 const FAILPOINT_EXIT: i32 = 86;
 
@@ -321,8 +333,24 @@ async fn scenario(cluster: &Cluster, ns: &str, model: &str, a: &str, b: &str) ->
         let p = pods.get("big").await?;
         Ok(p.spec.and_then(|s| s.node_name))
     })
-    .await
-    .with_context(|| controller.log_tail(30))?;
+    .await;
+    let bound = match bound {
+        Ok(node) => node,
+        Err(e) => {
+            // What the next reader needs: the record, where the shares are, both sides' logs.
+            let record = annotation(&pods, "big")
+                .await
+                .unwrap_or_else(|e| e.to_string());
+            let now = shares(&pods).await.map(|s| format!("{s:?}"));
+            return Err(e.context(format!(
+                "record: {record}\nshares before: {before:?}\nshares now: {}\n\
+                 successor's log:\n{}\nextender's log on this namespace:\n{}",
+                now.unwrap_or_else(|e| e.to_string()),
+                controller.log_tail(30),
+                extender_log(ns)
+            )));
+        }
+    };
     ensure!(bound == a, "big bound on {bound}, not the freed node {a}");
     let after = poll("both shares recreated and bound", WAIT, || async {
         let s = shares(&pods).await?;
