@@ -36,7 +36,7 @@ pub struct ExtenderArgs {
     /// binds it without scoring or calling /prioritize: one round trip per pod instead of
     /// two), or auto: the chosen node, unless the pod has soft preferences kube-scheduler's
     /// scoring weighs.
-    #[arg(long, value_enum, default_value = "feasible")]
+    #[arg(long, value_enum, default_value = "auto")]
     pub filter_answer: super::FilterAnswerFlag,
     /// Serve the GPU map page on --admin-listen (`/gpus`: every node's GPUs, allocation,
     /// health, fragmentation and the latest decisions). It shows pod names: off by default.
@@ -241,6 +241,20 @@ mod tests {
             Command::Extender(ext) => ext.settings().map_err(|e| e.to_string()),
             other => Err(format!("parsed as {other:?}")),
         }
+    }
+
+    #[test]
+    fn the_filter_answer_defaults_to_auto_as_the_chart_and_the_docs_say() {
+        use crate::extender::FilterAnswer;
+        let answer = |args: &[&str]| parse(args).map(|s| s.filter_answer);
+        assert_eq!(answer(&[]), Ok(FilterAnswer::Auto));
+        assert_eq!(answer(&[]), Ok(FilterAnswer::default()));
+        assert_eq!(
+            answer(&["--filter-answer", "feasible"]),
+            Ok(FilterAnswer::Feasible)
+        );
+        let bad = answer(&["--filter-answer", "all"]).unwrap_err();
+        assert!(bad.contains("--filter-answer"), "{bad}");
     }
 
     #[test]
