@@ -8,12 +8,12 @@
 # $E2E_DIR/env): E2E_DIR, E2E_BIN, KUBECONFIG_ADMIN, ALLOT_BIN, EXTENDER_PORT,
 # EXTENDER_ADMIN_PORT, SCHED_PORT, TIMEOUT.
 
-# start_extender ANSWER TLS HISTORY: the allot extender on 127.0.0.1:$EXTENDER_PORT with
-# --filter-answer ANSWER; TLS=1 serves pki's serving certificate and checks client
-# certificates; HISTORY=1 records the workload history into $E2E_DIR/history. Waits for /readyz
-# (its caches synced).
+# start_extender ANSWER TLS HISTORY [THREADS]: the allot extender on 127.0.0.1:$EXTENDER_PORT
+# with --filter-answer ANSWER; TLS=1 serves pki's serving certificate and checks client
+# certificates; HISTORY=1 records the workload history into $E2E_DIR/history; THREADS, if
+# given and not 0, is its --worker-threads. Waits for /readyz (its caches synced).
 start_extender() {
-    local answer=$1 tls=$2 history=$3 pki=$E2E_DIR/pki
+    local answer=$1 tls=$2 history=$3 threads=${4:-0} pki=$E2E_DIR/pki
     step_begin "allot extender on 127.0.0.1:$EXTENDER_PORT (admin 127.0.0.1:$EXTENDER_ADMIN_PORT, --filter-answer $answer$([[ $tls == 1 ]] && echo ", TLS"))"
     local tls_flags=() history_flags=()
     if [[ $tls == 1 ]]; then
@@ -33,6 +33,7 @@ start_extender() {
         --listen "127.0.0.1:$EXTENDER_PORT" \
         --admin-listen "127.0.0.1:$EXTENDER_ADMIN_PORT" \
         --filter-answer "$answer" \
+        --worker-threads "$threads" \
         ${history_flags[@]+"${history_flags[@]}"} \
         ${tls_flags[@]+"${tls_flags[@]}"}
     wait_for "allot extender ready" "$TIMEOUT" curl -sf "http://127.0.0.1:$EXTENDER_ADMIN_PORT/readyz"

@@ -138,6 +138,8 @@ pub struct Settings {
     pub tls: Option<tls::TlsFiles>,
     /// Record the workload history (`--history-dir`); cluster mode only.
     pub history: Option<history::HistorySettings>,
+    /// Threads of the async runtime (`--worker-threads`); `None`: one per core.
+    pub worker_threads: Option<usize>,
 }
 
 /// A boxed future of a sidecar's step.
@@ -176,7 +178,7 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
         );
     }
     let tls = settings.tls.clone().map(tls::Tls::load).transpose()?;
-    let runtime = crate::process::runtime()?;
+    let runtime = crate::process::runtime_with(settings.worker_threads)?;
     runtime.block_on(async move {
         let configure = |store: Store| {
             let store = store

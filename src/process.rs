@@ -167,8 +167,17 @@ pub fn listen_address(flag: &str, text: &str) -> anyhow::Result<std::net::Socket
 
 /// A multi-threaded tokio runtime for a long-running role.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    runtime_with(None)
+}
+
+/// [`runtime`] with `threads` worker threads (`None`: one per core).
+pub fn runtime_with(threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
     use anyhow::Context as _;
-    tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = threads {
+        builder.worker_threads(n);
+    }
+    builder
         .enable_all()
         .build()
         .context("starting the async runtime")

@@ -107,6 +107,10 @@ pub struct ExtenderArgs {
     /// while the default or shadow policy is learned with weights that read prices. 0: never.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub price_seconds: u64,
+    /// Threads serving requests, watches and binds (the async runtime's workers); 0: one
+    /// per core. Snapshot rebuilds and price solves run on threads of their own.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1024))]
+    pub worker_threads: u64,
     #[command(flatten)]
     pub history: history::HistoryArgs,
 }
@@ -159,6 +163,7 @@ impl ExtenderArgs {
                 ..Default::default()
             },
             history: self.history.settings(&self.lease_namespace)?,
+            worker_threads: (self.worker_threads > 0).then_some(self.worker_threads as usize),
         })
     }
 
@@ -255,6 +260,18 @@ mod tests {
         );
         let bad = answer(&["--filter-answer", "all"]).unwrap_err();
         assert!(bad.contains("--filter-answer"), "{bad}");
+    }
+
+    #[test]
+    fn worker_threads_default_to_one_per_core_and_out_of_range_is_refused() {
+        let threads = |args: &[&str]| parse(args).map(|s| s.worker_threads);
+        assert_eq!(threads(&[]), Ok(None));
+        assert_eq!(threads(&["--worker-threads", "0"]), Ok(None));
+        assert_eq!(threads(&["--worker-threads", "1"]), Ok(Some(1)));
+        for bad in ["2000", "-1", "one"] {
+            let e = threads(&[&format!("--worker-threads={bad}")]).unwrap_err();
+            assert!(e.contains("--worker-threads"), "{bad}: {e}");
+        }
     }
 
     #[test]
