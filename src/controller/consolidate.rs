@@ -14,10 +14,11 @@
 //! 2. the record (phase `Evicting`, the moves, a deadline) and the pod's planned node and
 //!    devices are written on the waiting pod, with the label the extender's hold watch selects;
 //!    from then on the extender holds that room for it (`extender::state::place`);
-//! 3. each pod is evicted through the Eviction API, its record updated after each one; its
-//!    owner recreates it, and the extender holds the room planned at its destination for the
-//!    replacement (the record names the owner and the planned demand and devices;
-//!    `extender::state::destinations`);
+//! 3. from the next pass on (the extender has read the record by then, and a replacement
+//!    created the moment its pod goes finds the rooms held), each pod is evicted through the
+//!    Eviction API, its record updated after each one; its owner recreates it, and the
+//!    extender holds the room planned at its destination for the replacement (the record
+//!    names the owner and the planned demand and devices; `extender::state::destinations`);
 //! 4. phase `Holding` until the pod binds or the deadline passes (then `Expired`: the planned
 //!    node is taken off the pod, the cool-down starts).
 //!

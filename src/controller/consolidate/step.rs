@@ -143,7 +143,10 @@ impl Loop {
             record.message.clone(),
         )
         .await;
-        self.resume(pod, record).await
+        // The evictions start at the next pass (`resume`): by then the extender has read the
+        // record and holds the room and the destinations, so a replacement created within
+        // milliseconds of its pod's eviction cannot take the room first.
+        Ok(())
     }
 
     /// Evict the moves of `record` not evicted yet, then hold the room.
