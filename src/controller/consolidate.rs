@@ -247,6 +247,7 @@ impl Loop {
             .collect();
         let seen: HashSet<String> = waiting.iter().filter_map(|(p, _)| p.uid()).collect();
         self.malformed.retain(|uid| seen.contains(uid));
+        self.release_bound(now).await;
         for (pod, record) in waiting {
             let record = match record {
                 None => None,
@@ -303,6 +304,20 @@ pub fn unschedulable_for(pod: &Pod, now: i64) -> Option<i64> {
     }
     let since = c.last_transition_time.as_ref()?.0.as_second();
     Some(now.saturating_sub(since))
+}
+
+/// The pods of `pods` (labelled for the extender's hold watch) that are bound and whose record
+/// no longer holds at `now`, or has none that reads: nothing is held for them, nor for their
+/// moved pods' replacements, any more.
+pub fn finished_holds(pods: &[Arc<Pod>], now: i64) -> Vec<Arc<Pod>> {
+    pods.iter()
+        .filter(|p| p.spec.as_ref().is_some_and(|s| s.node_name.is_some()))
+        .filter(|p| {
+            let record = p.annotations().get(CONSOLIDATION_ANNOTATION);
+            !record.is_some_and(|t| Record::parse(t).is_ok_and(|r| r.holds_at(now)))
+        })
+        .cloned()
+        .collect()
 }
 
 /// Whether the consolidator may move `pod` to make room for a pod of `priority`; `requests`

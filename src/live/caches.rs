@@ -25,7 +25,7 @@ pub struct Caches {
     pub planned: Store<Pod>,
     /// Pods the consolidator made room for (label `allot.dev/consolidating`): the extender
     /// holds that room for them until they bind, and the moved pods' destinations for their
-    /// replacements while the record holds.
+    /// replacements while the record holds (past it, the controller takes the label off).
     pub consolidating: Store<Pod>,
     pub telemetry: Store<NodeTelemetry>,
     pub requests: Store<ScheduleRequest>,

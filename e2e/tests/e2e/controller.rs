@@ -26,6 +26,7 @@ mod elastic;
 mod failover;
 mod give_back;
 mod lease_namespace;
+mod two_nodes;
 
 #[tokio::test]
 #[ignore = "needs e2e/up"]

@@ -12,6 +12,7 @@ use crate::live::consolidation::{
     MoveRecord, Phase, Record, VERSION, controller_owner, planned, unix_now,
 };
 use crate::live::pod::{format_devices, parse_pod_with};
+use crate::names::CONSOLIDATING_LABEL;
 use crate::policy::PolicyKind;
 
 impl Loop {
@@ -230,6 +231,34 @@ impl Loop {
             self.settings.hold.as_secs()
         );
         self.conclude(pod, record, "ConsolidationExpired").await
+    }
+
+    /// Take the extender's label off the bound pods whose record no longer holds
+    /// ([`finished_holds`](super::finished_holds)), so that its hold watch and memory keep
+    /// only the records that hold; the record itself stays on the pod. A failure is retried
+    /// at the next pass.
+    pub(super) async fn release_bound(&self, now: i64) {
+        let done = super::finished_holds(&self.caches.consolidating.state(), now);
+        let unlabel =
+            serde_json::json!({ "metadata": { "labels": { CONSOLIDATING_LABEL: null } } });
+        for pod in done {
+            let ns = pod.namespace().unwrap_or_default();
+            if !self.settings.covers(&ns) {
+                continue;
+            }
+            let api: kube::Api<Pod> = kube::Api::namespaced(self.client.clone(), &ns);
+            let patch = kube::api::Patch::Merge(&unlabel);
+            match api
+                .patch(&pod.name_any(), &Default::default(), &patch)
+                .await
+            {
+                Ok(_) => tracing::debug!(pod = %pod.name_any(), "hold over: label removed"),
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => {
+                    tracing::warn!(pod = %pod.name_any(), error = %e, "could not remove the hold label")
+                }
+            }
+        }
     }
 
     /// Write `record` with the hold (planned node and devices, the extender's label).

@@ -1,7 +1,7 @@
 //! The consolidation loop's pure parts: the plan on a hand-built live snapshot (room made by
 //! moving opted-in pods; nothing when none may move, when no destination is usable, or past
 //! the move cap; nothing to do when the pod fits), which pods may move, and how long a pod
-//! has been Unschedulable.
+//! has been Unschedulable, and which held pods lose the hold label.
 
 use std::sync::Arc;
 
@@ -216,4 +216,48 @@ fn a_pod_counts_as_waiting_from_its_unschedulable_condition() {
     }] }))
     .unwrap();
     assert_eq!(unschedulable_for(&p, 100), None);
+}
+
+/// A pod labelled for the hold watch, bound to `node` or not, whose record is `record`.
+fn held(node: Option<&str>, record: &str) -> Arc<Pod> {
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": { "name": "big", "namespace": "ns",
+            "labels": { crate::names::CONSOLIDATING_LABEL: "true" },
+            "annotations": { crate::names::CONSOLIDATION_ANNOTATION: record } },
+        "spec": { "nodeName": node, "containers": [{ "name": "c" }] }
+    }))
+    .expect("a pod");
+    Arc::new(pod)
+}
+
+#[test]
+fn only_bound_pods_whose_record_no_longer_holds_lose_the_hold_label() {
+    use crate::live::consolidation::{Phase, Record, VERSION};
+    let record = |phase: Phase, until: i64| {
+        Record {
+            version: VERSION,
+            phase,
+            planned_at: 900,
+            until: Some(until),
+            node: Some("a".into()),
+            devices: None,
+            moves: Vec::new(),
+            message: String::new(),
+            freed: true,
+        }
+        .to_json()
+    };
+    let now = 1000;
+    let holding = record(Phase::Holding, now + 60);
+    let over = record(Phase::Holding, now);
+    let cases = [
+        (held(Some("a"), &holding), false), // bound, its destinations still held
+        (held(None, &over), false),         // waiting: the loop expires it itself
+        (held(Some("a"), &over), true),     // bound, deadline passed
+        (held(Some("a"), "{not json"), true), // bound, unreadable: nothing to hold
+    ];
+    for (i, (pod, released)) in cases.iter().enumerate() {
+        let got = super::finished_holds(std::slice::from_ref(pod), now);
+        assert_eq!(got.len() == 1, *released, "case {i}");
+    }
 }

@@ -6,20 +6,22 @@
 //! failpoint, before its record says so); a second controller takes the Lease, reads the
 //! record, evicts only the other share, the ReplicaSet recreates both on the nodes the record
 //! planned for them (the other node; the extender holds that room for the replacements, and
-//! the freed one for the waiting pod), and the 4-GPU pod binds on the freed node.
+//! the freed one for the waiting pod), and the 4-GPU pod binds on the freed node. Past the
+//! record's deadline the hold label comes off the bound pod, the record stays.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
-use super::controller_with;
+use super::two_nodes::{consolidator, node, on_two_nodes};
 use crate::extender::extender_sees;
-use crate::support::{AllotProcess, Cluster, WAIT, curl_ok, poll, skip};
+use crate::support::{Cluster, WAIT, curl_ok, poll, skip};
 
 const TEST: &str =
     "consolidation_moves_opted_in_pods_to_fit_a_four_gpu_pod_unless_a_budget_forbids_it";
@@ -43,77 +45,6 @@ async fn consolidation_moves_opted_in_pods_to_fit_a_four_gpu_pod_unless_a_budget
         |cluster, ns, n| async move { scenario(cluster, &ns, &n.model, &n.a, &n.b).await },
     )
     .await
-}
-
-/// Names for two kwok GPU nodes of a model of their own (shared by this file's scenario and
-/// `give_back.rs`): `e2e-TAG-a-PID`, `e2e-TAG-b-PID`, model `E2E-TAG-PID`.
-pub(super) struct TwoNodes {
-    pub model: String,
-    pub a: String,
-    pub b: String,
-}
-
-/// Run `scenario` in a fresh namespace (`prefix`) with the names of two nodes it may create;
-/// the nodes are deleted afterwards, once the namespace is gone (kwok finishes deleting the
-/// pods of the nodes it manages first).
-pub(super) async fn on_two_nodes<'a, F, Fut>(
-    cluster: &'a Cluster,
-    tag: &str,
-    prefix: &str,
-    scenario: F,
-) -> Result<()>
-where
-    F: FnOnce(&'a Cluster, String, TwoNodes) -> Fut,
-    Fut: std::future::Future<Output = Result<()>> + 'a,
-{
-    let pid = std::process::id();
-    let names = TwoNodes {
-        model: format!("E2E-{}-{pid}", tag.to_uppercase()),
-        a: format!("e2e-{tag}-a-{pid}"),
-        b: format!("e2e-{tag}-b-{pid}"),
-    };
-    let nodes = [names.a.clone(), names.b.clone()];
-    let outcome = cluster
-        .in_namespace(prefix, move |cluster, ns| scenario(cluster, ns, names))
-        .await;
-    // Other scenarios' pods may have landed on the nodes (a pod of no GPU fits them): cordon
-    // them and let those go first, or they would be left on a node kwok no longer runs.
-    let api = Api::<Node>::all(cluster.client.clone());
-    let pods = Api::<Pod>::all(cluster.client.clone());
-    let cordon = json!({ "spec": { "unschedulable": true } });
-    for n in &nodes {
-        let _ = api
-            .patch(n, &PatchParams::default(), &Patch::Merge(&cordon))
-            .await;
-    }
-    let on_them = || async {
-        let mut left = 0;
-        for n in &nodes {
-            let selector = format!("spec.nodeName={n}");
-            left += pods
-                .list(&ListParams::default().fields(&selector))
-                .await?
-                .items
-                .len();
-        }
-        Ok((left == 0).then_some(()))
-    };
-    let _ = poll("other scenarios' pods to leave the nodes", WAIT, on_them).await;
-    for n in &nodes {
-        let _ = api.delete(n, &DeleteParams::default()).await;
-    }
-    outcome
-}
-
-/// A kwok node with `gpus` GPUs of `model`.
-pub(super) fn node(name: &str, model: &str, gpus: u32) -> Result<Node> {
-    let res = json!({ "cpu": "32", "memory": "128Gi", "pods": "110", "nvidia.com/gpu": gpus.to_string() });
-    Ok(serde_json::from_value(json!({
-        "metadata": { "name": name,
-            "annotations": { "kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0" },
-            "labels": { "type": "kwok", "kubernetes.io/hostname": name, "allot.dev/gpu-model": model } },
-        "status": { "capacity": res, "allocatable": res }
-    }))?)
 }
 
 fn api(
@@ -176,33 +107,6 @@ fn extender_log(ns: &str) -> String {
 
 /// The exit status of a process stopped by a failpoint.
 const FAILPOINT_EXIT: i32 = 86;
-
-/// A controller with consolidation on and short timings (grace 0, a pass a second, cool-down
-/// 4 s), ready; and its admin address.
-pub(super) async fn consolidator(
-    cluster: &Cluster,
-    ns: &str,
-    n: &str,
-    env: &[(&str, &str)],
-) -> Result<(AllotProcess, String)> {
-    let extra = [
-        "--consolidation",
-        "on",
-        "--consolidation-grace-seconds",
-        "0",
-        "--consolidation-interval-seconds",
-        "1",
-        "--consolidation-cooldown-seconds",
-        "4",
-        "--consolidation-hold-seconds",
-        "60",
-        // Other scenarios' waiting pods are not this one's to make room for.
-        "--consolidation-namespace",
-        ns,
-    ];
-    let name = format!("controller-consolidation-{n}");
-    controller_with(cluster, ns, &name, &extra, env).await
-}
 
 /// The consolidation record on pod `name`.
 async fn annotation(pods: &Api<Pod>, name: &str) -> Result<String> {
@@ -449,6 +353,25 @@ async fn scenario(cluster: &Cluster, ns: &str, model: &str, a: &str, b: &str) ->
         "the successor's metrics do not say 1 move, 1 consolidation, no refusal:\n{metrics}"
     );
     println!("big on {bound}; shares moved to {b}: {moved:?}");
+    // Past the record's deadline (60 s after the plan) the controller takes the hold label off
+    // the bound pod; the record stays.
+    let label = "allot.dev/consolidating";
+    poll(
+        "the hold label off big after the deadline",
+        std::time::Duration::from_secs(90),
+        || async {
+            let p = pods.get("big").await?;
+            Ok((!p.labels().contains_key(label)).then_some(()))
+        },
+    )
+    .await
+    .with_context(|| controller.log_tail(20))?;
+    ensure!(
+        annotation(&pods, "big")
+            .await?
+            .contains("\"phase\":\"Holding\""),
+        "the record went with the label"
+    );
     controller.check_alive()?;
     Ok(())
 }

@@ -13,7 +13,7 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
-use super::consolidation::{consolidator, node, on_two_nodes};
+use super::two_nodes::{consolidator, node, on_two_nodes};
 use super::{bound_pods, create};
 use crate::extender::{extender_sees, touch_node};
 use crate::support::{Cluster, WAIT, poll, skip};
