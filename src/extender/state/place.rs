@@ -150,6 +150,16 @@ impl Store {
         *current = Arc::new(rooms);
     }
 
+    /// Whether the consolidator is making room somewhere whose hold cannot be placed yet (its
+    /// moved pods are still in the view).
+    pub fn making_room(&self) -> bool {
+        !self
+            .rooms
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .is_empty()
+    }
+
     /// Why node `node` is refused to the pod with UID `uid`: the consolidator is making room
     /// there for another pod. `None` for every node when no room is being made.
     pub fn room_for_other(&self, node: &str, uid: &str) -> Option<String> {
