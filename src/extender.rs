@@ -278,11 +278,12 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
 
 /// Keep `store` equal to what the caches show: wait for the first full list of every kind
 /// (until then `/readyz` says not ready), then rebuild on every burst of changes and at
-/// least every [`REFRESH_EVERY`].
+/// least every [`REFRESH_EVERY`]. A filter may ask for a rebuild at once
+/// ([`Store::refresh_now`]), for a pod the consolidator makes room for.
 async fn follow(
     caches: Arc<Caches>,
     store: Arc<Store>,
-    (stale_after, policy): (Duration, StalePolicy),
+    freshness: (Duration, StalePolicy),
     serial: Arc<std::sync::Mutex<()>>,
 ) {
     let mut changes = caches.changes();
@@ -291,34 +292,28 @@ async fn follow(
         tracing::error!(error = %e, "the cluster watches stopped; not ready");
         return;
     }
+    let weak = Arc::downgrade(&store);
+    let (c, lock) = (caches.clone(), serial.clone());
+    store.set_refresher(Box::new(move || {
+        if let Some(store) = weak.upgrade() {
+            rebuild(&c, &store, freshness, &lock);
+        }
+    }));
     let mut last_problems = Vec::new();
     loop {
-        let c = caches.clone();
-        let built = tokio::task::spawn_blocking(move || {
-            c.snapshot(&live::Freshness::now(stale_after, policy))
-        })
-        .await;
-        let Ok(live) = built else {
+        let first = !store.is_ready();
+        let (c, s, lock) = (caches.clone(), store.clone(), serial.clone());
+        let built = tokio::task::spawn_blocking(move || rebuild(&c, &s, freshness, &lock)).await;
+        let Ok((problems, nodes, pods)) = built else {
             tracing::error!("building the cluster snapshot panicked; keeping the last one");
             tokio::time::sleep(REFRESH_EVERY).await;
             continue;
         };
-        if live.problems != last_problems {
-            for p in &live.problems {
+        if problems != last_problems {
+            for p in &problems {
                 tracing::warn!(problem = %p, "cluster object read around");
             }
-            last_problems = live.problems.clone();
-        }
-        let first = !store.is_ready();
-        let snap = live.snapshot;
-        let (nodes, pods) = (snap.cluster.len(), snap.pods.len());
-        store.replace_forgetting(snap, |uid| caches.departed.contains(uid));
-        let now = crate::live::consolidation::unix_now();
-        {
-            let _one = serial
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            reserve::reserve_consolidated(&store, &caches.consolidating.state(), now);
+            last_problems = problems;
         }
         if first {
             tracing::info!(nodes, pods, "cluster state loaded; ready");
@@ -332,6 +327,28 @@ async fn follow(
         }
         changes.mark_unchanged();
     }
+}
+
+/// Build the snapshot from the caches, put it in `store`, and hold what the consolidation
+/// records name, all under `serial`: a rebuild a filter asked for and the loop's never
+/// interleave, so an older build never replaces a newer one. Returns the objects read
+/// around, and the nodes and pods in the snapshot.
+fn rebuild(
+    caches: &Caches,
+    store: &Store,
+    (stale_after, policy): (Duration, StalePolicy),
+    serial: &std::sync::Mutex<()>,
+) -> (Vec<live::Problem>, usize, usize) {
+    let _one = serial
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let live = caches.snapshot(&live::Freshness::now(stale_after, policy));
+    let snap = live.snapshot;
+    let (nodes, pods) = (snap.cluster.len(), snap.pods.len());
+    store.replace_forgetting(snap, |uid| caches.departed.contains(uid));
+    let now = crate::live::consolidation::unix_now();
+    reserve::reserve_consolidated(store, &caches.consolidating.state(), now);
+    (live.problems, nodes, pods)
 }
 
 #[cfg(test)]

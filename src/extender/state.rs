@@ -121,6 +121,17 @@ pub struct Store {
     rooms: RwLock<Arc<HashMap<String, (String, String)>>>,
     /// The destinations held for moved pods' replacements, and which pod claimed each.
     destinations: Mutex<destinations::Destinations>,
+    /// Rebuilds the view from the watch caches at once (live mode; see [`Store::refresh_now`]).
+    refresher: std::sync::OnceLock<Refresher>,
+}
+
+/// A rebuild of the view from its source, on demand.
+pub struct Refresher(pub Box<dyn Fn() + Send + Sync>);
+
+impl std::fmt::Debug for Refresher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Refresher")
+    }
 }
 
 impl Store {
@@ -148,6 +159,7 @@ impl Store {
             holds: HoldStats::new(),
             hold_ttl: place::HOLD_TTL,
             rooms: RwLock::default(),
+            refresher: std::sync::OnceLock::new(),
             destinations: Mutex::default(),
         }
     }

@@ -34,6 +34,14 @@ pub fn filter<'a>(
     args: &'a ExtenderArgs,
 ) -> Result<(ExtenderFilterResult<'a>, Option<PolicyKind>), VerbError> {
     let pod = args.pod.as_ref().ok_or(VerbError::MissingPod)?;
+    // A pod the consolidator makes room for whose hold is not placed yet: its moved pods may
+    // have just left (kube-scheduler retries it on their deletion), so read the cluster afresh
+    // rather than refuse it from a view built before they went.
+    if let Some(uid) = pod.metadata.uid.as_deref()
+        && store.waits_for_room(uid)
+    {
+        store.refresh_now();
+    }
     let view = store.view();
     let (names, objects) = candidates(&view, args)?;
     let key = pod_key(pod);

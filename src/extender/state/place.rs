@@ -160,6 +160,27 @@ impl Store {
             .is_empty()
     }
 
+    /// Whether the pod with UID `uid` is one the consolidator makes room for whose hold cannot
+    /// be placed yet.
+    pub fn waits_for_room(&self, uid: &str) -> bool {
+        let rooms = self.rooms.read().unwrap_or_else(PoisonError::into_inner);
+        rooms.values().any(|(owner, _)| owner == uid)
+    }
+
+    /// Set how [`Store::refresh_now`] rebuilds the view (once; later calls are ignored).
+    pub fn set_refresher(&self, refresher: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.refresher.set(super::Refresher(refresher));
+    }
+
+    /// Rebuild the view from its source now, if a refresher is set (live mode): for a pod the
+    /// consolidator makes room for, which kube-scheduler tries again on the very deletion that
+    /// frees the room, before the snapshot loop's next rebuild would show it.
+    pub fn refresh_now(&self) {
+        if let Some(refresh) = self.refresher.get() {
+            (refresh.0)();
+        }
+    }
+
     /// Why node `node` is refused to the pod with UID `uid`: the consolidator is making room
     /// there for another pod. `None` for every node when no room is being made.
     pub fn room_for_other(&self, node: &str, uid: &str) -> Option<String> {

@@ -1,7 +1,8 @@
 //! The room the consolidator makes (`extender/reserve.rs`): while the moved pods are still
 //! there the node is refused to other pods; once they left, the waiting pod's planned devices
 //! are held for it alone, and its own filter and bind see them free; a record past its
-//! deadline holds nothing.
+//! deadline holds nothing; a waiting pod whose hold is not placed yet is filtered against a
+//! view rebuilt at once.
 
 use std::sync::Arc;
 
@@ -125,4 +126,37 @@ fn a_record_past_its_deadline_holds_nothing() {
     assert_eq!(reserve_consolidated(&store, &pods, NOW), 0);
     let (passed, _) = answer(&store, other());
     assert_eq!(passed, ["g", "h"]);
+}
+
+#[test]
+fn a_waiting_pods_filter_reads_the_cluster_afresh_before_refusing_its_room() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let store = Arc::new(store());
+    // The moved pod is still on g as the view was last built: big's hold cannot be placed.
+    store.record(&share("moved", 600), "g").unwrap();
+    let pods: Vec<Arc<Pod>> = vec![Arc::new(serde_json::from_value(waiting(NOW + 60)).unwrap())];
+    assert_eq!(reserve_consolidated(&store, &pods, NOW), 0);
+    // The caches know better: the moved pod has gone (a rebuild from them forgets it).
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (weak, n, held) = (Arc::downgrade(&store), calls.clone(), pods.clone());
+    store.set_refresher(Box::new(move || {
+        n.fetch_add(1, Ordering::SeqCst);
+        if let Some(s) = weak.upgrade() {
+            s.forget("moved");
+            reserve_consolidated(&s, &held, NOW);
+        }
+    }));
+    // Another pod is answered from the view as it is: no rebuild, g still refused to it.
+    let (passed, _) = answer(&store, other());
+    assert_eq!(
+        (passed, calls.load(Ordering::SeqCst)),
+        (vec!["h".to_string()], 0)
+    );
+    // big's own filter rebuilds first, and finds its room free and held.
+    let (passed, _) = answer(&store, waiting(NOW + 60));
+    assert!(passed.contains(&"g".to_string()), "{passed:?}");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // Held now: filtering it again needs no rebuild.
+    let _ = answer(&store, waiting(NOW + 60));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
