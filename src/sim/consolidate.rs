@@ -7,7 +7,7 @@
 //! 1. plan: for every node that could ever host the pod, the greedy eviction set
 //!    ([`plan::eviction_set`]): few of its pods whose removal lets the pod fit, at most the
 //!    budget left, each of which fits some other node as the cluster stands (a pass over
-//!    the nodes per distinct pod demand, remembered while it holds: [`Destinations`]).
+//!    the nodes per distinct pod demand, remembered while it holds: `Destinations`).
 //!    Nodes are ranked by (pods to move, GPU milli they hold, tie-break rank of the
 //!    decision context), and only the best [`VERIFY_LIMIT`] are kept;
 //! 2. verify, best first: take the set off the node, place each of its pods again through
@@ -15,8 +15,20 @@
 //!    (largest first), then decide the arriving pod through the same decider. The first node
 //!    where every step succeeds is committed; any failure restores the cluster exactly.
 //!
+//! 3. depth 2, only when steps 1-2 found nothing and two moves are left: the same plan and
+//!    verify, where a pod with no destination may still be taken if it has a link
+//!    ([`chain`]): a node `D` it fits once one of `D`'s own pods `Q` moves on to a third
+//!    node (target <- P <- D <- Q -> E). Such a pod counts two moves; only sets using a link
+//!    are kept. Links are searched for at most [`chain::CHAIN_DEMANDS`] new demands per
+//!    arrival, [`chain::CHAIN_LINKS`] per demand, remembered while they hold
+//!    ([`chain::Linked`]). Verifying a link moves `Q` through the decider among the nodes
+//!    that fit it other than the target and `D`, then `P` among those other than the target;
+//!    each hop is one move against the budgets, and a failed link is undone at once.
+//!
 //! Cost per failed arrival: the plan is linear in the nodes and the pods on each (no
-//! subsets are enumerated), and at most `VERIFY_LIMIT` x (set size + 1) decisions are made.
+//! subsets are enumerated), at most `VERIFY_LIMIT` x (set size + 1) decisions are made per
+//! depth, plus two per link tried (at most `CHAIN_LINKS` per pod moved), and a link search
+//! is one pass over the nodes and their pods for each of at most `CHAIN_DEMANDS` demands.
 //! Every change goes through `Cluster::place` / `Cluster::remove`, which refuse overbooking,
 //! and every destination passes the filter, which checks the pod's GPU models.
 
