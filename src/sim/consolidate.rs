@@ -7,7 +7,7 @@
 //! 1. plan: for every node that could ever host the pod, the greedy eviction set
 //!    ([`plan::eviction_set`]): few of its pods whose removal lets the pod fit, at most the
 //!    budget left, each of which fits some other node as the cluster stands (a pass over
-//!    the nodes per distinct pod demand, remembered while it holds: [`Destinations`]).
+//!    the nodes per distinct pod demand, remembered while it holds: `Destinations`).
 //!    Nodes are ranked by (pods to move, GPU milli they hold, tie-break rank of the
 //!    decision context), and only the best [`VERIFY_LIMIT`] are kept;
 //! 2. verify, best first: take the set off the node, place each of its pods again through
@@ -15,18 +15,35 @@
 //!    (largest first), then decide the arriving pod through the same decider. The first node
 //!    where every step succeeds is committed; any failure restores the cluster exactly.
 //!
+//! 3. depth 2, only when steps 1-2 found nothing and two moves are left: the same plan and
+//!    verify, where a pod with no destination may still be taken if it has a link
+//!    ([`chain`]): a node `D` it fits once one of `D`'s own pods `Q` moves on to a third
+//!    node (target <- P <- D <- Q -> E). Such a pod counts two moves; only sets using a link
+//!    are kept. Links are searched for at most [`chain::CHAIN_DEMANDS`] new demands per
+//!    arrival, [`chain::CHAIN_LINKS`] per demand, remembered while they hold
+//!    ([`chain::Linked`]). Verifying a link moves `Q` through the decider among the nodes
+//!    that fit it other than the target and `D`, then `P` among those other than the target;
+//!    each hop is one move against the budgets, and a failed link is undone at once.
+//!
 //! Cost per failed arrival: the plan is linear in the nodes and the pods on each (no
-//! subsets are enumerated), and at most `VERIFY_LIMIT` x (set size + 1) decisions are made.
+//! subsets are enumerated), at most `VERIFY_LIMIT` x (set size + 1) decisions are made per
+//! depth, plus two per link tried (at most `CHAIN_LINKS` per pod moved), and a link search
+//! is one pass over the nodes and their pods for each of at most `CHAIN_DEMANDS` demands.
 //! Every change goes through `Cluster::place` / `Cluster::remove`, which refuse overbooking,
 //! and every destination passes the filter, which checks the pod's GPU models.
 
+pub mod chain;
+mod destinations;
 pub mod plan;
+mod verify;
 
 use rustc_hash::FxHashMap;
 
 use crate::model::{Cluster, Placement, PodDemand};
-use crate::policy::{Decider, Policy, arrival_uid};
+use crate::policy::{Decider, Policy};
+use destinations::Destinations;
 pub use plan::Resident;
+use verify::Limits;
 
 /// Most target nodes whose moves are tried per failed arrival: a failing attempt costs a
 /// decision per pod moved, and past the first few candidates (ranked cheapest first) a
@@ -77,47 +94,6 @@ pub struct Rescue {
     pub moves: Vec<Move>,
 }
 
-/// Where a pod could go now: the first two nodes that fit it (by index), each with the
-/// node's generation when seen, and the rescue count when computed.
-///
-/// Kept between searches while it still holds: placements only take room, so a node that
-/// did not fit still does not, and the answer changes only if a node it names has changed
-/// since (its generation moved) or a rescue freed room (moves leave room on the target).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Destinations {
-    first: [Option<(usize, u64)>; 2],
-    rescues: u64,
-}
-
-impl Destinations {
-    fn of(cluster: &Cluster, pod: &PodDemand, rescues: u64) -> Self {
-        let mut fits = cluster
-            .nodes()
-            .iter()
-            .enumerate()
-            .filter(|(_, n)| n.fits(pod))
-            .map(|(i, n)| (i, n.generation));
-        Destinations {
-            first: [fits.next(), fits.next()],
-            rescues,
-        }
-    }
-
-    fn current(&self, cluster: &Cluster, rescues: u64) -> bool {
-        self.rescues == rescues
-            && self
-                .first
-                .iter()
-                .flatten()
-                .all(|&(n, generation)| cluster.nodes()[n].generation == generation)
-    }
-
-    /// Whether some node other than `target` fits.
-    fn besides(&self, target: usize) -> bool {
-        self.first.iter().flatten().any(|&(n, _)| n != target)
-    }
-}
-
 /// A target node worth verifying: its eviction set and rank key.
 #[derive(Debug, Clone)]
 struct Candidate {
@@ -140,7 +116,15 @@ pub struct Consolidator {
     scratch: Vec<usize>,
     nodes: Vec<usize>,
     movable: Vec<bool>,
+    /// Per resident of the node being planned: 0 not movable, 1 hop, 2 hops (a link).
+    hops: Vec<u8>,
     destinations: FxHashMap<PodDemand, Destinations>,
+    /// Whether a failed single-hop search is followed by a depth-2 one.
+    chains: bool,
+    /// Per demand, its links (remembered while they hold, like `destinations`).
+    linked: FxHashMap<PodDemand, chain::Linked>,
+    /// Demands whose links were searched for afresh in this arrival's search.
+    link_searches: usize,
 }
 
 impl Consolidator {
@@ -157,8 +141,18 @@ impl Consolidator {
             scratch: Vec::new(),
             nodes: Vec::new(),
             movable: Vec::new(),
+            hops: Vec::new(),
             destinations: FxHashMap::default(),
+            chains: true,
+            linked: FxHashMap::default(),
+            link_searches: 0,
         }
+    }
+
+    /// The same with depth-2 searches on or off (on by default).
+    pub fn with_chains(mut self, chains: bool) -> Self {
+        self.chains = chains;
+        self
     }
 
     /// Moves made so far.
@@ -217,12 +211,10 @@ impl Consolidator {
         if allowed == 0 {
             return None;
         }
-        self.plan(cluster, decider, pod, allowed);
-        let candidates = std::mem::take(&mut self.candidates);
-        let rescue = candidates
-            .iter()
-            .find_map(|c| self.try_candidate(cluster, decider, policy, pod, id, c));
-        self.candidates = candidates;
+        let mut rescue = self.search(cluster, decider, policy, (pod, id), allowed, false);
+        if rescue.is_none() && self.chains && allowed >= 2 {
+            rescue = self.search(cluster, decider, policy, (pod, id), allowed, true);
+        }
         if let Some(r) = &rescue {
             self.moves += r.moves.len() as u64;
             self.rescues += 1;
@@ -230,31 +222,66 @@ impl Consolidator {
         rescue
     }
 
-    /// Rank the target nodes; keep the best `VERIFY_LIMIT` in `self.candidates`.
-    fn plan(&mut self, cluster: &Cluster, decider: &Decider, pod: &PodDemand, allowed: usize) {
+    /// Plan, then verify the candidates best first; `chains`: the depth-2 search.
+    fn search(
+        &mut self,
+        cluster: &mut Cluster,
+        decider: &mut Decider,
+        policy: &mut dyn Policy,
+        (pod, id): (&PodDemand, usize),
+        allowed: usize,
+        chains: bool,
+    ) -> Option<Rescue> {
+        self.plan(cluster, decider, pod, allowed, chains);
+        let candidates = std::mem::take(&mut self.candidates);
+        let limits = Limits { allowed, chains };
+        let rescue = candidates
+            .iter()
+            .find_map(|c| self.try_candidate(cluster, decider, policy, pod, id, c, limits));
+        self.candidates = candidates;
+        rescue
+    }
+
+    /// Rank the target nodes; keep the best `VERIFY_LIMIT` in `self.candidates`. With
+    /// `chains`, pods with no destination but a link count as two moves, and only sets that
+    /// use a link are kept (the others were the single-hop search's).
+    fn plan(
+        &mut self,
+        cluster: &Cluster,
+        decider: &Decider,
+        pod: &PodDemand,
+        allowed: usize,
+        chains: bool,
+    ) {
         self.candidates.clear();
-        let rescues = self.rescues;
+        self.link_searches = 0;
         for (n, node) in cluster.nodes().iter().enumerate() {
-            let residents = &self.residents[n];
-            if residents.is_empty() || !plan::could_host(node, pod) {
+            if self.residents[n].is_empty() || !plan::could_host(node, pod) {
                 continue;
             }
             self.movable.clear();
-            for r in residents {
-                let dest = self
-                    .destinations
-                    .entry(r.pod)
-                    .or_insert_with(|| Destinations::of(cluster, &r.pod, rescues));
-                if !dest.current(cluster, rescues) {
-                    *dest = Destinations::of(cluster, &r.pod, rescues);
-                }
-                self.movable.push(dest.besides(n));
+            self.hops.clear();
+            for k in 0..self.residents[n].len() {
+                let r = self.residents[n][k].pod;
+                let hops = if self.destinations_of(cluster, &r).besides(n) {
+                    1
+                } else if chains && self.linked_besides(cluster, &r, n) {
+                    2
+                } else {
+                    0
+                };
+                self.hops.push(hops);
+                self.movable.push(hops > 0);
+            }
+            if chains && !self.hops.contains(&2) {
+                continue;
             }
             let cap = match self.candidates.last() {
                 // A full list only takes sets no larger than its worst.
                 Some(worst) if self.candidates.len() == VERIFY_LIMIT => allowed.min(worst.key.0),
                 _ => allowed,
             };
+            let residents = &self.residents[n];
             let Some(gpu) = plan::eviction_set(
                 node,
                 residents,
@@ -266,7 +293,11 @@ impl Consolidator {
             ) else {
                 continue;
             };
-            let key = (self.set.len(), gpu, decider.context().rank(n));
+            let cost: usize = self.set.iter().map(|&i| usize::from(self.hops[i])).sum();
+            if cost > allowed || (chains && cost == self.set.len()) {
+                continue;
+            }
+            let key = (cost, gpu, decider.context().rank(n));
             let at = self.candidates.partition_point(|c| c.key <= key);
             if at >= VERIFY_LIMIT {
                 continue;
@@ -277,90 +308,51 @@ impl Consolidator {
         }
     }
 
-    /// Move `c`'s pods off its node and place `pod`; undo everything if a step fails.
-    fn try_candidate(
-        &mut self,
-        cluster: &mut Cluster,
-        decider: &mut Decider,
-        policy: &mut dyn Policy,
-        pod: &PodDemand,
-        id: usize,
-        c: &Candidate,
-    ) -> Option<Rescue> {
-        let target = c.node;
-        let mut movers: Vec<Resident> = self.residents[target]
-            .iter()
-            .filter(|r| c.ids.contains(&r.id))
-            .copied()
-            .collect();
-        movers.sort_by_key(|r| {
-            let p = &r.pod;
-            (
-                std::cmp::Reverse((p.gpu.total_milli(), p.cpu_milli, p.memory_bytes)),
-                r.id,
-            )
-        });
-        for r in &movers {
-            cluster.remove(&r.pod, placement(target, r));
-        }
-        let mut moves: Vec<Move> = Vec::with_capacity(movers.len());
-        let mut ok = true;
-        for r in &movers {
-            self.nodes.clear();
-            self.nodes.extend(
-                cluster
-                    .nodes()
-                    .iter()
-                    .enumerate()
-                    .filter(|&(n, node)| n != target && node.fits(&r.pod))
-                    .map(|(n, _)| n),
-            );
-            let uid = format!("{}-move-{}", arrival_uid(r.id), self.moves);
-            let to = decider
-                .decide_among(policy, cluster, &r.pod, &uid, &self.nodes)
-                .ok()
-                .filter(|to| cluster.place(&r.pod, *to).is_ok());
-            match to {
-                Some(to) => moves.push(Move {
-                    id: r.id,
-                    pod: r.pod,
-                    from: placement(target, r),
-                    to,
-                }),
-                None => {
-                    ok = false;
-                    break;
-                }
-            }
-        }
-        let at = if ok {
-            decider
-                .decide(policy, cluster, pod, &arrival_uid(id))
-                .ok()
-                .filter(|at| cluster.place(pod, *at).is_ok())
-        } else {
-            None
-        };
-        let Some(at) = at else {
-            for m in moves.iter().rev() {
-                cluster.remove(&m.pod, m.to);
-            }
-            for r in &movers {
-                let restored = cluster.place(&r.pod, placement(target, r)).is_ok();
-                debug_assert!(restored, "undoing a move must fit where the pod was");
-            }
-            return None;
-        };
-        self.residents[target].retain(|r| !c.ids.contains(&r.id));
-        for m in &moves {
-            self.residents[m.to.node].push(Resident {
-                id: m.id,
-                pod: m.pod,
-                devices: m.to.devices,
-            });
-        }
-        Some(Rescue { at, moves })
+    /// Where `pod` could go now (remembered while it holds).
+    fn destinations_of(&mut self, cluster: &Cluster, pod: &PodDemand) -> Destinations {
+        current_destinations(&mut self.destinations, cluster, pod, self.rescues)
     }
+
+    /// Whether a node other than `n` has a link for `pod` (searched for at most
+    /// [`chain::CHAIN_DEMANDS`] demands per arrival; past that, no).
+    fn linked_besides(&mut self, cluster: &Cluster, pod: &PodDemand, n: usize) -> bool {
+        let rescues = self.rescues;
+        let fresh = self
+            .linked
+            .get(pod)
+            .is_some_and(|l| l.current(cluster, rescues));
+        if !fresh {
+            if self.link_searches >= chain::CHAIN_DEMANDS {
+                return false;
+            }
+            self.link_searches += 1;
+            let destinations = &mut self.destinations;
+            let movable = |d: usize, q: &Resident| {
+                current_destinations(destinations, cluster, &q.pod, rescues).besides(d)
+            };
+            let linked = chain::Linked::of(cluster, &self.residents, pod, rescues, movable);
+            self.linked.insert(*pod, linked);
+        }
+        self.linked
+            .get(pod)
+            .is_some_and(|l| l.links.iter().any(|link| link.node != n))
+    }
+}
+
+/// The entry of `pod` in `cache`, recomputed if it no longer holds.
+fn current_destinations(
+    cache: &mut FxHashMap<PodDemand, Destinations>,
+    cluster: &Cluster,
+    pod: &PodDemand,
+    rescues: u64,
+) -> Destinations {
+    let dest = cache
+        .entry(*pod)
+        .or_insert_with(|| Destinations::of(cluster, pod, rescues));
+    if !dest.current(cluster, rescues) {
+        *dest = Destinations::of(cluster, pod, rescues);
+    }
+    *dest
 }
 
 fn placement(node: usize, r: &Resident) -> Placement {
@@ -370,5 +362,7 @@ fn placement(node: usize, r: &Resident) -> Placement {
     }
 }
 
+#[cfg(test)]
+mod chain_tests;
 #[cfg(test)]
 mod tests;
