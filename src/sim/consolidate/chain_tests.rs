@@ -9,24 +9,7 @@ use crate::policy::PolicyKind;
 use crate::policy::testkit::{cluster, pod, share, target, whole};
 use crate::sim::replay::{arrivals, context};
 
-const UNCAPPED: MoveBudget = MoveBudget {
-    per_arrival: usize::MAX,
-    total: TotalBudget::Unlimited,
-};
-
-fn put(c: &mut Cluster, cons: &mut Consolidator, id: usize, pod: PodDemand, node: usize) {
-    let devices = c.nodes()[node].default_devices(pod.gpu).unwrap();
-    let at = Placement { node, devices };
-    c.place(&pod, at).unwrap();
-    cons.record(id, &pod, at);
-}
-
-fn free_state(c: &Cluster) -> Vec<(Vec<u16>, u64, u64)> {
-    c.nodes()
-        .iter()
-        .map(|n| (n.gpu_free().to_vec(), n.cpu_free, n.memory_free))
-        .collect()
-}
+use super::tests::{UNCAPPED, free_state, put};
 
 /// Node 0 (2 GPUs) holds P = share(300) and is the only node that can take whole(2). P fits
 /// neither node 1 (GPU free 200: Q = share(200, 1 core) and T = share(600)) nor node 2 (free

@@ -9,13 +9,19 @@ use crate::policy::PolicyKind;
 use crate::policy::testkit::{cluster, pod, share, target, whole};
 use crate::sim::replay::{ReplayOptions, arrivals, context, replay_with_options};
 
-const UNCAPPED: MoveBudget = MoveBudget {
+pub(super) const UNCAPPED: MoveBudget = MoveBudget {
     per_arrival: usize::MAX,
     total: TotalBudget::Unlimited,
 };
 
 /// Place `pod` (arrival `id`) on `node` with the default devices and track it.
-fn put(c: &mut Cluster, cons: &mut Consolidator, id: usize, pod: PodDemand, node: usize) {
+pub(super) fn put(
+    c: &mut Cluster,
+    cons: &mut Consolidator,
+    id: usize,
+    pod: PodDemand,
+    node: usize,
+) {
     let devices = c.nodes()[node].default_devices(pod.gpu).unwrap();
     let at = Placement { node, devices };
     c.place(&pod, at).unwrap();
@@ -39,7 +45,8 @@ fn rescue(
     cons.make_room(c, &mut decider, policy.as_mut(), &pod, 99)
 }
 
-fn free_state(c: &Cluster) -> Vec<(Vec<u16>, u64, u64)> {
+/// Each node's free GPU vector, CPU and memory.
+pub(super) fn free_state(c: &Cluster) -> Vec<(Vec<u16>, u64, u64)> {
     c.nodes()
         .iter()
         .map(|n| (n.gpu_free().to_vec(), n.cpu_free, n.memory_free))
