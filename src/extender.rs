@@ -319,12 +319,7 @@ async fn follow(
             tracing::info!(nodes, pods, "cluster state loaded; ready");
         }
         let _ = tokio::time::timeout(REFRESH_EVERY, changes.changed()).await;
-        // While a consolidation waits for its moved pods to leave, the next change is most
-        // likely their deletion: kube-scheduler tries the waiting pod again on that same
-        // event, and the view must show the room free (and held) by then, not 100 ms later.
-        if !store.making_room() {
-            tokio::time::sleep(COALESCE).await;
-        }
+        tokio::time::sleep(COALESCE).await;
         changes.mark_unchanged();
     }
 }

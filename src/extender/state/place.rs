@@ -150,16 +150,6 @@ impl Store {
         *current = Arc::new(rooms);
     }
 
-    /// Whether the consolidator is making room somewhere whose hold cannot be placed yet (its
-    /// moved pods are still in the view).
-    pub fn making_room(&self) -> bool {
-        !self
-            .rooms
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .is_empty()
-    }
-
     /// Whether the pod with UID `uid` is one the consolidator makes room for whose hold cannot
     /// be placed yet.
     pub fn waits_for_room(&self, uid: &str) -> bool {
