@@ -1,7 +1,7 @@
 //! The consolidation loop's pure parts: the plan on a hand-built live snapshot (room made by
 //! moving opted-in pods; nothing when none may move, when no destination is usable, or past
-//! the move cap; nothing to do when the pod fits), which pods may move, and how long a pod
-//! has been Unschedulable, and which held pods lose the hold label.
+//! the move cap; nothing to do when the pod fits), which pods may move, how long a pod has
+//! been Unschedulable, and which held pods lose the hold label.
 
 use std::sync::Arc;
 
