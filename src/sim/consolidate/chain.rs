@@ -3,7 +3,7 @@
 //! finds the links (`D`, `Q`); the consolidator plans with them and verifies each hop
 //! through the replay's decider. Pure: it reads the cluster and changes nothing.
 
-use super::plan::{Resident, could_host};
+use super::plan::{Resident, could_host, fits_once_gone};
 use crate::model::{Cluster, Node, PodDemand};
 
 /// Most distinct pod demands whose links the plan searches for afresh per failed arrival
@@ -28,9 +28,7 @@ pub fn fits_without(node: &Node, q: &Resident, pod: &PodDemand) -> bool {
     {
         return false;
     }
-    let mut freed = node.clone();
-    freed.release(&q.pod, q.devices);
-    freed.fits(pod)
+    fits_once_gone(node, [q], pod)
 }
 
 /// Fill `out` with at most `limit` links for `pod`, by node index: nodes other than

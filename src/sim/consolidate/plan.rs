@@ -210,11 +210,19 @@ fn complete(
     if set.len() > cap || set.is_empty() {
         return None;
     }
-    let mut emptied = node.clone();
-    for &i in set.iter() {
-        emptied.release(&residents[i].pod, residents[i].devices);
-    }
-    emptied
-        .fits(pod)
+    fits_once_gone(node, set.iter().map(|&i| &residents[i]), pod)
         .then(|| freed(set, |p| p.gpu.total_milli()))
+}
+
+/// Whether `node` fits `pod` once the residents `gone` (pods on it) have left.
+pub fn fits_once_gone<'a>(
+    node: &Node,
+    gone: impl IntoIterator<Item = &'a Resident>,
+    pod: &PodDemand,
+) -> bool {
+    let mut emptied = node.clone();
+    for r in gone {
+        emptied.release(&r.pod, r.devices);
+    }
+    emptied.fits(pod)
 }
