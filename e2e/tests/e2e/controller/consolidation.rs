@@ -96,11 +96,11 @@ async fn events(cluster: &Cluster, ns: &str, reason: &str) -> Result<Vec<String>
 /// The extender's log lines that name namespace `ns` (its log is in the run directory's
 /// `logs/`, where `e2e/up` writes it).
 fn extender_log(ns: &str) -> String {
-    let Ok(dir) = std::env::var("ALLOT_E2E_DIR") else {
-        return "(ALLOT_E2E_DIR not set)".into();
+    let dir = match crate::own::run_dir() {
+        Ok(dir) => dir,
+        Err(e) => return format!("({e})"),
     };
-    let path = std::path::Path::new(&dir).join("logs/allot-extender.log");
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let text = std::fs::read_to_string(dir.join("logs/allot-extender.log")).unwrap_or_default();
     let lines: Vec<&str> = text.lines().filter(|l| l.contains(ns)).collect();
     lines[lines.len().saturating_sub(40)..].join("\n")
 }
