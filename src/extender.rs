@@ -4,6 +4,7 @@
 //! `model` and `policy`, the same code `allot simulate` measures.
 
 pub mod binder;
+pub mod builds;
 pub mod gauges;
 pub mod gpu_map;
 pub mod history;
@@ -35,6 +36,7 @@ use crate::live::StalePolicy;
 use crate::live::{self, Caches};
 use crate::model::{ModelSet, PodShape};
 use binder::Binder;
+use builds::{Builds, Rebuild};
 use state::{ClusterSnapshot, Store};
 
 /// Which nodes `/filter` passes for a pod (`--filter-answer`).
@@ -217,7 +219,7 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
                 let store = Arc::new(configure(store));
                 follow_policies_and_prices(&store);
                 let caches = Caches::start(client.clone());
-                let serial = Arc::new(std::sync::Mutex::new(()));
+                let serial = Arc::new(Builds::default());
                 tokio::spawn(follow(
                     caches.clone(),
                     store.clone(),
@@ -279,12 +281,13 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
 /// Keep `store` equal to what the caches show: wait for the first full list of every kind
 /// (until then `/readyz` says not ready), then rebuild on every burst of changes and at
 /// least every [`REFRESH_EVERY`]. A filter may ask for a rebuild at once
-/// ([`Store::refresh_now`]), for a pod the consolidator makes room for.
+/// ([`Store::refresh_now`]), for a pod waiting for room that is being freed for it: one is
+/// made if the caches changed since the last build.
 async fn follow(
     caches: Arc<Caches>,
     store: Arc<Store>,
     freshness: (Duration, StalePolicy),
-    serial: Arc<std::sync::Mutex<()>>,
+    serial: Arc<Builds>,
 ) {
     let mut changes = caches.changes();
     tracing::info!("waiting for the first list of nodes, pods, telemetry and requests");
@@ -296,15 +299,17 @@ async fn follow(
     let (c, lock) = (caches.clone(), serial.clone());
     store.set_refresher(Box::new(move || {
         if let Some(store) = weak.upgrade() {
-            rebuild(&c, &store, freshness, &lock);
+            rebuild(&c, &store, freshness, &lock, Rebuild::IfChanged);
         }
     }));
     let mut last_problems = Vec::new();
     loop {
         let first = !store.is_ready();
         let (c, s, lock) = (caches.clone(), store.clone(), serial.clone());
-        let built = tokio::task::spawn_blocking(move || rebuild(&c, &s, freshness, &lock)).await;
-        let Ok((problems, nodes, pods)) = built else {
+        let built =
+            tokio::task::spawn_blocking(move || rebuild(&c, &s, freshness, &lock, Rebuild::Always))
+                .await;
+        let Ok(Some((problems, nodes, pods))) = built else {
             tracing::error!("building the cluster snapshot panicked; keeping the last one");
             tokio::time::sleep(REFRESH_EVERY).await;
             continue;
@@ -325,25 +330,30 @@ async fn follow(
 }
 
 /// Build the snapshot from the caches, put it in `store`, and hold what the consolidation
-/// records name, all under `serial`: a rebuild a filter asked for and the loop's never
+/// records name, all under `builds`: a rebuild a filter asked for and the loop's never
 /// interleave, so an older build never replaces a newer one. Returns the objects read
-/// around, and the nodes and pods in the snapshot.
+/// around, and the nodes and pods in the snapshot; `None` when `when` is
+/// [`Rebuild::IfChanged`] and the caches have not changed since the last build.
 fn rebuild(
     caches: &Caches,
     store: &Store,
     (stale_after, policy): (Duration, StalePolicy),
-    serial: &std::sync::Mutex<()>,
-) -> (Vec<live::Problem>, usize, usize) {
-    let _one = serial
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let live = caches.snapshot(&live::Freshness::now(stale_after, policy));
-    let snap = live.snapshot;
-    let (nodes, pods) = (snap.cluster.len(), snap.pods.len());
-    store.replace_forgetting(snap, |uid| caches.departed.contains(uid));
-    let now = crate::live::consolidation::unix_now();
-    reserve::reserve_consolidated(store, &caches.consolidating.state(), now);
-    (live.problems, nodes, pods)
+    builds: &Builds,
+    when: Rebuild,
+) -> Option<(Vec<live::Problem>, usize, usize)> {
+    builds.build_if(
+        || caches.change_count(),
+        when,
+        || {
+            let live = caches.snapshot(&live::Freshness::now(stale_after, policy));
+            let snap = live.snapshot;
+            let (nodes, pods) = (snap.cluster.len(), snap.pods.len());
+            store.replace_forgetting(snap, |uid| caches.departed.contains(uid));
+            let now = crate::live::consolidation::unix_now();
+            reserve::reserve_consolidated(store, &caches.consolidating.state(), now);
+            (live.problems, nodes, pods)
+        },
+    )
 }
 
 #[cfg(test)]

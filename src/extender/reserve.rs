@@ -13,11 +13,12 @@
 //! the next snapshot is built.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 
+use super::builds::Builds;
 use super::state::Store;
 use crate::live::Caches;
 use crate::live::consolidation::{Destination, Record, destinations, unix_now};
@@ -71,13 +72,13 @@ pub fn reserve_consolidated(store: &Store, pods: &[Arc<Pod>], now: i64) -> usize
 /// Hold what each record names whenever the consolidating pods change, once the store is
 /// ready. `serial` is shared with the snapshot loop's call, so that two passes never
 /// interleave their rooms.
-pub async fn follow_records(caches: Arc<Caches>, store: Arc<Store>, serial: Arc<Mutex<()>>) {
+pub async fn follow_records(caches: Arc<Caches>, store: Arc<Store>, serial: Arc<Builds>) {
     let mut changes = caches.record_changes();
     while changes.changed().await.is_ok() {
         if !store.is_ready() {
             continue; // the snapshot loop's first pass holds them
         }
-        let _one = serial.lock().unwrap_or_else(PoisonError::into_inner);
+        let _one = serial.lock();
         let made = reserve_consolidated(&store, &caches.consolidating.state(), unix_now());
         if made > 0 {
             tracing::debug!(made, "consolidation rooms held as their record arrived");

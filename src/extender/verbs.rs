@@ -17,6 +17,7 @@ use super::wire::{
 use crate::live::NodeState;
 use crate::live::consolidation::controller_owner;
 use crate::live::pod::{PodError, PodRequest, parse_pod_with, pod_key, soft_preference};
+use crate::names::ROOM_GIVEN_BACK_ANNOTATION;
 use crate::policy::PolicyKind;
 use crate::policy::learned::explain::explain;
 
@@ -24,6 +25,21 @@ mod candidates;
 
 use candidates::candidates;
 pub use candidates::{UNKNOWN_NODE, VerbError};
+
+/// Whether `pod` waits for room that pods leaving free for it: see [`filter`].
+fn waits_for_freed_room(store: &Store, pod: &Pod) -> bool {
+    let given_back = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key(ROOM_GIVEN_BACK_ANNOTATION));
+    given_back
+        || pod
+            .metadata
+            .uid
+            .as_deref()
+            .is_some_and(|uid| store.waits_for_room(uid))
+}
 
 /// `/filter`: each infeasible node gets a reason, in the map that says whether waiting can
 /// help; of the feasible ones, either all pass or only the one the pod's policy chooses (see
@@ -34,12 +50,11 @@ pub fn filter<'a>(
     args: &'a ExtenderArgs,
 ) -> Result<(ExtenderFilterResult<'a>, Option<PolicyKind>), VerbError> {
     let pod = args.pod.as_ref().ok_or(VerbError::MissingPod)?;
-    // A pod the consolidator makes room for whose hold is not placed yet: its moved pods may
-    // have just left (kube-scheduler retries it on their deletion), so read the cluster afresh
-    // rather than refuse it from a view built before they went.
-    if let Some(uid) = pod.metadata.uid.as_deref()
-        && store.waits_for_room(uid)
-    {
+    // A pod waiting for room being freed for it: the consolidator's, whose hold is not placed
+    // yet, or one planned into room elastic replicas give back. The pods leaving may have
+    // just gone (kube-scheduler retries it on their deletion), so read the cluster afresh,
+    // if it changed, rather than refuse it from a view built before they went.
+    if waits_for_freed_room(store, pod) {
         store.refresh_now();
     }
     let view = store.view();

@@ -129,6 +129,12 @@ impl Caches {
         self.changes.subscribe()
     }
 
+    /// How many watch events have been applied so far: a view built after reading a count
+    /// has seen at least the changes up to it.
+    pub fn change_count(&self) -> u64 {
+        *self.changes.borrow()
+    }
+
     /// A receiver that changes whenever a pod of `consolidating` does: the extender holds
     /// the room a new record names at once, before the moved pods' replacements ask for it.
     pub fn record_changes(&self) -> watch::Receiver<u64> {

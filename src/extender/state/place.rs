@@ -162,9 +162,10 @@ impl Store {
         let _ = self.refresher.set(super::Refresher(refresher));
     }
 
-    /// Rebuild the view from its source now, if a refresher is set (live mode): for a pod the
-    /// consolidator makes room for, which kube-scheduler tries again on the very deletion that
-    /// frees the room, before the snapshot loop's next rebuild would show it.
+    /// Rebuild the view from its source now, if a refresher is set (live mode; it builds only
+    /// if the source changed since the last build): for a pod waiting for room being freed
+    /// for it, which kube-scheduler tries again on the very deletion that frees the room,
+    /// before the snapshot loop's next rebuild would show it.
     pub fn refresh_now(&self) {
         if let Some(refresh) = self.refresher.get() {
             (refresh.0)();
