@@ -40,10 +40,19 @@ start_extender() {
     step_end
 }
 
-# write_scheduler_config EXTENDER TLS: $E2E_DIR/scheduler-config.yaml, with (EXTENDER=1) or
-# without the allot extender in every profile's path; TLS=1 calls it over mutual TLS.
+# write_scheduler_config EXTENDER TLS [PERCENTAGE]: $E2E_DIR/scheduler-config.yaml, with
+# (EXTENDER=1) or without the allot extender in every profile's path; TLS=1 calls it over mutual
+# TLS; PERCENTAGE, if given and not empty, is the allot profile's percentageOfNodesToScore
+# (e2e/bench's -pN modes), else the field is left out: kube-scheduler's adaptive value, as the
+# chart leaves it.
 write_scheduler_config() {
-    local extender=$1 tls=$2 pki=$E2E_DIR/pki extenders="" allot_plugins="" scheme tls_entry
+    local extender=$1 tls=$2 percentage=${3:-} pki=$E2E_DIR/pki extenders="" allot_plugins="" scheme tls_entry
+    local allot_percentage=""
+    # The allot profile's, where the chart's scheduler.profileExtra would put it: the pods of
+    # e2e/bench and the tests ask for schedulerName: allot, with the extender or without.
+    if [[ -n $percentage ]]; then
+        allot_percentage="  percentageOfNodesToScore: $percentage"
+    fi
     if [[ $extender == 1 ]]; then
         if [[ $tls == 1 ]]; then
             scheme=https
@@ -111,6 +120,7 @@ leaderElection:
 profiles:
 - schedulerName: default-scheduler
 - schedulerName: allot
+$allot_percentage
 $allot_plugins
 $extenders
 EOF

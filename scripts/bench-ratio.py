@@ -3,8 +3,9 @@
 
     scripts/bench-ratio.py [target/e2e-bench.json ...]
 
-For each extender mode: the pooled ratio (all pods bound with the extender over all seconds,
-against the same without it, over every round), and the 5th-95th percentile of that ratio
+For each extender mode (its whole --answers value, so auto and auto-p100 are two): the pooled
+ratio (all pods bound with the extender over all seconds, against the same without it, over
+every round), and the 5th-95th percentile of that ratio
 over 10,000 resamplings of whole rounds with replacement (seeded, so reruns agree). Rounds are
 resampled as units because the runs of one round share the machine's speed at that time.
 """
@@ -36,7 +37,14 @@ def main(paths):
     modes = sorted({k for m in rounds for k in m if k is not None})
     rng = random.Random(7)
     nodes = sorted({r["nodes"] for _, r in runs})
-    print(f"nodes {nodes}, {len(rounds)} rounds")
+    # The run without the extender at its percentageOfNodesToScore (--alone-percentage), so that
+    # a ratio says what it is against; null (adaptive) in older results too.
+    alone = sorted(
+        {r.get("percentage_of_nodes_to_score") for _, r in runs if not r["extender"]},
+        key=lambda p: -1 if p is None else p,
+    )
+    without = ", ".join("adaptive" if p is None else str(p) for p in alone)
+    print(f"nodes {nodes}, {len(rounds)} rounds; without the extender at percentageOfNodesToScore {without}")
     for mode in modes:
         have = [m for m in rounds if mode in m]
         ratio = pooled(have, mode)
