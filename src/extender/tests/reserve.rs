@@ -2,7 +2,7 @@
 //! there the node is refused to other pods; once they left, the waiting pod's planned devices
 //! are held for it alone, and its own filter and bind see them free; a record past its
 //! deadline holds nothing; a waiting pod whose hold is not placed yet is filtered against a
-//! view rebuilt at once.
+//! view rebuilt at once, as is a pod planned into room that elastic replicas give back.
 
 use std::sync::Arc;
 
@@ -158,5 +158,42 @@ fn a_waiting_pods_filter_reads_the_cluster_afresh_before_refusing_its_room() {
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     // Held now: filtering it again needs no rebuild.
     let _ = answer(&store, waiting(NOW + 60));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_pod_planned_into_room_given_back_is_filtered_against_the_cluster_read_afresh() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let store = Arc::new(store());
+    // The elastic replica given back still holds g's GPU as the view was last built; the
+    // caches already saw it go (a rebuild from them forgets it).
+    store.record(&share("lender", 600), "g").unwrap();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (weak, n) = (Arc::downgrade(&store), calls.clone());
+    store.set_refresher(Box::new(move || {
+        n.fetch_add(1, Ordering::SeqCst);
+        if let Some(s) = weak.upgrade() {
+            s.forget("lender");
+        }
+    }));
+    let borrower = |nudges: Option<&str>| {
+        let mut p = other();
+        p["metadata"]["name"] = "borrower".into();
+        p["metadata"]["uid"] = "borrower".into();
+        if let Some(n) = nudges {
+            p["metadata"]["annotations"]["allot.dev/room-given-back"] = n.into();
+        }
+        p
+    };
+    // Without the mark (its nudges are over, or it never borrowed) it is answered from the
+    // view as it stands: g refused, no rebuild.
+    let (passed, _) = answer(&store, borrower(None));
+    assert_eq!(
+        (passed, calls.load(Ordering::SeqCst)),
+        (vec!["h".to_string()], 0)
+    );
+    // Marked: its filter asks for a fresh view first and finds g free.
+    let (passed, _) = answer(&store, borrower(Some("0")));
+    assert!(passed.contains(&"g".to_string()), "{passed:?}");
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
