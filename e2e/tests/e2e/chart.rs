@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::support::{Cluster, repo_root};
 
+mod history;
 mod manifests;
 pub(crate) mod values;
 

@@ -15,7 +15,7 @@ use crate::support::{Cluster, WAIT, poll, publish_telemetry, telemetry_api};
 
 mod cluster;
 mod pods;
-mod probe;
+pub(crate) mod probe;
 
 pub(crate) use cluster::touch_node;
 use cluster::{cluster_with_extender, gpu_nodes};

@@ -3,7 +3,7 @@
 //! `--history-dir $ALLOT_E2E_DIR/history --history-plain-names`, and the recorded directory
 //! replays with `allot simulate --dynamic --pods DIR/` and trains with
 //! `allot train --history DIR` (a short run), whose policy file names the history and loads
-//! with `allot simulate --policy-file`.
+//! with `allot simulate --policy-file`. One recorder among several replicas: `lease.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -14,6 +14,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, PostParams};
 
 use crate::support::{Cluster, allot_binary, pod, poll, skip, wait_running};
+
+mod lease;
 
 /// Pods created, one every [`GAP`]: a minute of arrivals.
 const PODS: usize = 12;

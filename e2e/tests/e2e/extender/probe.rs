@@ -28,7 +28,7 @@ pub(crate) async fn extender_sees(node: &str, gpus: u32, rejected: bool) -> Resu
 }
 
 /// A `/filter` request asking about a pod needing `gpus` whole GPUs on `nodes`.
-pub(super) fn probe_filter(nodes: &[&str], gpus: u32) -> serde_json::Value {
+pub(crate) fn probe_filter(nodes: &[&str], gpus: u32) -> serde_json::Value {
     json!({
         "Pod": { "metadata": { "name": "probe", "namespace": "default", "uid": "probe-uid" },
                  "spec": { "containers": [{ "name": "c", "resources": { "limits": { GPU: gpus.to_string() } } }] } },
@@ -37,7 +37,7 @@ pub(super) fn probe_filter(nodes: &[&str], gpus: u32) -> serde_json::Value {
 }
 
 /// POST `body` to `url` and decode the JSON answer.
-pub(super) fn post_json(url: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
+pub(crate) fn post_json(url: &str, body: &serde_json::Value) -> Result<serde_json::Value> {
     use std::io::Write;
     let mut child = std::process::Command::new("curl")
         .args([

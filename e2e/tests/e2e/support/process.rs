@@ -140,6 +140,31 @@ impl AllotProcess {
         lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
+    /// Ask the process to stop (SIGTERM, as kubelet does) and wait at most `wait` for it to
+    /// exit; SIGKILL after that, and an error saying so.
+    pub async fn terminate(
+        &mut self,
+        wait: std::time::Duration,
+    ) -> Result<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status()?;
+        anyhow::ensure!(sent.success(), "kill -TERM {pid} ({}) failed", self.name);
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if start.elapsed() > wait {
+                self.stop();
+                bail!(
+                    "{} did not exit within {wait:?} of SIGTERM; killed",
+                    self.name
+                );
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Stop the process (SIGKILL) and wait for it.
     pub fn stop(&mut self) {
         let _ = self.child.kill();
