@@ -266,11 +266,14 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
         .await;
         if let Some((client, _, recorder)) = client {
             if let Some(stop) = stop {
-                stop(client).await;
+                stop(client.clone()).await;
             }
             if let Some(recorder) = recorder {
                 // The last rows and open.csv, written before the process ends.
                 let _ = tokio::task::spawn_blocking(move || recorder.finish(HISTORY_FINISH)).await;
+                if let Some(gate) = settings.history.as_ref().and_then(|h| h.lease.as_ref()) {
+                    (gate.1)(client).await;
+                }
             }
         }
         served

@@ -5,6 +5,7 @@
 //! the rows (`history/files.rs`, format in `sim::trace::history`). Records that find the
 //! channel full are dropped and counted; a write error stops recording, never the extender.
 
+pub mod adopt;
 pub mod files;
 pub mod key;
 pub mod start;
@@ -45,10 +46,13 @@ pub const DEFAULT_CHECKPOINT: Duration = Duration::from_secs(60);
 pub const PENDING_IDLE: Duration = Duration::from_secs(900);
 
 /// Competes for the recording Lease: given a client, a receiver that is `true` while this
-/// process holds it. Made by the command line (which knows the controller's Lease code).
+/// process holds it; and gives the Lease up on shutdown, so that another replica records at
+/// once rather than when it expires. Made by the command line (which knows the controller's
+/// Lease code).
 #[derive(Clone)]
 pub struct LeaseGate(
     pub Arc<dyn Fn(kube::Client) -> tokio::sync::watch::Receiver<bool> + Send + Sync>,
+    pub Arc<dyn Fn(kube::Client) -> futures::future::BoxFuture<'static, ()> + Send + Sync>,
 );
 
 impl std::fmt::Debug for LeaseGate {

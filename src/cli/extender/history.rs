@@ -113,16 +113,30 @@ impl HistoryArgs {
 fn lease_gate(namespace: &str) -> crate::extender::history::LeaseGate {
     use crate::controller::{lease, metrics::Metrics};
     let namespace = namespace.to_string();
-    crate::extender::history::LeaseGate(std::sync::Arc::new(move |client: kube::Client| {
-        let (tx, rx) = tokio::sync::watch::channel(false);
+    let identity = lease::default_identity();
+    let config = move |client: &kube::Client| {
         let mut config = lease::LeaseConfig {
             namespace: namespace.clone(),
             name: HISTORY_LEASE.to_string(),
-            identity: lease::default_identity(),
+            identity: identity.clone(),
             duration: lease::DEFAULT_DURATION,
             renew_every: lease::DEFAULT_RENEW_EVERY,
         };
-        config.or_namespace_of(&client);
+        config.or_namespace_of(client);
+        config
+    };
+    let release = config.clone();
+    let release = move |client: kube::Client| -> futures::future::BoxFuture<'static, ()> {
+        let config = release(&client);
+        Box::pin(async move {
+            if let Err(e) = lease::release(client, &config).await {
+                tracing::warn!(error = %e, lease = HISTORY_LEASE, "could not give the history Lease up");
+            }
+        })
+    };
+    let gate = move |client: kube::Client| {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let config = config(&client);
         // Its problems are logged by the Lease task; this registry is not served.
         tokio::spawn(lease::run(
             client,
@@ -131,7 +145,8 @@ fn lease_gate(namespace: &str) -> crate::extender::history::LeaseGate {
             std::sync::Arc::new(Metrics::default()),
         ));
         rx
-    }))
+    };
+    crate::extender::history::LeaseGate(std::sync::Arc::new(gate), std::sync::Arc::new(release))
 }
 
 /// The Lease the extender replicas compete for to record.

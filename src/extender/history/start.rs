@@ -46,6 +46,10 @@ impl Watched for LiveWatched {
     fn leading(&self) -> bool {
         self.lease.as_ref().is_none_or(|rx| *rx.borrow())
     }
+
+    fn bound(&self) -> Vec<Arc<Pod>> {
+        self.caches.pods.state()
+    }
 }
 
 /// Ends the recorder's thread.

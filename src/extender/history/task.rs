@@ -1,8 +1,9 @@
 //! The recorder's own thread: it takes the handlers' records off the channel into the book
-//! of pods in flight, and every tick adds what the watches saw (departures, creation times),
-//! closes what is over, follows the node inventory and writes; every checkpoint it rewrites
-//! `open.csv`. A thread, not a tokio task: all of its work is blocking file I/O. It records
-//! only while [`Watched::leading`]; a write error stops it for good (metric + one log line).
+//! of pods in flight, and every tick adds what the watches saw (departures, creation times,
+//! binds made through other replicas), closes what is over, follows the node inventory and
+//! writes; every checkpoint it rewrites `open.csv`. A thread, not a tokio task: all of its
+//! work is blocking file I/O. It records only while [`Watched::leading`]; a write error stops
+//! it for good (metric + one log line).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -11,6 +12,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
+use k8s_openapi::api::core::v1::Pod;
+
+use super::adopt::{OVERLAP_SECS, adopted};
 use super::files::Files;
 use super::key::Names;
 use super::{Event, HistorySettings, HistoryStats, PENDING_IDLE, RecordOutcome, Seen, unix_now};
@@ -35,6 +39,10 @@ pub trait Watched: Send + 'static {
     fn alive(&self) -> Option<Vec<String>>;
     /// Whether this process records now (it holds the Lease, or there is none).
     fn leading(&self) -> bool;
+    /// The pods bound now (to take in the binds another replica made: [`adopted`]).
+    fn bound(&self) -> Vec<Arc<Pod>> {
+        Vec::new()
+    }
 }
 
 /// The thread's inputs.
@@ -59,6 +67,9 @@ struct Leading {
     /// Bound pods whose creation time is still to be read: hashed UID -> plain key.
     uncreated: HashMap<String, String>,
     departures_after: Instant,
+    /// Binds at or after this time (Unix seconds) are taken in from the pod watch; it
+    /// starts when this stretch of leading does.
+    adopt_after: u64,
     nodes: BTreeMap<String, NodeRecord>,
     checkpoint_at: Instant,
     lines: String,
@@ -152,6 +163,7 @@ impl<W: Watched> Task<W> {
             book,
             uncreated: HashMap::new(),
             departures_after: Instant::now(),
+            adopt_after: unix_now(),
             checkpoint_at: Instant::now(),
             lines: String::new(),
             rows: 0,
@@ -220,6 +232,7 @@ impl<W: Watched> Task<W> {
                 l.rows += 1;
             }
         }
+        self.adopt(l, now_unix);
         let checkpoint = last || now.duration_since(l.checkpoint_at) >= self.settings.checkpoint;
         let alive: Option<HashSet<String>> = checkpoint
             .then(|| self.watched.alive())
@@ -259,6 +272,29 @@ impl<W: Watched> Task<W> {
             .bytes
             .set(i64::try_from(l.files.bytes()).unwrap_or(i64::MAX));
         Ok(())
+    }
+
+    /// Take in the pods allot bound since the last look (less [`OVERLAP_SECS`]) that the book
+    /// does not hold: bound through another replica, whose handlers do not record.
+    fn adopt(&self, l: &mut Leading, now: u64) {
+        let after = l.adopt_after;
+        l.adopt_after = after.max(now.saturating_sub(OVERLAP_SECS));
+        let mut taken = 0;
+        for pod in self.watched.bound() {
+            let Some(seen) = adopted(&self.store, &pod, after) else {
+                continue;
+            };
+            if !l.book.contains(&self.names.write(&seen.uid)) {
+                self.take(l, Event::Bound(seen));
+                taken += 1;
+            }
+        }
+        if taken > 0 {
+            tracing::debug!(
+                taken,
+                "binds made through another replica taken into the history"
+            );
+        }
     }
 
     /// Bring the inventory up to the extender's snapshot; whether it changed.

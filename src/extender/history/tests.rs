@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -102,6 +103,7 @@ async fn a_full_channel_drops_and_counts_while_the_handlers_answer() {
 struct Fake {
     departures: Arc<Mutex<Vec<(Instant, String)>>>,
     leading: Arc<AtomicBool>,
+    bound: Arc<Mutex<Vec<Arc<Pod>>>>,
 }
 
 impl Watched for Fake {
@@ -117,6 +119,9 @@ impl Watched for Fake {
     }
     fn leading(&self) -> bool {
         self.leading.load(Ordering::Relaxed)
+    }
+    fn bound(&self) -> Vec<Arc<Pod>> {
+        self.bound.lock().unwrap().clone()
     }
 }
 
@@ -210,4 +215,69 @@ async fn a_directory_that_cannot_be_written_stops_recording_not_the_extender() {
     let (f, _) = filter_and_bind(&ext, "a", "600").await;
     assert_eq!(f["NodeNames"], json!(["g"]));
     assert!(stopper.finish(Duration::from_secs(1)));
+}
+
+/// `name` (600 milli-GPU) as the pod watch shows it once bound to g's device 0 at `at`.
+fn bound_pod(name: &str, at: k8s_openapi::jiff::Timestamp) -> Arc<Pod> {
+    let mut pod = share_pod(name, "600");
+    pod["metadata"]["annotations"]["allot.dev/gpu-devices"] = "0".into();
+    pod["spec"]["nodeName"] = "g".into();
+    pod["status"] = json!({"conditions": [{"type": "PodScheduled", "status": "True",
+        "lastTransitionTime": at.to_string()}]});
+    Arc::new(serde_json::from_value(pod).unwrap())
+}
+
+#[tokio::test]
+async fn the_leader_takes_in_binds_made_through_another_replica_once_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    fake.leading.store(true, Ordering::Relaxed);
+    let mut s = settings(dir.path());
+    s.plain_names = true;
+    let store = store();
+    let (recorder, stopper) = start(s, store.clone(), fake.clone()).unwrap();
+    wait_for("recording", || recorder.is_active()).await;
+    let ext = Extender::following(store, None, None, Some(recorder.clone()));
+    let now = k8s_openapi::jiff::Timestamp::now();
+    // `own` was bound through this replica, `other` through another one, `old` an hour
+    // before this replica began to lead (not its stretch of the history).
+    filter_and_bind(&ext, "own", "600").await;
+    *fake.bound.lock().unwrap() = vec![
+        bound_pod("own", now),
+        bound_pod("other", now),
+        bound_pod(
+            "old",
+            now - k8s_openapi::jiff::SignedDuration::from_hours(1),
+        ),
+    ];
+    // Taken in: the checkpoint (every tick here) lists it among the pods in flight.
+    let open = dir.path().join("open.csv");
+    wait_for("other taken in", || {
+        std::fs::read_to_string(&open).is_ok_and(|t| t.contains("ml/other"))
+    })
+    .await;
+    let gone = Instant::now();
+    fake.departures.lock().unwrap().extend([
+        (gone, "uid-own".to_string()),
+        (gone, "uid-other".to_string()),
+        (gone, "uid-old".to_string()),
+    ]);
+    fake.bound.lock().unwrap().clear();
+    wait_for("both departures written", || {
+        recorder.stats.counted(RecordOutcome::written) == 2
+    })
+    .await;
+    assert!(stopper.finish(Duration::from_secs(5)), "the thread ends");
+    let got = read_history(dir.path()).unwrap();
+    let rows: Vec<&str> = got.text.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{}", got.text);
+    for name in ["ml/own", "ml/other"] {
+        let row = rows.iter().find(|r| r.contains(name));
+        assert!(
+            row.is_some_and(|r| r.contains(",Terminated,") && r.contains(",g,")),
+            "{name}: {}",
+            got.text
+        );
+    }
+    assert!(!got.text.contains("ml/old"), "{}", got.text);
 }

@@ -49,6 +49,11 @@ impl Book {
         self.open.is_empty()
     }
 
+    /// Whether the pod with (hashed) UID `uid` is in flight.
+    pub fn contains(&self, uid: &str) -> bool {
+        self.open.contains_key(uid)
+    }
+
     /// Allot found no node for `rec` at `at`: opened as Pending, or its last sighting moved.
     pub fn unschedulable(&mut self, mut rec: PodRecord, at: u64) -> Admit {
         if let Some(e) = self.open.get_mut(&rec.uid) {
