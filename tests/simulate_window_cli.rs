@@ -20,7 +20,10 @@ fn refused(args: &[&str], expected: &str) {
     let out = allot(args);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
-    assert!(err.contains(expected), "{args:?}: expected {expected:?} in {err}");
+    assert!(
+        err.contains(expected),
+        "{args:?}: expected {expected:?} in {err}"
+    );
 }
 
 #[test]
@@ -39,7 +42,9 @@ fn a_plain_trace_with_times_is_cut_to_the_window() {
          p0,1000,1024,1,1000,0,50\np1,1000,1024,1,500,100,150\n\
          p2,1000,1024,0,0,200,250\np3,1000,1024,1,1000,300,350\n",
     );
-    let base = ["simulate", "-q", "--nodes", &nodes, "--pods", &pods, "--seeds", "1", "--policy", "fgd"];
+    let base = [
+        "simulate", "-q", "--nodes", &nodes, "--pods", &pods, "--seeds", "1", "--policy", "fgd",
+    ];
     let run = |extra: &[&str]| allot(&[&base[..], extra].concat());
     // The last minute before the newest creation (300 s): p3 alone.
     let out = run(&["--dynamic", "--since", "1m"]);
@@ -54,7 +59,10 @@ fn a_plain_trace_with_times_is_cut_to_the_window() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("window [.., 150): 2 of 4 pods kept, 2 left out"));
     let args = |extra: &'static [&'static str]| [&base[..], extra].concat();
-    refused(&args(&["--since", "150", "--until", "300"]), "no GPU pod of --pods");
+    refused(
+        &args(&["--since", "150", "--until", "300"]),
+        "no GPU pod of --pods",
+    );
     refused(&args(&["--since", "7w"]), "--since <TIME>");
     refused(&args(&["--since", "7w"]), "\"7w\": give Unix seconds");
     refused(&args(&["--until=-3d"]), "--until <TIME>");
@@ -64,7 +72,9 @@ fn a_plain_trace_with_times_is_cut_to_the_window() {
         r#"[{"name": "p1", "cpu": "4", "memory": "16Gi", "gpuMilli": 500}]"#,
     );
     refused(
-        &["simulate", "-q", "--nodes", &nodes, "--pods", &json, "--since", "1d"],
+        &[
+            "simulate", "-q", "--nodes", &nodes, "--pods", &json, "--since", "1d",
+        ],
         "have no creation_time",
     );
 }
@@ -99,27 +109,52 @@ fn a_recorded_history_replays_and_trains_on_its_last_minutes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let hist = history(dir.path());
     let sim = |extra: &[&str]| {
-        let base = ["simulate", "-q", "--pods", &hist, "--policy", "fgd", "--seeds", "42"];
+        let base = [
+            "simulate", "-q", "--pods", &hist, "--policy", "fgd", "--seeds", "42",
+        ];
         allot(&[&base[..], extra].concat())
     };
     // Created at 1_780_000_000 + 60 i: the last 2 minutes keep i = 3, 4, 5.
     let out = sim(&["--dynamic", "--since", "2m"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("3 of 6 pods kept, 3 left out"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("3 of 6 pods kept, 3 left out"),
+        "{}",
+        stderr(&out)
+    );
     let out = sim(&["--since", "1780000000", "--until", "1780000060"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("window [1780000000, 1780000060): 1 of 6 pods kept"));
     let out = sim(&["--until", "1700000000"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no GPU pod of --pods"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no GPU pod of --pods"),
+        "{}",
+        stderr(&out)
+    );
 
     let policy = dir.path().join("policy.json");
     let short = [
-        "--seeds", "1", "--validation-seeds", "60", "--supervised-epochs", "1", "--epochs", "1",
-        "--search-generations", "0", "-q",
+        "--seeds",
+        "1",
+        "--validation-seeds",
+        "60",
+        "--supervised-epochs",
+        "1",
+        "--epochs",
+        "1",
+        "--search-generations",
+        "0",
+        "-q",
     ];
     let train = |extra: &[&str]| {
-        let base = ["train", "--history", &hist, "-o", policy.to_str().expect("utf-8")];
+        let base = [
+            "train",
+            "--history",
+            &hist,
+            "-o",
+            policy.to_str().expect("utf-8"),
+        ];
         allot(&[&base[..], &short[..], extra].concat())
     };
     let out = train(&["--since", "2m"]);
@@ -134,6 +169,10 @@ fn a_recorded_history_replays_and_trains_on_its_last_minutes() {
     assert!(stderr(&out).contains("--until <TIME>") && stderr(&out).contains("90x"));
     let out = train(&["--until", "1700000000"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no GPU pod of --history"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("no GPU pod of --history"),
+        "{}",
+        stderr(&out)
+    );
     refused(&["train", "--since", "7d"], "--history");
 }

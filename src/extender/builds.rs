@@ -52,17 +52,18 @@ mod tests {
     #[test]
     fn a_requested_build_is_made_only_when_the_caches_changed_since_the_last() {
         let builds = Builds::default();
-        let mut made = Vec::new();
-        // The first request builds: nothing was built yet.
-        made.push(builds.build_if(|| 7, Rebuild::IfChanged, || "first"));
-        // No change since: no build.
-        made.push(builds.build_if(|| 7, Rebuild::IfChanged, || "same"));
-        // The loop builds regardless (telemetry grows stale with time alone).
-        made.push(builds.build_if(|| 7, Rebuild::Always, || "loop"));
-        made.push(builds.build_if(|| 7, Rebuild::IfChanged, || "still same"));
-        // A change landed: the next request builds, and remembers it.
-        made.push(builds.build_if(|| 8, Rebuild::IfChanged, || "changed"));
-        made.push(builds.build_if(|| 8, Rebuild::IfChanged, || "again"));
+        let made = vec![
+            // The first request builds: nothing was built yet.
+            builds.build_if(|| 7, Rebuild::IfChanged, || "first"),
+            // No change since: no build.
+            builds.build_if(|| 7, Rebuild::IfChanged, || "same"),
+            // The loop builds regardless (telemetry grows stale with time alone).
+            builds.build_if(|| 7, Rebuild::Always, || "loop"),
+            builds.build_if(|| 7, Rebuild::IfChanged, || "still same"),
+            // A change landed: the next request builds, and remembers it.
+            builds.build_if(|| 8, Rebuild::IfChanged, || "changed"),
+            builds.build_if(|| 8, Rebuild::IfChanged, || "again"),
+        ];
         assert_eq!(
             made,
             [

@@ -9,8 +9,8 @@ use super::super::usage::usage;
 use super::SimulateArgs;
 use crate::sim::bundled::LoadedTrace;
 use crate::sim::load_trace;
-use crate::sim::trace::window::{Kept, Window};
 use crate::sim::trace::history::dir::is_history_dir;
+use crate::sim::trace::window::{Kept, Window};
 
 /// The trace of `--pods`/`--nodes`/`--trace-dir`, its warnings (rows of a recorded history
 /// skipped) printed. A folder given as a path must be a recorded history (a bare NAME is a

@@ -4,14 +4,14 @@
 
 use std::path::Path;
 
+use crate::cli::simulate::keep_window;
 use crate::cli::usage::usage;
 use crate::learn::Trace;
 use crate::learn::recorded::Decisions;
 use crate::policy::learned::HistorySource;
-use crate::cli::simulate::keep_window;
 use crate::sim::bundled::{keep, load_history};
-use crate::sim::trace::window::Window;
 use crate::sim::trace::history::nodes_of_rows;
+use crate::sim::trace::window::Window;
 
 /// The history in `dir` as a training trace, and what the policy file's provenance says of it;
 /// with `times` (for --dynamic) the trace keeps every pod's recorded arrival and departure, so

@@ -283,11 +283,17 @@ async fn a_disk_that_fills_mid_run_stops_recording_with_a_log_line_not_the_exten
     );
     // The handlers answer as before, and nothing more is sent to the stopped recorder.
     let (f, b) = filter_and_bind(&ext, "b", "300").await;
-    assert_eq!((f["NodeNames"].clone(), b["Error"].clone()), (json!(["g"]), json!("")));
+    assert_eq!(
+        (f["NodeNames"].clone(), b["Error"].clone()),
+        (json!(["g"]), json!(""))
+    );
     let (f, _) = filter_and_bind(&ext, "c", "600").await;
     assert!(f["FailedNodes"]["g"].is_string(), "no room left: {f}");
     assert_eq!(recorder.stats.counted(RecordOutcome::dropped), 0);
-    assert!(stopper.finish(Duration::from_secs(5)), "the thread has ended");
+    assert!(
+        stopper.finish(Duration::from_secs(5)),
+        "the thread has ended"
+    );
     // What was written before the disk filled still reads back.
     let got = read_history(dir.path()).unwrap();
     assert_eq!(got.rows(), 1, "{}", got.text);

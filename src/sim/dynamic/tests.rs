@@ -266,7 +266,11 @@ fn waits_are_binned_by_the_grid_interval_the_pod_was_placed_in() {
 fn a_pod_placed_on_a_grid_time_after_waiting_counts_there_not_later() {
     // The queued pod gets in at exactly 5 s, the first grid time after 0 (horizon 10 s).
     let c = cluster(&[1]);
-    let jobs = [job(whole(1), 0, 5), job(whole(1), 1, 1), job(share(500), 10, 1)];
+    let jobs = [
+        job(whole(1), 0, 5),
+        job(whole(1), 1, 1),
+        job(share(500), 10, 1),
+    ];
     let out = run(&c, &jobs, PolicyKind::BestFit, MINUTE, 42);
     let w = wait_grid(&out, 2);
     assert_eq!(w.iter().map(|x| x.waited).collect::<Vec<_>>(), [0, 1, 0]);

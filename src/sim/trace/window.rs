@@ -132,7 +132,16 @@ mod tests {
 
     #[test]
     fn bad_bounds_are_refused_naming_the_value() {
-        for bad in ["", "7w", "-3", "1.5d", "d", "7 d", "last week", "99999999999999999999d"] {
+        for bad in [
+            "",
+            "7w",
+            "-3",
+            "1.5d",
+            "d",
+            "7 d",
+            "last week",
+            "99999999999999999999d",
+        ] {
             let e = parse_bound(bad).expect_err(bad);
             assert!(e.starts_with(&format!("{bad:?}")), "{bad}: {e}");
         }
@@ -147,7 +156,10 @@ mod tests {
         };
         let kept = w.apply(&lives);
         assert_eq!(kept.mask, [false, true, true, false]);
-        assert_eq!((kept.left_out, kept.describe()), (2, "[200, 400)".to_string()));
+        assert_eq!(
+            (kept.left_out, kept.describe()),
+            (2, "[200, 400)".to_string())
+        );
     }
 
     #[test]
@@ -168,7 +180,10 @@ mod tests {
             since: Some(Bound::BeforeNewest(10_000)),
             until: None,
         };
-        assert_eq!((all.apply(&lives).left_out, all.apply(&lives).from), (0, Some(0)));
+        assert_eq!(
+            (all.apply(&lives).left_out, all.apply(&lives).from),
+            (0, Some(0))
+        );
         assert!(Window::default().is_open() && !all.is_open());
     }
 }

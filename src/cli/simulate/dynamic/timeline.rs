@@ -285,17 +285,31 @@ mod tests {
     fn the_tables_average_waits_over_the_seeds_that_have_one() {
         let text = tables(&result());
         let after = |title: &str| {
-            let at = text.find(title).unwrap_or_else(|| panic!("{title} in {text}"));
+            let at = text
+                .find(title)
+                .unwrap_or_else(|| panic!("{title} in {text}"));
             text[at..].lines().skip(3).take(2).collect::<Vec<_>>()
         };
         let mean = after("mean wait s");
-        assert_eq!(mean[0].split_whitespace().collect::<Vec<_>>(), ["0.00", "-"]);
+        assert_eq!(
+            mean[0].split_whitespace().collect::<Vec<_>>(),
+            ["0.00", "-"]
+        );
         // Seed 1's mean 6 and seed 2's 2.
-        assert_eq!(mean[1].split_whitespace().collect::<Vec<_>>(), ["0.00", "4"]);
+        assert_eq!(
+            mean[1].split_whitespace().collect::<Vec<_>>(),
+            ["0.00", "4"]
+        );
         let longest = after("longest wait s");
-        assert_eq!(longest[1].split_whitespace().collect::<Vec<_>>(), ["0.00", "5"]);
+        assert_eq!(
+            longest[1].split_whitespace().collect::<Vec<_>>(),
+            ["0.00", "5"]
+        );
         let frag = after("fragmentation %");
-        assert_eq!(frag[1].split_whitespace().collect::<Vec<_>>(), ["0.00", "25.0"]);
+        assert_eq!(
+            frag[1].split_whitespace().collect::<Vec<_>>(),
+            ["0.00", "25.0"]
+        );
     }
 
     #[test]
