@@ -25,6 +25,8 @@ const LEGEND_WIDTH: u32 = 180;
 struct Metric {
     title: &'static str,
     digits: usize,
+    /// Missing where no pod was placed after waiting (the waits).
+    sparse: bool,
     value: fn(&DynamicRun, usize) -> Option<f64>,
 }
 
@@ -42,31 +44,37 @@ const METRICS: [Metric; 6] = [
     Metric {
         title: "GPU allocation % of capacity",
         digits: 1,
+        sparse: false,
         value: |run, k| sample(run, k, |s| pct(run, s.allocated as f64)),
     },
     Metric {
         title: "pods waiting",
         digits: 0,
+        sparse: false,
         value: |run, k| sample(run, k, |s| s.waiting as f64),
     },
     Metric {
         title: "pods failed so far",
         digits: 0,
+        sparse: false,
         value: |run, k| sample(run, k, |s| s.failed as f64),
     },
     Metric {
         title: "fragmentation % of capacity",
         digits: 1,
+        sparse: false,
         value: |run, k| sample(run, k, |s| pct(run, s.frag)),
     },
     Metric {
-        title: "mean wait s, pods placed after waiting",
+        title: "mean wait s (pods placed after waiting)",
         digits: 0,
+        sparse: true,
         value: |run, k| run.waits.get(k).and_then(|w| w.mean_s),
     },
     Metric {
-        title: "longest wait s, pods placed after waiting",
+        title: "longest wait s (pods placed after waiting)",
         digits: 0,
+        sparse: true,
         value: |run, k| run.waits.get(k).and_then(|w| w.max_s),
     },
 ];
@@ -117,8 +125,13 @@ pub fn tables(results: &[DynamicResult]) -> String {
                 row
             })
             .collect();
+        let over = if metric.sparse {
+            "the seeds that placed a pod after waiting in the interval; -: none did"
+        } else {
+            "seeds"
+        };
         out.push_str(&format!(
-            "\n{} over time (mean over seeds):\n",
+            "\n{} over time (mean over {over}):\n",
             metric.title
         ));
         out.push_str(&table::render(&header, &rows, 0));
