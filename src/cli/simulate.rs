@@ -15,6 +15,7 @@ use crate::alloc::OfflineBound;
 use crate::sim::metrics::MAX_X;
 use crate::sim::replay::ReplayOptions;
 use crate::sim::sampling::KubeFilter;
+use crate::sim::trace::window::{Bound, parse_bound};
 use crate::sim::{NodeSampling, Published, offline_bounds, run_experiment_with};
 
 /// The bound is drawn from here on; below ~90% arrived every pod fits and it is the ideal line.
@@ -33,6 +34,7 @@ Examples:
   allot simulate --policy fgd --node-sampling adaptive   # only the nodes kube-scheduler's default sampling sends
   allot simulate --policy fgd,learned --move-budget-per-pod unlimited --move-budget 0,1%,2%   # consolidation
   allot simulate --dynamic --time-scale 400 --nodes-fraction 0.25   # in time order, with departures and a queue
+  allot simulate --pods ./history/ --since 7d --policy all   # the cluster's last week under every policy
 
 NAME resolves to openb_pod_list_NAME.csv in each --trace-dir (then ./traces/openb);
 `default` is also embedded in the binary. Files may be CSV (openb columns, or name,cpu,memory,
@@ -111,6 +113,14 @@ pub struct SimulateArgs {
     /// consolidation.svg compare them all.
     #[arg(long, value_name = "B[,B...]")]
     pub move_budget: Option<String>,
+    /// Replay only the pods created at or after TIME: Unix seconds (on the trace's own clock;
+    /// seconds from its origin for openb lists), or a duration before the newest pod's
+    /// creation: 7d, 36h, 90m, 45s. Needs creation_time (a recorded history has it).
+    #[arg(long, value_name = "TIME", value_parser = parse_bound)]
+    pub since: Option<Bound>,
+    /// Replay only the pods created before TIME (same forms as --since).
+    #[arg(long, value_name = "TIME", value_parser = parse_bound)]
+    pub until: Option<Bound>,
     /// Worker threads, at least 1 (default: one per core).
     #[arg(long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
@@ -322,6 +332,7 @@ pub(super) fn progress_bar(hidden: bool, total: usize) -> ProgressBar {
 mod consolidation;
 mod dynamic;
 mod input;
+pub(crate) use input::keep_window;
 mod parse;
 
 pub(super) use dynamic::parse_max_wait;

@@ -14,6 +14,8 @@ use std::process::ExitCode;
 use anyhow::{Context as _, bail};
 use clap::Args;
 
+use crate::sim::trace::window::{Bound, Window, parse_bound};
+
 use super::simulate::{parse_seeds_for, progress_bar};
 use crate::learn::checkpoint::{self, Checkpoint, Phase};
 use crate::learn::{self, Options, Trace};
@@ -37,6 +39,13 @@ pub struct TrainArgs {
     /// names the directory, a digest of the files read and how many records they held.
     #[arg(long, value_name = "DIR", conflicts_with = "pods")]
     pub history: Option<PathBuf>,
+    /// With --history: train only on the pods created at or after TIME: Unix seconds, or a
+    /// duration before the newest record (7d, 36h, 90m, 45s).
+    #[arg(long, value_name = "TIME", requires = "history", value_parser = parse_bound)]
+    pub since: Option<Bound>,
+    /// With --history: train only on the pods created before TIME (same forms as --since).
+    #[arg(long, value_name = "TIME", requires = "history", value_parser = parse_bound)]
+    pub until: Option<Bound>,
     /// The policy training starts from (and its L2 pull pulls to) [default: the embedded
     /// policy with --history, FGD without].
     #[arg(long, value_name = "FILE")]
@@ -151,7 +160,11 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     let setting = dynamic::setting(&args.dynamic, args.history.is_some())?;
     let (traces, source) = match &args.history {
         Some(dir) => {
-            let (trace, source) = history::load(dir, setting.is_some())?;
+            let window = Window {
+                since: args.since,
+                until: args.until,
+            };
+            let (trace, source) = history::load(dir, &window, setting.is_some())?;
             (vec![trace], Some(source))
         }
         None => (pod_traces(args, setting.is_some())?, None),

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::trace::history::dir::{Recorded, read_history};
 use super::trace::times::{Lifetime, load_lifetimes, parse_lifetimes_csv};
+use super::trace::window::{Kept, Window};
 use super::trace::{PodList, TraceError, load_nodes, load_pods, parse_nodes_csv, parse_pods_csv};
 use crate::model::Cluster;
 
@@ -49,7 +50,8 @@ pub struct LoadedTrace {
     pub pods: PodList,
     pub nodes_origin: Origin,
     pub pods_origin: Origin,
-    /// The recorded pods' times, read with them (a history's rows are merged from files).
+    /// The recorded pods' times, read with them (a history's rows are merged from files), or
+    /// those of the pods a [`Window`] kept.
     recorded: Option<Vec<Lifetime>>,
     /// Warnings for the user: rows of a recorded history skipped, and why.
     pub notes: Vec<String>,
@@ -71,12 +73,42 @@ impl LoadedTrace {
     /// The pods' creation and deletion times, row by row, when the pod list has them (CSV
     /// files with both columns; the embedded default has them).
     pub fn lifetimes(&self) -> Result<Option<Vec<Lifetime>>, TraceError> {
+        if let Some(times) = &self.recorded {
+            return Ok(Some(times.clone()));
+        }
         match &self.pods_origin {
             Origin::File(path) => load_lifetimes(path),
             Origin::Embedded => embedded_lifetimes().map(Some),
             Origin::History(_) => Ok(self.recorded.clone()),
         }
     }
+}
+
+impl LoadedTrace {
+    /// Keep only the pods created inside `window`, with their times; `None` (nothing changed)
+    /// when the pod list has no times. A recorded history's merged rows (`history`) are left
+    /// whole: filter them with [`Kept::mask`].
+    pub fn keep_window(&mut self, window: &Window) -> Result<Option<Kept>, TraceError> {
+        let Some(times) = self.lifetimes()? else {
+            return Ok(None);
+        };
+        let kept = window.apply(&times);
+        let pods = &mut self.pods;
+        pods.names = keep(std::mem::take(&mut pods.names), &kept.mask);
+        pods.pods = keep(std::mem::take(&mut pods.pods), &kept.mask);
+        pods.specs = keep(std::mem::take(&mut pods.specs), &kept.mask);
+        self.recorded = Some(keep(times, &kept.mask));
+        Ok(Some(kept))
+    }
+}
+
+/// The items of `items` whose place in `mask` is true.
+pub fn keep<T>(items: Vec<T>, mask: &[bool]) -> Vec<T> {
+    items
+        .into_iter()
+        .zip(mask)
+        .filter_map(|(item, &k)| k.then_some(item))
+        .collect()
 }
 
 /// The times of the embedded openb default trace: what a trace without times draws from.

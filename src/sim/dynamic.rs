@@ -24,7 +24,7 @@ pub mod summary;
 
 pub use load::{Load, LoadError, jobs_from_lifetimes, node_subset, synthesize_lifetimes};
 pub use run::{DynamicResult, DynamicRun, DynamicSetup, GRID_POINTS, run_dynamic, seed_jobs};
-pub use summary::{RunSummary, grid};
+pub use summary::{RunSummary, WaitWindow, grid, wait_grid};
 
 /// One pod of a dynamic replay: its demand, when it arrives and how long it runs once placed
 /// (milliseconds on the replay's clock).
@@ -73,6 +73,8 @@ pub struct DynamicOutcome {
     pub still_waiting: usize,
     /// How long each placed pod waited, in placement order (0 for most).
     pub waits_ms: Vec<u64>,
+    /// When each placed pod was placed, in the same order as `waits_ms`.
+    pub placed_ms: Vec<u64>,
     /// The last arrival's time: the window over which the summary averages.
     pub horizon_ms: u64,
     /// Fragmentation of the cluster before the first pod.
@@ -99,6 +101,7 @@ impl State {
             .push(Reverse((now.saturating_add(jobs[j].run_ms), j)));
         self.out.placed += 1;
         self.out.waits_ms.push(now - jobs[j].arrive_ms);
+        self.out.placed_ms.push(now);
     }
 
     fn fail(&mut self, pod: &PodDemand) {

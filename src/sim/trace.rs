@@ -26,6 +26,7 @@ pub mod history;
 mod json;
 mod read;
 pub mod times;
+pub mod window;
 use json::pods_from_entries;
 pub use json::{
     JSON_FIELDS, NodeEntry, PodEntry, from_json_reader, json_error, json_gpus, nodes_from_entries,

@@ -92,10 +92,12 @@ pub fn start<W: Watched>(
         stats: recorder.stats.clone(),
         stop: stop.clone(),
     };
+    // The thread logs where its starter logs (the process's subscriber; a test's own).
+    let log = tracing::dispatcher::get_default(Clone::clone);
     std::thread::Builder::new()
         .name("allot-history".into())
         .spawn(move || {
-            task.run();
+            tracing::dispatcher::with_default(&log, || task.run());
             let _ = done_tx.send(());
         })
         .map_err(KeyError::Thread)?;

@@ -1,6 +1,6 @@
 //! The recorder beside the handlers: a full channel never holds a decision up (its records
-//! are dropped and counted), a recorder that cannot write stops and says so, and what the
-//! thread writes reads back as a pod list.
+//! are dropped and counted), a recorder that cannot write (at start-up, or when the disk
+//! fills mid-run) stops and says so, and what the thread writes reads back as a pod list.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -194,8 +194,13 @@ async fn the_leader_records_binds_and_departures_that_read_back_as_a_pod_list() 
     assert_eq!(recorder.stats.counted(RecordOutcome::failed), 0);
 }
 
+/// Held by the tests whose recorder fails: tracing caches per log line whether anyone
+/// listens, so one test's failure line, logged with no subscriber, could hide the other's.
+static FAILING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test]
 async fn a_directory_that_cannot_be_written_stops_recording_not_the_extender() {
+    let _one_at_a_time = FAILING.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let blocker = dir.path().join("file");
     std::fs::write(&blocker, "not a directory").unwrap();
@@ -280,4 +285,86 @@ async fn the_leader_takes_in_binds_made_through_another_replica_once_each() {
         );
     }
     assert!(!got.text.contains("ml/old"), "{}", got.text);
+}
+
+/// What a test's subscriber wrote.
+#[derive(Debug, Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_disk_that_fills_mid_run_stops_recording_with_a_log_line_not_the_extender() {
+    let log = Capture::default();
+    let writer = log.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _one_at_a_time = FAILING.lock().await;
+    let _guard = tracing::subscriber::set_default(sub);
+    tracing::callsite::rebuild_interest_cache();
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::default();
+    fake.leading.store(true, Ordering::Relaxed);
+    let store = store();
+    let (recorder, stopper) = start(settings(dir.path()), store.clone(), fake.clone()).unwrap();
+    let ext = Extender::following(store, None, None, Some(recorder.clone()));
+    wait_for("recording", || recorder.is_active()).await;
+    filter_and_bind(&ext, "a", "600").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    fake.departures
+        .lock()
+        .unwrap()
+        .push((Instant::now(), "uid-a".to_string()));
+    wait_for("the first row written", || {
+        recorder.stats.counted(RecordOutcome::written) == 1
+    })
+    .await;
+    assert_eq!(recorder.stats.recording.get(), 1);
+    // The disk fills: `open.csv`, rewritten (aside, then renamed) at every checkpoint, is
+    // next written through a link to /dev/full, where every write fails with ENOSPC.
+    std::os::unix::fs::symlink("/dev/full", dir.path().join(".open.csv.tmp")).unwrap();
+    wait_for("the failure counted", || {
+        recorder.stats.counted(RecordOutcome::failed) >= 1
+    })
+    .await;
+    assert!(!recorder.is_active());
+    assert_eq!(recorder.stats.recording.get(), 0);
+    let text = || String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    // The line follows the count (same thread, a moment later).
+    wait_for("the error logged", || text().contains("recording stopped")).await;
+    let text = text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("writing failed; recording stopped"))
+        .unwrap_or_else(|| panic!("no error line in {text:?}"));
+    assert!(
+        line.contains("ERROR") && line.contains("No space left on device"),
+        "{line}"
+    );
+    // The handlers answer as before, and nothing more is sent to the stopped recorder.
+    let (f, b) = filter_and_bind(&ext, "b", "300").await;
+    assert_eq!(
+        (f["NodeNames"].clone(), b["Error"].clone()),
+        (json!(["g"]), json!(""))
+    );
+    let (f, _) = filter_and_bind(&ext, "c", "600").await;
+    assert!(f["FailedNodes"]["g"].is_string(), "no room left: {f}");
+    assert_eq!(recorder.stats.counted(RecordOutcome::dropped), 0);
+    assert!(
+        stopper.finish(Duration::from_secs(5)),
+        "the thread has ended"
+    );
+    // What was written before the disk filled still reads back.
+    let got = read_history(dir.path()).unwrap();
+    assert_eq!(got.rows(), 1, "{}", got.text);
 }

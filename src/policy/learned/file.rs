@@ -82,6 +82,10 @@ pub struct HistorySource {
     pub decisions: usize,
     /// Nodes in the recorded inventory.
     pub nodes: usize,
+    /// With `--since`/`--until`: the creation-time window trained on, `[from, until)` in Unix
+    /// seconds, and how many records it left out (absent: every record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<String>,
 }
 
 /// A learned policy: linear Q-function weights over [`NAMES`].

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::load::{Load, LoadError, jobs_from_lifetimes, node_subset, synthesize_lifetimes};
-use super::summary::{RunSummary, grid};
+use super::summary::{RunSummary, WaitWindow, grid, wait_grid};
 use super::{Job, MaxWait, TimeSample, replay_dynamic};
 use crate::model::Cluster;
 use crate::policy::PolicyKind;
@@ -38,6 +38,9 @@ pub struct DynamicRun {
     /// GPU capacity of the seed's node subset, milli.
     pub capacity: u64,
     pub grid: Vec<TimeSample>,
+    /// The waits of the pods placed after waiting in each grid interval (same length as
+    /// `grid`; see [`wait_grid`]).
+    pub waits: Vec<WaitWindow>,
     pub elapsed: Duration,
 }
 
@@ -107,6 +110,7 @@ pub fn run_dynamic(
             summary: RunSummary::of(&out, jobs.len(), requested, capacity),
             capacity,
             grid: grid(&out, GRID_POINTS),
+            waits: wait_grid(&out, GRID_POINTS),
             elapsed: started.elapsed(),
         };
         (p, run)

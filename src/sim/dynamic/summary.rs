@@ -1,6 +1,7 @@
 //! What a dynamic replay is judged by: time-weighted means over the arrival window (from 0
 //! to the last arrival, so the drain after it does not dilute them), failures, and waiting
-//! times; and the state on an even time grid for the over-time table, CSV and plot.
+//! times; and the state on an even time grid for the over-time table, CSV and plot, with the
+//! waits of the pods placed in each interval of that grid.
 
 use super::{DynamicOutcome, TimeSample};
 use crate::sim::metrics::quantile;
@@ -106,14 +107,57 @@ pub fn grid(out: &DynamicOutcome, points: usize) -> Vec<TimeSample> {
         failed: 0,
     };
     let mut at = 0;
-    (0..=points)
-        .map(|k| {
-            let t = (horizon_ms as f64 * k as f64 / points.max(1) as f64).round() as u64;
+    grid_times(horizon_ms, points)
+        .into_iter()
+        .map(|t| {
             while at < samples.len() && samples[at].t_ms <= t {
                 at += 1;
             }
             let s = if at == 0 { empty } else { samples[at - 1] };
             TimeSample { t_ms: t, ..s }
         })
+        .collect()
+}
+
+/// The waits of the pods placed after waiting (a wait above zero) in one interval of the
+/// grid. Interval `k` of the grid of [`grid`] is `(t[k-1], t[k]]`, interval 0 the instant 0
+/// alone, so every placement from time 0 to the horizon falls in exactly one; placements
+/// after the horizon (the drain once the last pod has arrived) fall in none.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct WaitWindow {
+    /// Pods placed in the interval after waiting.
+    pub waited: usize,
+    /// Their mean and longest wait, seconds; `None` when `waited` is 0.
+    pub mean_s: Option<f64>,
+    pub max_s: Option<f64>,
+}
+
+/// [`WaitWindow`] for each of the `points` + 1 grid times of [`grid`].
+pub fn wait_grid(out: &DynamicOutcome, points: usize) -> Vec<WaitWindow> {
+    let times = grid_times(out.horizon_ms, points);
+    let mut sums = vec![(0_usize, 0_u64, 0_u64); times.len()];
+    for (&at, &wait) in out.placed_ms.iter().zip(&out.waits_ms) {
+        if wait == 0 || at > out.horizon_ms {
+            continue;
+        }
+        // The first grid time at or after the placement.
+        let k = times.partition_point(|&t| t < at);
+        if let Some(w) = sums.get_mut(k) {
+            *w = (w.0 + 1, w.1 + wait, w.2.max(wait));
+        }
+    }
+    sums.into_iter()
+        .map(|(n, sum, max)| WaitWindow {
+            waited: n,
+            mean_s: (n > 0).then(|| sum as f64 / n as f64 / 1000.0),
+            max_s: (n > 0).then(|| max as f64 / 1000.0),
+        })
+        .collect()
+}
+
+/// The `points` + 1 evenly spaced times from 0 to `horizon_ms`, milliseconds.
+fn grid_times(horizon_ms: u64, points: usize) -> Vec<u64> {
+    (0..=points)
+        .map(|k| (horizon_ms as f64 * k as f64 / points.max(1) as f64).round() as u64)
         .collect()
 }

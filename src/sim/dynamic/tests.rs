@@ -235,3 +235,44 @@ fn summary_averages_over_the_arrival_window() {
         [2000, 2000, 0, 0, 1000]
     );
 }
+
+#[test]
+fn waits_are_binned_by_the_grid_interval_the_pod_was_placed_in() {
+    // One 2-GPU node, busy 0..10 s. Two 1-GPU pods arriving at 2 s and 6 s both get in at
+    // 10 s (waits 8 s and 4 s); a 2-GPU pod arriving at 20 s (the horizon) waits for them
+    // to leave at 30 s, after the horizon, so it is in no interval.
+    let c = cluster(&[2]);
+    let jobs = [
+        job(whole(2), 0, 10),
+        job(whole(1), 2, 20),
+        job(whole(1), 6, 20),
+        job(whole(2), 20, 1),
+    ];
+    let out = run(&c, &jobs, PolicyKind::Fgd, MaxWait::Forever, 42);
+    assert_eq!(out.placed_ms, [0, 10_000, 10_000, 30_000]);
+    // Grid times 0, 5, 10, 15, 20 s; 10 s closes the interval (5 s, 10 s].
+    let w = wait_grid(&out, 4);
+    let empty = WaitWindow::default();
+    let both = WaitWindow {
+        waited: 2,
+        mean_s: Some(6.0),
+        max_s: Some(8.0),
+    };
+    assert_eq!(w, [empty, empty, both, empty, empty]);
+    assert_eq!(RunSummary::of(&out, 4, 6000, 2000).waited, 3);
+}
+
+#[test]
+fn a_pod_placed_on_a_grid_time_after_waiting_counts_there_not_later() {
+    // The queued pod gets in at exactly 5 s, the first grid time after 0 (horizon 10 s).
+    let c = cluster(&[1]);
+    let jobs = [
+        job(whole(1), 0, 5),
+        job(whole(1), 1, 1),
+        job(share(500), 10, 1),
+    ];
+    let out = run(&c, &jobs, PolicyKind::BestFit, MINUTE, 42);
+    let w = wait_grid(&out, 2);
+    assert_eq!(w.iter().map(|x| x.waited).collect::<Vec<_>>(), [0, 1, 0]);
+    assert_eq!((w[1].mean_s, w[1].max_s), (Some(4.0), Some(4.0)));
+}
