@@ -26,7 +26,8 @@ pub fn bound_at(pod: &Pod) -> Option<u64> {
 }
 
 /// `pod` as a bind record, if allot bound it (it has a node and allot's devices
-/// annotation) at `after` or later and it reads as a pod allot accounts.
+/// annotation) at `after` or later and it reads as a pod allot accounts. The bind time is
+/// its `PodScheduled` condition's, or, without one, its creation time.
 pub fn adopted(store: &Store, pod: &Pod, after: u64) -> Option<Seen> {
     let devices = pod
         .metadata
@@ -34,16 +35,16 @@ pub fn adopted(store: &Store, pod: &Pod, after: u64) -> Option<Seen> {
         .as_ref()?
         .get(GPU_DEVICES_ANNOTATION)?;
     let node = pod.spec.as_ref()?.node_name.clone()?;
-    let at = bound_at(pod)?;
-    if at < after {
-        return None;
-    }
-    let req = parse_pod_with(pod, &store.view().cluster.models, store.policies().default).ok()?;
     let created = pod
         .metadata
         .creation_timestamp
         .as_ref()
         .and_then(|t| u64::try_from(t.0.as_second()).ok());
+    let at = bound_at(pod).or(created)?;
+    if at < after {
+        return None;
+    }
+    let req = parse_pod_with(pod, &store.view().cluster.models, store.policies().default).ok()?;
     let mut seen = super::seen(store, &req, created);
     seen.node = node;
     seen.devices = devices

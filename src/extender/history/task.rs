@@ -1,9 +1,9 @@
 //! The recorder's own thread: it takes the handlers' records off the channel into the book
-//! of pods in flight, and every tick adds what the watches saw (departures, creation times,
-//! binds made through other replicas), closes what is over, follows the node inventory and
-//! writes; every checkpoint it rewrites `open.csv`. A thread, not a tokio task: all of its
-//! work is blocking file I/O. It records only while [`Watched::leading`]; a write error stops
-//! it for good (metric + one log line).
+//! of pods in flight, takes in binds made through other replicas from the pod watch, and
+//! every tick adds what the watches saw (departures, creation times), closes what is over,
+//! follows the node inventory and writes; every checkpoint it rewrites `open.csv`. A thread,
+//! not a tokio task: all of its work is blocking file I/O. It records only while
+//! [`Watched::leading`]; a write error stops it for good (metric + one log line).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -70,6 +70,8 @@ struct Leading {
     /// Binds at or after this time (Unix seconds) are taken in from the pod watch; it
     /// starts when this stretch of leading does.
     adopt_after: u64,
+    /// The pods bound since `adopt_after` looked at already (plain UID -> bind time).
+    adopt_seen: HashMap<String, u64>,
     nodes: BTreeMap<String, NodeRecord>,
     checkpoint_at: Instant,
     lines: String,
@@ -120,6 +122,9 @@ impl<W: Watched> Task<W> {
                     }
                 }
             }
+            if let Some(l) = &mut lead {
+                self.adopt(l, unix_now());
+            }
             if Instant::now() >= next_tick {
                 next_tick = Instant::now() + self.settings.tick;
                 if let Some(l) = &mut lead
@@ -164,6 +169,7 @@ impl<W: Watched> Task<W> {
             uncreated: HashMap::new(),
             departures_after: Instant::now(),
             adopt_after: unix_now(),
+            adopt_seen: HashMap::new(),
             checkpoint_at: Instant::now(),
             lines: String::new(),
             rows: 0,
@@ -232,7 +238,6 @@ impl<W: Watched> Task<W> {
                 l.rows += 1;
             }
         }
-        self.adopt(l, now_unix);
         let checkpoint = last || now.duration_since(l.checkpoint_at) >= self.settings.checkpoint;
         let alive: Option<HashSet<String>> = checkpoint
             .then(|| self.watched.alive())
@@ -275,15 +280,22 @@ impl<W: Watched> Task<W> {
     }
 
     /// Take in the pods allot bound since the last look (less [`OVERLAP_SECS`]) that the book
-    /// does not hold: bound through another replica, whose handlers do not record.
+    /// does not hold: bound through another replica, whose handlers do not record. Every
+    /// slice, not every tick: a pod that leaves before it is looked at is missed.
     fn adopt(&self, l: &mut Leading, now: u64) {
         let after = l.adopt_after;
         l.adopt_after = after.max(now.saturating_sub(OVERLAP_SECS));
+        l.adopt_seen.retain(|_, at| *at >= after);
         let mut taken = 0;
         for pod in self.watched.bound() {
+            let uid = pod.metadata.uid.as_deref().unwrap_or_default();
+            if l.adopt_seen.contains_key(uid) {
+                continue;
+            }
             let Some(seen) = adopted(&self.store, &pod, after) else {
                 continue;
             };
+            l.adopt_seen.insert(seen.uid.clone(), seen.at);
             if !l.book.contains(&self.names.write(&seen.uid)) {
                 self.take(l, Event::Bound(seen));
                 taken += 1;
