@@ -81,15 +81,7 @@ fn a_plain_trace_with_times_is_cut_to_the_window() {
 
 /// A history of one 4-GPU node and six one-GPU pods created a minute apart.
 fn history(dir: &std::path::Path) -> String {
-    let node = NodeRecord {
-        name: "n".into(),
-        cpu_milli: 64000,
-        memory_bytes: 256 << 30,
-        gpus: 4,
-        model: "T4".into(),
-        added: 0,
-        removed: None,
-    };
+    let node = NodeRecord::four_t4_for_tests("n");
     write(dir, "nodes.csv", &(node_header() + &node.line()));
     let mut text = pod_header();
     for i in 0..6u64 {

@@ -74,8 +74,7 @@ pub fn with_reservations(snap: &ClusterSnapshot, ctx: &Context, own: &str) -> (C
             return;
         }
         if let Some(i) = snap.index.get(node) {
-            // A reservation that no longer fits is the other request's PlanStale to fix.
-            let _ = cluster.place(&demand, Placement { node: i, devices });
+            hold_room(&mut cluster, &demand, Placement { node: i, devices });
         }
     };
     // Requests' unbound pods, and the waiting pods whose room the consolidator holds.
@@ -119,6 +118,21 @@ pub fn with_reservations(snap: &ClusterSnapshot, ctx: &Context, own: &str) -> (C
         }
     }
     (cluster, own_given)
+}
+
+/// Hold, in `cluster`, the room promised to a pod that is not bound yet at `at`: another
+/// request's planned pod, or a waiting pod the consolidator made room for. Where it fits it is
+/// placed as the pod's demand. Where it does not, the pods making way for it (elastic
+/// replicas given back, moved pods) have not left yet, or someone else took the room (the
+/// other request's PlanStale to fix): either way its devices are withheld whole, so that no
+/// plan takes a device promised to another pod while it is freed (the extender refuses the
+/// node of a consolidation hold to other pods meanwhile, too).
+pub fn hold_room(cluster: &mut Cluster, demand: &PodDemand, at: Placement) {
+    if cluster.place(demand, at).is_err() {
+        for d in at.devices.iter() {
+            cluster.withhold_gpu(at.node, d);
+        }
+    }
 }
 
 /// The request's pods, straight from the API (the caches skip finished pods).

@@ -143,15 +143,7 @@ fn bad_move_budgets_name_their_flag() {
 fn a_recorded_history_directory_replays() {
     use crate::sim::trace::history::{NodeRecord, PodRecord, node_header, pod_header};
     let dir = tempfile::tempdir().unwrap();
-    let node = NodeRecord {
-        name: "n".into(),
-        cpu_milli: 64000,
-        memory_bytes: 256 << 30,
-        gpus: 4,
-        model: "T4".into(),
-        added: 0,
-        removed: None,
-    };
+    let node = NodeRecord::four_t4_for_tests("n");
     std::fs::write(dir.path().join("nodes.csv"), node_header() + &node.line()).unwrap();
     let mut text = pod_header();
     for i in 0..6u64 {

@@ -333,3 +333,59 @@ fn a_replica_larger_than_every_node_is_permanently_infeasible() {
     );
     assert_eq!(status.phase, crate::crd::Phase::Infeasible);
 }
+
+/// The consolidator's hold for a waiting two-GPU pod (`cpu_milli`) on node-0's devices 1
+/// and 2, in `c`.
+fn hold_devices_1_and_2(c: &mut Cluster, cpu_milli: u64) {
+    let two = PodDemand {
+        cpu_milli,
+        memory_bytes: 0,
+        gpu: GpuDemand::Whole { count: 2 },
+        models: ModelSet::ANY,
+    };
+    let at = Placement {
+        node: 0,
+        devices: DeviceSet::single(1).with(2),
+    };
+    crate::controller::observe::hold_room(c, &two, at);
+}
+
+#[test]
+fn room_held_for_a_consolidated_pod_is_not_planned_into_while_a_moved_pod_is_still_there() {
+    // Replica 0 on device 0, and a pod making way (moved, or given back) still on device 1.
+    let kept = running(0, "node-0", &[0]);
+    let leaving = running(7, "node-0", &[1]);
+    let (mut c, accounted) = with_pods(cluster(1), 1, &[kept.clone(), leaving]);
+    hold_devices_1_and_2(&mut c, 0);
+    let d = run(
+        &spec(false, 3, 1),
+        vec![kept],
+        &c,
+        &[NodeHealth::default()],
+        &accounted,
+    );
+    assert_eq!(nodes_of(&d.create), [(1, "node-0")], "{:?}", d.create);
+    assert_eq!(
+        d.create[0].gpu_devices,
+        [3],
+        "only the device outside the hold"
+    );
+    assert_eq!(d.unplaced.len(), 1);
+}
+
+#[test]
+fn room_held_for_a_consolidated_pod_is_placed_as_its_demand_once_free() {
+    let kept = running(0, "node-0", &[0]);
+    let (mut c, accounted) = with_pods(cluster(1), 1, std::slice::from_ref(&kept));
+    hold_devices_1_and_2(&mut c, 1000);
+    assert_eq!(c.nodes()[0].gpu_free(), [0, 0, 0, 1000]);
+    assert_eq!(c.nodes()[0].cpu_free, 32_000 - 4000 - 1000);
+    let d = run(
+        &spec(false, 2, 1),
+        vec![kept],
+        &c,
+        &[NodeHealth::default()],
+        &accounted,
+    );
+    assert_eq!(d.create[0].gpu_devices, [3]);
+}

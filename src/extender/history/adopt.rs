@@ -34,7 +34,7 @@ pub fn adopted(store: &Store, pod: &Pod, after: u64) -> Option<Seen> {
         .annotations
         .as_ref()?
         .get(GPU_DEVICES_ANNOTATION)?;
-    let node = pod.spec.as_ref()?.node_name.clone()?;
+    let node = pod.spec.as_ref()?.node_name.as_deref()?;
     let created = pod
         .metadata
         .creation_timestamp
@@ -46,7 +46,7 @@ pub fn adopted(store: &Store, pod: &Pod, after: u64) -> Option<Seen> {
     }
     let req = parse_pod_with(pod, &store.view().cluster.models, store.policies().default).ok()?;
     let mut seen = super::seen(store, &req, created);
-    seen.node = node;
+    seen.node = node.to_string();
     seen.devices = devices
         .split(',')
         .map(str::trim)

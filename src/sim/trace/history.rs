@@ -208,6 +208,19 @@ pub struct NodeRecord {
 }
 
 impl NodeRecord {
+    /// A test record: node `name` of 64 cores, 256 GiB and four T4 GPUs, there from the start.
+    pub fn four_t4_for_tests(name: &str) -> Self {
+        NodeRecord {
+            name: name.into(),
+            cpu_milli: 64000,
+            memory_bytes: 256 << 30,
+            gpus: 4,
+            model: "T4".into(),
+            added: 0,
+            removed: None,
+        }
+    }
+
     /// The row, newline-terminated, in [`NODE_COLUMNS`] order. Memory rounds down to MiB so
     /// that a replay never offers more than the node had.
     pub fn line(&self) -> String {
