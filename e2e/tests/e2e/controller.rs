@@ -20,6 +20,7 @@ use crate::support::requests::{
 };
 use crate::support::{Cluster, WAIT, poll};
 
+mod chain;
 mod consolidation;
 mod crash;
 mod elastic;

@@ -80,9 +80,9 @@ pub fn propose(
         per_arrival: scope.max_moves,
         total: TotalBudget::Unlimited,
     };
-    // Single hops only in the cluster: a chain's middle hop (a pod moved into room another
-    // moved pod leaves) has no e2e scenario yet, so the live loop does not plan one.
-    let mut consolidator = Consolidator::new(&cluster, budget).with_chains(false);
+    // Chains too (e2e `controller::chain`): a middle hop's pod is evicted before the pod
+    // moving into the room it leaves, and the extender holds that room once it is free.
+    let mut consolidator = Consolidator::new(&cluster, budget);
     for (i, bound) in snap.pods.iter().enumerate() {
         let node = position.get(bound.at.node).copied().flatten();
         if let (Some(node), true) = (node, scope.movable.get(i).copied().unwrap_or(false)) {

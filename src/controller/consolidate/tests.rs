@@ -137,6 +137,50 @@ fn a_pod_that_fits_a_usable_node_needs_no_moves() {
     );
 }
 
+/// The e2e chain scenario's cluster: node 0 (2 GPUs) with a one-GPU pod, node 1 (1 GPU) with
+/// a half-GPU pod, node 2 (1 GPU) with a half-GPU pod that may not move.
+fn chained() -> ClusterSnapshot {
+    let mut c: Cluster = cluster(&[2, 1, 1]);
+    let mut pods = Vec::new();
+    for (i, (node, demand)) in [(0, whole(1)), (1, share(500)), (2, share(500))]
+        .into_iter()
+        .enumerate()
+    {
+        let at = Placement {
+            node,
+            devices: DeviceSet::single(0),
+        };
+        c.place(&demand, at).unwrap();
+        pods.push(BoundPod {
+            key: format!("ns/p{i}"),
+            uid: format!("uid-{i}"),
+            demand,
+            at,
+            priority: 0,
+        });
+    }
+    ClusterSnapshot::new(c, pods)
+}
+
+#[test]
+fn a_chain_moves_the_middle_hop_first_where_no_single_move_makes_room() {
+    let snap = chained();
+    let usable = [true; 3];
+    let got = plan(&snap, &usable, &[true, true, false], 4, whole(2));
+    let Proposal::Move { at, moves } = got else {
+        panic!("expected a chain, got {got:?}");
+    };
+    assert_eq!(at.node, 0);
+    let hops: Vec<(usize, Option<usize>)> = moves
+        .iter()
+        .map(|m| (m.pod, m.to.map(|t| t.node)))
+        .collect();
+    assert_eq!(hops, [(1, Some(2)), (0, Some(1))], "the middle hop first");
+    // Two moves are the least a chain takes.
+    let got = plan(&snap, &usable, &[true, true, false], 1, whole(2));
+    assert_eq!(got, Proposal::NoRoom);
+}
+
 fn pod(labels: serde_json::Value, owner: bool, priority: i32, deleting: bool) -> Pod {
     let mut v = json!({
         "metadata": { "name": "p", "namespace": "ns", "labels": labels },

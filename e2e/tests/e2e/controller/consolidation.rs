@@ -47,7 +47,7 @@ async fn consolidation_moves_opted_in_pods_to_fit_a_four_gpu_pod_unless_a_budget
     .await
 }
 
-fn api(
+pub(super) fn api(
     cluster: &Cluster,
     ns: &str,
     group: &str,
@@ -60,7 +60,7 @@ fn api(
     Api::namespaced_with(cluster.client.clone(), ns, &ar)
 }
 
-fn object(value: Value) -> Result<DynamicObject> {
+pub(super) fn object(value: Value) -> Result<DynamicObject> {
     Ok(serde_json::from_value(value)?)
 }
 
@@ -95,7 +95,7 @@ async fn events(cluster: &Cluster, ns: &str, reason: &str) -> Result<Vec<String>
 
 /// The extender's log lines that name namespace `ns` (its log is in the run directory's
 /// `logs/`, where `e2e/up` writes it).
-fn extender_log(ns: &str) -> String {
+pub(super) fn extender_log(ns: &str) -> String {
     let dir = match crate::own::run_dir() {
         Ok(dir) => dir,
         Err(e) => return format!("({e})"),
@@ -109,7 +109,7 @@ fn extender_log(ns: &str) -> String {
 const FAILPOINT_EXIT: i32 = 86;
 
 /// The consolidation record on pod `name`.
-async fn annotation(pods: &Api<Pod>, name: &str) -> Result<String> {
+pub(super) async fn annotation(pods: &Api<Pod>, name: &str) -> Result<String> {
     let notes = pods
         .get(name)
         .await?

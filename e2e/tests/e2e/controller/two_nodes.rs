@@ -1,6 +1,6 @@
 //! What the consolidation and give-back scenarios share: two kwok GPU nodes of a model of
-//! their own, created by the scenario and deleted afterwards, and a controller with
-//! consolidation on and short timings.
+//! their own (a third for the chain scenario), created by the scenario and deleted
+//! afterwards, and a controller with consolidation on and short timings.
 
 use anyhow::Result;
 use k8s_openapi::api::core::v1::{Node, Pod};
@@ -11,11 +11,12 @@ use super::controller_with;
 use crate::support::{AllotProcess, Cluster, WAIT, poll};
 
 /// Names for two kwok GPU nodes of a model of their own: `e2e-TAG-a-PID`, `e2e-TAG-b-PID`,
-/// model `E2E-TAG-PID`.
+/// model `E2E-TAG-PID`; and `e2e-TAG-c-PID` for a scenario that needs a third.
 pub(super) struct TwoNodes {
     pub model: String,
     pub a: String,
     pub b: String,
+    pub c: String,
 }
 
 /// Run `scenario` in a fresh namespace (`prefix`) with the names of two nodes it may create;
@@ -36,8 +37,9 @@ where
         model: format!("E2E-{}-{pid}", tag.to_uppercase()),
         a: format!("e2e-{tag}-a-{pid}"),
         b: format!("e2e-{tag}-b-{pid}"),
+        c: format!("e2e-{tag}-c-{pid}"),
     };
-    let nodes = [names.a.clone(), names.b.clone()];
+    let nodes = [names.a.clone(), names.b.clone(), names.c.clone()];
     let outcome = cluster
         .in_namespace(prefix, move |cluster, ns| scenario(cluster, ns, names))
         .await;
