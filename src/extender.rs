@@ -98,6 +98,11 @@ const REFRESH_EVERY: Duration = Duration::from_secs(2);
 /// hundreds a second, the snapshot is rebuilt ten times a second, and the overlay of recent
 /// binds covers the gap.
 const COALESCE: Duration = Duration::from_millis(100);
+/// A rebuild reads every node and pod, so its cost grows with the cluster while the rate of
+/// changes does not: the loop waits at least this many times the last build's own time
+/// (up to [`LONGEST_PAUSE`]), so that rebuilding takes at most about a tenth of a core.
+const BUILD_SHARE: u32 = 10;
+const LONGEST_PAUSE: Duration = Duration::from_secs(1);
 /// Longest the history recorder may take for its last write at shutdown.
 const HISTORY_FINISH: Duration = Duration::from_secs(5);
 
@@ -309,9 +314,11 @@ async fn follow(
     loop {
         let first = !store.is_ready();
         let (c, s, lock) = (caches.clone(), store.clone(), serial.clone());
+        let started = std::time::Instant::now();
         let built =
             tokio::task::spawn_blocking(move || rebuild(&c, &s, freshness, &lock, Rebuild::Always))
                 .await;
+        let took = started.elapsed();
         let Ok(Some((problems, nodes, pods))) = built else {
             tracing::error!("building the cluster snapshot panicked; keeping the last one");
             tokio::time::sleep(REFRESH_EVERY).await;
@@ -327,9 +334,14 @@ async fn follow(
             tracing::info!(nodes, pods, "cluster state loaded; ready");
         }
         let _ = tokio::time::timeout(REFRESH_EVERY, changes.changed()).await;
-        tokio::time::sleep(COALESCE).await;
+        tokio::time::sleep(pause_after(took)).await;
         changes.mark_unchanged();
     }
+}
+
+/// How long the rebuild loop folds changes together after a build that took `took`.
+fn pause_after(took: Duration) -> Duration {
+    (took * BUILD_SHARE).clamp(COALESCE, LONGEST_PAUSE)
 }
 
 /// Build the snapshot from the caches, put it in `store`, and hold what the consolidation
@@ -348,12 +360,16 @@ fn rebuild(
         || caches.change_count(),
         when,
         || {
+            let started = std::time::Instant::now();
             let live = caches.snapshot(&live::Freshness::now(stale_after, policy));
             let snap = live.snapshot;
             let (nodes, pods) = (snap.cluster.len(), snap.pods.len());
             store.replace_forgetting(snap, |uid| caches.departed.contains(uid));
             let now = crate::live::consolidation::unix_now();
             reserve::reserve_consolidated(store, &caches.consolidating.state(), now);
+            store
+                .build_seconds()
+                .observe(started.elapsed().as_secs_f64());
             (live.problems, nodes, pods)
         },
     )

@@ -316,6 +316,13 @@ impl Metrics {
              over); released (filtered again, bound elsewhere, or no longer held); expired unbound",
             store.hold_stats().outcomes.clone(),
         );
+        r.register(
+            "allot_extender_snapshot_build_seconds",
+            "Rebuilds of the extender's view from its watch caches, by duration: each reads every \
+             node and pod, so it grows with the cluster, and the rebuild loop waits at least ten \
+             times the last one's duration before the next",
+            store.build_seconds().clone(),
+        );
         let prices = store.price_stats();
         r.register(
             "allot_extender_price_solves",

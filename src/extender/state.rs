@@ -123,6 +123,8 @@ pub struct Store {
     destinations: Mutex<destinations::Destinations>,
     /// Rebuilds the view from the watch caches at once (live mode; see [`Store::refresh_now`]).
     refresher: std::sync::OnceLock<Refresher>,
+    /// How long each rebuild of the view from the watch caches took (live mode).
+    builds: prometheus_client::metrics::histogram::Histogram,
 }
 
 /// A rebuild of the view from its source, on demand.
@@ -161,7 +163,17 @@ impl Store {
             rooms: RwLock::default(),
             refresher: std::sync::OnceLock::new(),
             destinations: Mutex::default(),
+            // 0.5 ms to 8 s: a build reads every node and pod of the cluster.
+            builds: prometheus_client::metrics::histogram::Histogram::new(
+                prometheus_client::metrics::histogram::exponential_buckets(0.000_5, 2.0, 15),
+            ),
         }
+    }
+
+    /// The durations of the rebuilds from the watch caches
+    /// (`allot_extender_snapshot_build_seconds`).
+    pub fn build_seconds(&self) -> &prometheus_client::metrics::histogram::Histogram {
+        &self.builds
     }
 
     /// Filter nodes whose telemetry is stale or missing (default: keep them, fail-open).

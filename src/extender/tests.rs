@@ -300,3 +300,18 @@ fn a_policy_file_decides_for_learned_and_its_hash_is_in_the_metrics() {
     );
     assert!(text.contains(&series), "{text}");
 }
+
+#[test]
+fn the_rebuild_loop_folds_changes_over_ten_builds_between_100_ms_and_a_second() {
+    use super::pause_after;
+    assert_eq!(pause_after(Duration::ZERO), Duration::from_millis(100));
+    assert_eq!(
+        pause_after(Duration::from_millis(4)),
+        Duration::from_millis(100)
+    );
+    assert_eq!(
+        pause_after(Duration::from_millis(30)),
+        Duration::from_millis(300)
+    );
+    assert_eq!(pause_after(Duration::from_secs(3)), Duration::from_secs(1));
+}
