@@ -22,15 +22,7 @@ fn flags(argv: &[&str]) -> TrainArgs {
 fn history(dir: &Path, pods: u64) -> String {
     let mut nodes = node_header();
     for name in ["a", "b"] {
-        let node = NodeRecord {
-            name: name.into(),
-            cpu_milli: 64000,
-            memory_bytes: 256 << 30,
-            gpus: 4,
-            model: "T4".into(),
-            added: 0,
-            removed: None,
-        };
+        let node = NodeRecord::four_t4_for_tests(name);
         nodes += &node.line();
     }
     std::fs::write(dir.join("nodes.csv"), nodes).unwrap();

@@ -15,27 +15,32 @@ use crate::policy::PolicyKind;
 use crate::policy::testkit::{cluster, share, whole};
 use crate::snapshot::{BoundPod, ClusterSnapshot};
 
-/// Node 0 with 4 GPUs and two half-GPU pods on its device 0; node 1 with 2 idle GPUs. No
-/// node fits a 4-GPU pod; moving both share pods to node 1 makes room on node 0.
-fn fragmented() -> ClusterSnapshot {
-    let mut c: Cluster = cluster(&[4, 2]);
-    let mut pods = Vec::new();
-    for i in 0..2 {
-        let demand = share(500);
+/// A snapshot of nodes with `gpus` GPUs each, and `pods` (node, demand) bound to device 0 of
+/// their node, named `ns/p<i>` with UID `uid-<i>`.
+fn snapshot(gpus: &[usize], pods: &[(usize, PodDemand)]) -> ClusterSnapshot {
+    let mut c: Cluster = cluster(gpus);
+    let mut bound = Vec::new();
+    for (i, &(node, demand)) in pods.iter().enumerate() {
         let at = Placement {
-            node: 0,
+            node,
             devices: DeviceSet::single(0),
         };
         c.place(&demand, at).unwrap();
-        pods.push(BoundPod {
-            key: format!("ns/share-{i}"),
+        bound.push(BoundPod {
+            key: format!("ns/p{i}"),
             uid: format!("uid-{i}"),
             demand,
             at,
             priority: 0,
         });
     }
-    ClusterSnapshot::new(c, pods)
+    ClusterSnapshot::new(c, bound)
+}
+
+/// Node 0 with 4 GPUs and two half-GPU pods on its device 0; node 1 with 2 idle GPUs. No
+/// node fits a 4-GPU pod; moving both share pods to node 1 makes room on node 0.
+fn fragmented() -> ClusterSnapshot {
+    snapshot(&[4, 2], &[(0, share(500)), (0, share(500))])
 }
 
 fn plan(
@@ -140,26 +145,10 @@ fn a_pod_that_fits_a_usable_node_needs_no_moves() {
 /// The e2e chain scenario's cluster: node 0 (2 GPUs) with a one-GPU pod, node 1 (1 GPU) with
 /// a half-GPU pod, node 2 (1 GPU) with a half-GPU pod that may not move.
 fn chained() -> ClusterSnapshot {
-    let mut c: Cluster = cluster(&[2, 1, 1]);
-    let mut pods = Vec::new();
-    for (i, (node, demand)) in [(0, whole(1)), (1, share(500)), (2, share(500))]
-        .into_iter()
-        .enumerate()
-    {
-        let at = Placement {
-            node,
-            devices: DeviceSet::single(0),
-        };
-        c.place(&demand, at).unwrap();
-        pods.push(BoundPod {
-            key: format!("ns/p{i}"),
-            uid: format!("uid-{i}"),
-            demand,
-            at,
-            priority: 0,
-        });
-    }
-    ClusterSnapshot::new(c, pods)
+    snapshot(
+        &[2, 1, 1],
+        &[(0, whole(1)), (1, share(500)), (2, share(500))],
+    )
 }
 
 #[test]
