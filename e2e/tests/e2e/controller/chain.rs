@@ -118,52 +118,61 @@ async fn bare(pods: &Api<Pod>, name: &str, template: Value) -> Result<()> {
     Ok(())
 }
 
+/// Create node `name` with `gpus` GPUs of `model`, then the pod of `app` through `create`,
+/// and check that it binds there (the scenario cordons the other nodes of the model first);
+/// the pod's UID.
+async fn alone_on(
+    nodes: &Api<Node>,
+    pods: &Api<Pod>,
+    (name, model, gpus): (&str, &str, u32),
+    app: &str,
+    create: impl std::future::Future<Output = Result<()>>,
+) -> Result<String> {
+    nodes
+        .create(&PostParams::default(), &node(name, model, gpus)?)
+        .await
+        .with_context(|| format!("node {name}"))?;
+    extender_sees(name, gpus, false).await?;
+    create.await?;
+    let (uid, on) = bound_one(pods, app).await?;
+    ensure!(on == name, "{app}'s pod bound on {on}, not {name}");
+    Ok(uid)
+}
+
 async fn scenario(cluster: &Cluster, ns: &str, model: &str, [a, b, c]: [&str; 3]) -> Result<()> {
     let nodes = Api::<Node>::all(cluster.client.clone());
     let pods = Api::<Pod>::namespaced(cluster.client.clone(), ns);
-    // c first, with the bare half-GPU pod that stays.
-    nodes
-        .create(&PostParams::default(), &node(c, model, 1)?)
-        .await?;
-    extender_sees(c, 1, false).await?;
-    bare(
+    // c first, with the bare half-GPU pod that stays; then b with q's half-GPU pod, c
+    // cordoned; then a with p's one-GPU pod, b cordoned too.
+    let stays = pod_template("stays", model, false, ("milli", "500"));
+    alone_on(
+        &nodes,
         &pods,
+        (c, model, 1),
         "stays",
-        pod_template("stays", model, false, ("milli", "500")),
+        bare(&pods, "stays", stays),
     )
     .await?;
-    let (_, on) = bound_one(&pods, "stays").await?;
-    ensure!(on == c, "stays bound on {on}, not {c}");
-    // Then b, with q's half-GPU pod, c cordoned.
     cordon(&nodes, c, true).await?;
-    nodes
-        .create(&PostParams::default(), &node(b, model, 1)?)
-        .await?;
-    extender_sees(b, 1, false).await?;
-    replica_set(
-        cluster,
-        ns,
+    let q = pod_template("q", model, true, ("milli", "500"));
+    let q_uid = alone_on(
+        &nodes,
+        &pods,
+        (b, model, 1),
         "q",
-        pod_template("q", model, true, ("milli", "500")),
+        replica_set(cluster, ns, "q", q),
     )
     .await?;
-    let (q_uid, on) = bound_one(&pods, "q").await?;
-    ensure!(on == b, "q's pod bound on {on}, not {b}");
-    // Then a, with p's one-GPU pod, b cordoned too.
     cordon(&nodes, b, true).await?;
-    nodes
-        .create(&PostParams::default(), &node(a, model, 2)?)
-        .await?;
-    extender_sees(a, 2, false).await?;
-    replica_set(
-        cluster,
-        ns,
+    let p = pod_template("p", model, true, ("whole", "1"));
+    let p_uid = alone_on(
+        &nodes,
+        &pods,
+        (a, model, 2),
         "p",
-        pod_template("p", model, true, ("whole", "1")),
+        replica_set(cluster, ns, "p", p),
     )
     .await?;
-    let (p_uid, on) = bound_one(&pods, "p").await?;
-    ensure!(on == a, "p's pod bound on {on}, not {a}");
     for n in [b, c] {
         cordon(&nodes, n, false).await?;
         extender_sees(n, 0, false).await?;
