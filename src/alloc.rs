@@ -43,6 +43,7 @@
 mod assign;
 mod bound;
 mod classes;
+mod devices;
 mod explain;
 mod lp;
 mod prices;
@@ -51,6 +52,7 @@ use std::time::Duration;
 
 pub use bound::{OfflineBound, offline_bound};
 pub use classes::{NodeClass, PodClass};
+pub use devices::device_bound;
 pub use lp::{Backend, SolveError};
 pub use prices::{PriceBook, price};
 

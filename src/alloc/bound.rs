@@ -1,11 +1,14 @@
 //! The simulator's offline bound: the most GPU milli any placement of a replay's arrivals
 //! could allocate, from the LP relaxation with every pod weighted by its GPU milli. Online
 //! policies see pods one at a time and never move them; this sees them all at once, so it
-//! is the physical limit line on the simulator's plot.
+//! is the physical limit line on the simulator's plot. It is the smaller of the fluid LP
+//! (CPU, memory and models per node class; a class's free milli pooled) and the device-pattern
+//! bound (`devices.rs`: each device's shares add up to one GPU at most).
 
 use std::time::Duration;
 
 use super::classes::{node_classes, pod_classes};
+use super::devices::device_bound;
 use super::lp::{self, Backend, SolveError};
 use super::{BatchPod, Objective};
 use crate::model::{Cluster, PodDemand};
@@ -64,7 +67,11 @@ pub fn offline_bound(
             class.weight = class.demand.gpu.total_milli() as f64;
         }
         let relaxation = lp::solve(&classes, &nodes, Objective::MaxPlaced, backend, time_limit)?;
-        out.push((x, relaxation.objective.min(capacity as f64)));
+        let demands: Vec<PodDemand> = batch.iter().map(|p| p.demand).collect();
+        // Both are upper bounds, so the smaller is one too; a failed pattern LP leaves the
+        // fluid one alone.
+        let devices = device_bound(&demands, cluster.gpu_count()).unwrap_or(f64::INFINITY);
+        out.push((x, relaxation.objective.min(devices).min(capacity as f64)));
     }
     Ok(OfflineBound {
         points: out,

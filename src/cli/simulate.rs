@@ -72,7 +72,8 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "PATH")]
     pub published: Option<PathBuf>,
     /// Also solve the offline LP bound for each seed's arrivals (the most GPU any placement
-    /// could allocate knowing every pod in advance): a "gap to bound" column and a limit line.
+    /// could allocate knowing every pod in advance, with each device's shares adding up to one
+    /// GPU at most): a "gap to bound" column and a limit line.
     #[arg(long)]
     pub bound: bool,
     /// Exit with status 1 when a policy with published results lands outside their spread
