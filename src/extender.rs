@@ -33,6 +33,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::live::StalePolicy;
+use crate::live::relevance::Accounted;
 use crate::live::{self, Caches};
 use crate::model::{ModelSet, PodShape};
 use binder::Binder;
@@ -224,6 +225,10 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
                 let store = Arc::new(configure(store));
                 follow_policies_and_prices(&store);
                 let caches = Caches::start(client.clone());
+                let placed = Arc::downgrade(&store);
+                caches.set_accounted(Accounted(Box::new(move |uid, node| {
+                    placed.upgrade().is_some_and(|s| s.accounts(uid, node))
+                })));
                 let serial = Arc::new(Builds::default());
                 tokio::spawn(follow(
                     caches.clone(),

@@ -20,6 +20,7 @@ mod departed;
 pub mod node_model;
 pub mod pod;
 mod reflect;
+pub mod relevance;
 
 pub use crate::snapshot::{BoundPod, ClusterSnapshot, NodeIndex, NodeState, Telemetry, node_index};
 pub use build::{Freshness, LiveSnapshot, PodMemo, Problem, StalePolicy, snapshot, snapshot_with};

@@ -2,7 +2,7 @@
 //! `Arc`s out of. Every event bumps a counter on a `watch` channel, so consumers (the
 //! extender's snapshot loop, the controller) wake once per burst of changes, not per object.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::runtime::reflector::Store;
@@ -12,7 +12,8 @@ use tokio::sync::watch;
 
 use super::build::{Freshness, LiveSnapshot, PodMemo, snapshot_with};
 use super::departed::Departed;
-use super::reflect::{WatchHealth, Wiring, reflect};
+use super::reflect::{WatchHealth, Wiring, always, reflect};
+use super::relevance::{Accounted, node_changed, pod_added, pod_changed};
 use crate::crd::{NodeTelemetry, ScheduleRequest};
 
 /// Reflector stores for everything allot reads, kept current by background watches.
@@ -38,6 +39,9 @@ pub struct Caches {
     records: watch::Sender<u64>,
     /// Pods read by earlier snapshots (the extender and the controller share it).
     memo: Arc<Mutex<PodMemo>>,
+    /// The bound pods a reader already places (the extender's own binds, in its overlay): a
+    /// watch event that shows one where it is placed wakes nobody.
+    accounted: Arc<OnceLock<Accounted>>,
 }
 
 impl Caches {
@@ -57,6 +61,14 @@ impl Caches {
         let consolidating = watcher::Config::default().labels(crate::names::CONSOLIDATING_LABEL);
         let departed = Arc::new(Departed::default());
         let health = Arc::new(WatchHealth::default());
+        let accounted: Arc<OnceLock<Accounted>> = Arc::default();
+        let placed = accounted.clone();
+        let pod_news = move |old: Option<&Pod>, new: &Pod| match old {
+            Some(old) => pod_changed(old, new),
+            None => pod_added(new, placed.get()),
+        };
+        let node_news =
+            |old: Option<&Node>, new: &Node| old.is_none_or(|old| node_changed(old, new));
         let wiring = |what, departed| Wiring {
             changes: changes.clone(),
             health: health.clone(),
@@ -69,16 +81,19 @@ impl Caches {
                 Api::all(client.clone()),
                 watcher::Config::default(),
                 wiring("nodes", None),
+                node_news,
             ),
             pods: reflect(
                 Api::all(client.clone()),
                 active,
                 wiring("pods", Some(departed.clone())),
+                pod_news,
             ),
             planned: reflect(
                 Api::all(client.clone()),
                 planned,
                 wiring("planned pods", None),
+                always,
             ),
             consolidating: reflect(
                 Api::all(client.clone()),
@@ -87,22 +102,26 @@ impl Caches {
                     own: Some(records.clone()),
                     ..wiring("consolidating pods", None)
                 },
+                always,
             ),
             telemetry: reflect(
                 Api::all(client.clone()),
                 watcher::Config::default(),
                 wiring("nodetelemetries", None),
+                always,
             ),
             requests: reflect(
                 Api::all(client),
                 watcher::Config::default(),
                 wiring("schedulerequests", None),
+                always,
             ),
             health,
             departed,
             changes,
             records,
             memo: Arc::default(),
+            accounted,
         })
     }
 
@@ -124,7 +143,13 @@ impl Caches {
             .map_err(|_| anyhow::anyhow!("a watch stopped before its first list"))
     }
 
-    /// A receiver that changes whenever any watched object does.
+    /// Tell the bound pods' watch which placements a reader already accounts for (once; later
+    /// calls are ignored): a pod newly bound where `accounted` places it is no change.
+    pub fn set_accounted(&self, accounted: Accounted) {
+        let _ = self.accounted.set(accounted);
+    }
+
+    /// A receiver that changes whenever any watched object does (in what a snapshot reads).
     pub fn changes(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()
     }

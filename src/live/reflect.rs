@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
@@ -84,14 +84,27 @@ pub(super) struct Wiring {
     pub own: Option<watch::Sender<u64>>,
 }
 
-/// Spawn a watch of `api` into a new store. Each applied event bumps `changes`, and so does
-/// each change of health (readiness follows it); deletions are noted in `departed`.
-pub(super) fn reflect<K>(api: Api<K>, config: watcher::Config, wiring: Wiring) -> Store<K>
+/// Every event is news to the readers (the watches whose objects are read whole).
+pub(super) fn always<K>(_old: Option<&K>, _new: &K) -> bool {
+    true
+}
+
+/// Spawn a watch of `api` into a new store. Each applied event bumps `changes`, unless
+/// `news(old, new)` says it changes nothing the readers use (`old`: the object as the store
+/// had it, if it had it; see `relevance.rs`); so does each change of health (readiness follows
+/// it); deletions are noted in `departed`.
+pub(super) fn reflect<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    wiring: Wiring,
+    news: impl Fn(Option<&K>, &K) -> bool + Send + 'static,
+) -> Store<K>
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Default + Eq + Hash + Clone,
 {
     let (reader, mut writer) = reflector::store();
+    let before = reader.clone();
     let Wiring {
         changes,
         health,
@@ -114,6 +127,12 @@ where
             while let Some(event) = stream.next().await {
                 match event {
                     Ok(event) => {
+                        let changed = match &event {
+                            watcher::Event::Apply(new) => {
+                                news(before.get(&ObjectRef::from_obj(new)).as_deref(), new)
+                            }
+                            _ => true,
+                        };
                         writer.apply_watcher_event(&event);
                         if let (watcher::Event::Delete(gone), Some(departed)) = (&event, &departed)
                         {
@@ -129,7 +148,9 @@ where
                                 );
                             }
                         }
-                        bump();
+                        if changed {
+                            bump();
+                        }
                     }
                     Err(e) => {
                         if health.fail(what) {

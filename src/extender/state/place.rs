@@ -217,6 +217,15 @@ impl Store {
         &self.holds
     }
 
+    /// Whether the current view places the pod with this UID on `node` (through its overlay:
+    /// a bind or a hold of this extender's): the watch showing the pod bound there is no news
+    /// to the snapshot (see `live::relevance`), and the next rebuild takes it into the base.
+    pub fn accounts(&self, uid: &str, node: &str) -> bool {
+        let view = self.current();
+        view.node_index(node)
+            .is_some_and(|at| view.overlay.iter().any(|p| p.at.node == at && p.uid == uid))
+    }
+
     /// Undo a [`Store::record`] whose Binding the API server refused.
     pub fn forget(&self, uid: &str) {
         let mut overlay = self.overlay.lock().unwrap_or_else(PoisonError::into_inner);
