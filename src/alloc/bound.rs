@@ -70,7 +70,8 @@ pub fn offline_bound(
         let demands: Vec<PodDemand> = batch.iter().map(|p| p.demand).collect();
         // Both are upper bounds, so the smaller is one too; a failed pattern LP leaves the
         // fluid one alone.
-        let devices = device_bound(&demands, cluster.gpu_count()).unwrap_or(f64::INFINITY);
+        let devices =
+            device_bound(&demands, cluster.gpu_count(), time_limit).unwrap_or(f64::INFINITY);
         out.push((x, relaxation.objective.min(devices).min(capacity as f64)));
     }
     Ok(OfflineBound {

@@ -27,6 +27,7 @@
 //! the offline bound takes the smaller of this and the fluid LP.
 
 use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
 
 use good_lp::solvers::{DualValues, SolutionWithDual};
 use good_lp::{Expression, ProblemVariables, SolverModel, variable};
@@ -41,9 +42,11 @@ const MAX_ROUNDS: usize = 400;
 const IMPROVES: f64 = 1e-6;
 
 /// The most GPU milli any placement of `pods` on a cluster of `devices` GPUs can allocate,
-/// counting each device's shares as a pattern (module doc). `None` when the LP solver fails;
+/// counting each device's shares as a pattern (module doc). Pricing stops after `limit` with
+/// the best bound so far (still a bound: every round's is). `None` when the LP solver fails;
 /// the caller then has the fluid bound alone.
-pub fn device_bound(pods: &[PodDemand], devices: usize) -> Option<f64> {
+pub fn device_bound(pods: &[PodDemand], devices: usize, limit: Duration) -> Option<f64> {
+    let started = Instant::now();
     let demand = Demand::of(pods);
     let d = devices as f64;
     let total = demand.total_milli().min(d * f64::from(GPU));
@@ -58,7 +61,7 @@ pub fn device_bound(pods: &[PodDemand], devices: usize) -> Option<f64> {
         let (mu, pi) = demand.master(&patterns, devices)?;
         let (value, pattern) = demand.knapsack(&pi);
         best = best.min(demand.dual_bound(&pi, value.max(0.0), d));
-        if value <= mu + IMPROVES || !seen.insert(pattern.clone()) {
+        if value <= mu + IMPROVES || !seen.insert(pattern.clone()) || started.elapsed() > limit {
             break;
         }
         patterns.push(pattern);

@@ -1,5 +1,7 @@
 //! Tests of the device-pattern bound: exact on hand-built cases, never below a real placement.
 
+use std::time::Duration;
+
 use proptest::prelude::*;
 
 use super::device_bound;
@@ -7,7 +9,7 @@ use crate::model::{GpuDemand, Placement, PodDemand};
 use crate::policy::testkit::{cluster, share, whole};
 
 fn bound(pods: &[PodDemand], devices: usize) -> f64 {
-    device_bound(pods, devices).expect("the LP solves")
+    device_bound(pods, devices, Duration::from_secs(10)).expect("the LP solves")
 }
 
 fn close(got: f64, want: f64) {
@@ -73,6 +75,16 @@ fn arb_gpu_pod() -> impl Strategy<Value = PodDemand> {
         (1u32..1000).prop_map(share),
         prop_oneof![Just(1u32), Just(2), Just(4)].prop_map(whole),
     ]
+}
+
+#[test]
+fn stopped_at_once_it_is_still_a_bound() {
+    // Many sizes, no time to price: the first round's prices still bound the placement.
+    let pods: Vec<PodDemand> = (0..60).map(|i| share(137 + 13 * i)).collect();
+    let quick = device_bound(&pods, 12, Duration::ZERO).expect("the LP solves");
+    let full = bound(&pods, 12);
+    assert!(quick + 1e-6 >= full, "{quick} < {full}");
+    assert!(first_fit(&[4, 4, 4], &pods) as f64 <= quick + 1e-6);
 }
 
 proptest! {
