@@ -33,7 +33,6 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::live::StalePolicy;
-use crate::live::relevance::Accounted;
 use crate::live::{self, Caches};
 use crate::model::{ModelSet, PodShape};
 use binder::Binder;
@@ -225,21 +224,18 @@ pub fn run(settings: Settings, sidecar: Option<Sidecar>) -> anyhow::Result<ExitC
                 let store = Arc::new(configure(store));
                 follow_policies_and_prices(&store);
                 let caches = Caches::start(client.clone());
-                let placed = Arc::downgrade(&store);
-                caches.set_accounted(Accounted(Box::new(move |uid, node| {
-                    placed.upgrade().is_some_and(|s| s.accounts(uid, node))
-                })));
-                let serial = Arc::new(Builds::default());
+                caches.set_accounted(Store::accounted(&store));
+                let builds = Arc::new(Builds::default());
                 tokio::spawn(follow(
                     caches.clone(),
                     store.clone(),
                     freshness,
-                    serial.clone(),
+                    builds.clone(),
                 ));
                 tokio::spawn(reserve::follow_records(
                     caches.clone(),
                     store.clone(),
-                    serial,
+                    builds,
                 ));
                 let binder = Some(Binder::new(client.clone()));
                 let (recorder, stopper) = match settings.history.clone() {
@@ -300,7 +296,7 @@ async fn follow(
     caches: Arc<Caches>,
     store: Arc<Store>,
     freshness: (Duration, StalePolicy),
-    serial: Arc<Builds>,
+    builds: Arc<Builds>,
 ) {
     let mut changes = caches.changes();
     tracing::info!("waiting for the first list of nodes, pods, telemetry and requests");
@@ -309,7 +305,7 @@ async fn follow(
         return;
     }
     let weak = Arc::downgrade(&store);
-    let (c, lock) = (caches.clone(), serial.clone());
+    let (c, lock) = (caches.clone(), builds.clone());
     store.set_refresher(Box::new(move || {
         if let Some(store) = weak.upgrade() {
             rebuild(&c, &store, freshness, &lock, Rebuild::IfChanged);
@@ -318,7 +314,7 @@ async fn follow(
     let mut last_problems = Vec::new();
     loop {
         let first = !store.is_ready();
-        let (c, s, lock) = (caches.clone(), store.clone(), serial.clone());
+        let (c, s, lock) = (caches.clone(), store.clone(), builds.clone());
         let built =
             tokio::task::spawn_blocking(move || rebuild(&c, &s, freshness, &lock, Rebuild::Always))
                 .await;

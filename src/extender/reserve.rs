@@ -70,15 +70,15 @@ pub fn reserve_consolidated(store: &Store, pods: &[Arc<Pod>], now: i64) -> usize
 }
 
 /// Hold what each record names whenever the consolidating pods change, once the store is
-/// ready. `serial` is shared with the snapshot loop's call, so that two passes never
+/// ready. `builds` is shared with the snapshot loop's call, so that two passes never
 /// interleave their rooms.
-pub async fn follow_records(caches: Arc<Caches>, store: Arc<Store>, serial: Arc<Builds>) {
+pub async fn follow_records(caches: Arc<Caches>, store: Arc<Store>, builds: Arc<Builds>) {
     let mut changes = caches.record_changes();
     while changes.changed().await.is_ok() {
         if !store.is_ready() {
             continue; // the snapshot loop's first pass holds them
         }
-        let _one = serial.lock();
+        let _one = builds.lock();
         let made = reserve_consolidated(&store, &caches.consolidating.state(), unix_now());
         if made > 0 {
             tracing::debug!(made, "consolidation rooms held as their record arrived");

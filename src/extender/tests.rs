@@ -103,6 +103,27 @@ fn a_pod_deleted_before_any_snapshot_showed_it_frees_its_share() {
     assert_eq!(s.view().cluster.nodes()[0].gpu_free(), &[1000]);
 }
 
+#[test]
+fn the_watch_is_told_which_binds_the_view_already_shows() {
+    let s = std::sync::Arc::new(store(None));
+    let asks = Store::accounted(&s);
+    s.record(&share("a", 600), "g").unwrap();
+    assert!((asks.0)("a", "g"), "bound here by this extender");
+    assert!(!(asks.0)("a", "elsewhere"), "another node is news");
+    assert!(!(asks.0)("b", "g"), "another pod is news");
+    let mut base = (*s.view().base).clone();
+    let bound = s.view().overlay[0].as_ref().clone();
+    base.cluster.place(&bound.demand, bound.at).unwrap();
+    base.pods.push(bound);
+    s.replace(base);
+    assert!(
+        !(asks.0)("a", "g"),
+        "once in the base, the overlay no longer has it"
+    );
+    drop(s);
+    assert!(!(asks.0)("a", "g"), "a dropped store places nothing");
+}
+
 /// Two T4 nodes `a` and `b` (2 GPUs each) with `b` in the given state.
 fn two_nodes(b: NodeState, fail_closed: bool) -> Store {
     let snap = parse_snapshot(

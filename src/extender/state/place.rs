@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use super::{Recent, RecordError, Store, View, next_expiry};
 use crate::live::pod::PodRequest;
+use crate::live::relevance::Accounted;
 use crate::model::Placement;
 use crate::model::node::Misfit;
 use crate::snapshot::BoundPod;
@@ -224,6 +225,15 @@ impl Store {
         let view = self.current();
         view.node_index(node)
             .is_some_and(|at| view.overlay.iter().any(|p| p.at.node == at && p.uid == uid))
+    }
+
+    /// What the bound pods' watch asks of `store` (see `live::relevance`): whether its view
+    /// places a pod there already. Holds the store weakly.
+    pub fn accounted(store: &Arc<Store>) -> Accounted {
+        let placed = Arc::downgrade(store);
+        Accounted(Box::new(move |uid, node| {
+            placed.upgrade().is_some_and(|s| s.accounts(uid, node))
+        }))
     }
 
     /// Undo a [`Store::record`] whose Binding the API server refused.
