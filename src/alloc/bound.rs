@@ -68,10 +68,8 @@ pub fn offline_bound(
         }
         let relaxation = lp::solve(&classes, &nodes, Objective::MaxPlaced, backend, time_limit)?;
         let demands: Vec<PodDemand> = batch.iter().map(|p| p.demand).collect();
-        // Both are upper bounds, so the smaller is one too; a failed pattern LP leaves the
-        // fluid one alone.
-        let devices =
-            device_bound(&demands, cluster.gpu_count(), time_limit).unwrap_or(f64::INFINITY);
+        // Both are upper bounds, so the smaller is one too.
+        let devices = device_bound(&demands, cluster.gpu_count(), time_limit);
         out.push((x, relaxation.objective.min(devices).min(capacity as f64)));
     }
     Ok(OfflineBound {

@@ -42,23 +42,25 @@ const MAX_ROUNDS: usize = 400;
 const IMPROVES: f64 = 1e-6;
 
 /// The most GPU milli any placement of `pods` on a cluster of `devices` GPUs can allocate,
-/// counting each device's shares as a pattern (module doc). Pricing stops after `limit` with
-/// the best bound so far (still a bound: every round's is). `None` when the LP solver fails;
-/// the caller then has the fluid bound alone.
-pub fn device_bound(pods: &[PodDemand], devices: usize, limit: Duration) -> Option<f64> {
+/// counting each device's shares as a pattern (module doc). Pricing stops after `limit`, or
+/// if the LP solver fails, with the best bound so far: every round's is one, and before the
+/// first, the pods' demand or the devices, whichever is less.
+pub fn device_bound(pods: &[PodDemand], devices: usize, limit: Duration) -> f64 {
     let started = Instant::now();
     let demand = Demand::of(pods);
     let d = devices as f64;
     let total = demand.total_milli().min(d * f64::from(GPU));
     if demand.shares.is_empty() {
         // No share to pack: whole pods fill devices exactly.
-        return Some(total);
+        return total;
     }
     let mut patterns: Vec<Vec<u32>> = demand.pure_patterns();
     let mut seen: HashSet<Vec<u32>> = patterns.iter().cloned().collect();
     let mut best = total;
     for _ in 0..MAX_ROUNDS {
-        let (mu, pi) = demand.master(&patterns, devices)?;
+        let Some((mu, pi)) = demand.master(&patterns, devices) else {
+            break;
+        };
         let (value, pattern) = demand.knapsack(&pi);
         best = best.min(demand.dual_bound(&pi, value.max(0.0), d));
         if value <= mu + IMPROVES || !seen.insert(pattern.clone()) || started.elapsed() > limit {
@@ -66,7 +68,7 @@ pub fn device_bound(pods: &[PodDemand], devices: usize, limit: Duration) -> Opti
         }
         patterns.push(pattern);
     }
-    Some(best)
+    best
 }
 
 /// The arrivals' GPU demand by size.

@@ -9,7 +9,7 @@ use crate::model::{GpuDemand, Placement, PodDemand};
 use crate::policy::testkit::{cluster, share, whole};
 
 fn bound(pods: &[PodDemand], devices: usize) -> f64 {
-    device_bound(pods, devices, Duration::from_secs(10)).expect("the LP solves")
+    device_bound(pods, devices, Duration::from_secs(10))
 }
 
 fn close(got: f64, want: f64) {
@@ -81,7 +81,7 @@ fn arb_gpu_pod() -> impl Strategy<Value = PodDemand> {
 fn stopped_at_once_it_is_still_a_bound() {
     // Many sizes, no time to price: the first round's prices still bound the placement.
     let pods: Vec<PodDemand> = (0..60).map(|i| share(137 + 13 * i)).collect();
-    let quick = device_bound(&pods, 12, Duration::ZERO).expect("the LP solves");
+    let quick = device_bound(&pods, 12, Duration::ZERO);
     let full = bound(&pods, 12);
     assert!(quick + 1e-6 >= full, "{quick} < {full}");
     assert!(first_fit(&[4, 4, 4], &pods) as f64 <= quick + 1e-6);
