@@ -287,7 +287,7 @@ fn target_name(cluster: &Cluster, node: usize) -> &str {
 }
 
 /// Whether a pod holds resources on its node: bound, not finished.
-fn counts(pod: &Pod) -> bool {
+pub(super) fn counts(pod: &Pod) -> bool {
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
     !matches!(phase, Some("Succeeded" | "Failed"))
 }
@@ -343,12 +343,16 @@ fn core_node(
     Ok((node, (!issues.is_empty()).then(|| issues.join("; "))))
 }
 
-fn node_state(n: &KubeNode, report: Option<&NodeTelemetry>, f: &Freshness) -> NodeState {
-    let ready = n
-        .status
+/// Whether the node's Ready condition is True.
+pub(super) fn ready(n: &KubeNode) -> bool {
+    n.status
         .as_ref()
         .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+fn node_state(n: &KubeNode, report: Option<&NodeTelemetry>, f: &Freshness) -> NodeState {
+    let ready = ready(n);
     let unschedulable = n.spec.as_ref().and_then(|s| s.unschedulable) == Some(true);
     let status = report.and_then(|r| r.status.as_ref());
     let telemetry = match status.and_then(|s| s.heartbeat_time.as_ref()) {

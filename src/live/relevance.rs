@@ -8,6 +8,8 @@
 use k8s_openapi::api::core::v1::{Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
+use super::build::{counts, ready};
+
 /// Whether a reader already places the pod with this UID on this node.
 pub type Places = dyn Fn(&str, &str) -> bool + Send + Sync;
 
@@ -27,7 +29,7 @@ pub fn pod_changed(old: &Pod, new: &Pod) -> bool {
     old.spec != new.spec
         || old.metadata.annotations != new.metadata.annotations
         || old.metadata.labels != new.metadata.labels
-        || finished(old) != finished(new)
+        || counts(old) != counts(new)
 }
 
 /// Whether a pod the store did not have is news to a reader whose `accounted` already
@@ -57,17 +59,6 @@ fn allocatable(n: &Node) -> Option<(&Option<Quantities>, &Option<Quantities>)> {
 }
 
 type Quantities = std::collections::BTreeMap<String, Quantity>;
-
-fn finished(pod: &Pod) -> bool {
-    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    matches!(phase, Some("Succeeded" | "Failed"))
-}
-
-fn ready(node: &Node) -> Option<&str> {
-    let conditions = node.status.as_ref()?.conditions.as_ref()?;
-    let c = conditions.iter().find(|c| c.type_ == "Ready")?;
-    Some(c.status.as_str())
-}
 
 #[cfg(test)]
 mod tests {
