@@ -167,6 +167,11 @@ fn rows(tmp: &Path) -> Vec<Row> {
             USAGE,
             "error: --search-bound 2 must be in 0..=1",
         ),
+        train_row(
+            &["--support-tolerance", "1.5"],
+            USAGE,
+            "error: --support-tolerance 1.5 must be in 0..=1",
+        ),
         // The evaluation seeds are never trained or validated on.
         train_row(
             &["--seeds", "42-51"],

@@ -7,7 +7,7 @@
 
 use allot::learn::{self, Options, TrainError};
 use allot::policy::PolicyKind;
-use allot::policy::learned::PolicyFile;
+use allot::policy::learned::{PolicyFile, WorkloadMix};
 use allot::sim::load_trace;
 use allot::sim::replay::{arrivals, context, replay};
 
@@ -41,6 +41,24 @@ fn a_smoke_run_writes_a_valid_policy_and_is_deterministic() {
             .all(|c| c.validation_unallocated_pct.is_finite())
     );
     assert_eq!(a.provenance.seeds, "train 1,2; validate 60");
+    // The file names the workload it was trained on, and that workload lies within it.
+    let support = a
+        .support
+        .as_ref()
+        .expect("a trained file carries its support");
+    let mix = WorkloadMix::of(&traces[0].target);
+    assert_eq!(support.outside(&mix), None);
+    assert_eq!(support.tolerance, 0.05, "the default tolerance");
+    let without = Options {
+        support_tolerance: None,
+        ..smoke()
+    };
+    let (c, _) = learn::train(&traces, &[1, 2], &[60], &without, |_| {}).unwrap();
+    assert_eq!(
+        (c.support, &c.weights),
+        (None, &a.weights),
+        "--no-support: the same weights"
+    );
 }
 
 #[test]

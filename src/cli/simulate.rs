@@ -12,6 +12,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{checks, plot, report};
 use crate::alloc::OfflineBound;
+use crate::policy::PolicyKind;
+use crate::policy::learned::{WorkloadMix, embedded_file};
 use crate::sim::metrics::MAX_X;
 use crate::sim::replay::ReplayOptions;
 use crate::sim::sampling::KubeFilter;
@@ -192,6 +194,13 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         )),
         None => None,
     };
+    if policies.contains(&PolicyKind::Learned) {
+        let file = learned.as_deref().unwrap_or_else(|| embedded_file());
+        let mix = WorkloadMix::of(&workload.target());
+        if let Some(why) = file.support.as_ref().and_then(|s| s.outside(&mix)) {
+            eprintln!("learned places as FGD on trace {}: {why}", trace.name);
+        }
+    }
     let options = ReplayOptions {
         sampling: args.node_sampling,
         kube_filter: args.kube_filter,

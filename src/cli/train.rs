@@ -22,6 +22,7 @@ use crate::learn::{self, Options, Trace};
 use crate::policy::learned::PolicyFile;
 use crate::policy::learned::embedded_file;
 use crate::policy::learned::file::DEFAULT_LEVELS;
+use crate::policy::learned::support;
 use crate::sim::load_trace;
 use curves::{curves_csv, curves_svg};
 pub use dynamic::TrainDynamicArgs;
@@ -112,6 +113,13 @@ pub struct TrainArgs {
     /// FGD's; the kept weights are still the best on validation, FGD's included.
     #[arg(long, value_name = "FILE")]
     pub search_from: Option<PathBuf>,
+    /// How far (a share, 0..1) a workload's mix may lie outside the training traces' before
+    /// `learned` places it as FGD does (the file's support; BENCHMARKS.md section 8).
+    #[arg(long, default_value_t = support::DEFAULT_TOLERANCE, value_name = "SHARE")]
+    pub support_tolerance: f64,
+    /// Write no support: the policy's corrections apply to every workload.
+    #[arg(long, conflicts_with = "support_tolerance")]
+    pub no_support: bool,
     /// Replay threads (the result does not depend on it; default: every core).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
@@ -154,6 +162,12 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     if !(0.0..1.0).contains(&args.gamma) {
         usage!("--gamma {} must be in 0..1", args.gamma);
     }
+    if !(0.0..=1.0).contains(&args.support_tolerance) {
+        usage!(
+            "--support-tolerance {} must be in 0..=1",
+            args.support_tolerance
+        );
+    }
     if !(args.learning_rate > 0.0 && args.learning_rate <= 1.0) {
         usage!("--learning-rate {} must be in (0, 1]", args.learning_rate);
     }
@@ -191,6 +205,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         keep_last: args.keep == "last",
         search: search_options(args, setting)?,
+        support_tolerance: (!args.no_support).then_some(args.support_tolerance),
         ..Options::default()
     };
     learn::check(&traces, &seeds, &validation, &opts)?;

@@ -299,6 +299,12 @@ impl Metrics {
             stats.info.clone(),
         );
         r.register(
+            "allot_extender_learned_outside_support",
+            "1 while the cluster's workload lies outside the workloads the learned policy was \
+             trained on (the statistic that is, as label): learned then places as FGD does",
+            stats.outside.clone(),
+        );
+        r.register(
             "allot_extender_shadow_binds",
             "Binds of pods whose shadow policy ran at filter, by whether it chose the bound node",
             stats.shadow.clone(),

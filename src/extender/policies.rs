@@ -19,8 +19,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
 use crate::live::pod::DEFAULT_POLICY;
+use crate::model::frag::TargetWorkload;
 use crate::policy::PolicyKind;
-use crate::policy::learned::{PolicyFile, PolicyFileError, embedded_file};
+use crate::policy::learned::{Outside, PolicyFile, PolicyFileError, WorkloadMix, embedded_file};
 
 /// File names inside `--policy-dir`.
 pub const DEFAULT_FILE: &str = "default-policy";
@@ -57,6 +58,12 @@ impl PolicySettings {
             Some(file) => &file.hash,
             None => &embedded_file().hash,
         }
+    }
+
+    /// Why `learned` places as FGD for `target`: it lies outside the weights' support.
+    pub fn learned_outside(&self, target: &TargetWorkload) -> Option<Outside> {
+        let file = self.learned.as_deref().unwrap_or_else(|| embedded_file());
+        file.support.as_ref()?.outside(&WorkloadMix::of(target))
     }
 
     /// The shadow policy, when it differs from `placed` (the pod's own).
@@ -133,6 +140,14 @@ pub struct PolicyStats {
     pub reloads: Family<ReloadLabels, Counter>,
     /// The settings in force (value 1, one series).
     pub info: Family<InfoLabels, Gauge>,
+    /// 1, labelled with the statistic, while the workload lies outside the learned policy's
+    /// support and `learned` places as FGD; no series otherwise.
+    pub outside: Family<OutsideLabels, Gauge>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct OutsideLabels {
+    pub statistic: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -158,6 +173,16 @@ impl PolicyStats {
     pub fn shadowed(&self, agree: bool) {
         let agree = if agree { "true" } else { "false" };
         self.shadow.get_or_create(&ShadowLabels { agree }).inc();
+    }
+
+    /// Show whether the workload lies outside the learned policy's support.
+    pub fn support(&self, outside: Option<&Outside>) {
+        self.outside.clear();
+        if let Some(o) = outside {
+            self.outside
+                .get_or_create(&OutsideLabels { statistic: o.stat })
+                .set(1);
+        }
     }
 
     /// A reload of `--policy-dir`: `Ok` or the error's reason.

@@ -323,6 +323,41 @@ fn a_policy_file_decides_for_learned_and_its_hash_is_in_the_metrics() {
 }
 
 #[test]
+fn outside_its_support_learned_places_as_fgd_and_the_metrics_say_why() {
+    use crate::policy::learned::features::{COUNT, NAMES};
+    use crate::policy::learned::{PolicyFile, Provenance, Support, WorkloadMix};
+    let mut weights = vec![0.0; COUNT];
+    weights[0] = 1.0;
+    weights[NAMES.iter().position(|n| *n == "gpu_free_after").unwrap()] = -50.0; // packs
+    // Trained on half CPU-only pods; this store runs none.
+    let support = Support::spanning(&[WorkloadMix([0.5, 0.3, 0.0, 0.0])], 0.05);
+    let plain = PolicyFile::new(weights, 100, Provenance::default());
+    let file = plain.clone().with_support(support);
+    let chosen = |store: &Store, kind| {
+        let args = offer(kind, 1, serde_json::json!({}));
+        let (out, _) = filter(store, &args).unwrap();
+        out.node_names
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+    };
+    let anywhere = three_nodes(FilterAnswer::Chosen).with_learned(std::sync::Arc::new(plain));
+    let fgd = chosen(&anywhere, PolicyKind::Fgd);
+    assert_ne!(
+        chosen(&anywhere, PolicyKind::Learned),
+        fgd,
+        "the weights matter here"
+    );
+    let store = three_nodes(FilterAnswer::Chosen).with_learned(std::sync::Arc::new(file));
+    assert_eq!(chosen(&store, PolicyKind::Learned), fgd);
+    let ext = super::server::Extender::new(std::sync::Arc::new(store));
+    let text = ext.metrics.render(Duration::ZERO, 3);
+    let series = "allot_extender_learned_outside_support{statistic=\"cpu_only_pods\"} 1";
+    assert!(text.contains(series), "{text}");
+}
+
+#[test]
 fn the_rebuild_loop_folds_changes_over_ten_builds_between_100_ms_and_a_second() {
     use super::pause_after;
     assert_eq!(pause_after(Duration::ZERO), Duration::from_millis(100));

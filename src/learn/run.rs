@@ -33,6 +33,9 @@ pub struct Options {
     /// The weights training starts from (and the L2 pull pulls to), whose replays are the
     /// supervised phase's history of a trace without recorded decisions; `None`: FGD's.
     pub start: Option<PolicyFile>,
+    /// The tolerance of the written file's support (the training traces' workload mixes,
+    /// `policy::learned::support`); `None` writes no support (the policy applies everywhere).
+    pub support_tolerance: Option<f64>,
 }
 
 impl Default for Options {
@@ -53,6 +56,7 @@ impl Default for Options {
             seed: 1,
             search: SearchOptions::default(),
             start: None,
+            support_tolerance: Some(crate::policy::learned::support::DEFAULT_TOLERANCE),
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use super::{EVALUATION_SEEDS, Options, Trace, TrainError};
 use crate::model::PodDemand;
-use crate::policy::learned::{PolicyFile, Provenance};
+use crate::policy::learned::{PolicyFile, Provenance, Support, WorkloadMix};
 
 /// Replays per step of training: one validation pass at the start and after every epoch,
 /// FGD's history once for the supervised phase, one episode per trace and seed per
@@ -176,11 +176,16 @@ pub(super) fn with_weights(
         // Named by the caller, who read the history (`allot train --history`).
         history: None,
     };
+    let mixes: Vec<WorkloadMix> = traces.iter().map(|t| WorkloadMix::of(&t.target)).collect();
+    let support = opts
+        .support_tolerance
+        .and_then(|tolerance| Support::spanning(&mixes, tolerance));
     PolicyFile::new(
         w.to_vec(),
         crate::policy::learned::file::DEFAULT_LEVELS,
         provenance,
     )
+    .with_support(support)
 }
 
 /// The phase a checkpoint was taken in.

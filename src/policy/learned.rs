@@ -10,6 +10,7 @@
 pub mod explain;
 pub mod features;
 pub mod file;
+pub mod support;
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
@@ -21,6 +22,7 @@ use crate::rng::Rng;
 use features::{COUNT, Globals, PRICE};
 pub use file::{HistorySource, PolicyFile, PolicyFileError, Provenance};
 use rustc_hash::FxHashMap;
+pub use support::{Outside, Support, WorkloadMix};
 
 /// Indices of the features the scorer treats specially.
 const FGD: usize = 0;
@@ -44,6 +46,8 @@ pub struct Recording {
 pub struct Learned {
     weights: [f64; COUNT],
     levels: f64,
+    /// Set when the target workload lies outside the file's support: then FGD decides alone.
+    outside: Option<Outside>,
     fgd: Fgd,
     fgd_scores: Vec<i64>,
     /// Per node `(generation + 1, fragmentation)`, for the cluster-fragmentation feature.
@@ -69,9 +73,14 @@ impl Learned {
         for (w, v) in weights.iter_mut().zip(&file.weights) {
             *w = *v;
         }
+        let outside = file
+            .support
+            .as_ref()
+            .and_then(|s| s.outside(&WorkloadMix::of(&target)));
         Learned {
             weights,
             levels: f64::from(file.levels),
+            outside,
             fgd: Fgd::new(target.clone()),
             fgd_scores: Vec::new(),
             frag: Vec::new(),
@@ -92,6 +101,11 @@ impl Learned {
         self.epsilon = epsilon;
         self.recorder = Some(recorder);
         self
+    }
+
+    /// Why this policy places as FGD does: the workload lies outside the file's support.
+    pub fn outside(&self) -> Option<&Outside> {
+        self.outside.as_ref()
     }
 
     /// The Q-value of one feature vector.
@@ -260,6 +274,11 @@ impl Policy for Learned {
     }
 
     fn score(&mut self, cluster: &Cluster, pod: &PodDemand, candidates: &[usize], out: &mut [i64]) {
+        if self.outside.is_some() && self.recorder.is_none() && self.explore.is_none() {
+            // Outside the trained workloads: the warm start, FGD's own scores.
+            self.fgd.score(cluster, pod, candidates, out);
+            return;
+        }
         if self.recorder.is_none() {
             self.fgd_scores.clear();
             self.fgd_scores.resize(candidates.len(), 0);

@@ -173,6 +173,43 @@ fn scores_kept_by_node_shape_survive_a_rebase_and_equal_fresh_ones() {
 }
 
 #[test]
+fn outside_its_support_learned_scores_exactly_as_fgd() {
+    use learned::{PolicyFile, Provenance, Support, WorkloadMix};
+    let t = target(&[share(500), whole(2), share(250)]);
+    let mut c = cluster(&[2, 4, 8, 8]);
+    place(&mut c, 1, &share(250));
+    place(&mut c, 2, &whole(2));
+    let mut w = learned::embedded_file().weights.clone();
+    w[1] = 0.5; // a correction far larger than FGD's levels: it changes the scores
+    let file = PolicyFile::new(w, 100, Provenance::default());
+    let mix = WorkloadMix::of(&t);
+    let inside = Support::spanning(&[mix], 0.05);
+    let mut far = mix;
+    far.0[2] += 0.2; // the trained workloads had 20 points more multi-GPU demand
+    let outside = Support::spanning(&[far], 0.05);
+    for p in [share(500), whole(1), share(250)] {
+        let fgd = scores(&mut Fgd::new(t.clone()), &c, &p);
+        let plain = scores(&mut learned::Learned::new(&file, t.clone()), &c, &p);
+        assert_ne!(
+            plain, fgd,
+            "the correction must matter for this test to test anything"
+        );
+        let within = file.clone().with_support(inside.clone());
+        let mut l = learned::Learned::new(&within, t.clone());
+        assert!(l.outside().is_none());
+        assert_eq!(
+            scores(&mut l, &c, &p),
+            plain,
+            "inside: the corrections apply"
+        );
+        let beyond = file.clone().with_support(outside.clone());
+        let mut l = learned::Learned::new(&beyond, t.clone());
+        assert_eq!(l.outside().map(|o| o.stat), Some("multi_gpu_demand"));
+        assert_eq!(scores(&mut l, &c, &p), fgd, "outside: FGD's own scores");
+    }
+}
+
+#[test]
 fn allocated_strategies_mirror_each_other() {
     let mut c = cluster(&[8, 8]);
     place(&mut c, 0, &whole(4));

@@ -1,6 +1,7 @@
 //! Why `learned` chose a node: for the chosen candidate and the runner-up, every feature's
 //! value and its contribution `w_i * x_i` to Q, and the level that decided (ties between
-//! equal levels go to the context's fixed node order, as in every decision).
+//! equal levels go to the context's fixed node order, as in every decision). Outside the
+//! policy's trained workloads FGD decides alone, and the explanation says so and why.
 
 use std::fmt::Write as _;
 
@@ -25,6 +26,8 @@ pub struct Explained {
 pub struct Explanation {
     pub chosen: Explained,
     pub runner_up: Option<Explained>,
+    /// Why FGD decided alone (the workload lies outside the policy's support), if it did.
+    pub outside: Option<String>,
 }
 
 /// Explain `learned`'s decision for `pod` among `candidates` (feasible node indices) under
@@ -38,14 +41,25 @@ pub fn explain(
     let file = ctx.learned.as_deref().unwrap_or_else(|| embedded_file());
     let mut scorer = Learned::new(file, (*ctx.target).clone());
     let features = scorer.features(cluster, pod, candidates);
+    let outside = scorer.outside().map(ToString::to_string);
     let mut ranked: Vec<Explained> = candidates
         .iter()
         .zip(features)
-        .map(|(&node, f)| Explained {
-            node,
-            level: scorer.level(&f),
-            contributions: scorer.contributions(&f),
-            features: f,
+        .map(|(&node, f)| {
+            let (level, contributions) = if outside.is_some() {
+                // FGD's own level, and its score the only contribution.
+                let mut only_fgd = [0.0; COUNT];
+                only_fgd[0] = f[0];
+                ((f[0] * 100.0).round() as i64, only_fgd)
+            } else {
+                (scorer.level(&f), scorer.contributions(&f))
+            };
+            Explained {
+                node,
+                level,
+                contributions,
+                features: f,
+            }
         })
         .collect();
     ranked.sort_by(|a, b| {
@@ -57,6 +71,7 @@ pub fn explain(
     Some(Explanation {
         chosen: ranked.next()?,
         runner_up: ranked.next(),
+        outside,
     })
 }
 
@@ -70,6 +85,9 @@ impl Explanation {
                 .map_or_else(|| format!("#{}", e.node), |n| n.name.to_string())
         };
         let mut out = String::new();
+        if let Some(why) = &self.outside {
+            let _ = writeln!(out, "placed as FGD: {why}");
+        }
         let head = |e: &Explained| format!("{} (level {})", name(e), e.level);
         let runner = self.runner_up.as_ref();
         let _ = writeln!(
@@ -149,5 +167,24 @@ mod tests {
             "{table}"
         );
         assert!(explain(&ctx, &snap.cluster, &pod, &[]).is_none());
+        assert!(e.outside.is_none() && !table.contains("placed as FGD"));
+
+        // A policy trained on other workloads explains FGD's decision, and says why.
+        let mut w = PolicyFile::fgd_start(Provenance::default()).weights;
+        w[1] = 0.3;
+        let mut far = crate::policy::learned::WorkloadMix::of(&ctx.target);
+        far.0[0] += 0.5;
+        let support = crate::policy::learned::Support::spanning(&[far], 0.05);
+        let elsewhere = PolicyFile::new(w, 100, Provenance::default()).with_support(support);
+        let ctx = ctx.with_learned(Some(Arc::new(elsewhere)));
+        let e = explain(&ctx, &snap.cluster, &pod, &[0, 1]).unwrap();
+        let why = e.outside.as_deref().unwrap_or_default();
+        assert!(why.contains("cpu_only_pods"), "{why}");
+        assert_eq!(
+            e.chosen.level,
+            (e.chosen.features[0] * 100.0).round() as i64
+        );
+        assert_eq!(e.chosen.contributions[1], 0.0, "no correction applied");
+        assert!(e.table(&snap.cluster).starts_with("placed as FGD: "));
     }
 }

@@ -10,7 +10,8 @@
 //!  "hash": "9f3c..."}
 //! ```
 //! The hash covers everything but itself; a file whose hash does not match its content is
-//! refused, as is a file of another format, version or feature list. Features are only ever
+//! refused, as is a file of another format, version or feature list. An optional `support`
+//! names the workloads the weights were trained on (`support.rs`). Features are only ever
 //! appended: a file written before one was added lists a prefix of [`NAMES`], and the features
 //! it does not list read weight 0 (its hash stays the one it was written with).
 
@@ -20,6 +21,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::features::{COUNT, NAMES};
+use super::support::Support;
 use crate::policy::keyed_hash;
 
 /// The `format` field of every policy file.
@@ -99,6 +101,10 @@ pub struct PolicyFile {
     /// The Q-value is mapped to `floor(levels * Q)` before ties are broken, as FGD's score is.
     pub levels: u32,
     pub provenance: Provenance,
+    /// The workloads it was trained on: outside them `learned` places as FGD does
+    /// ([`Support`]). Absent in files written before it existed, which apply everywhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub support: Option<Support>,
     /// Hex of the content hash ([`PolicyFile::content_hash`]).
     pub hash: String,
 }
@@ -151,10 +157,18 @@ impl PolicyFile {
             weights,
             levels,
             provenance,
+            support: None,
             hash: String::new(),
         };
         file.hash = file.content_hash();
         file
+    }
+
+    /// The same file limited to `support` (sealed again).
+    pub fn with_support(mut self, support: Option<Support>) -> Self {
+        self.support = support;
+        self.hash = self.content_hash();
+        self
     }
 
     /// The hash of everything but `hash` (its canonical JSON), as 16 hex digits.
@@ -243,6 +257,9 @@ impl PolicyFile {
         }
         if !(1..=1_000_000).contains(&self.levels) {
             return Err(format!("levels {} is outside 1..=1000000", self.levels));
+        }
+        if let Some(support) = &self.support {
+            support.check()?;
         }
         let expected = self.content_hash();
         if self.hash != expected {
@@ -340,6 +357,34 @@ mod tests {
         assert_eq!(read.weights.len(), COUNT);
         assert!(read.weights[MULTI..].iter().all(|&w| w == 0.0));
         assert_eq!(read.hash, old.hash);
+    }
+
+    #[test]
+    fn a_support_is_sealed_with_the_file_and_a_broken_one_refused() {
+        use crate::policy::learned::WorkloadMix;
+        let plain = PolicyFile::fgd_start(Provenance::default());
+        let mix = WorkloadMix([0.1, 0.3, 0.02, 0.0]);
+        let file = plain.clone().with_support(Support::spanning(&[mix], 0.05));
+        assert_ne!(file.hash, plain.hash, "the support is part of the content");
+        let text = serde_json::to_string(&file).unwrap();
+        assert!(text.contains("\"multi_gpu_demand\":[0.02,0.02]"), "{text}");
+        assert_eq!(PolicyFile::parse("s.json", &text).unwrap(), file);
+        assert!(
+            !serde_json::to_string(&plain).unwrap().contains("support"),
+            "files without one read and hash as before"
+        );
+        let mut broken = file.clone();
+        if let Some(s) = broken.support.as_mut() {
+            s.shared_gpu_demand = [0.4, 0.3];
+        }
+        broken.hash = broken.content_hash();
+        let err = PolicyFile::parse("b.json", &serde_json::to_string(&broken).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("b.json") && err.contains("shared_gpu_demand"),
+            "{err}"
+        );
     }
 
     #[test]
