@@ -113,11 +113,12 @@ impl Support {
                 range[1] = range[1].max(v);
             }
         }
-        // (less a hair of the scaling's rounding, so 0.28 stays 0.28)
+        // (less a hair of the scaling's rounding, so 0.28 stays 0.28; `+ 0.0` turns a -0 into 0)
+        let round = |v: f64| v.clamp(0.0, 1.0) + 0.0;
         let r = r.map(|[lo, hi]| {
             [
-                (lo * 1e4 + 1e-6).floor() / 1e4,
-                (hi * 1e4 - 1e-6).ceil() / 1e4,
+                round((lo * 1e4 + 1e-6).floor() / 1e4),
+                round((hi * 1e4 - 1e-6).ceil() / 1e4),
             ]
         });
         Some(Support {
@@ -223,6 +224,9 @@ mod tests {
         let below = s.outside(&WorkloadMix([0.0, 0.2, 0.1, 0.1])).unwrap();
         assert_eq!(below.stat, "shared_gpu_demand");
         assert_eq!(Support::spanning(&[], 0.05), None);
+        let zero = Support::spanning(&[WorkloadMix([0.0; 4])], 0.05).unwrap();
+        let text = serde_json::to_string(&zero).unwrap();
+        assert!(!text.contains('-'), "no negative zero: {text}");
     }
 
     #[test]
