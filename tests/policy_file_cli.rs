@@ -72,3 +72,57 @@ fn a_missing_corrupt_or_mismatched_policy_file_exits_2_naming_file_and_problem()
         }
     }
 }
+
+#[test]
+fn the_shipped_policy_is_its_parts_combined_and_bad_combinations_exit_2() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let part = |name: &str| root.join("experts").join(name).display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("combined.json");
+    let parts = [
+        part("multigpu.json"),
+        part("gpushare.json"),
+        part("base.json"),
+        part("cpu.json"),
+    ]
+    .join(",");
+    let run = allot(&[
+        "train",
+        "--combine",
+        &parts,
+        "-o",
+        &out.display().to_string(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        embedded_text(),
+        "policies/default.json is the combination BENCHMARKS.md section 8 names"
+    );
+    for (combine, says) in [
+        (part("base.json"), "at least one expert"),
+        (
+            format!(
+                "{},{}",
+                part("base.json"),
+                dir.path().join("no.json").display()
+            ),
+            "no.json",
+        ),
+    ] {
+        let run = allot(&[
+            "train",
+            "--combine",
+            &combine,
+            "-o",
+            &out.display().to_string(),
+        ]);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{combine}: {err}");
+        assert!(err.contains(says), "{combine}: {err}");
+    }
+}

@@ -13,6 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::{checks, plot, report};
 use crate::alloc::OfflineBound;
 use crate::policy::PolicyKind;
+use crate::policy::learned::experts::Choice;
 use crate::policy::learned::{WorkloadMix, embedded_file};
 use crate::sim::metrics::MAX_X;
 use crate::sim::replay::ReplayOptions;
@@ -196,9 +197,16 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     };
     if policies.contains(&PolicyKind::Learned) {
         let file = learned.as_deref().unwrap_or_else(|| embedded_file());
-        let mix = WorkloadMix::of(&workload.target());
-        if let Some(why) = file.support.as_ref().and_then(|s| s.outside(&mix)) {
-            eprintln!("learned places as FGD on trace {}: {why}", trace.name);
+        let traces = match file.choose(&WorkloadMix::of(&workload.target())) {
+            Choice::Own => file.provenance.traces.join(","),
+            Choice::Expert(e) => e.traces.join(","),
+            Choice::Fgd(why) => format!("none; it places as FGD: {why}"),
+        };
+        if file.support.is_some() {
+            eprintln!(
+                "learned on trace {}: the weights trained on {traces}",
+                trace.name
+            );
         }
     }
     let options = ReplayOptions {

@@ -3,6 +3,7 @@
 //! (CSV and SVG). With `--history DIR`, fine-tune on a cluster's recorded history instead;
 //! with `--dynamic`, search and validate in the dynamic replay's setting ([`dynamic`]).
 
+mod combine;
 mod curves;
 mod dynamic;
 mod history;
@@ -120,6 +121,11 @@ pub struct TrainArgs {
     /// Write no support: the policy's corrections apply to every workload.
     #[arg(long, conflicts_with = "support_tolerance")]
     pub no_support: bool,
+    /// Train nothing: write one file from trained ones, the first file's weights for the
+    /// workloads of its support and each other's as an expert for the workloads of its own,
+    /// asked in order (BENCHMARKS.md section 8).
+    #[arg(long, value_name = "FIRST,EXPERT...", value_delimiter = ',')]
+    pub combine: Vec<PathBuf>,
     /// Replay threads (the result does not depend on it; default: every core).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
@@ -157,6 +163,9 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    if !args.combine.is_empty() {
+        return combine::run(&args.combine, &args.output);
+    }
     let seeds = parse_seeds_for("--seeds", &args.seeds)?;
     let validation = parse_seeds_for("--validation-seeds", &args.validation_seeds)?;
     if !(0.0..1.0).contains(&args.gamma) {

@@ -21,6 +21,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use crate::live::pod::DEFAULT_POLICY;
 use crate::model::frag::TargetWorkload;
 use crate::policy::PolicyKind;
+use crate::policy::learned::experts::Choice;
 use crate::policy::learned::{Outside, PolicyFile, PolicyFileError, WorkloadMix, embedded_file};
 
 /// File names inside `--policy-dir`.
@@ -60,10 +61,14 @@ impl PolicySettings {
         }
     }
 
-    /// Why `learned` places as FGD for `target`: it lies outside the weights' support.
+    /// Why `learned` places as FGD for `target`: it lies outside the weights' support and
+    /// every expert's.
     pub fn learned_outside(&self, target: &TargetWorkload) -> Option<Outside> {
         let file = self.learned.as_deref().unwrap_or_else(|| embedded_file());
-        file.support.as_ref()?.outside(&WorkloadMix::of(target))
+        match file.choose(&WorkloadMix::of(target)) {
+            Choice::Fgd(why) => Some(why),
+            Choice::Own | Choice::Expert(_) => None,
+        }
     }
 
     /// The shadow policy, when it differs from `placed` (the pod's own).

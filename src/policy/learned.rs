@@ -7,6 +7,7 @@
 //!
 //! [`Decider`]: crate::policy::Decider
 
+pub mod experts;
 pub mod explain;
 pub mod features;
 pub mod file;
@@ -19,6 +20,7 @@ use crate::alloc::PriceBook;
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, DeviceSet, MILLI_PER_GPU, Node, NodeShape, PodDemand};
 use crate::rng::Rng;
+use experts::Choice;
 use features::{COUNT, Globals, PRICE};
 pub use file::{HistorySource, PolicyFile, PolicyFileError, Provenance};
 use rustc_hash::FxHashMap;
@@ -46,8 +48,11 @@ pub struct Recording {
 pub struct Learned {
     weights: [f64; COUNT],
     levels: f64,
-    /// Set when the target workload lies outside the file's support: then FGD decides alone.
+    /// Set when the target workload lies outside the file's support and every expert's: then
+    /// FGD decides alone.
     outside: Option<Outside>,
+    /// The traces of the expert whose weights score this workload, when one does.
+    expert: Option<String>,
     fgd: Fgd,
     fgd_scores: Vec<i64>,
     /// Per node `(generation + 1, fragmentation)`, for the cluster-fragmentation feature.
@@ -69,18 +74,20 @@ pub struct Learned {
 
 impl Learned {
     pub fn new(file: &PolicyFile, target: TargetWorkload) -> Self {
+        let (chosen, expert, outside) = match file.choose(&WorkloadMix::of(&target)) {
+            Choice::Own => (&file.weights, None, None),
+            Choice::Expert(e) => (&e.weights, Some(e.traces.join(",")), None),
+            Choice::Fgd(why) => (&file.weights, None, Some(why)),
+        };
         let mut weights = [0.0; COUNT];
-        for (w, v) in weights.iter_mut().zip(&file.weights) {
+        for (w, v) in weights.iter_mut().zip(chosen) {
             *w = *v;
         }
-        let outside = file
-            .support
-            .as_ref()
-            .and_then(|s| s.outside(&WorkloadMix::of(&target)));
         Learned {
             weights,
             levels: f64::from(file.levels),
             outside,
+            expert,
             fgd: Fgd::new(target.clone()),
             fgd_scores: Vec::new(),
             frag: Vec::new(),
@@ -106,6 +113,11 @@ impl Learned {
     /// Why this policy places as FGD does: the workload lies outside the file's support.
     pub fn outside(&self) -> Option<&Outside> {
         self.outside.as_ref()
+    }
+
+    /// The traces of the expert scoring this workload (outside the file's own support).
+    pub fn expert(&self) -> Option<&str> {
+        self.expert.as_deref()
     }
 
     /// The Q-value of one feature vector.

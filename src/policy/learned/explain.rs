@@ -1,7 +1,8 @@
 //! Why `learned` chose a node: for the chosen candidate and the runner-up, every feature's
 //! value and its contribution `w_i * x_i` to Q, and the level that decided (ties between
 //! equal levels go to the context's fixed node order, as in every decision). Outside the
-//! policy's trained workloads FGD decides alone, and the explanation says so and why.
+//! policy's trained workloads FGD decides alone, or an expert's weights do, and the
+//! explanation says so below its rows.
 
 use std::fmt::Write as _;
 
@@ -28,6 +29,8 @@ pub struct Explanation {
     pub runner_up: Option<Explained>,
     /// Why FGD decided alone (the workload lies outside the policy's support), if it did.
     pub outside: Option<String>,
+    /// The traces of the expert whose weights decided, if one did.
+    pub expert: Option<String>,
 }
 
 /// Explain `learned`'s decision for `pod` among `candidates` (feasible node indices) under
@@ -72,6 +75,7 @@ pub fn explain(
         chosen: ranked.next()?,
         runner_up: ranked.next(),
         outside,
+        expert: scorer.expert().map(str::to_string),
     })
 }
 
@@ -85,9 +89,6 @@ impl Explanation {
                 .map_or_else(|| format!("#{}", e.node), |n| n.name.to_string())
         };
         let mut out = String::new();
-        if let Some(why) = &self.outside {
-            let _ = writeln!(out, "placed as FGD: {why}");
-        }
         let head = |e: &Explained| format!("{} (level {})", name(e), e.level);
         let runner = self.runner_up.as_ref();
         let _ = writeln!(
@@ -121,6 +122,16 @@ impl Explanation {
                 let _ = write!(out, " {:>14.4} {:>15.5}", r.features[i], r.contributions[i]);
             }
             out.push('\n');
+        }
+        // Below the rows, so they keep their place after the two header lines.
+        if let Some(why) = &self.outside {
+            let _ = writeln!(out, "placed as FGD: {why}");
+        }
+        if let Some(traces) = &self.expert {
+            let _ = writeln!(
+                out,
+                "scored with the expert trained on {traces} (outside the policy's own support)"
+            );
         }
         out
     }
@@ -185,6 +196,6 @@ mod tests {
             (e.chosen.features[0] * 100.0).round() as i64
         );
         assert_eq!(e.chosen.contributions[1], 0.0, "no correction applied");
-        assert!(e.table(&snap.cluster).starts_with("placed as FGD: "));
+        assert!(e.table(&snap.cluster).contains("\nplaced as FGD: "));
     }
 }

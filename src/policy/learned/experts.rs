@@ -1,0 +1,182 @@
+//! More than one set of weights in a policy file: experts, each trained on its own family of
+//! workloads and limited to them by its own [`Support`]. A workload inside the file's own
+//! support is scored with the file's weights; outside it, with the first expert whose support
+//! holds it; outside every one, by FGD alone. `allot train --combine` writes such a file from
+//! separately trained ones.
+
+use serde::{Deserialize, Serialize};
+
+use super::support::{Outside, Support, WorkloadMix};
+use super::{PolicyFile, features::NAMES};
+
+/// One expert: the weights of another trained policy file, and where they apply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expert {
+    /// The traces it was trained on (its file's provenance).
+    pub traces: Vec<String>,
+    /// Its file's content hash.
+    pub from: String,
+    /// Weights over the file's features.
+    pub weights: Vec<f64>,
+    pub support: Support,
+}
+
+/// The weights a file scores a workload with.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Choice<'a> {
+    /// The file's own weights (the workload is inside its support, or it has none).
+    Own,
+    /// An expert's.
+    Expert(&'a Expert),
+    /// None: FGD alone, and why (the file's own support's verdict).
+    Fgd(Outside),
+}
+
+impl PolicyFile {
+    /// Whose weights score a workload of `mix`.
+    pub fn choose(&self, mix: &WorkloadMix) -> Choice<'_> {
+        let Some(why) = self.support.as_ref().and_then(|s| s.outside(mix)) else {
+            return Choice::Own;
+        };
+        match self
+            .experts
+            .iter()
+            .find(|e| e.support.outside(mix).is_none())
+        {
+            Some(e) => Choice::Expert(e),
+            None => Choice::Fgd(why),
+        }
+    }
+
+    /// This file with `others` as its experts, in order (each must carry a support).
+    pub fn with_experts(mut self, others: &[PolicyFile]) -> Result<Self, String> {
+        if self.support.is_none() {
+            return Err(
+                "the first file has no support: it would apply everywhere, so no \
+                        expert would ever be asked"
+                    .into(),
+            );
+        }
+        self.experts = others
+            .iter()
+            .map(|f| {
+                let support = f.support.clone().ok_or_else(|| {
+                    format!(
+                        "policy {} has no support: an expert must name its workloads",
+                        f.hash
+                    )
+                })?;
+                if f.levels != self.levels {
+                    return Err(format!(
+                        "policy {} has {} levels, the first file {}",
+                        f.hash, f.levels, self.levels
+                    ));
+                }
+                Ok(Expert {
+                    traces: f.provenance.traces.clone(),
+                    from: f.hash.clone(),
+                    weights: f.weights.clone(),
+                    support,
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        self.hash = self.content_hash();
+        Ok(self)
+    }
+
+    /// What is wrong with the file's experts, if anything (after its own features were read).
+    pub(super) fn check_experts(&self) -> Result<(), String> {
+        for (k, e) in self.experts.iter().enumerate() {
+            if e.weights.len() != self.features.len() {
+                return Err(format!(
+                    "expert {k} has {} weights for {} features",
+                    e.weights.len(),
+                    self.features.len()
+                ));
+            }
+            if let Some(i) = e.weights.iter().position(|w| !w.is_finite()) {
+                return Err(format!(
+                    "expert {k}: weight of {} is not a finite number",
+                    NAMES[i]
+                ));
+            }
+            e.support.check().map_err(|p| format!("expert {k}: {p}"))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::learned::Provenance;
+
+    fn trained(w1: f64, mix: [f64; 4], traces: &str) -> PolicyFile {
+        let mut w = PolicyFile::fgd_start(Provenance::default()).weights;
+        w[1] = w1;
+        let provenance = Provenance {
+            traces: vec![traces.to_string()],
+            ..Provenance::default()
+        };
+        PolicyFile::new(w, 100, provenance)
+            .with_support(Support::spanning(&[WorkloadMix(mix)], 0.05))
+    }
+
+    #[test]
+    fn a_workload_goes_to_the_file_then_the_first_expert_that_holds_it_then_fgd() {
+        let main = trained(0.1, [0.1, 0.3, 0.0, 0.0], "default");
+        let share = trained(0.2, [0.1, 1.0, 0.0, 0.0], "gpushare100");
+        let multi = trained(0.3, [0.1, 0.2, 0.4, 0.0], "multigpu40");
+        let file = main.clone().with_experts(&[share.clone(), multi]).unwrap();
+        let text = serde_json::to_string(&file).unwrap();
+        let file = PolicyFile::parse("f.json", &text).unwrap();
+        let pick = |mix: [f64; 4]| match file.choose(&WorkloadMix(mix)) {
+            Choice::Own => "own".to_string(),
+            Choice::Expert(e) => e.traces.join(","),
+            Choice::Fgd(why) => format!("fgd: {}", why.stat),
+        };
+        assert_eq!(pick([0.1, 0.3, 0.0, 0.0]), "own");
+        assert_eq!(pick([0.1, 0.98, 0.0, 0.0]), "gpushare100");
+        assert_eq!(pick([0.1, 0.2, 0.38, 0.0]), "multigpu40");
+        assert_eq!(pick([0.1, 0.3, 0.0, 0.3]), "fgd: model_constrained_pods");
+        assert_eq!(file.experts[0].from, share.hash);
+        assert_eq!(file.experts[0].weights[1], 0.2);
+    }
+
+    #[test]
+    fn experts_without_a_support_or_with_bad_weights_are_refused() {
+        let main = trained(0.1, [0.1, 0.3, 0.0, 0.0], "default");
+        let bare = PolicyFile::fgd_start(Provenance::default());
+        let err = main
+            .clone()
+            .with_experts(std::slice::from_ref(&bare))
+            .unwrap_err();
+        assert!(err.contains("no support"), "{err}");
+        let err = bare.with_experts(std::slice::from_ref(&main)).unwrap_err();
+        assert!(err.contains("first file has no support"), "{err}");
+        let mut file = main
+            .clone()
+            .with_experts(std::slice::from_ref(&main))
+            .unwrap();
+        file.experts[0].weights.push(0.5); // one weight more than there are features
+        file.hash = file.content_hash();
+        let err = PolicyFile::parse("e.json", &serde_json::to_string(&file).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("e.json") && err.contains("expert 0"), "{err}");
+        let mut file = main
+            .clone()
+            .with_experts(std::slice::from_ref(&main))
+            .unwrap();
+        file.experts[0].support.cpu_only_pods = [0.4, 0.2];
+        file.hash = file.content_hash();
+        let err = PolicyFile::parse("r.json", &serde_json::to_string(&file).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("expert 0: support range of cpu_only_pods"),
+            "{err}"
+        );
+    }
+}
