@@ -79,6 +79,15 @@ fn the_shipped_policy_is_its_parts_combined_and_bad_combinations_exit_2() {
     let part = |name: &str| root.join("experts").join(name).display().to_string();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("combined.json");
+    let combine = |parts: &str| {
+        allot(&[
+            "train",
+            "--combine",
+            parts,
+            "-o",
+            &out.display().to_string(),
+        ])
+    };
     let parts = [
         part("multigpu.json"),
         part("gpushare.json"),
@@ -86,13 +95,7 @@ fn the_shipped_policy_is_its_parts_combined_and_bad_combinations_exit_2() {
         part("cpu.json"),
     ]
     .join(",");
-    let run = allot(&[
-        "train",
-        "--combine",
-        &parts,
-        "-o",
-        &out.display().to_string(),
-    ]);
+    let run = combine(&parts);
     assert!(
         run.status.success(),
         "{}",
@@ -103,7 +106,7 @@ fn the_shipped_policy_is_its_parts_combined_and_bad_combinations_exit_2() {
         embedded_text(),
         "policies/default.json is the combination BENCHMARKS.md section 8 names"
     );
-    for (combine, says) in [
+    for (parts, says) in [
         (part("base.json"), "at least one expert"),
         (
             format!(
@@ -114,15 +117,9 @@ fn the_shipped_policy_is_its_parts_combined_and_bad_combinations_exit_2() {
             "no.json",
         ),
     ] {
-        let run = allot(&[
-            "train",
-            "--combine",
-            &combine,
-            "-o",
-            &out.display().to_string(),
-        ]);
+        let run = combine(&parts);
         let err = String::from_utf8_lossy(&run.stderr);
-        assert_eq!(run.status.code(), Some(2), "{combine}: {err}");
-        assert!(err.contains(says), "{combine}: {err}");
+        assert_eq!(run.status.code(), Some(2), "{parts}: {err}");
+        assert!(err.contains(says), "{parts}: {err}");
     }
 }

@@ -6,8 +6,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::PolicyFile;
+use super::file::weights_fit;
 use super::support::{Outside, Support, WorkloadMix};
-use super::{PolicyFile, features::NAMES};
 
 /// One expert: the weights of another trained policy file, and where they apply.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -88,19 +89,7 @@ impl PolicyFile {
     /// What is wrong with the file's experts, if anything (after its own features were read).
     pub(super) fn check_experts(&self) -> Result<(), String> {
         for (k, e) in self.experts.iter().enumerate() {
-            if e.weights.len() != self.features.len() {
-                return Err(format!(
-                    "expert {k} has {} weights for {} features",
-                    e.weights.len(),
-                    self.features.len()
-                ));
-            }
-            if let Some(i) = e.weights.iter().position(|w| !w.is_finite()) {
-                return Err(format!(
-                    "expert {k}: weight of {} is not a finite number",
-                    NAMES[i]
-                ));
-            }
+            weights_fit(&e.weights, self.features.len()).map_err(|p| format!("expert {k}: {p}"))?;
             e.support.check().map_err(|p| format!("expert {k}: {p}"))?;
         }
         Ok(())

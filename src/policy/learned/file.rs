@@ -261,16 +261,7 @@ impl PolicyFile {
                 NAMES.join(", ")
             ));
         }
-        if self.weights.len() != self.features.len() {
-            return Err(format!(
-                "{} weights for {} features",
-                self.weights.len(),
-                self.features.len()
-            ));
-        }
-        if let Some(i) = self.weights.iter().position(|w| !w.is_finite()) {
-            return Err(format!("weight of {} is not a finite number", NAMES[i]));
-        }
+        weights_fit(&self.weights, self.features.len())?;
         if !(1..=1_000_000).contains(&self.levels) {
             return Err(format!("levels {} is outside 1..=1000000", self.levels));
         }
@@ -286,6 +277,17 @@ impl PolicyFile {
             ));
         }
         Ok(())
+    }
+}
+
+/// Whether `weights` are one finite number per feature of `features`.
+pub(super) fn weights_fit(weights: &[f64], features: usize) -> Result<(), String> {
+    if weights.len() != features {
+        return Err(format!("{} weights for {features} features", weights.len()));
+    }
+    match weights.iter().position(|w| !w.is_finite()) {
+        Some(i) => Err(format!("weight of {} is not a finite number", NAMES[i])),
+        None => Ok(()),
     }
 }
 
