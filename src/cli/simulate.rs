@@ -197,16 +197,16 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     };
     if policies.contains(&PolicyKind::Learned) {
         let file = learned.as_deref().unwrap_or_else(|| embedded_file());
-        let traces = match file.choose(&WorkloadMix::of(&workload.target())) {
-            Choice::Own => file.provenance.traces.join(","),
-            Choice::Expert(e) => e.traces.join(","),
-            Choice::Fgd(why) => format!("none; it places as FGD: {why}"),
+        let weights = match file.choose(&WorkloadMix::of(&workload.target())) {
+            Choice::Own => format!(
+                "the weights trained on {}",
+                file.provenance.traces.join(",")
+            ),
+            Choice::Expert(e) => format!("the weights trained on {}", e.traces.join(",")),
+            Choice::Fgd(why) => format!("placed as FGD: {why}"),
         };
         if file.support.is_some() {
-            eprintln!(
-                "learned on trace {}: the weights trained on {traces}",
-                trace.name
-            );
+            eprintln!("learned on trace {}: {weights}", trace.name);
         }
     }
     let options = ReplayOptions {

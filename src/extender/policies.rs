@@ -61,13 +61,15 @@ impl PolicySettings {
         }
     }
 
-    /// Why `learned` places as FGD for `target`: it lies outside the weights' support and
-    /// every expert's.
-    pub fn learned_outside(&self, target: &TargetWorkload) -> Option<Outside> {
+    /// Which weights of the learned policy file score `target` (in words), and why it is FGD
+    /// alone when it lies outside the file's support and every expert's.
+    pub fn learned_choice(&self, target: &TargetWorkload) -> (String, Option<Outside>) {
         let file = self.learned.as_deref().unwrap_or_else(|| embedded_file());
+        let trained_on = |traces: &[String]| format!("the weights trained on {}", traces.join(","));
         match file.choose(&WorkloadMix::of(target)) {
-            Choice::Fgd(why) => Some(why),
-            Choice::Own | Choice::Expert(_) => None,
+            Choice::Own => (trained_on(&file.provenance.traces), None),
+            Choice::Expert(e) => (trained_on(&e.traces), None),
+            Choice::Fgd(why) => ("FGD alone".to_string(), Some(why)),
         }
     }
 

@@ -102,8 +102,8 @@ pub struct Store {
     policies: RwLock<Arc<PolicySettings>>,
     /// Shadow agreement and reload counts, for `/metrics`.
     policy_stats: Arc<PolicyStats>,
-    /// The statistic last said to lie outside the learned policy's support ("" for none).
-    support_said: Mutex<&'static str>,
+    /// Which part of the learned policy file last scored the workload, as logged.
+    support_said: Mutex<String>,
     ready: AtomicBool,
     /// The filter->bind table (bounded; a bind frees its pod's entry); see `seen.rs`.
     seen: Mutex<Seen>,
@@ -154,7 +154,7 @@ impl Store {
             seed: DEFAULT_SEED,
             policies: RwLock::new(Arc::new(PolicySettings::default())),
             policy_stats: Arc::new(stats_in_force(&PolicySettings::default())),
-            support_said: Mutex::new(""),
+            support_said: Mutex::new(String::new()),
             ready: AtomicBool::new(false),
             seen: Mutex::new(Seen::default()),
             fail_closed: false,
@@ -343,34 +343,6 @@ impl Store {
             *view.pool.lock().unwrap_or_else(PoisonError::into_inner) = warm;
         }
         view
-    }
-}
-
-impl Store {
-    /// Say (once per change, in the log and a gauge) whether `target` lies outside the learned
-    /// policy's support, where `learned` places as FGD.
-    fn check_support(&self, target: &TargetWorkload) {
-        let outside = self.policies().learned_outside(target);
-        let now = outside.as_ref().map_or("", |o| o.stat);
-        let mut said = self
-            .support_said
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if *said != now {
-            match &outside {
-                Some(o) => tracing::warn!(
-                    learned_policy_hash = self.policies().learned_hash(),
-                    "learned places as FGD: {o}"
-                ),
-                None if !said.is_empty() => tracing::info!(
-                    "the workload is back within the learned policy's support: learned applies \
-                     its corrections again"
-                ),
-                None => {}
-            }
-            *said = now;
-        }
-        self.policy_stats.support(outside.as_ref());
     }
 }
 

@@ -1,9 +1,11 @@
 //! The store's policy settings: the default and shadow policies and the learned weights,
-//! swapped whole while serving (a `--policy-dir` change) and shown in `/metrics`.
+//! swapped whole while serving (a `--policy-dir` change) and shown in `/metrics`, and which part
+//! of the learned policy file scores the running workload (logged when it changes).
 
 use std::sync::{Arc, PoisonError};
 
 use super::{PolicySettings, PolicyStats, Store};
+use crate::model::frag::TargetWorkload;
 use crate::policy::learned::PolicyFile;
 
 impl Store {
@@ -51,5 +53,28 @@ impl Store {
     /// The hash of the policy file `learned` scores with.
     pub fn learned_hash(&self) -> String {
         self.policies().learned_hash().to_string()
+    }
+
+    /// Say (once per change, in the log and a gauge) whether `target` lies outside the learned
+    /// policy's support, where `learned` places as FGD.
+    pub(super) fn check_support(&self, target: &TargetWorkload) {
+        let policies = self.policies();
+        let (scored_by, outside) = policies.learned_choice(target);
+        let mut said = self
+            .support_said
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if *said != scored_by {
+            let hash = policies.learned_hash();
+            match &outside {
+                Some(o) => tracing::warn!(learned_policy_hash = hash, "learned places as FGD: {o}"),
+                None => tracing::info!(
+                    learned_policy_hash = hash,
+                    "learned scores with {scored_by}"
+                ),
+            }
+            *said = scored_by;
+        }
+        self.policy_stats.support(outside.as_ref());
     }
 }

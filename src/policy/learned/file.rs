@@ -7,11 +7,17 @@
 //!  "features": ["fgd_score", ...], "weights": [1.0, 0.0, ...], "levels": 100,
 //!  "provenance": {"traces": ["default"], "seeds": "1-4", "phases": ["supervised", "q-learning"],
 //!                 "hyperparameters": {"gamma": 0.9}, "code_version": "0.1.0", "created": "..."},
+//!  "support": {"tolerance": 0.05, "cpu_only_pods": [0.05, 0.2], ...},
+//!  "experts": [{"traces": ["gpushare100"], "from": "cd0c...", "weights": [...],
+//!               "support": {...}}],
 //!  "hash": "9f3c..."}
 //! ```
 //! The hash covers everything but itself; a file whose hash does not match its content is
-//! refused, as is a file of another format, version or feature list. An optional `support`
-//! names the workloads the weights were trained on (`support.rs`). Features are only ever
+//! refused, as is a file of another format, version or feature list. The optional `support`
+//! names the workloads the weights were trained on (`support.rs`) and `experts` other weights
+//! for other workloads (`experts.rs`); both were added to version 1 on 2026-12-06, files
+//! without them read and hash as before, and an allot older than that refuses a file with them
+//! as "not a policy file", naming the field. Features are only ever
 //! appended: a file written before one was added lists a prefix of [`NAMES`], and the features
 //! it does not list read weight 0 (its hash stays the one it was written with).
 
