@@ -21,7 +21,6 @@ use super::simulate::{parse_seeds_for, progress_bar};
 use crate::learn::checkpoint::{self, Checkpoint, Phase};
 use crate::learn::{self, Options, Trace};
 use crate::policy::learned::PolicyFile;
-use crate::policy::learned::embedded_file;
 use crate::policy::learned::file::DEFAULT_LEVELS;
 use crate::policy::learned::support;
 use crate::sim::load_trace;
@@ -49,7 +48,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "TIME", requires = "history", value_parser = parse_bound)]
     pub until: Option<Bound>,
     /// The policy training starts from (and its L2 pull pulls to) [default: the embedded
-    /// policy with --history, FGD without].
+    /// policy with --history, FGD without]. Of a file with experts, the part that scores the
+    /// first trace's workload (FGD's weights where no part's support holds it).
     #[arg(long, value_name = "FILE")]
     pub policy_file: Option<PathBuf>,
     /// Folders searched for openb_pod_list_NAME.csv (the bundled default needs none).
@@ -110,8 +110,9 @@ pub struct TrainArgs {
     /// Largest absolute value of a searched weight (0: unbounded; 0.01 = one FGD level).
     #[arg(long, default_value_t = 0.0)]
     pub search_bound: f64,
-    /// Start the search at this policy file's weights (e.g. policies/default.json) rather than
-    /// FGD's; the kept weights are still the best on validation, FGD's included.
+    /// Start the search at this policy file's weights (e.g. policies/experts/base.json) rather
+    /// than FGD's (of a file with experts, the part that scores the first trace); the kept
+    /// weights are still the best on validation, FGD's included.
     #[arg(long, value_name = "FILE")]
     pub search_from: Option<PathBuf>,
     /// How far (a share, 0..1) a workload's mix may lie outside the training traces' before
@@ -192,11 +193,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         }
         None => (pod_traces(args, setting.is_some())?, None),
     };
-    let start = match (&args.policy_file, &source) {
-        (Some(path), _) => Some(PolicyFile::load(path)?),
-        (None, Some(_)) => Some(embedded_file().clone()),
-        (None, None) => None,
-    };
+    let start = combine::start(args.policy_file.as_deref(), source.is_some(), &traces)?;
     if let Some(f) = &start
         && f.levels != DEFAULT_LEVELS
     {
@@ -205,6 +202,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
             f.levels
         );
     }
+    let mut search = search_options(args, setting)?;
+    search.from = search
+        .from
+        .map(|f| combine::starting_part(f, &traces, "--search-from"));
     let opts = Options {
         start,
         gamma: args.gamma,
@@ -213,7 +214,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         epochs: args.epochs,
         seed: args.seed,
         keep_last: args.keep == "last",
-        search: search_options(args, setting)?,
+        search,
         support_tolerance: (!args.no_support).then_some(args.support_tolerance),
         ..Options::default()
     };

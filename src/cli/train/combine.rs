@@ -1,6 +1,7 @@
 //! `allot train --combine FIRST,EXPERT...`: one policy file from separately trained ones, the
 //! first file's weights for the workloads of its support and each other file's as an expert
-//! for the workloads of its own (`policy::learned::experts`). Nothing is trained.
+//! for the workloads of its own (`policy::learned::experts`). Nothing is trained. And the other
+//! way: which part of such a file a training run starts from.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -8,7 +9,8 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use super::super::usage::usage;
-use crate::policy::learned::PolicyFile;
+use crate::learn::Trace;
+use crate::policy::learned::{PolicyFile, WorkloadMix, embedded_file};
 
 pub fn run(files: &[PathBuf], output: &Path) -> anyhow::Result<ExitCode> {
     if files.len() < 2 {
@@ -34,4 +36,43 @@ pub fn run(files: &[PathBuf], output: &Path) -> anyhow::Result<ExitCode> {
     }
     eprintln!("wrote {} (hash {})", output.display(), combined.hash);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The part of `file` (given by `flag`) that scores the first of `traces`: a run starting from
+/// a file with experts starts from the weights that would score its workload.
+pub fn starting_part(file: PolicyFile, traces: &[Trace], flag: &str) -> PolicyFile {
+    let Some(first) = traces.first().filter(|_| !file.experts.is_empty()) else {
+        return file;
+    };
+    let part = file.part_for(&WorkloadMix::of(&first.target));
+    eprintln!(
+        "{flag}: policy {} has experts; starting from the part that scores trace {}: {}",
+        file.hash,
+        first.name,
+        if part.weights == PolicyFile::fgd_start(Default::default()).weights {
+            "FGD's warm start (no part's support holds it)".to_string()
+        } else {
+            format!("policy {}", part.hash)
+        }
+    );
+    part
+}
+
+/// The policy a run starts from: `path` (--policy-file), else the embedded policy for a
+/// `history` run, else none (FGD's warm start); of a file with experts, the part that scores
+/// the first trace.
+pub fn start(
+    path: Option<&Path>,
+    history: bool,
+    traces: &[Trace],
+) -> anyhow::Result<Option<PolicyFile>> {
+    Ok(match (path, history) {
+        (Some(p), _) => Some(starting_part(PolicyFile::load(p)?, traces, "--policy-file")),
+        (None, true) => Some(starting_part(
+            embedded_file().clone(),
+            traces,
+            "the embedded policy",
+        )),
+        (None, false) => None,
+    })
 }

@@ -2,6 +2,7 @@
 //! and bad directories stop with exit 2 and the file or directory named.
 
 use super::*;
+use crate::policy::learned::embedded_file;
 use crate::sim::trace::history::{NodeRecord, PodRecord, node_header, pod_header};
 
 /// `TrainArgs` as clap parses them from a command line.
@@ -81,7 +82,14 @@ fn a_recorded_history_trains_into_a_policy_file_that_names_it() {
     );
     assert_eq!((h.records, h.skipped, h.gpu_pods), (8, 1, 8));
     assert_eq!((h.decisions, h.nodes), (8, 2));
-    let started = format!("started from policy {}", embedded_file().hash);
+    // It starts from the part of the embedded policy that scores this workload (whole 1-GPU
+    // pods only, no CPU-only pods: all four shares 0, which no part holds, so FGD's warm start).
+    let part = embedded_file().part_for(&crate::policy::learned::WorkloadMix([0.0; 4]));
+    assert_eq!(
+        part.weights,
+        PolicyFile::fgd_start(Default::default()).weights
+    );
+    let started = format!("started from policy {}", part.hash);
     assert!(file.provenance.phases.contains(&started), "{file:?}");
     // Another history (one more pod) is another digest.
     let more = tempfile::tempdir().unwrap();
@@ -171,4 +179,26 @@ fn a_dynamic_run_on_a_history_replays_its_departures() {
     // Within a minute the 12 that must wait fail: the figure is the replay's, not a constant.
     let failed = validation("1m");
     assert!(failed > 50.0 && failed < 100.0, "{failed}");
+}
+
+#[test]
+fn a_run_starting_from_a_file_with_experts_starts_from_the_part_for_its_trace() {
+    let t = load_trace("default", None, &[]).unwrap();
+    let trace = Trace {
+        name: t.name.clone(),
+        target: t.workload().target(),
+        cluster: t.cluster,
+        pods: t.pods.pods,
+        recorded: None,
+        lifetimes: None,
+    };
+    let shipped = embedded_file().clone();
+    // The default trace is scored by the gpushare expert (BENCHMARKS.md section 8).
+    let part = combine::starting_part(shipped.clone(), std::slice::from_ref(&trace), "test");
+    assert!(part.experts.is_empty());
+    assert_eq!(part.weights, shipped.experts[0].weights);
+    assert_ne!(part.weights, shipped.weights);
+    let plain = shipped.part_for(&crate::policy::learned::WorkloadMix::of(&trace.target));
+    let again = combine::starting_part(plain.clone(), &[trace], "test");
+    assert_eq!(again, plain, "a file without experts is used as it is");
 }

@@ -2,7 +2,8 @@
 //! workloads and limited to them by its own [`Support`]. A workload inside the file's own
 //! support is scored with the file's weights; outside it, with the first expert whose support
 //! holds it; outside every one, by FGD alone. `allot train --combine` writes such a file from
-//! separately trained ones.
+//! separately trained ones, and training that starts from one starts from the part that scores
+//! its (first) trace.
 
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +48,22 @@ impl PolicyFile {
         {
             Some(e) => Choice::Expert(e),
             None => Choice::Fgd(why),
+        }
+    }
+
+    /// The plain file (no experts) whose weights score a workload of `mix`: this file without
+    /// its experts, an expert's weights under this file's levels, or FGD's warm start. What a
+    /// training run starting from this file starts from for that workload.
+    pub fn part_for(&self, mix: &WorkloadMix) -> PolicyFile {
+        let plain = |weights: &[f64], support: Option<Support>| {
+            let mut f = PolicyFile::new(weights.to_vec(), self.levels, self.provenance.clone());
+            f.features.clone_from(&self.features);
+            f.with_support(support)
+        };
+        match self.choose(mix) {
+            Choice::Own => plain(&self.weights, self.support.clone()),
+            Choice::Expert(e) => plain(&e.weights, Some(e.support.clone())),
+            Choice::Fgd(_) => PolicyFile::fgd_start(self.provenance.clone()),
         }
     }
 
@@ -131,6 +148,16 @@ mod tests {
         assert_eq!(pick([0.1, 0.3, 0.0, 0.3]), "fgd: model_constrained_pods");
         assert_eq!(file.experts[0].from, share.hash);
         assert_eq!(file.experts[0].weights[1], 0.2);
+        // What training starts from, per workload.
+        let part = |mix: [f64; 4]| file.part_for(&WorkloadMix(mix));
+        assert_eq!(part([0.1, 0.3, 0.0, 0.0]).weights[1], 0.1);
+        assert_eq!(part([0.1, 0.98, 0.0, 0.0]).weights[1], 0.2);
+        assert!(part([0.1, 0.98, 0.0, 0.0]).experts.is_empty());
+        assert_eq!(
+            part([0.1, 0.3, 0.0, 0.3]).weights[1],
+            0.0,
+            "FGD's warm start"
+        );
     }
 
     #[test]
