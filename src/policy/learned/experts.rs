@@ -76,6 +76,9 @@ impl PolicyFile {
                     .into(),
             );
         }
+        if !self.experts.is_empty() {
+            return Err("the first file has experts of its own: combine its parts instead".into());
+        }
         self.experts = others
             .iter()
             .map(|f| {
@@ -85,6 +88,12 @@ impl PolicyFile {
                         f.hash
                     )
                 })?;
+                if !f.experts.is_empty() {
+                    return Err(format!(
+                        "policy {} has experts of its own: combine its parts instead",
+                        f.hash
+                    ));
+                }
                 if f.levels != self.levels {
                     return Err(format!(
                         "policy {} has {} levels, the first file {}",
@@ -171,6 +180,19 @@ mod tests {
         assert!(err.contains("no support"), "{err}");
         let err = bare.with_experts(std::slice::from_ref(&main)).unwrap_err();
         assert!(err.contains("first file has no support"), "{err}");
+        let nested = main
+            .clone()
+            .with_experts(std::slice::from_ref(&main))
+            .unwrap();
+        let err = main
+            .clone()
+            .with_experts(std::slice::from_ref(&nested))
+            .unwrap_err();
+        assert!(err.contains("experts of its own"), "{err}");
+        let err = nested
+            .with_experts(std::slice::from_ref(&main))
+            .unwrap_err();
+        assert!(err.contains("first file has experts"), "{err}");
         let mut file = main
             .clone()
             .with_experts(std::slice::from_ref(&main))
