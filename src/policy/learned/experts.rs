@@ -5,24 +5,8 @@
 //! separately trained ones, and training that starts from one starts from the part that scores
 //! its (first) trace.
 
-use serde::{Deserialize, Serialize};
-
-use super::PolicyFile;
-use super::file::weights_fit;
+use super::file::{Expert, PolicyFile};
 use super::support::{Outside, Support, WorkloadMix};
-
-/// One expert: the weights of another trained policy file, and where they apply.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Expert {
-    /// The traces it was trained on (its file's provenance).
-    pub traces: Vec<String>,
-    /// Its file's content hash.
-    pub from: String,
-    /// Weights over the file's features.
-    pub weights: Vec<f64>,
-    pub support: Support,
-}
 
 /// The weights a file scores a workload with.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,15 +94,6 @@ impl PolicyFile {
             .collect::<Result<_, _>>()?;
         self.hash = self.content_hash();
         Ok(self)
-    }
-
-    /// What is wrong with the file's experts, if anything (after its own features were read).
-    pub(super) fn check_experts(&self) -> Result<(), String> {
-        for (k, e) in self.experts.iter().enumerate() {
-            weights_fit(&e.weights, self.features.len()).map_err(|p| format!("expert {k}: {p}"))?;
-            e.support.check().map_err(|p| format!("expert {k}: {p}"))?;
-        }
-        Ok(())
     }
 }
 

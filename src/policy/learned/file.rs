@@ -26,7 +26,6 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::experts::Expert;
 use super::features::{COUNT, NAMES};
 use super::support::Support;
 use crate::policy::keyed_hash;
@@ -117,6 +116,19 @@ pub struct PolicyFile {
     pub experts: Vec<Expert>,
     /// Hex of the content hash ([`PolicyFile::content_hash`]).
     pub hash: String,
+}
+
+/// One expert: the weights of another trained policy file, and where they apply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expert {
+    /// The traces it was trained on (its file's provenance).
+    pub traces: Vec<String>,
+    /// Its file's content hash.
+    pub from: String,
+    /// Weights over the file's features.
+    pub weights: Vec<f64>,
+    pub support: Support,
 }
 
 /// Why a policy file cannot be used. Messages name the file.
@@ -281,6 +293,17 @@ impl PolicyFile {
                  it was written",
                 self.hash
             ));
+        }
+        Ok(())
+    }
+}
+
+impl PolicyFile {
+    /// What is wrong with the file's experts, if anything (after its own features were read).
+    fn check_experts(&self) -> Result<(), String> {
+        for (k, e) in self.experts.iter().enumerate() {
+            weights_fit(&e.weights, self.features.len()).map_err(|p| format!("expert {k}: {p}"))?;
+            e.support.check().map_err(|p| format!("expert {k}: {p}"))?;
         }
         Ok(())
     }
