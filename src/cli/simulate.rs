@@ -13,7 +13,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::{checks, plot, report};
 use crate::alloc::OfflineBound;
 use crate::policy::PolicyKind;
-use crate::policy::learned::experts::Choice;
 use crate::policy::learned::{WorkloadMix, embedded_file};
 use crate::sim::metrics::MAX_X;
 use crate::sim::replay::ReplayOptions;
@@ -197,13 +196,9 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     };
     if policies.contains(&PolicyKind::Learned) {
         let file = learned.as_deref().unwrap_or_else(|| embedded_file());
-        let weights = match file.choose(&WorkloadMix::of(&workload.target())) {
-            Choice::Own => format!(
-                "the weights trained on {}",
-                file.provenance.traces.join(",")
-            ),
-            Choice::Expert(e) => format!("the weights trained on {}", e.traces.join(",")),
-            Choice::Fgd(why) => format!("placed as FGD: {why}"),
+        let weights = match file.scored_by(&WorkloadMix::of(&workload.target())) {
+            (_, Some(why)) => format!("placed as FGD: {why}"),
+            (words, None) => words,
         };
         if file.support.is_some() {
             eprintln!("learned on trace {}: {weights}", trace.name);

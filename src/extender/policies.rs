@@ -21,7 +21,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use crate::live::pod::DEFAULT_POLICY;
 use crate::model::frag::TargetWorkload;
 use crate::policy::PolicyKind;
-use crate::policy::learned::experts::Choice;
 use crate::policy::learned::{Outside, PolicyFile, PolicyFileError, WorkloadMix, embedded_file};
 
 /// File names inside `--policy-dir`.
@@ -65,12 +64,7 @@ impl PolicySettings {
     /// alone when it lies outside the file's support and every expert's.
     pub fn learned_choice(&self, target: &TargetWorkload) -> (String, Option<Outside>) {
         let file = self.learned.as_deref().unwrap_or_else(|| embedded_file());
-        let trained_on = |traces: &[String]| format!("the weights trained on {}", traces.join(","));
-        match file.choose(&WorkloadMix::of(target)) {
-            Choice::Own => (trained_on(&file.provenance.traces), None),
-            Choice::Expert(e) => (trained_on(&e.traces), None),
-            Choice::Fgd(why) => ("FGD alone".to_string(), Some(why)),
-        }
+        file.scored_by(&WorkloadMix::of(target))
     }
 
     /// The shadow policy, when it differs from `placed` (the pod's own).

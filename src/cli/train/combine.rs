@@ -44,12 +44,13 @@ pub fn starting_part(file: PolicyFile, traces: &[Trace], flag: &str) -> PolicyFi
     let Some(first) = traces.first().filter(|_| !file.experts.is_empty()) else {
         return file;
     };
-    let part = file.part_for(&WorkloadMix::of(&first.target));
+    let mix = WorkloadMix::of(&first.target);
+    let part = file.part_for(&mix);
     eprintln!(
         "{flag}: policy {} has experts; starting from the part that scores trace {}: {}",
         file.hash,
         first.name,
-        if part.weights == PolicyFile::fgd_start(Default::default()).weights {
+        if file.scored_by(&mix).1.is_some() {
             "FGD's warm start (no part's support holds it)".to_string()
         } else {
             format!("policy {}", part.hash)

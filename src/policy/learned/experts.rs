@@ -35,6 +35,17 @@ impl PolicyFile {
         }
     }
 
+    /// Which weights score a workload of `mix`, in words ("the weights trained on ..." or
+    /// "FGD alone"), and why FGD decides alone when it does: what logs and the CLI say.
+    pub fn scored_by(&self, mix: &WorkloadMix) -> (String, Option<Outside>) {
+        let trained_on = |traces: &[String]| format!("the weights trained on {}", traces.join(","));
+        match self.choose(mix) {
+            Choice::Own => (trained_on(&self.provenance.traces), None),
+            Choice::Expert(e) => (trained_on(&e.traces), None),
+            Choice::Fgd(why) => ("FGD alone".to_string(), Some(why)),
+        }
+    }
+
     /// The plain file (no experts) whose weights score a workload of `mix`: this file without
     /// its experts, an expert's weights under this file's levels, or FGD's warm start. What a
     /// training run starting from this file starts from for that workload.
@@ -130,6 +141,20 @@ mod tests {
         assert_eq!(pick([0.1, 0.98, 0.0, 0.0]), "gpushare100");
         assert_eq!(pick([0.1, 0.2, 0.38, 0.0]), "multigpu40");
         assert_eq!(pick([0.1, 0.3, 0.0, 0.3]), "fgd: model_constrained_pods");
+        let said = |mix: [f64; 4]| file.scored_by(&WorkloadMix(mix));
+        assert_eq!(
+            said([0.1, 0.98, 0.0, 0.0]).0,
+            "the weights trained on gpushare100"
+        );
+        assert_eq!(
+            said([0.1, 0.3, 0.0, 0.0]).0,
+            "the weights trained on default"
+        );
+        let (words, why) = said([0.1, 0.3, 0.0, 0.3]);
+        assert_eq!(
+            (words.as_str(), why.map(|o| o.stat)),
+            ("FGD alone", Some("model_constrained_pods"))
+        );
         assert_eq!(file.experts[0].from, share.hash);
         assert_eq!(file.experts[0].weights[1], 0.2);
         // What training starts from, per workload.
