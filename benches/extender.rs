@@ -12,8 +12,11 @@
 //! `after_bind`: a placement is recorded before each timed call, so the view is new and the
 //! changed node must be rescored (what a busy scheduler sees between snapshots).
 //! `after_rebuild`: the base snapshot is replaced before each timed call, as the extender does
-//! after every burst of cluster changes, so every node's score is cold. Percentiles are
-//! printed at the end from separately timed calls, since criterion reports means.
+//! after every burst of cluster changes, so every node's score is cold. `bind`: the placement
+//! recorded between `warm` and `after_bind` (what a bind and a filter's hold cost the store:
+//! the checks against the bound pods and the new view), with the snapshot's bound pods those
+//! the loading replay placed. Percentiles are printed at the end from separately timed calls,
+//! since criterion reports means.
 //!
 //! `ALLOT_BENCH_NODES=500,5000` limits the sizes (default 500,5000,20000).
 
@@ -21,7 +24,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use allot::extender::snapshot_store;
-use allot::extender::state::{ClusterSnapshot, Store};
+use allot::extender::state::{BoundPod, ClusterSnapshot, Store};
 use allot::extender::verbs::{filter, prioritize};
 use allot::extender::wire::ExtenderArgs;
 use allot::live::pod::parse_pod;
@@ -29,7 +32,7 @@ use allot::model::Cluster;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 mod common;
-use common::{args_for, distinct, loaded, percentiles};
+use common::{args_for, distinct_with_pods, loaded_with_pods, percentiles};
 
 fn decide(store: &Store, args: &ExtenderArgs) {
     let (f, _) = filter(store, args).expect("filter");
@@ -38,11 +41,13 @@ fn decide(store: &Store, args: &ExtenderArgs) {
 }
 
 /// Record one more small pod on the next node, so the following call sees a new view.
-fn bind_one(store: &Store, args: &ExtenderArgs, k: &mut usize) {
+fn bind_one(store: &Store, args: &ExtenderArgs, k: &mut usize) -> Duration {
     let view = store.view();
-    let Some(pod) = args.pod.as_ref() else { return };
+    let Some(pod) = args.pod.as_ref() else {
+        return Duration::ZERO;
+    };
     let Ok(mut req) = parse_pod(pod, &view.cluster.models) else {
-        return;
+        return Duration::ZERO;
     };
     req.demand.gpu = allot::model::GpuDemand::None;
     req.demand.cpu_milli = 1;
@@ -50,13 +55,18 @@ fn bind_one(store: &Store, args: &ExtenderArgs, k: &mut usize) {
     let n = view.cluster.len();
     *k += 1;
     req.uid = format!("filler-{k}");
-    let _ = store.record(&req, &view.cluster.nodes()[*k % n].name);
+    let node = view.cluster.nodes()[*k % n].name.clone();
+    drop(view);
+    let t = Instant::now();
+    let _ = store.record(&req, &node);
+    t.elapsed()
 }
 
-/// A store over `cluster`; under `learned`, with prices from the LP over 1,000 trace pods.
-fn store_for(cluster: &Cluster, policy: &str) -> Store {
+/// A store over `cluster` and its bound `pods`; under `learned`, with prices from the LP over
+/// 1,000 trace pods.
+fn store_for(cluster: &Cluster, pods: &[BoundPod], policy: &str) -> Store {
     // Feasible: the figures of §4 time filter + prioritize over every feasible node.
-    let store = snapshot_store(ClusterSnapshot::new(cluster.clone(), Vec::new()))
+    let store = snapshot_store(ClusterSnapshot::new(cluster.clone(), pods.to_vec()))
         .with_filter_answer(allot::extender::FilterAnswer::Feasible);
     if policy == "learned" {
         let trace = allot::sim::load_trace("default", None, &[]).expect("embedded trace");
@@ -80,15 +90,21 @@ fn sizes() -> Vec<usize> {
 fn bench(c: &mut Criterion) {
     let mut report = Vec::new();
     for count in sizes() {
-        for (load, cluster) in [("loaded", loaded(count)), ("distinct", distinct(count))] {
+        for (load, (cluster, pods)) in [
+            ("loaded", loaded_with_pods(count)),
+            ("distinct", distinct_with_pods(count)),
+        ] {
             let shapes = allot::model::distinct_shapes(cluster.nodes());
             report.push((
-                format!("{count} nodes, {load}: {shapes} distinct shapes"),
+                format!(
+                    "{count} nodes, {load}: {shapes} distinct shapes, {} pods",
+                    pods.len()
+                ),
                 None,
             ));
             for policy in ["fgd", "learned"] {
                 let args = args_for(&cluster, 500, Some(policy));
-                let store = store_for(&cluster, policy);
+                let store = store_for(&cluster, &pods, policy);
                 let label = format!("{count}_{load}_{policy}");
                 let mut group = c.benchmark_group(format!("extender_filter_prioritize_{label}"));
                 group.sample_size(if count > 1000 { 20 } else { 100 });
@@ -100,16 +116,17 @@ fn bench(c: &mut Criterion) {
                     _ => 50,
                 };
                 let (mut warm, mut bound, mut rebuilt) = (Vec::new(), Vec::new(), Vec::new());
+                let mut binds = Vec::new();
                 let mut k = 0usize;
                 for _ in 0..runs {
                     let t = Instant::now();
                     decide(&store, &args);
                     warm.push(t.elapsed());
-                    bind_one(&store, &args, &mut k);
+                    binds.push(bind_one(&store, &args, &mut k));
                     let t = Instant::now();
                     decide(&store, &args);
                     bound.push(t.elapsed());
-                    store.replace(ClusterSnapshot::new(cluster.clone(), Vec::new()));
+                    store.replace(ClusterSnapshot::new(cluster.clone(), pods.clone()));
                     let t = Instant::now();
                     decide(&store, &args);
                     rebuilt.push(t.elapsed());
@@ -118,6 +135,7 @@ fn bench(c: &mut Criterion) {
                 report.push((format!("{name}, warm"), Some(warm)));
                 report.push((format!("{name}, after_bind"), Some(bound)));
                 report.push((format!("{name}, after_rebuild"), Some(rebuilt)));
+                report.push((format!("{name}, bind"), Some(binds)));
             }
         }
     }

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use allot::extender::state::BoundPod;
 use allot::extender::wire::ExtenderArgs;
 use allot::model::{Cluster, Placement};
 
@@ -40,11 +41,17 @@ pub const LOADED_ARRIVED: f64 = 0.9;
 /// [`LOADED_ARRIVED`] of its GPU capacity requested, so node shapes are as varied as a replay
 /// makes them.
 pub fn loaded(count: usize) -> Cluster {
+    loaded_with_pods(count).0
+}
+
+/// [`loaded`] with the pods its replays placed, as the snapshot's bound pods.
+pub fn loaded_with_pods(count: usize) -> (Cluster, Vec<BoundPod>) {
     let trace = allot::sim::load_trace("default", None, &[]).expect("embedded trace");
     let target = trace.workload().target();
     let base = &trace.cluster;
     let capacity = base.gpu_capacity_milli();
     let mut nodes = Vec::with_capacity(count);
+    let mut pods = Vec::new();
     for copy in 0.. {
         if nodes.len() >= count {
             break;
@@ -64,25 +71,48 @@ pub fn loaded(count: usize) -> Cluster {
         let ctx = allot::sim::replay::context(base, &target, seed);
         let mut fgd = allot::policy::Fgd::new(target.clone());
         let mut last = None;
+        let mut placed = Vec::new();
         allot::sim::replay::replay_with(base, &arrivals, &mut fgd, ctx, |step| {
+            if let Some(at) = step.placed {
+                placed.push((step.index, *step.pod, at));
+            }
             if step.index + 1 == arrivals.len() {
                 last = Some(step.cluster.clone());
             }
         });
         let filled = last.unwrap_or_else(|| base.clone());
-        for n in filled.nodes().iter().take(count - nodes.len()) {
+        let (offset, take) = (nodes.len(), filled.len().min(count - nodes.len()));
+        for n in filled.nodes().iter().take(take) {
             let mut n = n.clone();
             n.name = format!("{}-c{copy}", n.name).into();
             nodes.push(n);
         }
+        for (i, demand, at) in placed.into_iter().filter(|(_, _, at)| at.node < take) {
+            pods.push(BoundPod {
+                key: format!("c{copy}/pod-{i}"),
+                uid: format!("c{copy}-{i}"),
+                demand,
+                at: Placement {
+                    node: offset + at.node,
+                    devices: at.devices,
+                },
+                priority: 0,
+            });
+        }
     }
-    Cluster::new(base.models.clone(), nodes)
+    (Cluster::new(base.models.clone(), nodes), pods)
 }
 
 /// The worst case for grouping by shape: [`loaded`] with node `i`'s free CPU lowered by a
 /// further `i + 1` milli, so (nearly) every node's shape differs.
 pub fn distinct(count: usize) -> Cluster {
-    let mut cluster = loaded(count);
+    distinct_with_pods(count).0
+}
+
+/// [`distinct`] with its bound pods: [`loaded_with_pods`]'s and the CPU-only ones that make
+/// the shapes differ.
+pub fn distinct_with_pods(count: usize) -> (Cluster, Vec<BoundPod>) {
+    let (mut cluster, mut pods) = loaded_with_pods(count);
     for i in 0..count {
         let node = &cluster.nodes()[i];
         let take = (i as u64 + 1).min(node.cpu_free);
@@ -96,9 +126,17 @@ pub fn distinct(count: usize) -> Cluster {
             node: i,
             devices: allot::model::DeviceSet::default(),
         };
-        let _ = cluster.place(&pod, at);
+        if cluster.place(&pod, at).is_ok() {
+            pods.push(BoundPod {
+                key: format!("distinct/pod-{i}"),
+                uid: format!("distinct-{i}"),
+                demand: pod,
+                at,
+                priority: 0,
+            });
+        }
     }
-    cluster
+    (cluster, pods)
 }
 
 /// filter/prioritize arguments for a `milli` shared-GPU pod against every node of `cluster`.
