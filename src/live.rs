@@ -22,7 +22,7 @@ pub mod pod;
 mod reflect;
 pub mod relevance;
 
-pub use crate::snapshot::{BoundPod, ClusterSnapshot, NodeIndex, NodeState, Telemetry, node_index};
+pub use crate::snapshot::{BoundPod, ClusterSnapshot, NameIndex, NodeState, Telemetry, node_index};
 pub use build::{Freshness, LiveSnapshot, PodMemo, Problem, StalePolicy, snapshot, snapshot_with};
 pub use caches::Caches;
 pub use reflect::WatchHealth;

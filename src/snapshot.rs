@@ -19,13 +19,14 @@ mod name_index;
 mod node;
 mod write;
 
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, Placement, PodDemand, PodShape};
 
 pub use file::{BoundPodEntry, SnapshotFile, load_snapshot, parse_snapshot};
-pub use name_index::{NodeIndex, node_index};
+pub use name_index::{NameIndex, node_index};
 pub use node::{NodeState, Telemetry};
 pub use write::to_file;
 
@@ -42,18 +43,33 @@ pub struct BoundPod {
 }
 
 /// Nodes and bound pods at one instant, with a name index and per-node state. Never mutated
-/// once built.
-#[derive(Debug, Clone)]
+/// once built (a clone may be changed before it is used: it starts without the UID index).
+#[derive(Debug)]
 pub struct ClusterSnapshot {
     /// Every node, with every pod of `pods` placed (and unhealthy GPUs withheld).
     pub cluster: Cluster,
     /// Node name -> position in `cluster`.
-    pub index: NodeIndex,
+    pub index: NameIndex,
     pub pods: Vec<BoundPod>,
     /// Per node, parallel to `cluster.nodes()`: readiness, cordon, telemetry, GPU health.
     /// [`NodeState::healthy`] where nothing is known beyond allocation (snapshot files).
     pub states: Vec<NodeState>,
     pub taken_at: Instant,
+    /// Pod UID -> position in `pods`, built on the first [`ClusterSnapshot::pod_by_uid`].
+    uids: OnceLock<NameIndex>,
+}
+
+impl Clone for ClusterSnapshot {
+    fn clone(&self) -> Self {
+        ClusterSnapshot {
+            cluster: self.cluster.clone(),
+            index: self.index.clone(),
+            pods: self.pods.clone(),
+            states: self.states.clone(),
+            taken_at: self.taken_at,
+            uids: OnceLock::new(),
+        }
+    }
 }
 
 impl ClusterSnapshot {
@@ -68,7 +84,7 @@ impl ClusterSnapshot {
     /// and each node's state (parallel to `cluster.nodes()`).
     pub fn indexed(
         cluster: Cluster,
-        index: NodeIndex,
+        index: NameIndex,
         pods: Vec<BoundPod>,
         states: Vec<NodeState>,
     ) -> Self {
@@ -79,7 +95,18 @@ impl ClusterSnapshot {
             pods,
             states,
             taken_at: Instant::now(),
+            uids: OnceLock::new(),
         }
+    }
+
+    /// The bound pod with this UID: a probe of an index built once per snapshot, where a scan
+    /// of every bound pod per bind grew with the cluster.
+    pub fn pod_by_uid(&self, uid: &str) -> Option<&BoundPod> {
+        let index = self
+            .uids
+            .get_or_init(|| NameIndex::new(self.pods.iter().map(|p| p.uid.as_str())));
+        let pod = self.pods.get(index.get(uid)?)?;
+        (pod.uid == uid).then_some(pod)
     }
 
     /// The typical workload FGD measures fragmentation against: the bound pods' shapes, or

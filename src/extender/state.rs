@@ -15,7 +15,7 @@ pub use super::view::View;
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, PodShape};
 use crate::policy::Context;
-pub use crate::snapshot::{BoundPod, ClusterSnapshot, NodeIndex, node_index};
+pub use crate::snapshot::{BoundPod, ClusterSnapshot, NameIndex, node_index};
 
 mod decisions;
 mod destinations;
@@ -235,9 +235,7 @@ impl Store {
     /// (a pod bound and deleted before any snapshot showed it).
     pub fn replace_forgetting(&self, snapshot: ClusterSnapshot, departed: impl Fn(&str) -> bool) {
         let mut overlay = self.overlay.lock().unwrap_or_else(PoisonError::into_inner);
-        let known: std::collections::HashSet<&str> =
-            snapshot.pods.iter().map(|p| p.uid.as_str()).collect();
-        overlay.retain(|r| !known.contains(r.pod.uid.as_str()) && !departed(&r.pod.uid));
+        overlay.retain(|r| snapshot.pod_by_uid(&r.pod.uid).is_none() && !departed(&r.pod.uid));
         // Node indices follow the names' order: a node added or removed moves the ones after
         // it, so each entry follows its node by name (and goes with it).
         let old = self.current();

@@ -51,6 +51,14 @@ impl View {
             .chain(self.overlay.iter().map(|p| &**p))
     }
 
+    /// The pod allot accounts with this UID: the base's (through its UID index), else the
+    /// overlay's.
+    pub fn pod_by_uid(&self, uid: &str) -> Option<&BoundPod> {
+        self.base
+            .pod_by_uid(uid)
+            .or_else(|| self.overlay.iter().map(|p| &**p).find(|p| p.uid == uid))
+    }
+
     /// Every pod allot accounts on node `index`: base first, then the overlay.
     pub fn pods_on(&self, index: usize) -> impl Iterator<Item = &BoundPod> {
         self.pods().filter(move |p| p.at.node == index)

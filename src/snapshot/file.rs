@@ -164,6 +164,32 @@ mod tests {
     }
 
     #[test]
+    fn finds_bound_pods_by_uid_and_a_changed_copy_indexes_afresh() {
+        let s = parse_snapshot("snap.json", GOOD).unwrap();
+        assert_eq!(
+            s.pod_by_uid("default/b").map(|p| p.key.as_str()),
+            Some("default/b")
+        );
+        assert!(s.pod_by_uid("default/zz").is_none());
+        assert!(s.pod_by_uid("").is_none());
+        // A clone is changed before it is used (as the extender's tests and rebuilds do).
+        let mut copy = s.clone();
+        let mut moved = copy.pods[1].clone();
+        moved.uid = "u-new".into();
+        copy.pods.push(moved);
+        copy.pods.swap_remove(1);
+        assert_eq!(
+            copy.pod_by_uid("u-new").map(|p| p.key.as_str()),
+            Some("default/b")
+        );
+        assert!(copy.pod_by_uid("default/b").is_none());
+        assert!(
+            s.pod_by_uid("default/b").is_some(),
+            "the original is unchanged"
+        );
+    }
+
+    #[test]
     fn bad_pods_are_named() {
         let unknown = GOOD.replace(r#""node": "g1", "cpu": "2""#, r#""node": "g9", "cpu": "2""#);
         let e = parse_snapshot("snap.json", &unknown)

@@ -1,7 +1,8 @@
-//! The node-name index: name -> position in the cluster, probed once per candidate node of
-//! every extender request (10,000 probes for a filter and a prioritize at 5,000 nodes).
+//! A name -> position index, built once and probed often: node names (once per candidate node
+//! of every extender request: 10,000 probes for a filter and a prioritize at 5,000 nodes) and
+//! the bound pods' UIDs (once per bind and per filter's hold).
 //!
-//! Laid out for that: every name in one contiguous buffer, each node's full hash beside its
+//! Laid out for that: every name in one contiguous buffer, each name's full hash beside its
 //! offset, and an open-addressing table of 32-bit slots. A probe reads the slot table and then
 //! the candidate's hash and bytes, all in a few hundred KiB even at 20,000 nodes, where a map
 //! of `Arc<str>` keys follows a pointer to a separate allocation per compare.
@@ -10,15 +11,16 @@ use crate::model::Cluster;
 use rustc_hash::FxHasher;
 use std::hash::Hasher;
 
-/// Node name -> position in the cluster. Built once per snapshot, never changed.
+/// Name -> position (of a node in the cluster, or of a pod in the snapshot's pods). Built once
+/// per snapshot, never changed.
 #[derive(Debug, Clone, Default)]
-pub struct NodeIndex {
-    /// All names, back to back, in node order.
+pub struct NameIndex {
+    /// All names, back to back, in order.
     bytes: Vec<u8>,
-    /// Node `i`'s name is `bytes[ends[i - 1]..ends[i]]` (from 0 for the first).
+    /// Name `i` is `bytes[ends[i - 1]..ends[i]]` (from 0 for the first).
     ends: Vec<u32>,
     hashes: Vec<u64>,
-    /// Node index + 1 per slot; 0 is empty. Length a power of two, at least twice the nodes.
+    /// Position + 1 per slot; 0 is empty. Length a power of two, at least twice the names.
     slots: Vec<u32>,
 }
 
@@ -30,12 +32,12 @@ fn hash(name: &str) -> u64 {
     x ^ (x >> 29) ^ (x >> 47)
 }
 
-impl NodeIndex {
-    /// The index of `names` (in node order). A repeated name keeps its first position.
+impl NameIndex {
+    /// The index of `names` (in their order). A repeated name keeps its first position.
     pub fn new<'a>(names: impl ExactSizeIterator<Item = &'a str>) -> Self {
         let count = names.len();
         let size = (count * 2).next_power_of_two().max(8);
-        let mut index = NodeIndex {
+        let mut index = NameIndex {
             bytes: Vec::new(),
             ends: Vec::with_capacity(count),
             hashes: Vec::with_capacity(count),
@@ -59,7 +61,7 @@ impl NodeIndex {
         index
     }
 
-    /// The position of the node named `name`.
+    /// The position of `name`.
     pub fn get(&self, name: &str) -> Option<usize> {
         self.find(name, hash(name))
     }
@@ -95,8 +97,8 @@ impl NodeIndex {
 }
 
 /// The name index of `cluster`'s nodes.
-pub fn node_index(cluster: &Cluster) -> NodeIndex {
-    NodeIndex::new(cluster.nodes().iter().map(|n| &*n.name))
+pub fn node_index(cluster: &Cluster) -> NameIndex {
+    NameIndex::new(cluster.nodes().iter().map(|n| &*n.name))
 }
 
 #[cfg(test)]
@@ -106,7 +108,7 @@ mod tests {
     #[test]
     fn finds_every_name_and_nothing_else() {
         let names: Vec<String> = (0..5_000).map(|i| format!("node-{i}")).collect();
-        let index = NodeIndex::new(names.iter().map(String::as_str));
+        let index = NameIndex::new(names.iter().map(String::as_str));
         assert_eq!(index.len(), 5_000);
         for (i, n) in names.iter().enumerate() {
             assert_eq!(index.get(n), Some(i), "{n}");
@@ -118,11 +120,11 @@ mod tests {
 
     #[test]
     fn a_repeated_name_keeps_its_first_position_and_empty_indexes_answer_none() {
-        let index = NodeIndex::new(["a", "b", "a", ""].into_iter());
+        let index = NameIndex::new(["a", "b", "a", ""].into_iter());
         assert_eq!(index.get("a"), Some(0));
         assert_eq!(index.get("b"), Some(1));
         assert_eq!(index.get(""), Some(3));
-        assert_eq!(NodeIndex::default().get("a"), None);
-        assert!(NodeIndex::default().is_empty());
+        assert_eq!(NameIndex::default().get("a"), None);
+        assert!(NameIndex::default().is_empty());
     }
 }

@@ -269,7 +269,7 @@ impl Store {
             .node_index(node)
             .ok_or_else(|| RecordError::UnknownNode(node.to_string()))?;
         let name_of = |i: usize| view.cluster.node(i).map_or("?", |n| &*n.name);
-        if let Some(p) = view.pods().find(|p| p.uid == req.uid) {
+        if let Some(p) = view.pod_by_uid(&req.uid) {
             return Err(RecordError::AlreadyBound {
                 pod: req.key.clone(),
                 node: name_of(p.at.node).to_string(),

@@ -192,7 +192,7 @@ impl Store {
             return None;
         }
         let view = self.current();
-        let bound = view.pods().find(|p| p.uid == uid)?;
+        let bound = view.pod_by_uid(uid)?;
         Some(PodRequest {
             key: bound.key.clone(),
             uid: bound.uid.clone(),
