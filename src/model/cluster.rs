@@ -3,6 +3,7 @@
 
 use super::gpu::ModelCatalog;
 use super::node::{DeviceSet, Misfit, Node};
+use super::nodes::Nodes;
 use super::pod::{MILLI_PER_GPU, PodDemand};
 
 /// Where a pod goes: a node index and the devices it takes there.
@@ -16,7 +17,7 @@ pub struct Placement {
 #[derive(Debug, Clone, Default)]
 pub struct Cluster {
     pub models: ModelCatalog,
-    nodes: Vec<Node>,
+    nodes: Nodes,
     gpu_capacity_milli: u64,
     gpu_allocated_milli: u64,
 }
@@ -30,13 +31,13 @@ impl Cluster {
         let idle: u64 = nodes.iter().map(|n| u64::from(n.idle_gpu_milli())).sum();
         Cluster {
             models,
-            nodes,
+            nodes: Nodes::new(nodes),
             gpu_capacity_milli,
             gpu_allocated_milli: gpu_capacity_milli - idle,
         }
     }
 
-    pub fn nodes(&self) -> &[Node] {
+    pub fn nodes(&self) -> &Nodes {
         &self.nodes
     }
 

@@ -12,7 +12,7 @@ pub fn slice(nodes: usize, pods: usize) -> Trace {
     let target = t.workload().target();
     let cluster = Cluster::new(
         t.cluster.models.clone(),
-        t.cluster.nodes()[..nodes].to_vec(),
+        t.cluster.nodes().iter().take(nodes).cloned().collect(),
     );
     Trace {
         name: "default-slice".into(),
