@@ -102,11 +102,19 @@ impl ClusterSnapshot {
     /// The bound pod with this UID: a probe of an index built once per snapshot, where a scan
     /// of every bound pod per bind grew with the cluster.
     pub fn pod_by_uid(&self, uid: &str) -> Option<&BoundPod> {
-        let index = self
-            .uids
-            .get_or_init(|| NameIndex::new(self.pods.iter().map(|p| p.uid.as_str())));
-        let pod = self.pods.get(index.get(uid)?)?;
+        let pod = self.pods.get(self.uid_index().get(uid)?)?;
         (pod.uid == uid).then_some(pod)
+    }
+
+    /// Build the UID index now (the extender does as it installs a snapshot), so that no
+    /// request's [`ClusterSnapshot::pod_by_uid`] pays for it.
+    pub fn index_uids(&self) {
+        self.uid_index();
+    }
+
+    fn uid_index(&self) -> &NameIndex {
+        self.uids
+            .get_or_init(|| NameIndex::new(self.pods.iter().map(|p| p.uid.as_str())))
     }
 
     /// The typical workload FGD measures fragmentation against: the bound pods' shapes, or

@@ -234,6 +234,8 @@ impl Store {
     /// [`Store::replace`], also dropping the overlay entries of pods `departed` says are gone
     /// (a pod bound and deleted before any snapshot showed it).
     pub fn replace_forgetting(&self, snapshot: ClusterSnapshot, departed: impl Fn(&str) -> bool) {
+        // Before the lock: binds and holds wait on it, not on this.
+        snapshot.index_uids();
         let mut overlay = self.overlay.lock().unwrap_or_else(PoisonError::into_inner);
         overlay.retain(|r| snapshot.pod_by_uid(&r.pod.uid).is_none() && !departed(&r.pod.uid));
         // Node indices follow the names' order: a node added or removed moves the ones after

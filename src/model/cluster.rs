@@ -37,14 +37,17 @@ impl Cluster {
         }
     }
 
+    #[inline]
     pub fn nodes(&self) -> &Nodes {
         &self.nodes
     }
 
+    #[inline]
     pub fn node(&self, index: usize) -> Option<&Node> {
         self.nodes.get(index)
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.nodes.len()
     }

@@ -25,22 +25,27 @@ impl Nodes {
         Nodes { blocks, len }
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    #[inline]
     pub fn get(&self, index: usize) -> Option<&Node> {
         self.blocks.get(index / BLOCK)?.get(index % BLOCK)
     }
 
+    #[inline]
     pub fn first(&self) -> Option<&Node> {
         self.get(0)
     }
 
+    #[inline]
     pub fn iter(&self) -> Iter<'_> {
         Iter {
             blocks: self.blocks.iter(),
@@ -62,11 +67,9 @@ impl Nodes {
 impl Index<usize> for Nodes {
     type Output = Node;
 
+    #[inline]
     fn index(&self, index: usize) -> &Node {
-        match self.get(index) {
-            Some(node) => node,
-            None => panic!("node index {index} out of range for {} nodes", self.len),
-        }
+        &self.blocks[index / BLOCK][index % BLOCK]
     }
 }
 
@@ -80,6 +83,7 @@ impl<'a> IntoIterator for &'a Nodes {
     type Item = &'a Node;
     type IntoIter = Iter<'a>;
 
+    #[inline]
     fn into_iter(self) -> Iter<'a> {
         self.iter()
     }
@@ -96,6 +100,7 @@ pub struct Iter<'a> {
 impl<'a> Iterator for Iter<'a> {
     type Item = &'a Node;
 
+    #[inline]
     fn next(&mut self) -> Option<&'a Node> {
         loop {
             if let Some(node) = self.block.next() {
@@ -106,6 +111,7 @@ impl<'a> Iterator for Iter<'a> {
         }
     }
 
+    #[inline]
     fn size_hint(&self) -> (usize, Option<usize>) {
         (self.left, Some(self.left))
     }
