@@ -21,7 +21,11 @@ pub struct Nodes {
 impl Nodes {
     pub fn new(nodes: Vec<Node>) -> Self {
         let len = nodes.len();
-        let blocks = nodes.chunks(BLOCK).map(Arc::from).collect();
+        let mut rest = nodes.into_iter();
+        // Moved into their blocks, not cloned: a snapshot rebuild makes a cluster each time.
+        let blocks = (0..len.div_ceil(BLOCK))
+            .map(|_| rest.by_ref().take(BLOCK).collect())
+            .collect();
         Nodes { blocks, len }
     }
 
