@@ -8,6 +8,7 @@ pub mod bundled;
 pub mod consolidate;
 pub mod dynamic;
 pub mod experiment;
+pub mod leftover;
 pub mod metrics;
 pub mod parallel;
 pub mod place;
@@ -21,5 +22,6 @@ pub use experiment::{
     MoveStats, PolicyResult, Progress, SeedRun, Workload, offline_bounds, run_experiment,
     run_experiment_with,
 };
+pub use leftover::Leftover;
 pub use published::Published;
 pub use sampling::NodeSampling;

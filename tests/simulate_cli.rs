@@ -35,6 +35,53 @@ fn json_output_has_the_documented_fields() {
 }
 
 #[test]
+fn leftover_splits_the_unallocated_gpu_and_adds_up_to_it() {
+    let out = allot(&[
+        "simulate",
+        "--policy",
+        "fgd",
+        "--seeds",
+        "42",
+        "--leftover",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("stdout is one JSON object");
+    let row = &v["leftover"][0];
+    assert_eq!(row["policy"], "fgd");
+    assert_eq!(row["seeds"], 1);
+    let part = |k: &str| row[k].as_f64().expect(k);
+    let total = part("unallocated_pct");
+    let sum = part("partial_pct") + part("idle_pct") + part("stranded_pct");
+    assert!((total - sum).abs() < 1e-9, "{total} against {sum}");
+    // Taken at one event near 100 % arrived, the table's value is a mean of such events.
+    let table = v["policies"][0]["unallocated_gpu_pct_at"]["mean"]
+        .as_f64()
+        .expect("mean");
+    assert!((total - table).abs() < 0.2, "{total} against {table}");
+    // On the default trace, an 810-milli share alone on its GPU is the largest leftover.
+    assert_eq!(row["largest_partial"][0][0], 190);
+    let text = allot(&[
+        "simulate",
+        "-q",
+        "--policy",
+        "fgd",
+        "--seeds",
+        "42",
+        "--leftover",
+    ]);
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("Where the unallocated GPU lies at 100 % arrived"),
+        "{stdout}"
+    );
+    let plain = allot(&["simulate", "--policy", "fgd", "--seeds", "42", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&plain.stdout).expect("json");
+    assert!(v.get("leftover").is_none(), "only with --leftover");
+}
+
+#[test]
 fn files_are_written_with_out() {
     let dir = tempfile::tempdir().expect("tempdir");
     let out_dir = dir.path().join("res");

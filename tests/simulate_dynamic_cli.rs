@@ -40,7 +40,7 @@ fn dynamic_replay_writes_its_outputs_and_refuses_bad_times_and_flags() {
         assert!(std::path::Path::new(&res).join(file).is_file(), "{file}");
     }
     let bad = path("bad.csv", &format!("{head}p0,1000,1024,1,500,-4,10\n"));
-    let cases: [(&[&str], &str); 5] = [
+    let cases: [(&[&str], &str); 6] = [
         (
             &["--pods", &bad],
             "bad.csv:2: column `creation_time`: \"-4\" is negative",
@@ -57,6 +57,10 @@ fn dynamic_replay_writes_its_outputs_and_refuses_bad_times_and_flags() {
         (
             &["--pods", &pods, "--bound"],
             "--bound belongs to the static protocol",
+        ),
+        (
+            &["--pods", &pods, "--leftover"],
+            "--leftover belongs to the static protocol",
         ),
     ];
     for (args, expected) in cases {

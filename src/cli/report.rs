@@ -39,6 +39,9 @@ pub struct Summary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kube_filter: Option<String>,
     pub policies: Vec<PolicySummary>,
+    /// Where each policy's unallocated GPU lies at `at` (with `--leftover`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub leftover: Option<Vec<super::simulate::PolicyLeftover>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -141,6 +144,7 @@ impl Summary {
             nodes_to_find: sampling.nodes_to_find(trace.cluster.len()),
             kube_filter: sampled.then(|| options.kube_filter.to_string()),
             policies,
+            leftover: None,
         }
     }
 }

@@ -33,6 +33,7 @@ Examples:
   allot simulate --policy fgd,bestfit --seeds 42-44
   allot simulate --trace-dir ../shared/traces/openb --pods gpushare40 --json
   allot simulate --pods my-pods.csv --nodes my-nodes.json --out results/
+  allot simulate --policy fgd,learned --leftover     # where the unallocated GPU lies at 100 % arrived
   allot simulate --policy fgd --node-sampling adaptive   # only the nodes kube-scheduler's default sampling sends
   allot simulate --policy fgd,learned --move-budget-per-pod unlimited --move-budget 0,1%,2%   # consolidation
   allot simulate --dynamic --time-scale 400 --nodes-fraction 0.25   # in time order, with departures and a queue
@@ -135,6 +136,11 @@ pub struct SimulateArgs {
     /// contribution to the score. Printed after the table.
     #[arg(long, value_name = "I[,I...]")]
     pub explain: Option<String>,
+    /// Also say where each policy's unallocated GPU lies at the report point (--at): in
+    /// partly used devices (and the leftover sizes holding most of it), in idle devices, and
+    /// in idle devices stranded on nodes without the CPU for a GPU pod of the target workload.
+    #[arg(long)]
+    pub leftover: bool,
     #[command(flatten)]
     pub dynamic: dynamic::DynamicArgs,
 }
@@ -222,6 +228,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
             &seeds,
             threads,
             options,
+            usize::from(args.at),
             &|p| {
                 bar.set_message(format!("{} seed {}", p.policy, p.seed));
                 bar.inc(1);
@@ -245,7 +252,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
     } else {
         None
     };
-    let summary = report::Summary::new(
+    let mut summary = report::Summary::new(
         &trace,
         &seeds,
         &results,
@@ -254,10 +261,19 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
         bounds.as_deref(),
         options,
     );
+    if args.leftover {
+        summary.leftover = Some(leftover::summarise(
+            &results,
+            trace.cluster.gpu_capacity_milli(),
+        ));
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print!("{}", report::table(&summary));
+        if let Some(rows) = &summary.leftover {
+            print!("{}", leftover::table(rows, at));
+        }
         if let Some(sweep) = &sweep {
             print!("{}", consolidation::table(sweep, &swept));
         }
@@ -345,7 +361,9 @@ pub(super) fn progress_bar(hidden: bool, total: usize) -> ProgressBar {
 mod consolidation;
 mod dynamic;
 mod input;
+mod leftover;
 pub(crate) use input::keep_window;
+pub use leftover::PolicyLeftover;
 mod parse;
 
 pub(super) use dynamic::parse_max_wait;

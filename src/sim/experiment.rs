@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use super::leftover::Leftover;
 use super::metrics::{Band, MeanSd, RunCurves};
 use super::replay::{ReplayOptions, arrivals, context, replay_with_options};
 use crate::alloc::{Backend, OfflineBound, SolveError, offline_bound};
@@ -71,6 +72,9 @@ pub struct SeedRun {
     pub curves: RunCurves,
     pub elapsed: Duration,
     pub moves: MoveStats,
+    /// Where the unallocated GPU lay at the first event whose arrived workload rounds to the
+    /// report point (`None` if the replay never got there).
+    pub leftover: Option<Leftover>,
 }
 
 /// All seeds of one policy.
@@ -140,7 +144,7 @@ pub struct Progress {
     pub seed: u64,
 }
 
-/// Replay every policy over every seed with `threads` workers.
+/// Replay every policy over every seed with `threads` workers, reporting at 100 % arrived.
 pub fn run_experiment(
     workload: &Workload<'_>,
     policies: &[PolicyKind],
@@ -154,17 +158,20 @@ pub fn run_experiment(
         seeds,
         threads,
         ReplayOptions::default(),
+        100,
         progress,
     )
 }
 
-/// [`run_experiment`] with every replay under `options` (e.g. kube-scheduler's node sampling).
+/// [`run_experiment`] with every replay under `options` (e.g. kube-scheduler's node sampling),
+/// taking each run's [`Leftover`] at `report_at` (% arrived).
 pub fn run_experiment_with(
     workload: &Workload<'_>,
     policies: &[PolicyKind],
     seeds: &[u64],
     threads: usize,
     options: ReplayOptions,
+    report_at: usize,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Vec<PolicyResult> {
     let target = workload.target();
@@ -179,9 +186,10 @@ pub fn run_experiment_with(
         let ctx = context(workload.cluster, &target, seed);
         let ctx = std::sync::Arc::new((*ctx).clone().with_learned(options.learned.clone()));
         let mut policy = policies[p].build_for(&ctx);
-        let up_to_100 =
-            |arrived: u64| (arrived as f64 / capacity.max(1) as f64 * 100.0).round() <= 100.0;
+        let x_of = |arrived: u64| (arrived as f64 / capacity.max(1) as f64 * 100.0).round();
+        let up_to_100 = |arrived: u64| x_of(arrived) <= 100.0;
         let mut placed_at_100 = 0;
+        let mut leftover = None;
         let out = replay_with_options(
             workload.cluster,
             &arr,
@@ -191,6 +199,9 @@ pub fn run_experiment_with(
             |step| {
                 if step.placed.is_some() && up_to_100(step.sample.arrived) {
                     placed_at_100 += 1;
+                }
+                if leftover.is_none() && x_of(step.sample.arrived) >= report_at as f64 {
+                    leftover = Some(Leftover::of(step.cluster, &target));
                 }
             },
         );
@@ -217,6 +228,7 @@ pub fn run_experiment_with(
             curves: RunCurves::from_samples(&out.samples, capacity),
             elapsed: started.elapsed(),
             moves,
+            leftover,
         };
         (p, run)
     };

@@ -105,6 +105,7 @@ fn check_flags(args: &SimulateArgs) -> anyhow::Result<()> {
         ("--move-budget-per-pod", args.move_budget_per_pod != 0),
         ("--move-budget", args.move_budget.is_some()),
         ("--explain", args.explain.is_some()),
+        ("--leftover", args.leftover),
     ];
     if let Some((flag, _)) = static_only.iter().find(|(_, set)| *set) {
         usage!("{flag} belongs to the static protocol and is not supported with --dynamic");

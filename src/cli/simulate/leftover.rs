@@ -1,0 +1,155 @@
+//! `allot simulate --leftover`: where each policy's unallocated GPU lies at the report point,
+//! as % of GPU capacity, mean over seeds (see [`crate::sim::Leftover`]).
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::sim::{Leftover, PolicyResult};
+
+/// How many leftover sizes of partly used devices the report names.
+const SIZES: usize = 3;
+
+/// One policy's leftovers, % of GPU capacity, mean over the seeds that reached the point.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyLeftover {
+    pub policy: String,
+    /// Seeds whose replay reached the report point.
+    pub seeds: usize,
+    pub unallocated_pct: f64,
+    /// Free GPU in partly used devices.
+    pub partial_pct: f64,
+    /// The sizes (free milli per device) holding most of `partial_pct`, with their share.
+    pub largest_partial: Vec<(u16, f64)>,
+    /// Idle devices on nodes with CPU left for a GPU pod of the target workload.
+    pub idle_pct: f64,
+    /// Idle devices on nodes without it.
+    pub stranded_pct: f64,
+}
+
+/// Each policy's mean leftovers; policies none of whose seeds reached the point are left out.
+pub fn summarise(results: &[PolicyResult], capacity_milli: u64) -> Vec<PolicyLeftover> {
+    let pct = |milli: u64, n: usize| milli as f64 / capacity_milli.max(1) as f64 * 100.0 / n as f64;
+    results
+        .iter()
+        .filter_map(|r| {
+            let runs: Vec<&Leftover> = r.runs.iter().filter_map(|s| s.leftover.as_ref()).collect();
+            let n = runs.len();
+            if n == 0 {
+                return None;
+            }
+            let mut pooled = Leftover::default();
+            for run in &runs {
+                for (&size, &milli) in &run.partial {
+                    *pooled.partial.entry(size).or_default() += milli;
+                }
+                pooled.idle += run.idle;
+                pooled.stranded += run.stranded;
+            }
+            Some(PolicyLeftover {
+                policy: r.policy.name().to_string(),
+                seeds: n,
+                unallocated_pct: pct(pooled.total(), n),
+                partial_pct: pct(pooled.partial_total(), n),
+                largest_partial: pooled
+                    .largest_partial(SIZES)
+                    .into_iter()
+                    .map(|(size, milli)| (size, pct(milli, n)))
+                    .collect(),
+                idle_pct: pct(pooled.idle, n),
+                stranded_pct: pct(pooled.stranded, n),
+            })
+        })
+        .collect()
+}
+
+/// The table printed after the main one.
+pub fn table(rows: &[PolicyLeftover], at: usize) -> String {
+    let mut out = format!(
+        "\nWhere the unallocated GPU lies at {at} % arrived (% of GPU capacity, mean over seeds):\n\
+         {:<16} {:>11} {:>14}  {:<34} {:>6} {:>9}\n",
+        "policy",
+        "unallocated",
+        "partly used",
+        "largest leftovers (free milli: %)",
+        "idle",
+        "stranded"
+    );
+    for r in rows {
+        let sizes = r
+            .largest_partial
+            .iter()
+            .map(|(size, p)| format!("{size}: {p:.2}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            out,
+            "{:<16} {:>11.2} {:>14.2}  {:<34} {:>6.2} {:>9.2}",
+            r.policy, r.unallocated_pct, r.partial_pct, sizes, r.idle_pct, r.stranded_pct
+        );
+    }
+    out.push_str(
+        "(partly used: free milli left in devices that hold shares; idle: whole free devices on \
+         nodes with the CPU for a GPU pod of the target workload; stranded: on nodes without it)\n",
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::PolicyKind;
+    use crate::sim::SeedRun;
+    use std::collections::BTreeMap;
+
+    fn run(seed: u64, leftover: Option<Leftover>) -> SeedRun {
+        SeedRun {
+            seed,
+            arrivals: 0,
+            placed: 0,
+            failed: 0,
+            failed_gpu_milli: 0,
+            curves: crate::sim::metrics::RunCurves::from_samples(&[], 1),
+            elapsed: std::time::Duration::ZERO,
+            moves: Default::default(),
+            leftover,
+        }
+    }
+
+    #[test]
+    fn leftovers_are_averaged_over_the_seeds_that_reached_the_point() {
+        let a = Leftover {
+            partial: BTreeMap::from([(190, 400), (60, 100)]),
+            idle: 1_000,
+            stranded: 0,
+        };
+        let b = Leftover {
+            partial: BTreeMap::from([(190, 200)]),
+            idle: 0,
+            stranded: 2_000,
+        };
+        let results = [
+            PolicyResult {
+                policy: PolicyKind::Fgd,
+                runs: vec![run(1, Some(a)), run(2, Some(b)), run(3, None)],
+            },
+            PolicyResult {
+                policy: PolicyKind::BestFit,
+                runs: vec![run(1, None)],
+            },
+        ];
+        // Capacity 10 GPUs: 1 milli-GPU per 10,000 is 0.01 %.
+        let rows = summarise(&results, 10_000);
+        assert_eq!(rows.len(), 1, "bestfit never reached the point");
+        let fgd = &rows[0];
+        assert_eq!(fgd.seeds, 2);
+        assert!((fgd.unallocated_pct - 18.5).abs() < 1e-9);
+        assert!((fgd.partial_pct - 3.5).abs() < 1e-9);
+        assert_eq!(fgd.largest_partial[0].0, 190);
+        assert!((fgd.largest_partial[0].1 - 3.0).abs() < 1e-9);
+        assert!((fgd.idle_pct - 5.0).abs() < 1e-9);
+        assert!((fgd.stranded_pct - 10.0).abs() < 1e-9);
+        let text = table(&rows, 100);
+        assert!(text.contains("190: 3.00, 60: 0.50"), "{text}");
+    }
+}
