@@ -207,6 +207,101 @@ async fn only_clients_the_ca_signed_get_an_answer_and_renewed_files_take_over() 
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_offering_http2_gets_it_and_sends_concurrent_requests_on_one_connection() {
+    use http_body_util::{BodyExt, Full};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("allot test CA");
+    let server = ca.leaf(
+        "allot-extender",
+        &["127.0.0.1"],
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let client = ca.leaf("kube-scheduler", &[], ExtendedKeyUsagePurpose::ClientAuth);
+    let tls = Tls::load(TlsFiles {
+        cert: write(dir.path(), "tls.crt", &server.0),
+        key: write(dir.path(), "tls.key", &server.1),
+        client_ca: Some(write(dir.path(), "ca.crt", &ca.0.pem())),
+    })
+    .unwrap();
+    let addr = serve(tls).await;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.0.der().clone()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let chain = vec![CertificateDer::from_pem_slice(client.0.as_bytes()).unwrap()];
+    let key = PrivateKeyDer::from_pem_slice(client.1.as_bytes()).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(chain, key)
+        .unwrap();
+    // What Go's HTTP client offers when HTTP/2 is on.
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let stream = connector.connect(name, tcp).await.unwrap();
+    assert_eq!(stream.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .expect("an HTTP/2 connection");
+    tokio::spawn(conn);
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/extender");
+    let case: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixtures.join("filter_node_names.json")).unwrap(),
+    )
+    .unwrap();
+    let filter = case["request"].to_string();
+    // Eight filters at once on the one connection, and a body over the limit beside them.
+    let mut asked = tokio::task::JoinSet::new();
+    for i in 0..9 {
+        let mut sender = sender.clone();
+        let body = if i < 8 {
+            filter.clone()
+        } else {
+            "x".repeat(BODY_LIMIT + 1)
+        };
+        asked.spawn(async move {
+            let request = hyper::Request::post("https://127.0.0.1/filter")
+                .header("content-type", "application/json")
+                .body(Full::new(hyper::body::Bytes::from(body)))
+                .unwrap();
+            let answer = sender.send_request(request).await.unwrap();
+            let (parts, body) = answer.into_parts();
+            let body = body.collect().await.unwrap().to_bytes();
+            (i, parts.status.as_u16(), parts.version, body)
+        });
+    }
+    let mut answered = 0;
+    while let Some(done) = asked.join_next().await {
+        let (i, status, version, body) = done.unwrap();
+        assert_eq!(version, hyper::Version::HTTP_2);
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        if i < 8 {
+            assert_eq!(status, 200, "{json}");
+            assert_eq!(json["Error"], "", "{json}");
+            assert!(
+                json["NodeNames"].as_array().is_some_and(|n| !n.is_empty()),
+                "{json}"
+            );
+        } else {
+            assert_eq!(status, 413, "{json}");
+            assert!(
+                json["Error"].as_str().unwrap().contains("over the limit"),
+                "{json}"
+            );
+        }
+        answered += 1;
+    }
+    assert_eq!(answered, 9);
+}
+
 #[test]
 fn bad_files_are_named_with_their_flag() {
     let dir = tempfile::tempdir().unwrap();

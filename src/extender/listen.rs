@@ -4,7 +4,10 @@
 //! accept queue; each port has its own budget, so a flood on the verbs port cannot starve
 //! the probes), bodies over the limit are refused before they are read, and shutdown waits
 //! at most `drain` for open connections. With [`Tls`] the verbs port speaks TLS (mutual TLS
-//! with a client CA), the handshake held to the same timeout as a request's head.
+//! with a client CA), the handshake held to the same timeout as a request's head, and HTTP/2
+//! to a client that offers it: kube-scheduler's extender client does over TLS, and then sends
+//! its filters and its concurrent binds on one connection, where over HTTP/1 it keeps two
+//! idle and opens (and handshakes) a new one for every bind beyond them.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -13,13 +16,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
-use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use axum::middleware;
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -27,7 +26,10 @@ use tokio::task::JoinSet;
 
 use super::logging::{self, RateLimit};
 use super::server::{self, Extender};
-use super::tls::Tls;
+use super::tls::{H2, Tls};
+
+mod body;
+use body::{BodyRead, read_body};
 
 /// What a connection may hold of the process, and for how long. Each field is a setting of
 /// `allot extender` with the default below.
@@ -164,11 +166,10 @@ pub async fn serve_router(
     let body = BodyRead {
         timeout: limits.body_read_timeout,
         limit: limits.body_limit,
+        in_flight: Arc::new(Semaphore::new(max_connections.max(1))),
     };
     let app = app.layer(middleware::from_fn_with_state(body, read_body));
-    let mut http = http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
+    let http = Protocols::new(limits, max_connections);
     let slots = Arc::new(Semaphore::new(max_connections.max(1)));
     let (closing_tx, closing) = watch::channel(false);
     let mut open = JoinSet::new();
@@ -184,7 +185,7 @@ pub async fn serve_router(
                     let _ = stream.set_nodelay(true);
                     let conn = Conn { http: http.clone(), app: app.clone(), _slot: slot, closing: closing.clone() };
                     match &tls {
-                        None => open.spawn(conn.serve(stream)),
+                        None => open.spawn(conn.serve(stream, false)),
                         Some(tls) => open.spawn(conn.handshake(tls.acceptor(), stream, limits.header_read_timeout)),
                     };
                 }
@@ -225,16 +226,43 @@ async fn accept(
     Ok((stream, slot))
 }
 
+/// How connections are served: HTTP/1.1, or HTTP/2 where TLS negotiated it.
+#[derive(Clone)]
+struct Protocols {
+    http1: http1::Builder,
+    http2: http2::Builder<TokioExecutor>,
+}
+
+impl Protocols {
+    fn new(limits: &Limits, max_streams: usize) -> Self {
+        let mut http1 = http1::Builder::new();
+        http1
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout);
+        let mut http2 = http2::Builder::new(TokioExecutor::new());
+        // HTTP/2 sends a request's head in one frame, so there is no slow head to time out;
+        // a peer that stops answering pings is closed instead. Its requests' bodies are read
+        // within the same timeout and the same in-flight bound as HTTP/1's (`body.rs`).
+        http2
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(u32::try_from(max_streams.max(1)).unwrap_or(u32::MAX))
+            .keep_alive_interval(limits.header_read_timeout)
+            .keep_alive_timeout(limits.header_read_timeout);
+        Protocols { http1, http2 }
+    }
+}
+
 /// One accepted connection, holding its slot until it ends.
 struct Conn {
-    http: http1::Builder,
+    http: Protocols,
     app: Router,
     _slot: OwnedSemaphorePermit,
     closing: watch::Receiver<bool>,
 }
 
 impl Conn {
-    /// The TLS handshake within `timeout`, then [`Conn::serve`]. A failed handshake (no
+    /// The TLS handshake within `timeout`, then [`Conn::serve`] in the protocol it agreed
+    /// on. A failed handshake (no
     /// client certificate, an unknown CA, plain HTTP) is the client's doing: DEBUG only.
     async fn handshake(
         self,
@@ -243,15 +271,17 @@ impl Conn {
         timeout: Duration,
     ) {
         match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-            Ok(Ok(tls)) => self.serve(tls).await,
+            Ok(Ok(tls)) => {
+                let h2 = tls.get_ref().1.alpn_protocol() == Some(H2);
+                self.serve(tls, h2).await;
+            }
             Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
             Err(_) => tracing::debug!("TLS handshake not finished in time"),
         }
     }
 
-    /// Served until it closes or the server stops, then shut down gracefully (in-flight
-    /// requests finish, idle keep-alive closes).
-    async fn serve<S>(self, stream: S)
+    /// Served over HTTP/2 (`h2`) or HTTP/1.1 until it closes or the server stops.
+    async fn serve<S>(self, stream: S, h2: bool)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -261,19 +291,45 @@ impl Conn {
             _slot,
             closing,
         } = self;
-        connection(http, stream, app, closing).await;
+        let (io, service) = (TokioIo::new(stream), TowerToHyperService::new(app));
+        if h2 {
+            until_closing(http.http2.serve_connection(io, service), closing).await;
+        } else {
+            until_closing(http.http1.serve_connection(io, service), closing).await;
+        }
     }
 }
 
-async fn connection<S>(
-    http: http1::Builder,
-    stream: S,
-    app: Router,
-    mut closing: watch::Receiver<bool>,
-) where
+/// A served connection of either protocol: it ends by itself, or is asked to finish.
+trait Served: Future<Output = hyper::Result<()>> {
+    /// Finish the requests in flight, take no new ones, then end.
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>);
+}
+
+/// What every connection serves: the router as a hyper service.
+type Service = TowerToHyperService<Router>;
+
+impl<S> Served for http1::Connection<TokioIo<S>, Service>
+where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let conn = http.serve_connection(TokioIo::new(stream), TowerToHyperService::new(app));
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        http1::Connection::graceful_shutdown(self);
+    }
+}
+
+impl<S> Served for http2::Connection<TokioIo<S>, Service, TokioExecutor>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    fn graceful_shutdown(self: std::pin::Pin<&mut Self>) {
+        http2::Connection::graceful_shutdown(self);
+    }
+}
+
+/// Serve `conn` until it closes or the server stops, then shut it down gracefully
+/// (in-flight requests finish, an idle connection closes).
+async fn until_closing(conn: impl Served, mut closing: watch::Receiver<bool>) {
     let mut conn = std::pin::pin!(conn);
     let stopping = async move {
         let _ = closing.wait_for(|c| *c).await;
@@ -289,59 +345,4 @@ async fn connection<S>(
         // Timeouts and resets: the client's doing, one per connection; DEBUG only.
         tracing::debug!(error = %e, "connection ended");
     }
-}
-
-/// How a request's body is read before a handler sees it.
-#[derive(Debug, Clone, Copy)]
-struct BodyRead {
-    timeout: Duration,
-    limit: usize,
-}
-
-/// Read the whole body within the timeout and the limit, or answer 408 / 413 and close.
-async fn read_body(State(rules): State<BodyRead>, req: Request, next: Next) -> Response {
-    let (parts, body) = req.into_parts();
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if let Some(n) = declared.filter(|n| *n > rules.limit as u64) {
-        let over = format!(
-            "request body of {n} bytes is over the limit of {}",
-            rules.limit
-        );
-        return refuse(StatusCode::PAYLOAD_TOO_LARGE, over);
-    }
-    match tokio::time::timeout(rules.timeout, axum::body::to_bytes(body, rules.limit)).await {
-        Ok(Ok(bytes)) => {
-            next.run(Request::from_parts(parts, Body::from(bytes)))
-                .await
-        }
-        Ok(Err(_)) => refuse(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "request body over the limit of {} bytes, or cut off",
-                rules.limit
-            ),
-        ),
-        Err(_) => refuse(
-            StatusCode::REQUEST_TIMEOUT,
-            format!(
-                "request body not received within {} s",
-                rules.timeout.as_secs_f64()
-            ),
-        ),
-    }
-}
-
-/// `{"Error": message}` with `status`, closing the connection (its body was not read).
-fn refuse(status: StatusCode, message: String) -> Response {
-    logging::bad_request("http", &message);
-    let mut response =
-        (status, axum::Json(serde_json::json!({ "Error": message }))).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
 }

@@ -1,7 +1,7 @@
 //! Prometheus metrics of the extender (`/metrics` on the admin port): requests and latency
-//! per verb, decisions per policy, snapshot age, policy settings and the pricer's solves,
-//! and the cluster's GPUs as the snapshot shows them (`gauges.rs`). Labels come from enums,
-//! and GPU model names from the cluster's nodes.
+//! per verb, requests by HTTP version, decisions per policy, snapshot age, policy settings and
+//! the pricer's solves, and the cluster's GPUs as the snapshot shows them (`gauges.rs`,
+//! `metrics/cluster.rs`). Labels come from enums, and GPU model names from the cluster's nodes.
 
 use std::fmt::Write as _;
 use std::sync::atomic::AtomicU64;
@@ -15,8 +15,10 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::gauges::ClusterGauges;
+
+mod cluster;
 use super::waiting::Waiting;
-use crate::model::MILLI_PER_GPU;
+use cluster::ClusterFamilies;
 
 /// The extender's endpoints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -71,137 +73,15 @@ struct RequestLabels {
     outcome: Outcome,
 }
 
+/// The HTTP version of a verb request: HTTP/2 when TLS negotiated it (`listen.rs`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ProtocolLabels {
+    protocol: &'static str,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct VerbLabels {
     verb: Verb,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct ModelLabels {
-    model: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct TelemetryLabels {
-    telemetry: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct ReasonLabels {
-    reason: &'static str,
-}
-
-type GpuGauge = Family<ModelLabels, Gauge<f64, AtomicU64>>;
-
-/// The cluster-state families, set from a view at each scrape.
-#[derive(Debug, Default)]
-struct ClusterFamilies {
-    gpus: GpuGauge,
-    allocated: GpuGauge,
-    unallocated: GpuGauge,
-    fragmented: GpuGauge,
-    unhealthy: GpuGauge,
-    frag_ratio: Gauge<f64, AtomicU64>,
-    nodes: Family<TelemetryLabels, Gauge>,
-    pending: Family<ReasonLabels, Gauge>,
-}
-
-impl ClusterFamilies {
-    fn register(&self, r: &mut Registry) {
-        let gpu_families = [
-            (
-                "allot_cluster_gpus",
-                "GPUs in the extender's snapshot, by GPU model",
-                &self.gpus,
-            ),
-            (
-                "allot_cluster_gpus_allocated",
-                "GPUs the bound pods hold (fractional for shares), by GPU model",
-                &self.allocated,
-            ),
-            (
-                "allot_cluster_gpus_unallocated",
-                "GPUs not held by any pod (unhealthy ones included), by GPU model",
-                &self.unallocated,
-            ),
-            (
-                "allot_cluster_gpus_fragmented",
-                "Idle GPU the target workload's typical pods cannot use (FGD's fragmentation, as \
-                 allot simulate measures it), by GPU model",
-                &self.fragmented,
-            ),
-            (
-                "allot_cluster_gpus_unhealthy",
-                "GPUs the agents report unhealthy (withheld from placement), by GPU model",
-                &self.unhealthy,
-            ),
-        ];
-        for (name, help, family) in gpu_families {
-            r.register(name, help, family.clone());
-        }
-        r.register(
-            "allot_cluster_gpu_fragmentation_ratio",
-            "Fragmented / unallocated GPU in the whole cluster (0 when nothing is idle)",
-            self.frag_ratio.clone(),
-        );
-        r.register(
-            "allot_cluster_nodes",
-            "GPU nodes in the extender's snapshot by their agent's telemetry: fresh, stale, \
-             missing (CPU-only nodes need no agent and are not counted)",
-            self.nodes.clone(),
-        );
-        r.register(
-            "allot_extender_pending_gpu_pods",
-            "GPU pods whose last filter (within 5 minutes, not bound since) found no node, by \
-             the reason most refused nodes gave",
-            self.pending.clone(),
-        );
-    }
-
-    fn set(&self, cluster: &ClusterGauges, waiting: &[u64; Waiting::ALL.len()]) {
-        let gpus = |milli: f64| milli / f64::from(MILLI_PER_GPU);
-        for family in [
-            &self.gpus,
-            &self.allocated,
-            &self.unallocated,
-            &self.fragmented,
-            &self.unhealthy,
-        ] {
-            family.clear();
-        }
-        for (model, t) in &cluster.models {
-            let labels = ModelLabels {
-                model: model.clone(),
-            };
-            self.gpus.get_or_create(&labels).set(t.gpus as f64);
-            let allocated = gpus(t.allocated_milli as f64);
-            self.allocated.get_or_create(&labels).set(allocated);
-            let unallocated = gpus(t.unallocated_milli() as f64);
-            self.unallocated.get_or_create(&labels).set(unallocated);
-            let fragmented = gpus(t.fragmented_milli);
-            self.fragmented.get_or_create(&labels).set(fragmented);
-            self.unhealthy
-                .get_or_create(&labels)
-                .set(t.unhealthy as f64);
-        }
-        self.frag_ratio.set(cluster.frag_ratio());
-        let t = cluster.telemetry;
-        for (telemetry, n) in [
-            ("fresh", t.fresh),
-            ("stale", t.stale),
-            ("missing", t.missing),
-        ] {
-            let n = i64::try_from(n).unwrap_or(i64::MAX);
-            self.nodes
-                .get_or_create(&TelemetryLabels { telemetry })
-                .set(n);
-        }
-        for why in Waiting::ALL {
-            let n = i64::try_from(waiting[why as usize]).unwrap_or(i64::MAX);
-            let labels = ReasonLabels { reason: why.name() };
-            self.pending.get_or_create(&labels).set(n);
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
@@ -220,6 +100,7 @@ fn latency_histogram() -> Histogram {
 pub struct Metrics {
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
+    protocols: Family<ProtocolLabels, Counter>,
     latency: Family<VerbLabels, Histogram, fn() -> Histogram>,
     decisions: Family<PolicyLabels, Counter>,
     snapshot_age: Gauge<f64, AtomicU64>,
@@ -238,6 +119,16 @@ impl Default for Metrics {
                 drop(requests.get_or_create(&RequestLabels { verb, outcome }));
             }
         }
+        let protocols = Family::<ProtocolLabels, Counter>::default();
+        for protocol in ["http/1.1", "h2"] {
+            drop(protocols.get_or_create(&ProtocolLabels { protocol }));
+        }
+        registry.register(
+            "allot_extender_http_requests",
+            "Requests to the verbs port by HTTP version (h2: HTTP/2, which kube-scheduler uses \
+             over TLS)",
+            protocols.clone(),
+        );
         let latency = Family::<VerbLabels, Histogram, fn() -> Histogram>::new_with_constructor(
             latency_histogram,
         );
@@ -276,6 +167,7 @@ impl Default for Metrics {
         Metrics {
             registry,
             requests,
+            protocols,
             latency,
             decisions,
             snapshot_age,
@@ -362,6 +254,18 @@ impl Metrics {
         self.latency
             .get_or_create(&VerbLabels { verb })
             .observe(took.as_secs_f64());
+    }
+
+    /// One request to the verbs port in `version`.
+    pub fn served(&self, version: axum::http::Version) {
+        let protocol = if version == axum::http::Version::HTTP_2 {
+            "h2"
+        } else {
+            "http/1.1"
+        };
+        self.protocols
+            .get_or_create(&ProtocolLabels { protocol })
+            .inc();
     }
 
     pub fn decided(&self, policy: &'static str) {

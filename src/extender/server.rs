@@ -80,7 +80,21 @@ pub fn router(ext: Arc<Extender>) -> Router {
         .route("/bind", post(bind))
         .route("/preempt", post(preempt))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn_with_state(
+            ext.clone(),
+            count_version,
+        ))
         .with_state(ext)
+}
+
+/// Count each verb request by its HTTP version.
+async fn count_version(
+    State(ext): State<Arc<Extender>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    ext.metrics.served(req.version());
+    next.run(req).await
 }
 
 /// `/healthz`, `/readyz`, `/metrics`; `/gpus` and `/gpus.json` with `--gpu-map`.

@@ -160,6 +160,12 @@ fn server_config(files: &TlsFiles) -> anyhow::Result<ServerConfig> {
             files.key.display()
         )
     })?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    // HTTP/2 first: kube-scheduler's extender client offers it over TLS, and then carries
+    // every request on one connection instead of a TLS handshake per connection it opens
+    // beyond the two it keeps idle (see `listen.rs`).
+    config.alpn_protocols = vec![H2.to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
+
+/// The ALPN name of HTTP/2 over TLS.
+pub const H2: &[u8] = b"h2";

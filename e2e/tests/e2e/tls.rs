@@ -2,8 +2,8 @@
 //! Secret (its CA, the extender's certificate for the Service's name, the scheduler's client
 //! certificate) written out where the pods would mount it, kube-scheduler run with the
 //! chart's ConfigMap (`enableHTTPS`, `tlsConfig`) and the extender with the chart's `--tls-*`
-//! flags. A pod binds through it with allot's devices; a client without the scheduler's
-//! certificate gets no answer from the verbs port.
+//! flags. A pod binds through it with allot's devices, kube-scheduler speaking HTTP/2; a
+//! client without the scheduler's certificate gets no answer from the verbs port.
 
 use std::ffi::OsStr;
 use std::io::Write as _;
@@ -118,6 +118,20 @@ async fn kube_scheduler_reaches_the_extender_over_the_charts_mutual_tls() -> Res
                 devices(&placed).is_some(),
                 "a pod placed over mutual TLS has no {DEVICES}"
             );
+            // kube-scheduler's extender client offers HTTP/2 over TLS, and the extender takes
+            // it: every verb request so far (this pod's filter and bind) came over h2.
+            let metrics = crate::support::curl_ok(&[format!("http://127.0.0.1:{admin}/metrics")])?;
+            let count = |protocol: &str| {
+                let series = format!("allot_extender_http_requests_total{{protocol=\"{protocol}\"}} ");
+                metrics
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&series)?.trim().parse::<f64>().ok())
+            };
+            let (h2, h1) = (count("h2"), count("http/1.1"));
+            ensure!(
+                h2.is_some_and(|n| n >= 2.0) && h1 == Some(0.0),
+                "verb requests by HTTP version: h2 {h2:?}, http/1.1 {h1:?}; want kube-scheduler on h2 only"
+            );
 
             let host = format!("allot-extender.{NS}.svc");
             let with = curl(&dir, &host, port, true)?;
@@ -127,7 +141,7 @@ async fn kube_scheduler_reaches_the_extender_over_the_charts_mutual_tls() -> Res
             );
             let without = curl(&dir, &host, port, false)?;
             ensure!(without.is_err(), "answered without a client certificate: {without:?}");
-            println!("over mutual TLS: pod bound with devices {:?}; without a client certificate curl exited {without:?}", devices(&placed));
+            println!("over mutual TLS (HTTP/2, {h2:?} requests): pod bound with devices {:?}; without a client certificate curl exited {without:?}", devices(&placed));
             Ok(())
         })
         .await
