@@ -31,6 +31,12 @@ const FGD: usize = 0;
 const LOAD: usize = 11;
 const FRAG: usize = 12;
 
+/// FGD's own level (0-100) from its feature (its score / 100): what FGD ranks nodes by, and
+/// what learned starts from.
+fn fgd_level(fgd_feature: f64) -> f64 {
+    (fgd_feature * 100.0).round()
+}
+
 /// Most entries the node-shape memo of the local part of Q holds before it starts again.
 const LOCAL_MEMO_CAP: usize = 200_000;
 
@@ -137,7 +143,7 @@ impl Learned {
     /// The decision score of a feature vector: `floor(levels * Q)`, with FGD's 0..100 level
     /// taken as the exact integer it is (so the warm start reproduces FGD's ties exactly).
     pub fn level(&self, features: &[f64; COUNT]) -> i64 {
-        let fgd = (features[FGD] * 100.0).round();
+        let fgd = fgd_level(features[FGD]);
         let correction = self.q(features) - self.weights[FGD] * features[FGD];
         self.level_of(fgd, self.weights[FGD], correction)
     }

@@ -7,7 +7,7 @@
 use std::fmt::Write as _;
 
 use super::features::{COUNT, NAMES};
-use super::{Learned, embedded_file};
+use super::{Learned, embedded_file, fgd_level};
 use crate::model::{Cluster, PodDemand};
 use crate::policy::Context;
 
@@ -53,7 +53,7 @@ pub fn explain(
                 // FGD's own level, and its score the only contribution.
                 let mut only_fgd = [0.0; COUNT];
                 only_fgd[0] = f[0];
-                ((f[0] * 100.0).round() as i64, only_fgd)
+                (fgd_level(f[0]) as i64, only_fgd)
             } else {
                 (scorer.level(&f), scorer.contributions(&f))
             };
@@ -193,7 +193,7 @@ mod tests {
         assert!(why.contains("cpu_only_pods"), "{why}");
         assert_eq!(
             e.chosen.level,
-            (e.chosen.features[0] * 100.0).round() as i64
+            super::fgd_level(e.chosen.features[0]) as i64
         );
         assert_eq!(e.chosen.contributions[1], 0.0, "no correction applied");
         assert!(e.table(&snap.cluster).contains("\nplaced as FGD: "));
