@@ -80,13 +80,9 @@ async fn serve(tls: Arc<Tls>) -> SocketAddr {
     addr
 }
 
-/// What a TLS client trusting `ca` (and presenting `client`, if any) gets for a `/filter`
-/// with an empty body: the HTTP status line and the server's certificate, or `None`.
-async fn ask(
-    addr: SocketAddr,
-    ca: &Ca,
-    client: Option<&(String, String)>,
-) -> Option<(String, CertificateDer<'static>)> {
+/// A TLS client's settings: trusting `ca`, presenting `client` (certificate and key PEM) if
+/// given.
+fn client_config(ca: &Ca, client: Option<&(String, String)>) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(ca.0.der().clone()).unwrap();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -94,15 +90,38 @@ async fn ask(
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots);
-    let config = match client {
+    match client {
         None => builder.with_no_client_auth(),
         Some((cert, key)) => {
             let chain = vec![CertificateDer::from_pem_slice(cert.as_bytes()).unwrap()];
             let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
             builder.with_client_auth_cert(chain, key).unwrap()
         }
+    }
+}
+
+/// A CA, a server certificate for `names` and the CA's client, the server's files written to
+/// `dir` with the CA as the client CA: (CA, client certificate and key, files).
+fn mutual(dir: &Path, names: &[&str]) -> (Ca, (String, String), TlsFiles) {
+    let ca = Ca::new("allot test CA");
+    let server = ca.leaf("allot-extender", names, ExtendedKeyUsagePurpose::ServerAuth);
+    let client = ca.leaf("kube-scheduler", &[], ExtendedKeyUsagePurpose::ClientAuth);
+    let files = TlsFiles {
+        cert: write(dir, "tls.crt", &server.0),
+        key: write(dir, "tls.key", &server.1),
+        client_ca: Some(write(dir, "ca.crt", &ca.0.pem())),
     };
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    (ca, client, files)
+}
+
+/// What a TLS client trusting `ca` (and presenting `client`, if any) gets for a `/filter`
+/// with an empty body: the HTTP status line and the server's certificate, or `None`.
+async fn ask(
+    addr: SocketAddr,
+    ca: &Ca,
+    client: Option<&(String, String)>,
+) -> Option<(String, CertificateDer<'static>)> {
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config(ca, client)));
     let tcp = TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from("127.0.0.1").unwrap();
     let mut tls = connector.connect(name, tcp).await.ok()?;
@@ -127,18 +146,7 @@ async fn ask(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_clients_the_ca_signed_get_an_answer_and_renewed_files_take_over() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("allot test CA");
-    let server = ca.leaf(
-        "allot-extender",
-        &["localhost", "127.0.0.1"],
-        ExtendedKeyUsagePurpose::ServerAuth,
-    );
-    let client = ca.leaf("kube-scheduler", &[], ExtendedKeyUsagePurpose::ClientAuth);
-    let files = TlsFiles {
-        cert: write(dir.path(), "tls.crt", &server.0),
-        key: write(dir.path(), "tls.key", &server.1),
-        client_ca: Some(write(dir.path(), "ca.crt", &ca.0.pem())),
-    };
+    let (ca, client, files) = mutual(dir.path(), &["localhost", "127.0.0.1"]);
     let tls = Tls::load(files.clone()).unwrap();
     assert!(tls.mutual());
     let addr = serve(tls.clone()).await;
@@ -213,32 +221,10 @@ async fn a_client_offering_http2_gets_it_and_sends_concurrent_requests_on_one_co
     use hyper_util::rt::{TokioExecutor, TokioIo};
 
     let dir = tempfile::tempdir().unwrap();
-    let ca = Ca::new("allot test CA");
-    let server = ca.leaf(
-        "allot-extender",
-        &["127.0.0.1"],
-        ExtendedKeyUsagePurpose::ServerAuth,
-    );
-    let client = ca.leaf("kube-scheduler", &[], ExtendedKeyUsagePurpose::ClientAuth);
-    let tls = Tls::load(TlsFiles {
-        cert: write(dir.path(), "tls.crt", &server.0),
-        key: write(dir.path(), "tls.key", &server.1),
-        client_ca: Some(write(dir.path(), "ca.crt", &ca.0.pem())),
-    })
-    .unwrap();
-    let addr = serve(tls).await;
+    let (ca, client, files) = mutual(dir.path(), &["127.0.0.1"]);
+    let addr = serve(Tls::load(files).unwrap()).await;
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(ca.0.der().clone()).unwrap();
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let chain = vec![CertificateDer::from_pem_slice(client.0.as_bytes()).unwrap()];
-    let key = PrivateKeyDer::from_pem_slice(client.1.as_bytes()).unwrap();
-    let mut config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_client_auth_cert(chain, key)
-        .unwrap();
+    let mut config = client_config(&ca, Some(&client));
     // What Go's HTTP client offers when HTTP/2 is on.
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
