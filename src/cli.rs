@@ -6,6 +6,7 @@ mod checks;
 mod controller;
 mod explain;
 mod extender;
+mod leftover;
 #[cfg(feature = "k8s")]
 mod plan;
 mod plot;

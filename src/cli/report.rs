@@ -41,7 +41,7 @@ pub struct Summary {
     pub policies: Vec<PolicySummary>,
     /// Where each policy's unallocated GPU lies at `at` (with `--leftover`).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub leftover: Option<Vec<super::simulate::PolicyLeftover>>,
+    pub leftover: Option<Vec<super::leftover::PolicyLeftover>>,
 }
 
 #[derive(Debug, Serialize)]

@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{checks, plot, report};
+use super::{checks, leftover, plot, report};
 use crate::alloc::OfflineBound;
 use crate::policy::PolicyKind;
 use crate::policy::learned::{WorkloadMix, embedded_file};
@@ -361,9 +361,7 @@ pub(super) fn progress_bar(hidden: bool, total: usize) -> ProgressBar {
 mod consolidation;
 mod dynamic;
 mod input;
-mod leftover;
 pub(crate) use input::keep_window;
-pub use leftover::PolicyLeftover;
 mod parse;
 
 pub(super) use dynamic::parse_max_wait;
