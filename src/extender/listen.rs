@@ -262,8 +262,8 @@ struct Conn {
 
 impl Conn {
     /// The TLS handshake within `timeout`, then [`Conn::serve`] in the protocol it agreed
-    /// on. A failed handshake (no
-    /// client certificate, an unknown CA, plain HTTP) is the client's doing: DEBUG only.
+    /// on. A failed handshake (no client certificate, an unknown CA, plain HTTP) is the
+    /// client's doing: DEBUG only.
     async fn handshake(
         self,
         acceptor: tokio_rustls::TlsAcceptor,

@@ -161,8 +161,8 @@ fn server_config(files: &TlsFiles) -> anyhow::Result<ServerConfig> {
         )
     })?;
     // HTTP/2 first: kube-scheduler's extender client offers it over TLS, and then carries
-    // every request on one connection instead of a TLS handshake per connection it opens
-    // beyond the two it keeps idle (see `listen.rs`).
+    // each extender entry's requests on one connection, instead of handshaking a new one for
+    // every concurrent request beyond the two it keeps idle (see `listen.rs`).
     config.alpn_protocols = vec![H2.to_vec(), b"http/1.1".to_vec()];
     Ok(config)
 }
