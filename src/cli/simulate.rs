@@ -139,6 +139,7 @@ pub struct SimulateArgs {
     /// Also say where each policy's unallocated GPU lies at the report point (--at): in
     /// partly used devices (and the leftover sizes holding most of it), in idle devices, and
     /// in idle devices stranded on nodes without the CPU for a GPU pod of the target workload.
+    /// With a --move-budget list, of the first budget's runs.
     #[arg(long)]
     pub leftover: bool,
     #[command(flatten)]

@@ -24,9 +24,9 @@ pub(super) struct BodyRead {
     pub in_flight: Arc<Semaphore>,
 }
 
-/// Read the whole body within the timeout and the limit, or answer 408 / 413 and close.
-/// The permit is held until the handler has answered, so a verb waiting on the API server
-/// (a bind) counts too.
+/// Read the whole body within the timeout and the limit, or answer 408 / 413 (see
+/// [`refuse`]). The request first waits for a permit, held until the handler has answered,
+/// so a verb waiting on the API server (a bind) counts too.
 pub(super) async fn read_body(State(rules): State<BodyRead>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
     let version = parts.version;
