@@ -28,36 +28,35 @@ pub struct PolicyLeftover {
 }
 
 /// Each policy's mean leftovers; policies none of whose seeds reached the point are left out.
+/// A run holds the sum of the events it measured, so each is averaged first, then the seeds.
 pub fn summarise(results: &[PolicyResult], capacity_milli: u64) -> Vec<PolicyLeftover> {
-    let pct = |milli: u64, n: usize| milli as f64 / capacity_milli.max(1) as f64 * 100.0 / n as f64;
+    let to_pct = 100.0 / capacity_milli.max(1) as f64;
     results
         .iter()
         .filter_map(|r| {
             let runs: Vec<&Leftover> = r.runs.iter().filter_map(|s| s.leftover.as_ref()).collect();
-            let n = runs.len();
-            if n == 0 {
+            if runs.is_empty() {
                 return None;
             }
+            // % of capacity, mean over the seeds of each run's mean over its events.
+            let mean = |part: &dyn Fn(&Leftover) -> u64| {
+                let per_run = |l: &&Leftover| part(l) as f64 / l.samples.max(1) as f64;
+                runs.iter().map(per_run).sum::<f64>() / runs.len() as f64 * to_pct
+            };
             let mut pooled = Leftover::default();
-            for run in &runs {
-                for (&size, &milli) in &run.partial {
-                    *pooled.partial.entry(size).or_default() += milli;
-                }
-                pooled.idle += run.idle;
-                pooled.stranded += run.stranded;
-            }
+            runs.iter().for_each(|run| pooled.add(run));
             Some(PolicyLeftover {
                 policy: r.policy.name().to_string(),
-                seeds: n,
-                unallocated_pct: pct(pooled.total(), n),
-                partial_pct: pct(pooled.partial_total(), n),
+                seeds: runs.len(),
+                unallocated_pct: mean(&Leftover::total),
+                partial_pct: mean(&Leftover::partial_total),
                 largest_partial: pooled
                     .largest_partial(SIZES)
                     .into_iter()
-                    .map(|(size, milli)| (size, pct(milli, n)))
+                    .map(|(size, _)| (size, mean(&|l| l.partial.get(&size).copied().unwrap_or(0))))
                     .collect(),
-                idle_pct: pct(pooled.idle, n),
-                stranded_pct: pct(pooled.stranded, n),
+                idle_pct: mean(&|l| l.idle),
+                stranded_pct: mean(&|l| l.stranded),
             })
         })
         .collect()
@@ -117,16 +116,19 @@ mod tests {
     }
 
     #[test]
-    fn leftovers_are_averaged_over_the_seeds_that_reached_the_point() {
+    fn leftovers_are_averaged_over_each_runs_events_then_the_seeds_that_reached_the_point() {
         let a = Leftover {
+            samples: 1,
             partial: BTreeMap::from([(190, 400), (60, 100)]),
             idle: 1_000,
             stranded: 0,
         };
+        // Two events summed: on average 200 milli at 190 and 2,000 stranded.
         let b = Leftover {
-            partial: BTreeMap::from([(190, 200)]),
+            samples: 2,
+            partial: BTreeMap::from([(190, 400)]),
             idle: 0,
-            stranded: 2_000,
+            stranded: 4_000,
         };
         let results = [
             PolicyResult {

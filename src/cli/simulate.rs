@@ -229,7 +229,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
             &seeds,
             threads,
             options,
-            usize::from(args.at),
+            args.leftover.then_some(usize::from(args.at)),
             &|p| {
                 bar.set_message(format!("{} seed {}", p.policy, p.seed));
                 bar.inc(1);

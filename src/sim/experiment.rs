@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use super::leftover::Leftover;
+use super::leftover::{Leftover, LeftoverAt};
 use super::metrics::{Band, MeanSd, RunCurves};
 use super::replay::{ReplayOptions, arrivals, context, replay_with_options};
 use crate::alloc::{Backend, OfflineBound, SolveError, offline_bound};
@@ -72,8 +72,8 @@ pub struct SeedRun {
     pub curves: RunCurves,
     pub elapsed: Duration,
     pub moves: MoveStats,
-    /// Where the unallocated GPU lay at the first event whose arrived workload rounds to the
-    /// report point (`None` if the replay never got there).
+    /// Where the unallocated GPU lay at the report point, summed over the events the table's
+    /// figure averages (`None` if not asked for, or the replay never got near it).
     pub leftover: Option<Leftover>,
 }
 
@@ -144,7 +144,7 @@ pub struct Progress {
     pub seed: u64,
 }
 
-/// Replay every policy over every seed with `threads` workers, reporting at 100 % arrived.
+/// Replay every policy over every seed with `threads` workers.
 pub fn run_experiment(
     workload: &Workload<'_>,
     policies: &[PolicyKind],
@@ -158,20 +158,21 @@ pub fn run_experiment(
         seeds,
         threads,
         ReplayOptions::default(),
-        100,
+        None,
         progress,
     )
 }
 
 /// [`run_experiment`] with every replay under `options` (e.g. kube-scheduler's node sampling),
-/// taking each run's [`Leftover`] at `report_at` (% arrived).
+/// taking each run's [`Leftover`] at `leftover_at` (% arrived) if asked, averaged over the
+/// events the curves average there.
 pub fn run_experiment_with(
     workload: &Workload<'_>,
     policies: &[PolicyKind],
     seeds: &[u64],
     threads: usize,
     options: ReplayOptions,
-    report_at: usize,
+    leftover_at: Option<usize>,
     progress: &(dyn Fn(Progress) + Sync),
 ) -> Vec<PolicyResult> {
     let target = workload.target();
@@ -189,7 +190,7 @@ pub fn run_experiment_with(
         let x_of = |arrived: u64| (arrived as f64 / capacity.max(1) as f64 * 100.0).round();
         let up_to_100 = |arrived: u64| x_of(arrived) <= 100.0;
         let mut placed_at_100 = 0;
-        let mut leftover = None;
+        let mut leftover = leftover_at.map(LeftoverAt::new);
         let out = replay_with_options(
             workload.cluster,
             &arr,
@@ -200,8 +201,8 @@ pub fn run_experiment_with(
                 if step.placed.is_some() && up_to_100(step.sample.arrived) {
                     placed_at_100 += 1;
                 }
-                if leftover.is_none() && x_of(step.sample.arrived) >= report_at as f64 {
-                    leftover = Some(Leftover::of(step.cluster, &target));
+                if let Some(l) = &mut leftover {
+                    l.record(x_of(step.sample.arrived) as usize, step.cluster, &target);
                 }
             },
         );
@@ -228,7 +229,7 @@ pub fn run_experiment_with(
             curves: RunCurves::from_samples(&out.samples, capacity),
             elapsed: started.elapsed(),
             moves,
-            leftover,
+            leftover: leftover.and_then(LeftoverAt::finish),
         };
         (p, run)
     };

@@ -8,9 +8,12 @@ use std::collections::BTreeMap;
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, MILLI_PER_GPU};
 
-/// The unallocated GPU of one cluster, in milli-GPU.
+/// The unallocated GPU of one cluster, in milli-GPU, or the sum of `samples` such
+/// measurements (see [`Leftover::add`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Leftover {
+    /// How many measurements are summed here (1 for one cluster).
+    pub samples: u64,
     /// Free milli of partly used devices, summed by the free milli of each device: the
     /// leftovers of shares (190 is what a 810-milli share leaves alone on its GPU).
     pub partial: BTreeMap<u16, u64>,
@@ -31,7 +34,10 @@ impl Leftover {
             .map(|(class, _)| class.cpu_milli)
             .min()
             .unwrap_or(0);
-        let mut out = Leftover::default();
+        let mut out = Leftover {
+            samples: 1,
+            ..Leftover::default()
+        };
         for node in cluster.nodes().iter() {
             for &free in node.gpu_free() {
                 let free_milli = u64::from(free);
@@ -47,6 +53,16 @@ impl Leftover {
             }
         }
         out
+    }
+
+    /// Add `other`'s measurements to these.
+    pub fn add(&mut self, other: &Leftover) {
+        for (&size, &milli) in &other.partial {
+            *self.partial.entry(size).or_default() += milli;
+        }
+        self.idle += other.idle;
+        self.stranded += other.stranded;
+        self.samples += other.samples;
     }
 
     /// All free milli in partly used devices.
@@ -66,6 +82,43 @@ impl Leftover {
         sizes.sort_by_key(|&(size, milli)| (std::cmp::Reverse(milli), size));
         sizes.truncate(n);
         sizes
+    }
+}
+
+/// One replay's [`Leftover`] at an arrival point, averaged as the table's curves are (see
+/// `sim/metrics.rs`): over the events whose arrived workload rounds to the point, or where
+/// there are none, over those within one point of it.
+#[derive(Debug, Clone)]
+pub struct LeftoverAt {
+    at: usize,
+    /// Sums at `at - 1`, `at` and `at + 1`.
+    near: [Leftover; 3],
+}
+
+impl LeftoverAt {
+    pub fn new(at: usize) -> Self {
+        LeftoverAt {
+            at,
+            near: Default::default(),
+        }
+    }
+
+    /// Measure `cluster` if `x` (the event's rounded arrived %) is within a point of the mark.
+    pub fn record(&mut self, x: usize, cluster: &Cluster, target: &TargetWorkload) {
+        if let Some(slot) = (x + 1).checked_sub(self.at).filter(|&i| i < 3) {
+            self.near[slot].add(&Leftover::of(cluster, target));
+        }
+    }
+
+    /// The sum to average, or `None` if no event came within a point of the mark.
+    pub fn finish(self) -> Option<Leftover> {
+        let [below, at, above] = self.near;
+        if at.samples > 0 {
+            return Some(at);
+        }
+        let mut near = below;
+        near.add(&above);
+        (near.samples > 0).then_some(near)
     }
 }
 
@@ -93,6 +146,54 @@ mod tests {
         assert_eq!(left.idle, 3_000);
         assert_eq!(left.stranded, 3_000);
         assert_eq!(left.total(), 6_190);
+        assert_eq!(left.samples, 1);
+        let mut sum = left.clone();
+        sum.add(&left);
+        assert_eq!(
+            (sum.samples, sum.total(), sum.partial[&190]),
+            (2, 12_380, 380)
+        );
+    }
+
+    #[test]
+    fn the_mark_averages_its_own_events_else_its_neighbours() {
+        let empty = cluster(&[4]);
+        let mut half = cluster(&[4]);
+        let whole = |count| pod(1_000, GpuDemand::Whole { count });
+        let on = |devices| Placement { node: 0, devices };
+        half.place(&whole(2), on(DeviceSet::single(0).with(1)))
+            .unwrap();
+        let target = target(&[whole(1)]);
+        let mut at = LeftoverAt::new(100);
+        for (x, c) in [
+            (98, &half),
+            (99, &empty),
+            (100, &empty),
+            (100, &half),
+            (102, &half),
+        ] {
+            at.record(x, c, &target);
+        }
+        let left = at.finish().unwrap();
+        assert_eq!(
+            (left.samples, left.idle),
+            (2, 6_000),
+            "the events at 100 only"
+        );
+        let mut near = LeftoverAt::new(100);
+        for (x, c) in [(99, &empty), (101, &half), (102, &half)] {
+            near.record(x, c, &target);
+        }
+        let left = near.finish().unwrap();
+        assert_eq!(
+            (left.samples, left.idle),
+            (2, 6_000),
+            "99 and 101, none at 100"
+        );
+        assert!(LeftoverAt::new(100).finish().is_none());
+        let mut far = LeftoverAt::new(0);
+        far.record(2, &half, &target);
+        assert!(far.finish().is_none(), "two points off");
     }
 
     #[test]
