@@ -91,8 +91,9 @@ fn the_shipped_policy_is_its_parts_combined_and_bad_combinations_exit_2() {
     let parts = [
         part("multigpu.json"),
         part("gpushare.json"),
-        part("base.json"),
+        part("gpuspec.json"),
         part("cpu.json"),
+        part("base.json"),
     ]
     .join(",");
     let run = combine(&parts);
