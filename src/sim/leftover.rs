@@ -164,36 +164,34 @@ mod tests {
         half.place(&whole(2), on(DeviceSet::single(0).with(1)))
             .unwrap();
         let target = target(&[whole(1)]);
-        let mut at = LeftoverAt::new(100);
-        for (x, c) in [
+        let marked = |at, events: &[(usize, &Cluster)]| {
+            let mut mark = LeftoverAt::new(at);
+            for &(x, c) in events {
+                mark.record(x, c, &target);
+            }
+            mark.finish()
+        };
+        let events = [
             (98, &half),
             (99, &empty),
             (100, &empty),
             (100, &half),
             (102, &half),
-        ] {
-            at.record(x, c, &target);
-        }
-        let left = at.finish().unwrap();
+        ];
+        let left = marked(100, &events).unwrap();
         assert_eq!(
             (left.samples, left.idle),
             (2, 6_000),
             "the events at 100 only"
         );
-        let mut near = LeftoverAt::new(100);
-        for (x, c) in [(99, &empty), (101, &half), (102, &half)] {
-            near.record(x, c, &target);
-        }
-        let left = near.finish().unwrap();
+        let left = marked(100, &[(99, &empty), (101, &half), (102, &half)]).unwrap();
         assert_eq!(
             (left.samples, left.idle),
             (2, 6_000),
             "99 and 101, none at 100"
         );
-        assert!(LeftoverAt::new(100).finish().is_none());
-        let mut far = LeftoverAt::new(0);
-        far.record(2, &half, &target);
-        assert!(far.finish().is_none(), "two points off");
+        assert!(marked(100, &[]).is_none());
+        assert!(marked(0, &[(2, &half)]).is_none(), "two points off");
     }
 
     #[test]
