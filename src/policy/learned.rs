@@ -43,6 +43,14 @@ const LOCAL_MEMO_CAP: usize = 200_000;
 /// Stream of the exploration draws, apart from every other use of a decision's key.
 const STREAM_EXPLORE: u64 = 0x4558_504c;
 
+/// The part of Q that depends on the node and the pod only: FGD's score and the weighted
+/// node-and-pod features (no globals, no prices).
+#[derive(Debug, Clone, Copy, Default)]
+struct NodePart {
+    fgd: i64,
+    local: f64,
+}
+
 /// What training sees of each decision: every candidate's node index and features.
 #[derive(Debug, Clone, Default)]
 pub struct Recording {
@@ -67,11 +75,14 @@ pub struct Learned {
     cpu_per_gpu: f64,
     /// The LP's shadow prices of the current decision's context, when any were solved.
     prices: Option<Arc<PriceBook>>,
-    /// Cache of the node-and-pod part of Q: slot per pod demand, then per node.
+    /// Cache of what Q reads of the node and the pod alone: slot per pod demand, then per
+    /// node `(generation + 1, part)`.
     local_ids: FxHashMap<PodDemand, usize>,
-    local: Vec<Vec<(u64, f64)>>,
+    local: Vec<Vec<(u64, NodePart)>>,
     /// The same by (node shape, demand slot): shared by nodes of one shape, kept by a rebase.
-    local_memo: FxHashMap<(NodeShape, usize), f64>,
+    /// One probe answers both halves, so a node the per-node cache has not seen (every node
+    /// after a snapshot rebuild) costs one lookup, not FGD's and this one.
+    local_memo: FxHashMap<(NodeShape, usize), NodePart>,
     /// Training only: the chance of a uniformly random choice, and this decision's draw.
     epsilon: f64,
     explore: Option<Rng>,
@@ -164,36 +175,49 @@ impl Learned {
         id
     }
 
-    /// The part of Q that depends on the node and the pod only (no FGD, no globals), cached
-    /// per (pod demand, node) until the node changes; `id` is the demand's [`Learned::local_id`].
-    fn local(&mut self, id: usize, node_index: usize, node: &Node, pod: &PodDemand) -> f64 {
+    /// FGD's score of `pod` on node `node_index` and the weighted node-and-pod features,
+    /// cached per (pod demand, node) until the node changes, and per (node shape, demand)
+    /// beyond that; `id` is the demand's [`Learned::local_id`].
+    fn node_part(
+        &mut self,
+        id: usize,
+        cluster: &Cluster,
+        node_index: usize,
+        pod: &PodDemand,
+    ) -> NodePart {
+        let node = &cluster.nodes()[node_index];
         let slots = &mut self.local[id];
         if slots.len() <= node_index {
-            slots.resize(node_index + 1, (0, 0.0));
+            slots.resize(node_index + 1, (0, NodePart::default()));
         }
         let stamp = node.generation + 1;
         if slots[node_index].0 == stamp {
             return slots[node_index].1;
         }
         let key = (node.shape(), id);
-        let value = match self.local_memo.get(&key) {
-            Some(&v) => v,
+        let part = match self.local_memo.get(&key) {
+            Some(&part) => part,
             None => {
+                let mut fgd = [0];
+                self.fgd.score(cluster, pod, &[node_index], &mut fgd);
                 let none = Globals {
                     load: 0.0,
                     frag: 0.0,
                     cpu_per_gpu: self.cpu_per_gpu,
                 };
-                let v = dot(&self.weights, &features::of(node, pod, 0, 0.0, &none));
+                let part = NodePart {
+                    fgd: fgd[0],
+                    local: dot(&self.weights, &features::of(node, pod, 0, 0.0, &none)),
+                };
                 if self.local_memo.len() >= LOCAL_MEMO_CAP {
                     self.local_memo.clear();
                 }
-                self.local_memo.insert(key, v);
-                v
+                self.local_memo.insert(key, part);
+                part
             }
         };
-        self.local[id][node_index] = (stamp, value);
-        value
+        self.local[id][node_index] = (stamp, part);
+        part
     }
 
     /// The features of placing `pod` on each of `candidates` (the decision's globals included).
@@ -298,10 +322,6 @@ impl Policy for Learned {
             return;
         }
         if self.recorder.is_none() {
-            self.fgd_scores.clear();
-            self.fgd_scores.resize(candidates.len(), 0);
-            self.fgd
-                .score(cluster, pod, candidates, &mut self.fgd_scores);
             // The global features add the same to every candidate; they are computed only
             // when they carry weight.
             let global = if self.weights[LOAD] != 0.0 || self.weights[FRAG] != 0.0 {
@@ -313,12 +333,13 @@ impl Policy for Learned {
             let (w_fgd, w_price) = (self.weights[FGD], self.weights[PRICE]);
             let id = self.local_id(pod);
             for (k, &i) in candidates.iter().enumerate() {
-                let mut local = self.local(id, i, &cluster.nodes()[i], pod);
+                let part = self.node_part(id, cluster, i, pod);
+                let mut local = part.local;
                 if w_price != 0.0 {
                     // Prices change with every solve, so they stay out of the node cache.
                     local += w_price * self.price_cost(i, pod).clamp(0.0, 8.0);
                 }
-                out[k] = self.level_of(self.fgd_scores[k] as f64, w_fgd, local + global);
+                out[k] = self.level_of(part.fgd as f64, w_fgd, local + global);
             }
         } else {
             let feats = self.features(cluster, pod, candidates);
