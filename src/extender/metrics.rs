@@ -258,10 +258,12 @@ impl Metrics {
 
     /// One request to the verbs port in `version`.
     pub fn served(&self, version: axum::http::Version) {
-        let protocol = if version == axum::http::Version::HTTP_2 {
-            "h2"
-        } else {
-            "http/1.1"
+        use axum::http::Version;
+        let protocol = match version {
+            Version::HTTP_2 => "h2",
+            Version::HTTP_10 => "http/1.0",
+            Version::HTTP_09 => "http/0.9",
+            _ => "http/1.1",
         };
         self.protocols
             .get_or_create(&ProtocolLabels { protocol })
@@ -287,5 +289,35 @@ impl Metrics {
             let _ = writeln!(out, "# metrics encoding failed");
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Version;
+
+    #[test]
+    fn requests_are_counted_under_the_http_version_they_came_in() {
+        let metrics = Metrics::default();
+        for v in [
+            Version::HTTP_2,
+            Version::HTTP_11,
+            Version::HTTP_11,
+            Version::HTTP_10,
+        ] {
+            metrics.served(v);
+        }
+        let text = metrics.render(Duration::ZERO, 0);
+        let count = |protocol: &str| {
+            let series = format!("allot_extender_http_requests_total{{protocol=\"{protocol}\"}} ");
+            text.lines()
+                .find_map(|l| l.strip_prefix(&series))
+                .map(str::to_string)
+        };
+        assert_eq!(count("h2").as_deref(), Some("1"));
+        assert_eq!(count("http/1.1").as_deref(), Some("2"));
+        assert_eq!(count("http/1.0").as_deref(), Some("1"));
+        assert_eq!(count("http/0.9"), None, "no series before a request");
     }
 }
