@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::model::frag::TargetWorkload;
 use crate::model::{Cluster, MILLI_PER_GPU};
+use crate::sim::metrics::at_or_near;
 
 /// The unallocated GPU of one cluster, in milli-GPU, or the sum of `samples` such
 /// measurements (see [`Leftover::add`]).
@@ -113,12 +114,7 @@ impl LeftoverAt {
     /// The sum to average, or `None` if no event came within a point of the mark.
     pub fn finish(self) -> Option<Leftover> {
         let [below, at, above] = self.near;
-        if at.samples > 0 {
-            return Some(at);
-        }
-        let mut near = below;
-        near.add(&above);
-        (near.samples > 0).then_some(near)
+        at_or_near(below, at, above, |l| l.samples > 0, |near, l| near.add(&l))
     }
 }
 

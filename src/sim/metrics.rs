@@ -53,16 +53,43 @@ fn discretise(
             count[x] += 1;
         }
     }
+    let sums = |x: Option<usize>| {
+        x.filter(|&x| x <= MAX_X)
+            .map_or((0.0, 0), |x| (sum[x], count[x]))
+    };
     (0..=MAX_X)
         .map(|x| {
-            if count[x] > 0 {
-                return Some(sum[x] / f64::from(count[x]));
-            }
-            let near = x.saturating_sub(1)..=(x + 1).min(MAX_X);
-            let n: u32 = near.clone().map(|i| count[i]).sum();
-            (n > 0).then(|| near.map(|i| sum[i]).sum::<f64>() / f64::from(n))
+            at_or_near(
+                sums(x.checked_sub(1)),
+                sums(Some(x)),
+                sums(Some(x + 1)),
+                |&(_, n)| n > 0,
+                |near, (s, n)| {
+                    near.0 += s;
+                    near.1 += n;
+                },
+            )
+            .map(|(s, n)| s / f64::from(n))
         })
         .collect()
+}
+
+/// The protocol's rule for one report point, given what the events at each of `x - 1`, `x`
+/// and `x + 1` sum to: the events at `x` if `any` says there are some, else those either side
+/// together (`add` merges them), else none.
+pub fn at_or_near<T>(
+    below: T,
+    at: T,
+    above: T,
+    any: impl Fn(&T) -> bool,
+    add: impl Fn(&mut T, T),
+) -> Option<T> {
+    if any(&at) {
+        return Some(at);
+    }
+    let mut near = below;
+    add(&mut near, above);
+    any(&near).then_some(near)
 }
 
 /// Mean and sample standard deviation.
