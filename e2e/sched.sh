@@ -40,8 +40,21 @@ start_extender() {
     step_end
 }
 
+# start_null_extender: e2e-null-extender (e2e/src/bin/null_extender.rs: the first node name
+# back from /filter, nothing else) on 127.0.0.1:$EXTENDER_PORT under the extender's component
+# name, so that e2e/bench stops it and counts its CPU as it does the extender's. Waits for it.
+start_null_extender() {
+    step_begin "e2e-null-extender on 127.0.0.1:$EXTENDER_PORT"
+    mkdir -p "$E2E_DIR/bin"
+    ln -sf "$NULL_EXTENDER_BIN" "$E2E_DIR/bin/allot-extender"
+    start allot-extender "$E2E_DIR/bin/allot-extender" --listen "127.0.0.1:$EXTENDER_PORT"
+    wait_for "allot extender ready" "$TIMEOUT" curl -sf "http://127.0.0.1:$EXTENDER_PORT/readyz"
+    step_end
+}
+
 # write_scheduler_config EXTENDER TLS [PERCENTAGE]: $E2E_DIR/scheduler-config.yaml, with
-# (EXTENDER=1) or without the allot extender in every profile's path; TLS=1 calls it over mutual
+# (EXTENDER=1) or without the allot extender in every profile's path, or (EXTENDER=null) with
+# e2e-null-extender as a filter-only extender (kube-scheduler binds); TLS=1 calls it over mutual
 # TLS; PERCENTAGE, if given and not empty, is the allot profile's percentageOfNodesToScore
 # (e2e/bench's -pN modes), else the field is left out: kube-scheduler's adaptive value, as the
 # chart leaves it.
@@ -53,7 +66,17 @@ write_scheduler_config() {
     if [[ -n $percentage ]]; then
         allot_percentage="  percentageOfNodesToScore: $percentage"
     fi
-    if [[ $extender == 1 ]]; then
+    if [[ $extender == null ]]; then
+        # The protocol alone: the same filter call as the chart's entry, no other verb.
+        extenders="extenders:
+- urlPrefix: http://127.0.0.1:$EXTENDER_PORT
+  filterVerb: filter
+  weight: 1
+  enableHTTPS: false
+  nodeCacheCapable: true
+  httpTimeout: 10s
+  ignorable: false"
+    elif [[ $extender == 1 ]]; then
         if [[ $tls == 1 ]]; then
             scheme=https
             # Indented for the extender entries below.
@@ -91,6 +114,8 @@ $tls_entry
   nodeCacheCapable: true
   httpTimeout: 10s
   ignorable: false"
+    fi
+    if [[ $extender != 0 ]]; then
         # As the chart configures it: allot's policy ranks nodes by their resources (GPUs and
         # CPU/memory together), so kube-scheduler's own resource scoring, which spreads by CPU
         # and memory alone, is off in the allot profile instead of pulling the other way.

@@ -1,3 +1,6 @@
+//! The LP planner on small clusters: fits, devices, model constraints, gangs, priority, objectives,
+//! shadow prices, bad quantities, the offline bound, and properties over random batches.
+
 use proptest::prelude::*;
 
 use super::*;

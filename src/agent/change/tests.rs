@@ -1,3 +1,6 @@
+//! When a telemetry change is significant enough to write: small moves are not, each threshold is
+//! on its own.
+
 use std::time::{Duration, Instant};
 
 use super::*;

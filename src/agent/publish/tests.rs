@@ -1,3 +1,6 @@
+//! The publisher against a scripted API: the first write's order, errors that say what to fix, and
+//! retried node reads.
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 

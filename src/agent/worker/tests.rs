@@ -1,3 +1,6 @@
+//! The agent's loop: an API outage loses no sample and retries with back-off; a run writes its
+//! first sample and stops when told.
+
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;

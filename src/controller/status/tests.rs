@@ -1,3 +1,6 @@
+//! A ScheduleRequest's status from its planned and observed pods: phases, conditions, transition
+//! times, invalid specs and bounded move counts.
+
 use super::*;
 use crate::model::DeviceSet;
 

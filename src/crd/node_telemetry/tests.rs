@@ -1,3 +1,6 @@
+//! The NodeTelemetry CRD: status counts, camelCase round trips, and the generated definition's
+//! scope and columns.
+
 use super::*;
 use kube::CustomResourceExt;
 

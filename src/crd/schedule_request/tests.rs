@@ -1,3 +1,6 @@
+//! The ScheduleRequest CRD: spec round trips, and the generated schema's fields and validation
+//! rules.
+
 use super::*;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrArray,

@@ -1,3 +1,6 @@
+//! Trace loading: the openb CSVs, generic quantity columns, JSON lists, and errors that name the
+//! file, line and column.
+
 use super::*;
 use crate::model::GpuDemand;
 
