@@ -18,6 +18,9 @@
 //! the loading replay placed. Percentiles are printed at the end from separately timed calls,
 //! since criterion reports means.
 //!
+//! The rows "decoding the filter request" time what the HTTP layer does first, decoding the
+//! JSON body (the pod and every node name), which the verb timings leave out.
+//!
 //! `ALLOT_BENCH_NODES=500,5000` limits the sizes (default 500,5000,20000).
 
 use std::hint::black_box;
@@ -87,6 +90,29 @@ fn sizes() -> Vec<usize> {
         .unwrap_or_else(|| vec![500, 5_000, 20_000])
 }
 
+/// Timed calls per percentile row at `count` nodes.
+fn runs_for(count: usize) -> usize {
+    match count {
+        0..=1_000 => 1_000,
+        1_001..=10_000 => 200,
+        _ => 50,
+    }
+}
+
+/// How long decoding `args` from its JSON takes, `runs` times: what the HTTP layer does before
+/// the handlers the rest of this bench times (the pod and every node name).
+fn decode_times(args: &ExtenderArgs, runs: usize) -> Vec<Duration> {
+    let body = serde_json::to_vec(args).expect("bench arguments serialize");
+    (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            let decoded: ExtenderArgs = serde_json::from_slice(&body).expect("bench body decodes");
+            black_box(decoded);
+            t.elapsed()
+        })
+        .collect()
+}
+
 fn bench(c: &mut Criterion) {
     let mut report = Vec::new();
     for count in sizes() {
@@ -94,6 +120,15 @@ fn bench(c: &mut Criterion) {
             ("loaded", loaded_with_pods(count)),
             ("distinct", distinct_with_pods(count)),
         ] {
+            if load == "loaded" {
+                report.push((
+                    format!("{count} nodes, decoding the filter request ({count} names)"),
+                    Some(decode_times(
+                        &args_for(&cluster, 500, None),
+                        runs_for(count),
+                    )),
+                ));
+            }
             let shapes = allot::model::distinct_shapes(cluster.nodes());
             report.push((
                 format!(
@@ -110,11 +145,7 @@ fn bench(c: &mut Criterion) {
                 group.sample_size(if count > 1000 { 20 } else { 100 });
                 group.bench_function("warm", |b| b.iter(|| decide(&store, &args)));
                 group.finish();
-                let runs = match count {
-                    0..=1_000 => 1_000,
-                    1_001..=10_000 => 200,
-                    _ => 50,
-                };
+                let runs = runs_for(count);
                 let (mut warm, mut bound, mut rebuilt) = (Vec::new(), Vec::new(), Vec::new());
                 let mut binds = Vec::new();
                 let mut k = 0usize;
