@@ -6,7 +6,8 @@
 #
 # The functions read these variables (e2e/up sets them; e2e/bench takes them from
 # $E2E_DIR/env): E2E_DIR, E2E_BIN, KUBECONFIG_ADMIN, ALLOT_BIN, EXTENDER_PORT,
-# EXTENDER_ADMIN_PORT, SCHED_PORT, TIMEOUT.
+# EXTENDER_ADMIN_PORT, SCHED_PORT, TIMEOUT; start_null_extender also NULL_EXTENDER_BIN (e2e/bench
+# sets it).
 
 # start_extender ANSWER TLS HISTORY [THREADS]: the allot extender on 127.0.0.1:$EXTENDER_PORT
 # with --filter-answer ANSWER; TLS=1 serves pki's serving certificate and checks client
