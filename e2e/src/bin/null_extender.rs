@@ -8,7 +8,8 @@
 //! request's `NodeNames` (none when it has none), so kube-scheduler skips scoring as it does
 //! with `allot extender --filter-answer auto`; `GET /readyz` answers `ok`; anything else 404.
 //! No watches, no binds (kube-scheduler binds itself in this mode). A malformed or oversized
-//! request gets a 400 or 413 and its connection is closed.
+//! request, or a chunked one (kube-scheduler sends a Content-Length), gets a 400 or 413 and its
+//! connection is closed.
 //!
 //!     e2e-null-extender --listen 127.0.0.1:PORT
 
@@ -152,9 +153,14 @@ async fn read_request(
     let (method, path) = (method.to_string(), path.to_string());
     let mut length = 0usize;
     for line in lines {
-        if let Some((name, value)) = line.split_once(':')
-            && name.trim().eq_ignore_ascii_case("content-length")
-        {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        if name.trim().eq_ignore_ascii_case("transfer-encoding") {
+            let why = "chunked bodies are not supported: send Content-Length";
+            return Err(Refusal("400 Bad Request", why.into()));
+        }
+        if name.trim().eq_ignore_ascii_case("content-length") {
             length = value.trim().parse().map_err(|_| {
                 Refusal(
                     "400 Bad Request",
