@@ -20,6 +20,7 @@ pub mod buffer;
 pub mod checkpoint;
 pub mod episode;
 mod fit;
+pub mod pool;
 pub mod recorded;
 mod run;
 pub mod search;

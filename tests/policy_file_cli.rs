@@ -89,11 +89,11 @@ fn the_shipped_policy_is_its_parts_combined_and_bad_combinations_exit_2() {
         ])
     };
     let parts = [
-        part("multigpu.json"),
-        part("gpushare.json"),
-        part("gpuspec.json"),
-        part("cpu.json"),
-        part("base.json"),
+        part("multigpu-costs.json"),
+        part("gpushare-costs.json"),
+        part("gpuspec-costs.json"),
+        part("cpu-costs.json"),
+        part("base-costs.json"),
     ]
     .join(",");
     let run = combine(&parts);

@@ -4,6 +4,7 @@
 //! with `--dynamic`, search and validate in the dynamic replay's setting ([`dynamic`]).
 
 mod combine;
+mod costs;
 mod curves;
 mod dynamic;
 mod history;
@@ -161,6 +162,8 @@ pub struct TrainArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub dynamic: TrainDynamicArgs,
+    #[command(flatten)]
+    pub costs: costs::TrainCostsArgs,
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
@@ -200,6 +203,20 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         usage!(
             "--policy-file: the starting policy has {} levels; training writes {DEFAULT_LEVELS}",
             f.levels
+        );
+    }
+    if args.costs.device_costs > 0 {
+        let (s, v, o) = (&seeds, &validation, &args.output);
+        return costs::run(
+            &args.costs,
+            &traces,
+            s,
+            v,
+            start,
+            args.threads,
+            args.seed,
+            args.quiet,
+            o,
         );
     }
     let mut search = search_options(args, setting)?;

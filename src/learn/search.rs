@@ -295,7 +295,7 @@ fn clamp(x: f64, opts: &SearchOptions) -> f64 {
 }
 
 /// A standard normal draw (Box-Muller).
-fn normal(rng: &mut Rng) -> f64 {
+pub(super) fn normal(rng: &mut Rng) -> f64 {
     let unit = |rng: &mut Rng| ((rng.next_u64() >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
     let (u, v) = (unit(rng), unit(rng));
     (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()

@@ -7,6 +7,7 @@
 //!
 //! [`Decider`]: crate::policy::Decider
 
+pub mod costs;
 pub mod experts;
 pub mod explain;
 pub mod features;
@@ -18,10 +19,11 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use super::{Context, Fgd, Policy};
 use crate::alloc::PriceBook;
 use crate::model::frag::TargetWorkload;
-use crate::model::{Cluster, DeviceSet, MILLI_PER_GPU, Node, NodeShape, PodDemand};
+use crate::model::{Cluster, DeviceSet, GpuDemand, MILLI_PER_GPU, Node, NodeShape, PodDemand};
 use crate::rng::Rng;
+use costs::DeviceCosts;
 use experts::Choice;
-use features::{COUNT, Globals, PRICE};
+use features::{COUNT, DEVICE_COST, Globals, PRICE};
 pub use file::{HistorySource, PolicyFile, PolicyFileError, Provenance};
 use rustc_hash::FxHashMap;
 pub use support::{Outside, Support, WorkloadMix};
@@ -62,6 +64,9 @@ pub struct Recording {
 pub struct Learned {
     weights: [f64; COUNT],
     levels: f64,
+    /// The device cost table of the weights in force, when they carry one and weigh it: then
+    /// a share takes the device the table chooses.
+    costs: Option<DeviceCosts>,
     /// Set when the target workload lies outside the file's support and every expert's: then
     /// FGD decides alone.
     outside: Option<Outside>,
@@ -91,16 +96,17 @@ pub struct Learned {
 
 impl Learned {
     pub fn new(file: &PolicyFile, target: TargetWorkload) -> Self {
-        let (chosen, expert, outside) = match file.choose(&WorkloadMix::of(&target)) {
-            Choice::Own => (&file.weights, None, None),
-            Choice::Expert(e) => (&e.weights, Some(e.traces.join(",")), None),
-            Choice::Fgd(why) => (&file.weights, None, Some(why)),
+        let (chosen, costs, expert, outside) = match file.choose(&WorkloadMix::of(&target)) {
+            Choice::Own => (&file.weights, &file.device_costs, None, None),
+            Choice::Expert(e) => (&e.weights, &e.device_costs, Some(e.traces.join(",")), None),
+            Choice::Fgd(why) => (&file.weights, &None, None, Some(why)),
         };
         let mut weights = [0.0; COUNT];
         for (w, v) in weights.iter_mut().zip(chosen) {
             *w = *v;
         }
         Learned {
+            costs: costs.clone().filter(|_| weights[DEVICE_COST] != 0.0),
             weights,
             levels: f64::from(file.levels),
             outside,
@@ -207,7 +213,10 @@ impl Learned {
                 };
                 let part = NodePart {
                     fgd: fgd[0],
-                    local: dot(&self.weights, &features::of(node, pod, 0, 0.0, &none)),
+                    local: dot(
+                        &self.weights,
+                        &features::of(node, pod, 0, 0.0, &none, self.costs.as_ref()),
+                    ),
                 };
                 if self.local_memo.len() >= LOCAL_MEMO_CAP {
                     self.local_memo.clear();
@@ -237,7 +246,7 @@ impl Learned {
             .zip(&self.fgd_scores)
             .map(|(&i, &s)| {
                 let cost = self.price_cost(i, pod);
-                features::of(&cluster.nodes()[i], pod, s, cost, &g)
+                features::of(&cluster.nodes()[i], pod, s, cost, &g, self.costs.as_ref())
             })
             .collect()
     }
@@ -361,6 +370,12 @@ impl Policy for Learned {
     }
 
     fn devices(&mut self, node: &Node, pod: &PodDemand) -> Option<DeviceSet> {
+        if let (Some(t), GpuDemand::Shared { milli }) = (&self.costs, pod.gpu)
+            && self.outside.is_none()
+            && let Some((device, _)) = t.best(node.gpu_free(), milli as u16)
+        {
+            return Some(DeviceSet::single(device));
+        }
         self.fgd.devices(node, pod)
     }
 }

@@ -259,3 +259,48 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn with_a_device_cost_table_a_share_takes_the_device_the_table_chooses() {
+    use learned::costs::{DeviceCosts, LEVELS, WEIGHT};
+    use learned::features::DEVICE_COST;
+    use learned::{PolicyFile, Provenance};
+    let mut c = cluster(&[2, 2]);
+    place(&mut c, 0, &share(700)); // node 0 GPUs: [300, 1000]
+    let t = target(&[share(300), whole(1)]);
+    let decide = |file: &PolicyFile| {
+        let mut l = learned::Learned::new(file, t.clone());
+        Decider::new(std::sync::Arc::new(Context::with_rank(vec![0, 1])))
+            .decide(&mut l, &c, &share(300), "pod")
+            .unwrap()
+    };
+    let table = |full: f64| {
+        let mut values: Vec<f64> = (0..LEVELS).map(|k| k as f64 * 10.0).collect();
+        values[0] = full;
+        DeviceCosts { values }
+    };
+    let with = |t: DeviceCosts| {
+        let mut f = PolicyFile::fgd_start(Provenance::default());
+        f.weights[DEVICE_COST] = WEIGHT;
+        f.device_costs = Some(t);
+        f.hash = f.content_hash();
+        f
+    };
+    let fgd = decide(&PolicyFile::fgd_start(Provenance::default()));
+    assert_eq!(
+        (fgd.node, fgd.devices),
+        (0, DeviceSet::single(0)),
+        "FGD fills the sliver"
+    );
+    // Best fit by the table: the same.
+    let fit = decide(&with(table(0.0)));
+    assert_eq!((fit.node, fit.devices), (0, DeviceSet::single(0)));
+    // A full device made dear: the share opens an idle device instead, the fullest node's.
+    let spread = decide(&with(table(10_000.0)));
+    assert_eq!((spread.node, spread.devices), (0, DeviceSet::single(1)));
+    // A table at weight 0 is not in force.
+    let mut off = with(table(10_000.0));
+    off.weights[DEVICE_COST] = 0.0;
+    off.hash = off.content_hash();
+    assert_eq!(decide(&off).devices, DeviceSet::single(0));
+}

@@ -202,3 +202,62 @@ fn a_run_starting_from_a_file_with_experts_starts_from_the_part_for_its_trace() 
     let again = combine::starting_part(plain.clone(), &[trace], "test");
     assert_eq!(again, plain, "a file without experts is used as it is");
 }
+
+#[test]
+fn device_costs_keep_the_table_only_if_the_simulator_validates_it_and_say_what_they_did() {
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("p.json");
+    let f = file.display().to_string();
+    let argv = [
+        "--pods",
+        "default",
+        "--seeds",
+        "1",
+        "--validation-seeds",
+        "60",
+        "--device-costs",
+        "1",
+        "--device-costs-population",
+        "2",
+        "--device-costs-elite",
+        "1",
+        "--threads",
+        "2",
+        "-q",
+        "-o",
+        &f,
+    ];
+    assert_eq!(run(&flags(&argv)).unwrap(), ExitCode::SUCCESS);
+    let written = PolicyFile::load(&file).unwrap();
+    let csv = std::fs::read_to_string(out.path().join("curves.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    assert_eq!((rows[0][0], rows[1][0]), ("warm start", "device costs"));
+    let v = |r: &Vec<&str>| r[3].parse::<f64>().unwrap();
+    // The table is kept exactly when it validated better than FGD's warm start.
+    let kept = v(&rows[1]) < v(&rows[0]);
+    assert_eq!(written.device_costs.is_some(), kept, "{csv}");
+    assert_eq!(written.provenance.kept == "device costs generation 1", kept);
+    // Other phases do not mix with it, and the evaluation seeds stay out of it.
+    let mixed = ["--device-costs", "2", "--epochs", "3"];
+    let err =
+        <Line as clap::Parser>::try_parse_from(std::iter::once("train").chain(mixed)).unwrap_err();
+    assert!(err.to_string().contains("--epochs"), "{err}");
+    let eval = [
+        "--pods",
+        "default",
+        "--seeds",
+        "42",
+        "--device-costs",
+        "1",
+        "-q",
+        "-o",
+        &f,
+    ];
+    let err = run(&flags(&eval)).unwrap_err().to_string();
+    assert!(err.contains("42"), "{err}");
+}

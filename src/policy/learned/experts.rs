@@ -5,6 +5,7 @@
 //! separately trained ones, and training that starts from one starts from the part that scores
 //! its (first) trace.
 
+use super::costs::DeviceCosts;
 use super::file::{Expert, PolicyFile};
 use super::support::{Outside, Support, WorkloadMix};
 
@@ -50,14 +51,15 @@ impl PolicyFile {
     /// its experts, an expert's weights under this file's levels, or FGD's warm start. What a
     /// training run starting from this file starts from for that workload.
     pub fn part_for(&self, mix: &WorkloadMix) -> PolicyFile {
-        let plain = |weights: &[f64], support: Option<Support>| {
+        let plain = |weights: &[f64], support: Option<Support>, costs: &Option<DeviceCosts>| {
             let mut f = PolicyFile::new(weights.to_vec(), self.levels, self.provenance.clone());
             f.features.clone_from(&self.features);
+            f.device_costs.clone_from(costs);
             f.with_support(support)
         };
         match self.choose(mix) {
-            Choice::Own => plain(&self.weights, self.support.clone()),
-            Choice::Expert(e) => plain(&e.weights, Some(e.support.clone())),
+            Choice::Own => plain(&self.weights, self.support.clone(), &self.device_costs),
+            Choice::Expert(e) => plain(&e.weights, Some(e.support.clone()), &e.device_costs),
             Choice::Fgd(_) => PolicyFile::fgd_start(self.provenance.clone()),
         }
     }
@@ -100,6 +102,7 @@ impl PolicyFile {
                     from: f.hash.clone(),
                     weights: f.weights.clone(),
                     support,
+                    device_costs: f.device_costs.clone(),
                 })
             })
             .collect::<Result<_, _>>()?;

@@ -5,13 +5,14 @@
 //! file's weights. New features are only ever appended, so an older file's list is a prefix.
 //! Then the node-shape features twice more: for whole-GPU pods only (0 for any other pod), and
 //! for multi-GPU pods only (2 or more whole GPUs), so that those classes can get corrections of
-//! their own.
+//! their own. Last, a share's change of the policy's learned device cost table (`costs.rs`).
 
+use super::costs::DeviceCosts;
 use crate::model::{GpuDemand, MAX_GPUS_PER_NODE, MILLI_PER_GPU, Node, PodDemand};
 use crate::policy::{MAX_CPU_MILLI, MAX_GPU_MILLI};
 
 /// Number of features.
-pub const COUNT: usize = 29;
+pub const COUNT: usize = 30;
 
 /// Feature names, in weight order (a policy file lists them and must match).
 pub const NAMES: [&str; COUNT] = [
@@ -76,10 +77,17 @@ pub const NAMES: [&str; COUNT] = [
     "model_constrained_match_multi",
     // CPU per free GPU left against the workload's typical ratio (log2, -1..1).
     "cpu_per_gpu_ratio_multi",
+    // For a share, the least change of the policy's device cost table (`costs.rs`, in GPUs:
+    // the learned worth of the devices' free levels to the shares to come) over the node's
+    // devices that fit it; 0 for other pods and for a policy without a table.
+    "device_cost_change",
 ];
 
 /// Index of `lp_price_cost`.
 pub const PRICE: usize = 14;
+
+/// Index of `device_cost_change`.
+pub const DEVICE_COST: usize = 29;
 
 /// The node-shape features: those of the node after the placement and the model match, which
 /// differ between the candidates of one decision.
@@ -107,11 +115,23 @@ pub struct Globals {
 }
 
 /// The features of placing `pod` on `node`, whose FGD score is `fgd` (0..100) and whose
-/// opportunity cost at the LP's prices is `price_cost` GPUs.
-pub fn of(node: &Node, pod: &PodDemand, fgd: i64, price_cost: f64, g: &Globals) -> [f64; COUNT] {
+/// opportunity cost at the LP's prices is `price_cost` GPUs, under the device cost table
+/// `costs` when the policy has one.
+pub fn of(
+    node: &Node,
+    pod: &PodDemand,
+    fgd: i64,
+    price_cost: f64,
+    g: &Globals,
+    costs: Option<&DeviceCosts>,
+) -> [f64; COUNT] {
     let n = node.gpu_count();
     let mut free = [0u16; MAX_GPUS_PER_NODE];
     free[..n].copy_from_slice(node.gpu_free());
+    let device_cost = match (pod.gpu, costs) {
+        (GpuDemand::Shared { milli }, Some(t)) => t.best(&free[..n], milli as u16).map(|b| b.1),
+        _ => None,
+    };
     take(&mut free[..n], pod.gpu);
     let full = MILLI_PER_GPU as u16;
     let idle: u32 = free[..n].iter().map(|&f| u32::from(f)).sum();
@@ -168,6 +188,7 @@ pub fn of(node: &Node, pod: &PodDemand, fgd: i64, price_cost: f64, g: &Globals) 
             out[MULTI + k] = out[i];
         }
     }
+    out[DEVICE_COST] = device_cost.unwrap_or(0.0);
     out
 }
 
@@ -224,6 +245,7 @@ mod tests {
             73,
             0.5,
             &g,
+            None,
         );
         assert_eq!(f[0], 0.73);
         assert_eq!(f[1], 7_500.0 / MAX_GPU_MILLI);
@@ -232,7 +254,14 @@ mod tests {
         assert_eq!(f[6], 1.0);
         assert_eq!(f[13], 1.0);
         assert_eq!(f[PRICE], 0.5);
-        let w = of(&node(8), &pod(GpuDemand::Whole { count: 2 }), 0, 20.0, &g);
+        let w = of(
+            &node(8),
+            &pod(GpuDemand::Whole { count: 2 }),
+            0,
+            20.0,
+            &g,
+            None,
+        );
         assert_eq!(w[4], 6.0 / 8.0);
         assert_eq!(w[7], 2.0 / 8.0);
         assert_eq!(w[PRICE], 8.0, "the price is clipped at 8 GPUs");
@@ -262,7 +291,7 @@ mod tests {
             frag: 0.0,
             cpu_per_gpu: 0.0,
         };
-        let f = of(&node(0), &pod(GpuDemand::None), 100, 0.0, &g);
+        let f = of(&node(0), &pod(GpuDemand::None), 100, 0.0, &g, None);
         assert_eq!(f.len(), NAMES.len());
         for (k, &i) in NODE_SHAPE.iter().enumerate() {
             assert_eq!(NAMES[WHOLE + k], format!("{}_whole", NAMES[i]));
@@ -293,7 +322,7 @@ mod tests {
             (GpuDemand::Whole { count: 8 }, true, true),
         ];
         for (gpu, whole, multi) in demands {
-            let f = of(&node(8), &pod(gpu), 40, 0.0, &g);
+            let f = of(&node(8), &pod(gpu), 40, 0.0, &g, None);
             for (k, &i) in NODE_SHAPE.iter().enumerate() {
                 let want_whole = if whole { f[i] } else { 0.0 };
                 let want_multi = if multi { f[i] } else { 0.0 };
@@ -302,7 +331,39 @@ mod tests {
             }
         }
         // Not vacuous: a 4-GPU pod on an 8-GPU node leaves 4 full devices, and the gate copies it.
-        let f = of(&node(8), &pod(GpuDemand::Whole { count: 4 }), 40, 0.0, &g);
+        let f = of(
+            &node(8),
+            &pod(GpuDemand::Whole { count: 4 }),
+            40,
+            0.0,
+            &g,
+            None,
+        );
         assert_eq!(f[MULTI + 3], 4.0 / 8.0);
+    }
+
+    #[test]
+    fn a_share_reads_the_least_change_of_the_device_cost_table_and_other_pods_nothing() {
+        let g = Globals {
+            load: 0.2,
+            frag: 0.1,
+            cpu_per_gpu: 8_000.0,
+        };
+        // A cost of 1 per free milli, with idle devices at 0: a share on an idle device costs
+        // its leftover, so with every device idle a 300 share reads 700 milli, 0.7 GPUs.
+        let mut values: Vec<f64> = (0..101).map(|k| k as f64 * 10.0).collect();
+        values[100] = 0.0;
+        let t = DeviceCosts { values };
+        let share = pod(GpuDemand::Shared { milli: 300 });
+        assert_eq!(
+            of(&node(8), &share, 40, 0.0, &g, Some(&t))[DEVICE_COST],
+            0.7
+        );
+        assert_eq!(of(&node(8), &share, 40, 0.0, &g, None)[DEVICE_COST], 0.0);
+        let whole = pod(GpuDemand::Whole { count: 1 });
+        assert_eq!(
+            of(&node(8), &whole, 40, 0.0, &g, Some(&t))[DEVICE_COST],
+            0.0
+        );
     }
 }

@@ -17,7 +17,8 @@
 //! names the workloads the weights were trained on (`support.rs`) and `experts` other weights
 //! for other workloads (`experts.rs`); both were added to version 1 on 2026-12-06, files
 //! without them read and hash as before, and an allot older than that refuses a file with them
-//! as "not a policy file", naming the field. Features are only ever
+//! as "not a policy file", naming the field. The optional `device_costs` (of the file or an
+//! expert; `costs.rs`) was added to version 1 on 2026-12-07 the same way. Features are only ever
 //! appended: a file written before one was added lists a prefix of [`NAMES`], and the features
 //! it does not list read weight 0 (its hash stays the one it was written with).
 
@@ -26,6 +27,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::costs::DeviceCosts;
 use super::features::{COUNT, NAMES};
 use super::support::Support;
 use crate::policy::keyed_hash;
@@ -114,6 +116,10 @@ pub struct PolicyFile {
     /// Other weights for workloads outside `support`, each within its own (`experts.rs`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub experts: Vec<Expert>,
+    /// The learned per-device cost table of `device_cost_change` (`costs.rs`); absent in
+    /// files without one, whose shares take FGD's device.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_costs: Option<DeviceCosts>,
     /// Hex of the content hash ([`PolicyFile::content_hash`]).
     pub hash: String,
 }
@@ -129,6 +135,9 @@ pub struct Expert {
     /// Weights over the file's features.
     pub weights: Vec<f64>,
     pub support: Support,
+    /// Its file's device cost table, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_costs: Option<DeviceCosts>,
 }
 
 /// Why a policy file cannot be used. Messages name the file.
@@ -181,6 +190,7 @@ impl PolicyFile {
             provenance,
             support: None,
             experts: Vec::new(),
+            device_costs: None,
             hash: String::new(),
         };
         file.hash = file.content_hash();
@@ -286,6 +296,9 @@ impl PolicyFile {
         if let Some(support) = &self.support {
             support.check()?;
         }
+        if let Some(costs) = &self.device_costs {
+            costs.check()?;
+        }
         let expected = self.content_hash();
         if self.hash != expected {
             return Err(format!(
@@ -304,6 +317,9 @@ impl PolicyFile {
         for (k, e) in self.experts.iter().enumerate() {
             weights_fit(&e.weights, self.features.len()).map_err(|p| format!("expert {k}: {p}"))?;
             e.support.check().map_err(|p| format!("expert {k}: {p}"))?;
+            if let Some(costs) = &e.device_costs {
+                costs.check().map_err(|p| format!("expert {k}: {p}"))?;
+            }
         }
         Ok(())
     }

@@ -118,3 +118,46 @@ fn the_embedded_policy_is_valid() {
     let file = PolicyFile::embedded().unwrap();
     assert_eq!(file.features.len(), COUNT);
 }
+
+#[test]
+fn a_device_cost_table_reads_back_travels_with_its_expert_and_a_broken_one_is_refused() {
+    use crate::policy::learned::costs::{DeviceCosts, LEVELS};
+    use crate::policy::learned::support::{Support, WorkloadMix};
+    let table = DeviceCosts {
+        values: (0..LEVELS).map(|k| k as f64).collect(),
+    };
+    let mut file = PolicyFile::fgd_start(Provenance::default());
+    file.device_costs = Some(table.clone());
+    file.hash = file.content_hash();
+    let text = serde_json::to_string(&file).unwrap();
+    assert_eq!(PolicyFile::parse("t.json", &text).unwrap(), file);
+    // A file without a table hashes as it did before the field existed.
+    let plain = PolicyFile::fgd_start(Provenance::default());
+    assert!(
+        !serde_json::to_string(&plain)
+            .unwrap()
+            .contains("device_costs")
+    );
+    let short = text.replace("[0.0,1.0,", "[1.0,");
+    let err = PolicyFile::parse("t.json", &short).unwrap_err().to_string();
+    assert!(
+        err.contains("t.json") && err.contains("100 values, not 101"),
+        "{err}"
+    );
+    // As an expert: the combined file carries the expert's table, and so does its part.
+    let support = |mix| Support::spanning(&[WorkloadMix(mix)], 0.05);
+    let first =
+        PolicyFile::fgd_start(Provenance::default()).with_support(support([0.1, 0.3, 0.0, 0.0]));
+    let expert = file.clone().with_support(support([0.1, 1.0, 0.0, 0.0]));
+    let combined = first.with_experts(std::slice::from_ref(&expert)).unwrap();
+    assert_eq!(combined.experts[0].device_costs.as_ref(), Some(&table));
+    let text = serde_json::to_string(&combined).unwrap();
+    let read = PolicyFile::parse("c.json", &text).unwrap();
+    let part = read.part_for(&WorkloadMix([0.1, 0.98, 0.0, 0.0]));
+    assert_eq!(part.device_costs, Some(table));
+    assert_eq!(
+        read.part_for(&WorkloadMix([0.1, 0.3, 0.0, 0.0]))
+            .device_costs,
+        None
+    );
+}
