@@ -120,6 +120,7 @@ pub fn train_resumable(
             levels,
             threads,
             opts.search.dynamic.as_ref(),
+            opts.search.device_costs(),
             &mut || tick("validate"),
         );
         e.swap_remove(0)

@@ -45,6 +45,14 @@ pub fn searched(opts: &SearchOptions) -> Vec<usize> {
     out
 }
 
+impl SearchOptions {
+    /// The device cost table of `--search-from`'s policy, which every candidate carries: its
+    /// weights are searched with the table in force.
+    pub fn device_costs(&self) -> Option<&crate::policy::learned::costs::DeviceCosts> {
+        self.from.as_ref().and_then(|f| f.device_costs.as_ref())
+    }
+}
+
 /// Cross-entropy method settings (`allot train --search-*` flags).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchOptions {
@@ -190,9 +198,11 @@ impl Search {
     ) -> Generation {
         let objective = opts.objective;
         let dynamic = opts.dynamic.as_ref();
+        let costs = opts.device_costs();
         if objective.uses_fgd() && self.fgd.is_none() {
             let fgd = fgd_weights();
-            let e = evaluate_traces(traces, seeds, &[fgd], levels, opts.threads, dynamic, tick);
+            let (n, d) = (opts.threads, dynamic);
+            let e = evaluate_traces(traces, seeds, &[fgd], levels, n, d, None, tick);
             self.fgd = e.into_iter().next().map(|e| e.per_trace);
         }
         // The current mean is always a candidate, so a generation never forgets it.
@@ -203,7 +213,8 @@ impl Search {
                 .collect();
             pop.push(self.weights(&point));
         }
-        let evals = evaluate_traces(traces, seeds, &pop, levels, opts.threads, dynamic, tick);
+        let (n, d) = (opts.threads, dynamic);
+        let evals = evaluate_traces(traces, seeds, &pop, levels, n, d, costs, tick);
         let fgd = self.fgd.as_deref().unwrap_or(&[]);
         let scores: Vec<f64> = evals
             .iter()

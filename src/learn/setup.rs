@@ -4,6 +4,7 @@
 
 use super::{EVALUATION_SEEDS, Options, Trace, TrainError};
 use crate::model::PodDemand;
+use crate::policy::learned::features::DEVICE_COST;
 use crate::policy::learned::{PolicyFile, Provenance, Support, WorkloadMix};
 
 /// Replays per step of training: one validation pass at the start and after every epoch,
@@ -180,12 +181,15 @@ pub(super) fn with_weights(
     let support = opts
         .support_tolerance
         .and_then(|tolerance| Support::spanning(&mixes, tolerance));
-    PolicyFile::new(
+    let mut file = PolicyFile::new(
         w.to_vec(),
         crate::policy::learned::file::DEFAULT_LEVELS,
         provenance,
-    )
-    .with_support(support)
+    );
+    // The table the search ran with, kept where its weight is (a warm start of FGD has none).
+    let weighed = w.get(DEVICE_COST).is_some_and(|&x| x != 0.0);
+    file.device_costs = opts.search.device_costs().filter(|_| weighed).cloned();
+    file.with_support(support)
 }
 
 /// The phase a checkpoint was taken in.
@@ -237,5 +241,26 @@ mod tests {
         let config = super::super::checkpoint::config(&[], &[1], &[60], &opts);
         assert!(config.contains(&("--search-from".to_string(), from.hash.clone())));
         assert!(config.contains(&("--search-hinge".to_string(), "1".to_string())));
+    }
+
+    #[test]
+    fn a_search_from_a_policy_with_a_device_cost_table_keeps_the_table_where_it_weighs() {
+        use crate::policy::learned::costs::{DeviceCosts, WEIGHT};
+        let mut from = PolicyFile::fgd_start(Provenance::default());
+        from.weights[DEVICE_COST] = WEIGHT;
+        from.device_costs = Some(DeviceCosts {
+            values: vec![1.0; 101],
+        });
+        let mut opts = Options::default();
+        opts.search.from = Some(from.clone());
+        assert_eq!(opts.search.device_costs(), from.device_costs.as_ref());
+        let kept = with_weights(&from.weights, &opts, &[], &[1], &[60]);
+        assert_eq!(kept.device_costs, from.device_costs);
+        // FGD's warm start kept instead: no weight on the table, so no table.
+        let fgd = PolicyFile::fgd_start(Provenance::default()).weights;
+        assert_eq!(
+            with_weights(&fgd, &opts, &[], &[1], &[60]).device_costs,
+            None
+        );
     }
 }

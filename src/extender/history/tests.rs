@@ -332,7 +332,21 @@ async fn a_disk_that_fills_mid_run_stops_recording_with_a_log_line_not_the_exten
     assert_eq!(recorder.stats.recording.get(), 1);
     // The disk fills: `open.csv`, rewritten (aside, then renamed) at every checkpoint, is
     // next written through a link to /dev/full, where every write fails with ENOSPC.
-    std::os::unix::fs::symlink("/dev/full", dir.path().join(".open.csv.tmp")).unwrap();
+    // A checkpoint may have its own `.open.csv.tmp` in place this instant: wait until it is
+    // renamed away (seen once on a loaded machine).
+    let tmp = dir.path().join(".open.csv.tmp");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match std::os::unix::fs::symlink("/dev/full", &tmp) {
+            Ok(()) => break,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::AlreadyExists && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err(e) => panic!("linking {} to /dev/full: {e}", tmp.display()),
+        }
+    }
     wait_for("the failure counted", || {
         recorder.stats.counted(RecordOutcome::failed) >= 1
     })

@@ -6,6 +6,7 @@
 use super::super::{Trace, episode};
 use super::dynamic::{self, DynamicSetting};
 use crate::policy::learned::PolicyFile;
+use crate::policy::learned::costs::DeviceCosts;
 use crate::sim::replay::arrivals;
 
 /// One candidate's replays: the mean over all of them, and the mean per trace.
@@ -17,7 +18,9 @@ pub struct Evaluation {
 
 /// Unallocated GPU % at 100 % arrived of each of `weights` on every trace and seed (greedy
 /// replays, no exploration), or with `dynamic` the failed GPU % of the dynamic replay,
-/// replayed on `threads` threads: the mean and the per-trace means.
+/// replayed on `threads` threads: the mean and the per-trace means. With `costs`, each
+/// candidate carries that device cost table (in force where its weight is not 0).
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate_traces(
     traces: &[Trace],
     seeds: &[u64],
@@ -25,11 +28,16 @@ pub fn evaluate_traces(
     levels: u32,
     threads: usize,
     dynamic: Option<&DynamicSetting>,
+    costs: Option<&DeviceCosts>,
     tick: &mut dyn FnMut(),
 ) -> Vec<Evaluation> {
     let files: Vec<PolicyFile> = weights
         .iter()
-        .map(|w| PolicyFile::new(w.clone(), levels, Default::default()))
+        .map(|w| {
+            let mut f = PolicyFile::new(w.clone(), levels, Default::default());
+            f.device_costs = costs.cloned();
+            f
+        })
         .collect();
     let jobs: Vec<(usize, usize, u64)> = (0..files.len())
         .flat_map(|c| (0..traces.len()).flat_map(move |t| seeds.iter().map(move |&s| (c, t, s))))
