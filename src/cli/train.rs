@@ -309,15 +309,10 @@ fn pod_traces(args: &TrainArgs, times: bool) -> anyhow::Result<Vec<Trace>> {
         .filter(|s| !s.is_empty())
     {
         let t = load_trace(name, None, &dirs)?;
-        let target = t.workload().target();
         let lifetimes = if times { t.lifetimes()? } else { None };
         traces.push(Trace {
-            name: t.name.clone(),
-            cluster: t.cluster,
-            pods: t.pods.pods,
-            target,
-            recorded: None,
             lifetimes,
+            ..Trace::of(t)
         });
     }
     Ok(traces)

@@ -76,6 +76,21 @@ pub struct Trace {
     pub lifetimes: Option<Vec<Lifetime>>,
 }
 
+impl Trace {
+    /// A loaded trace to learn from: its pods on its cluster, targeting its own workload, with
+    /// no recorded decisions and no pod times (set `lifetimes` for a dynamic run).
+    pub fn of(t: crate::sim::LoadedTrace) -> Self {
+        Trace {
+            name: t.name.clone(),
+            target: t.workload().target(),
+            cluster: t.cluster,
+            pods: t.pods.pods,
+            recorded: None,
+            lifetimes: None,
+        }
+    }
+}
+
 /// A point of the training curves.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CurvePoint {

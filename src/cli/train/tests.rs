@@ -183,15 +183,7 @@ fn a_dynamic_run_on_a_history_replays_its_departures() {
 
 #[test]
 fn a_run_starting_from_a_file_with_experts_starts_from_the_part_for_its_trace() {
-    let t = load_trace("default", None, &[]).unwrap();
-    let trace = Trace {
-        name: t.name.clone(),
-        target: t.workload().target(),
-        cluster: t.cluster,
-        pods: t.pods.pods,
-        recorded: None,
-        lifetimes: None,
-    };
+    let trace = Trace::of(load_trace("default", None, &[]).unwrap());
     let shipped = embedded_file().clone();
     // The default trace is scored by the gpushare expert (BENCHMARKS.md section 8).
     let part = combine::starting_part(shipped.clone(), std::slice::from_ref(&trace), "test");

@@ -58,15 +58,7 @@ fn the_starting_table_is_fgds_fragmentation_of_one_device() {
 
 #[test]
 fn the_search_is_seeded_and_its_curve_is_its_own_replays() {
-    let t = load_trace("default", None, &[]).unwrap();
-    let trace = Trace {
-        name: t.name.clone(),
-        target: t.workload().target(),
-        cluster: t.cluster,
-        pods: t.pods.pods,
-        recorded: None,
-        lifetimes: None,
-    };
+    let trace = Trace::of(load_trace("default", None, &[]).unwrap());
     let traces = std::slice::from_ref(&trace);
     let opts = PoolOptions {
         generations: 2,
