@@ -8,6 +8,7 @@ mod costs;
 mod curves;
 mod dynamic;
 mod history;
+mod resume;
 
 use super::usage::usage;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,7 @@ use clap::Args;
 use crate::sim::trace::window::{Bound, Window, parse_bound};
 
 use super::simulate::{parse_seeds_for, progress_bar};
-use crate::learn::checkpoint::{self, Checkpoint, Phase};
+use crate::learn::checkpoint::{self, Checkpoint};
 use crate::learn::{self, Options, Trace};
 use crate::policy::learned::PolicyFile;
 use crate::policy::learned::file::DEFAULT_LEVELS;
@@ -240,7 +241,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         .checkpoint
         .clone()
         .unwrap_or_else(|| checkpoint::default_path(&args.output));
-    let from = resume_from(args, &ckpt, &traces, &seeds, &validation, &opts)?;
+    let from = resume::from(args, &ckpt, &traces, &seeds, &validation, &opts)?;
     let bar = progress_bar(args.quiet, 0);
     let mut save = |c: &Checkpoint| checkpoint::save(&ckpt, c);
     let (file, curves) =
@@ -316,42 +317,6 @@ fn pod_traces(args: &TrainArgs, times: bool) -> anyhow::Result<Vec<Trace>> {
         });
     }
     Ok(traces)
-}
-
-/// The checkpoint to continue from (with --resume), or none (saying so when one is about to
-/// be overwritten).
-fn resume_from(
-    args: &TrainArgs,
-    ckpt: &Path,
-    traces: &[Trace],
-    seeds: &[u64],
-    validation: &[u64],
-    opts: &Options,
-) -> anyhow::Result<Option<Checkpoint>> {
-    if !args.resume {
-        if ckpt.exists() {
-            eprintln!(
-                "overwriting the checkpoint {} of an earlier run (--resume continues it)",
-                ckpt.display()
-            );
-        }
-        return Ok(None);
-    }
-    let config = checkpoint::config(traces, seeds, validation, opts);
-    let c = checkpoint::load(ckpt, &config, opts)?;
-    let total = match c.phase {
-        Phase::Supervised => opts.supervised_epochs,
-        Phase::QLearning => opts.epochs,
-        Phase::Search => opts.search.generations,
-    };
-    eprintln!(
-        "resuming from {}: {} {} of {total} done, {:.0} s of training before",
-        ckpt.display(),
-        c.phase.name(),
-        c.done,
-        c.elapsed.as_secs_f64()
-    );
-    Ok(Some(c))
 }
 
 fn search_options(

@@ -45,14 +45,6 @@ pub fn searched(opts: &SearchOptions) -> Vec<usize> {
     out
 }
 
-impl SearchOptions {
-    /// The device cost table of `--search-from`'s policy, which every candidate carries: its
-    /// weights are searched with the table in force.
-    pub fn device_costs(&self) -> Option<&crate::policy::learned::costs::DeviceCosts> {
-        self.from.as_ref().and_then(|f| f.device_costs.as_ref())
-    }
-}
-
 /// Cross-entropy method settings (`allot train --search-*` flags).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchOptions {

@@ -9,6 +9,14 @@ use crate::policy::learned::PolicyFile;
 use crate::policy::learned::costs::DeviceCosts;
 use crate::sim::replay::arrivals;
 
+impl super::SearchOptions {
+    /// The device cost table of `--search-from`'s policy, which every candidate carries: its
+    /// weights are searched with the table in force.
+    pub fn device_costs(&self) -> Option<&DeviceCosts> {
+        self.from.as_ref().and_then(|f| f.device_costs.as_ref())
+    }
+}
+
 /// One candidate's replays: the mean over all of them, and the mean per trace.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Evaluation {
