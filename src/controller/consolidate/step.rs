@@ -200,7 +200,11 @@ impl Loop {
                 }
             }
             record.moves[i].evicted = true;
-            self.hold(pod, &record).await?;
+            // The last move's mark goes out with the phase below, in one write: a reader never
+            // sees every move done and the phase still `Evicting`.
+            if record.moves[i + 1..].iter().any(|m| !m.evicted) {
+                self.hold(pod, &record).await?;
+            }
         }
         record.phase = Phase::Holding;
         self.metrics.consolidation_planned("moved");

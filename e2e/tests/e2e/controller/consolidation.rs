@@ -336,8 +336,14 @@ async fn scenario(cluster: &Cluster, ns: &str, model: &str, a: &str, b: &str) ->
         moved.iter().all(|uid| old.contains(&uid)),
         "events on {moved:?}, not on the moved pods {old:?}"
     );
-    let record = annotation(&pods, "big").await?;
-    ensure!(record.contains("\"phase\":\"Holding\""), "record: {record}");
+    // The successor writes each move's Event before the record that counts it, and the
+    // phase `Holding` last: wait for it rather than read the record once.
+    poll("the record to say Holding", WAIT, || async {
+        let record = annotation(&pods, "big").await?;
+        Ok(record.contains("\"phase\":\"Holding\"").then_some(()))
+    })
+    .await
+    .with_context(|| format!("successor's log:\n{}", controller.log_tail(30)))?;
     let metrics = curl_ok(&[format!("http://{admin}/metrics")])?;
     let value = |series: &str| -> f64 {
         metrics
