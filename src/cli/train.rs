@@ -207,18 +207,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         );
     }
     if args.costs.device_costs > 0 {
-        let (s, v, o) = (&seeds, &validation, &args.output);
-        return costs::run(
-            &args.costs,
-            &traces,
-            s,
-            v,
-            start,
-            args.threads,
-            args.seed,
-            args.quiet,
-            o,
-        );
+        let (s, v) = (&seeds, &validation);
+        return costs::run(args, &traces, s, v, start, &curves_dir(args));
     }
     let mut search = search_options(args, setting)?;
     search.from = search
@@ -258,11 +248,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     }
     file.save(&args.output)
         .with_context(|| format!("writing {}", args.output.display()))?;
-    let dir = args.curves.clone().unwrap_or_else(|| {
-        args.output
-            .parent()
-            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
-    });
+    let dir = curves_dir(args);
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let dynamic = args.dynamic.dynamic;
     std::fs::write(dir.join("curves.csv"), curves_csv(&curves, dynamic))?;
@@ -367,3 +353,12 @@ fn search_options(
 
 #[cfg(test)]
 mod tests;
+
+/// Where the curves go: --curves, else beside the policy file.
+fn curves_dir(args: &TrainArgs) -> PathBuf {
+    args.curves.clone().unwrap_or_else(|| {
+        args.output
+            .parent()
+            .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+    })
+}

@@ -110,15 +110,11 @@ pub fn replay(arrivals: &[PodDemand], gpus: u64, costs: &DeviceCosts) -> f64 {
             }
             GpuDemand::Shared { milli } => {
                 let m = milli as u16;
-                let mut best: Option<(u16, f64)> = None;
+                // One candidate per free level held by some device, as the simulator's nodes
+                // offer one per device: the same rule picks among them.
                 let levels = (m..FULL).filter(|&f| count[usize::from(f)] > 0);
-                for f in levels.chain((idle > 0).then_some(FULL)) {
-                    let c = costs.change(f, m);
-                    if best.is_none_or(|(_, bc)| c < bc) {
-                        best = Some((f, c));
-                    }
-                }
-                if let Some((f, _)) = best {
+                let candidates = levels.chain((idle > 0).then_some(FULL)).map(|f| (f, f));
+                if let Some((f, _)) = costs.best_of(candidates, m) {
                     if f == FULL {
                         idle -= 1;
                     } else {

@@ -22,7 +22,7 @@ use crate::policy::learned::features::{self, COUNT, NODE_SHAPE};
 use crate::rng::Rng;
 pub use dynamic::DynamicSetting;
 pub use objective::Objective;
-pub use replays::{Evaluation, evaluate_traces};
+pub use replays::{Evaluation, evaluate_files, evaluate_traces};
 
 /// Weights the search moves: the features of the node after the placement and the model
 /// match (not FGD's score, frozen at 1, nor the per-decision constants).

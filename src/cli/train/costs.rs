@@ -13,16 +13,15 @@ use clap::Args;
 
 use super::super::simulate::progress_bar;
 use super::super::usage::usage;
+use super::TrainArgs;
 use super::curves::{curves_csv, curves_svg};
 use crate::learn::CurvePoint;
 use crate::learn::Trace;
-use crate::learn::episode;
 use crate::learn::pool::{self, PoolOptions};
+use crate::learn::search::evaluate_files;
 use crate::policy::learned::PolicyFile;
 use crate::policy::learned::costs::{DeviceCosts, WEIGHT};
 use crate::policy::learned::features::DEVICE_COST;
-use crate::sim::parallel::run_indexed;
-use crate::sim::replay::arrivals;
 
 #[derive(Debug, Args)]
 pub struct TrainCostsArgs {
@@ -44,19 +43,17 @@ pub struct TrainCostsArgs {
     pub device_costs_elite: u64,
 }
 
-/// Run the --device-costs mode: `start` is the starting policy (None: FGD's warm start).
-#[allow(clippy::too_many_arguments)]
+/// Run the --device-costs mode of `train` on `traces`: `start` is the starting policy (None:
+/// FGD's warm start), the curves go to `curves` (a directory).
 pub fn run(
-    args: &TrainCostsArgs,
+    train: &TrainArgs,
     traces: &[Trace],
     seeds: &[u64],
     validation: &[u64],
     start: Option<PolicyFile>,
-    threads: Option<u64>,
-    seed: u64,
-    quiet: bool,
-    output: &Path,
+    curves_dir: &Path,
 ) -> anyhow::Result<ExitCode> {
+    let (args, seed, output) = (&train.costs, train.seed, train.output.as_path());
     // The same refusals as training's: no trace without GPU pods, no evaluation seed.
     crate::learn::check(traces, seeds, validation, &crate::learn::Options::default())?;
     if validation.is_empty() {
@@ -74,7 +71,7 @@ pub fn run(
         generations: args.device_costs,
         population: args.device_costs_population as usize,
         elite: args.device_costs_elite as usize,
-        threads: threads.map_or(defaults.threads, |t| t as usize),
+        threads: train.threads.map_or(defaults.threads, |t| t as usize),
         seed,
         ..defaults
     };
@@ -95,7 +92,7 @@ pub fn run(
     }];
     // The best on the simulator's validation replays, the start included (it wins ties).
     let mut best: (f64, usize, Option<DeviceCosts>) = (base, 0, None);
-    let bar = progress_bar(quiet, opts.generations);
+    let bar = progress_bar(train.quiet, opts.generations);
     bar.set_message("generations of the device cost table (pooled model, then validated)");
     pool::search(traces, seeds, &opts, |g, table| {
         let v = validation_of(&with(table));
@@ -159,16 +156,15 @@ pub fn run(
     file.hash = file.content_hash();
     file.save(output)
         .with_context(|| format!("writing {}", output.display()))?;
-    let dir = output
-        .parent()
-        .map_or_else(|| std::path::PathBuf::from("."), Path::to_path_buf);
-    std::fs::write(dir.join("curves.csv"), curves_csv(&curves, false))?;
-    std::fs::write(dir.join("curves.svg"), curves_svg(&curves, false)?)?;
+    std::fs::create_dir_all(curves_dir)
+        .with_context(|| format!("creating {}", curves_dir.display()))?;
+    std::fs::write(curves_dir.join("curves.csv"), curves_csv(&curves, false))?;
+    std::fs::write(curves_dir.join("curves.svg"), curves_svg(&curves, false)?)?;
     eprintln!(
         "wrote {} (hash {}) and {}/curves.{{csv,svg}}",
         output.display(),
         file.hash,
-        dir.display()
+        curves_dir.display()
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -182,21 +178,8 @@ fn join(seeds: &[u64]) -> String {
 }
 
 /// The mean unallocated GPU % at 100 % arrived of `file` over `traces` x `seeds`, replayed by
-/// the simulator (summed in a fixed order: the thread count changes nothing).
+/// the simulator as the policy search replays its candidates.
 fn validate(traces: &[Trace], seeds: &[u64], file: &PolicyFile, threads: usize) -> f64 {
-    let jobs: Vec<(usize, u64)> = (0..traces.len())
-        .flat_map(|t| seeds.iter().map(move |&s| (t, s)))
-        .collect();
-    let pct = run_indexed(
-        jobs.len(),
-        threads,
-        |j| {
-            let (t, s) = jobs[j];
-            let t = &traces[t];
-            let arr = arrivals(&t.pods, t.cluster.gpu_capacity_milli(), s);
-            episode::score(&t.cluster, &t.target, &arr, file, s)
-        },
-        |_, _| {},
-    );
-    pct.iter().sum::<f64>() / jobs.len().max(1) as f64
+    let files = std::slice::from_ref(file);
+    evaluate_files(traces, seeds, files, threads, None, &mut || {})[0].mean
 }

@@ -200,6 +200,8 @@ fn device_costs_keep_the_table_only_if_the_simulator_validates_it_and_say_what_t
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join("p.json");
     let f = file.display().to_string();
+    let curves = out.path().join("curves-here");
+    let c = curves.display().to_string();
     let argv = [
         "--pods",
         "default",
@@ -207,6 +209,8 @@ fn device_costs_keep_the_table_only_if_the_simulator_validates_it_and_say_what_t
         "1",
         "--validation-seeds",
         "60",
+        "--curves",
+        &c,
         "--device-costs",
         "1",
         "--device-costs-population",
@@ -221,7 +225,10 @@ fn device_costs_keep_the_table_only_if_the_simulator_validates_it_and_say_what_t
     ];
     assert_eq!(run(&flags(&argv)).unwrap(), ExitCode::SUCCESS);
     let written = PolicyFile::load(&file).unwrap();
-    let csv = std::fs::read_to_string(out.path().join("curves.csv")).unwrap();
+    // The curves go where --curves says, not beside the policy file.
+    assert!(!out.path().join("curves.csv").exists());
+    assert!(curves.join("curves.svg").exists());
+    let csv = std::fs::read_to_string(curves.join("curves.csv")).unwrap();
     let rows: Vec<Vec<&str>> = csv
         .lines()
         .skip(1)

@@ -47,6 +47,18 @@ pub fn evaluate_traces(
             f
         })
         .collect();
+    evaluate_files(traces, seeds, &files, threads, dynamic, tick)
+}
+
+/// [`evaluate_traces`] of whole policy files (their support and device cost table in force).
+pub fn evaluate_files(
+    traces: &[Trace],
+    seeds: &[u64],
+    files: &[PolicyFile],
+    threads: usize,
+    dynamic: Option<&DynamicSetting>,
+    tick: &mut dyn FnMut(),
+) -> Vec<Evaluation> {
     let jobs: Vec<(usize, usize, u64)> = (0..files.len())
         .flat_map(|c| (0..traces.len()).flat_map(move |t| seeds.iter().map(move |&s| (c, t, s))))
         .collect();
@@ -57,7 +69,7 @@ pub fn evaluate_traces(
     std::thread::scope(|scope| {
         let threads = threads.clamp(1, jobs.len().max(1));
         for part in 0..threads {
-            let (tx, jobs, files) = (tx.clone(), &jobs, &files);
+            let (tx, jobs) = (tx.clone(), &jobs);
             scope.spawn(move || {
                 for (j, &(c, t, s)) in jobs.iter().enumerate().skip(part).step_by(threads) {
                     let t = &traces[t];

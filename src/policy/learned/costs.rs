@@ -57,21 +57,33 @@ impl DeviceCosts {
     /// The device of `free` (each device's free milli) a share of `milli` takes: the least
     /// change, then the fullest, then the first; with that change in GPUs.
     pub fn best(&self, free: &[u16], milli: u16) -> Option<(usize, f64)> {
-        let mut best: Option<(usize, f64)> = None;
-        for (i, &f) in free.iter().enumerate() {
+        self.best_of(free.iter().copied().enumerate(), milli)
+            .map(|(i, c)| (i, c / 1000.0))
+    }
+
+    /// The rule behind [`best`](Self::best), over any `candidates` (a key and its free milli):
+    /// of those that fit `milli`, the least change, then the fewest free milli, then the first;
+    /// its key and change in milli. The pooled model (`learn::pool`) places by this rule too.
+    pub fn best_of<K>(
+        &self,
+        candidates: impl IntoIterator<Item = (K, u16)>,
+        milli: u16,
+    ) -> Option<(K, f64)> {
+        let mut best: Option<(K, u16, f64)> = None;
+        for (key, f) in candidates {
             if f < milli {
                 continue;
             }
             let c = self.change(f, milli);
-            let better = match best {
+            let better = match &best {
                 None => true,
-                Some((b, bc)) => c < bc || (c == bc && f < free[b]),
+                Some((_, bf, bc)) => c < *bc || (c == *bc && f < *bf),
             };
             if better {
-                best = Some((i, c));
+                best = Some((key, f, c));
             }
         }
-        best.map(|(i, c)| (i, c / 1000.0))
+        best.map(|(key, _, c)| (key, c))
     }
 }
 
