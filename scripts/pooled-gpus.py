@@ -2,7 +2,7 @@
 """Unallocated GPU % at 100 % arrived with every GPU of the cluster in one pool.
 
     scripts/pooled-gpus.py [--trace-dir DIR] [--pods T1,T2|published] [--seeds 42-51]
-                           [--rules bf,fgd]
+                           [--rules bf,fgd,bfd,table] [--table POLICY.json]
 
 A relaxation of the FGD replay (../shared/traces/README-benchmark-notes.md, sections 3 and 4)
 that asks how much of a trace's unallocated GPU is the packing of GPU shares alone. The cluster
@@ -14,6 +14,10 @@ an online rule, seeing only the pods so far (it is never held back while one fit
   fgd  FGD's device-level rule: the device whose fragmentation grows least, a device's
        fragmentation being its free milli times the share of the trace's GPU pods (by count)
        that cannot use it (whole-GPU pods cannot use a partly used device); ties by best fit;
+  table  a learned device cost table (`allot train --device-costs`, BENCHMARKS.md section 8):
+       the device of least V(f - s) - V(f), then the fullest, V read at the free milli's
+       10-milli level from the policy file given by --table (its top-level device_costs);
+       the rule of `DeviceCosts::best_of` in src/policy/learned/costs.rs;
   bfd  hindsight, not online: the shares that arrived by 100 %, sorted largest first, each by
        best fit. If every share is placed, the whole-GPU pods fill the devices left and the
        unallocated GPU is the shares' devices' free milli, which this prints (the shares' order
@@ -97,6 +101,23 @@ def fragmentation_table(pods):
     return frag
 
 
+def load_table(path):
+    """The 101 values of a policy file's top-level device cost table, as a cost per free milli."""
+    import json
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+    except (OSError, ValueError) as e:
+        sys.exit(f"--table: cannot read {path}: {e}")
+    values = (doc.get("device_costs") or {}).get("values") if isinstance(doc, dict) else None
+    if not isinstance(values, list) or len(values) != 101:
+        sys.exit(f"--table: {path} has no top-level device_costs of 101 values "
+                 "(a combined policy keeps one per expert: give the expert's own file)")
+    if not all(isinstance(v, (int, float)) for v in values):
+        sys.exit(f"--table: {path}: device_costs values must be numbers")
+    return [float(values[min(f // 10, 100)]) for f in range(FULL + 1)]
+
+
 def replay(order, gpus, rule, frag):
     """Mean unallocated and partly used GPU % over the events at 100 % arrived."""
     capacity = gpus * FULL
@@ -127,7 +148,7 @@ def replay(order, gpus, rule, frag):
             i = bisect.bisect_left(levels, m)
             if rule == "bf":
                 f = levels[i] if i < len(levels) else (FULL if idle else None)
-            else:
+            else:  # fgd or table: frag holds the rule's cost per free milli
                 cands = levels[i:] + ([FULL] if idle else [])
                 f = min(cands, key=lambda f: (frag[f - m] - frag[f], f), default=None)
             if f is not None:
@@ -204,11 +225,15 @@ def main():
     ap.add_argument("--pods", default="default", help="traces, comma-separated, or 'published'")
     ap.add_argument("--seeds", type=seeds_arg, default=seeds_arg("42-51"))
     ap.add_argument("--rules", default="bf,fgd,bfd")
+    ap.add_argument("--table", help="policy file whose device cost table the rule 'table' uses")
     a = ap.parse_args()
     rules = a.rules.split(",")
-    bad = [r for r in rules if r not in ("bf", "fgd", "bfd")]
+    bad = [r for r in rules if r not in ("bf", "fgd", "bfd", "table")]
     if bad:
-        sys.exit(f"--rules: unknown rule {bad[0]!r} (bf, fgd or bfd)")
+        sys.exit(f"--rules: unknown rule {bad[0]!r} (bf, fgd, bfd or table)")
+    if ("table" in rules) != bool(a.table):
+        sys.exit("--rules table and --table POLICY.json go together")
+    table = load_table(a.table) if a.table else None
     node_csv = os.path.join(a.trace_dir, "openb_node_list_gpu_node.csv")
     if not os.path.isfile(node_csv):
         sys.exit(f"--trace-dir: {node_csv} not found")
@@ -228,7 +253,8 @@ def main():
             res = []
             for seed in a.seeds:
                 order = arrivals(pods, gpus * FULL, random.Random(seed))
-                r = hindsight(order, gpus) if rule == "bfd" else replay(order, gpus, rule, frag)
+                costs = table if rule == "table" else frag
+                r = hindsight(order, gpus) if rule == "bfd" else replay(order, gpus, rule, costs)
                 if r is None:
                     sys.exit(f"{t}, seed {seed}: the replay never reached 100 % arrived")
                 res.append(r)

@@ -14,9 +14,11 @@
 //! its GPU pods that cannot use them) and is seeded: one seed and thread count, one table.
 
 use super::Trace;
-use super::search::normal;
+use super::search::{evaluate_files, normal};
 use crate::model::{GpuDemand, MILLI_PER_GPU, PodDemand};
-use crate::policy::learned::costs::{DeviceCosts, LEVELS, STEP_MILLI};
+use crate::policy::learned::PolicyFile;
+use crate::policy::learned::costs::{DeviceCosts, LEVELS, STEP_MILLI, WEIGHT};
+use crate::policy::learned::features::DEVICE_COST;
 use crate::rng::Rng;
 use crate::sim::parallel::run_indexed;
 use crate::sim::replay::arrivals;
@@ -157,7 +159,7 @@ pub fn search(
     traces: &[Trace],
     seeds: &[u64],
     opts: &PoolOptions,
-    mut progress: impl FnMut(PoolGeneration, &DeviceCosts),
+    progress: impl FnMut(PoolGeneration, &DeviceCosts),
 ) -> (DeviceCosts, Vec<PoolGeneration>) {
     let jobs: Vec<(Vec<PodDemand>, u64)> = traces
         .iter()
@@ -169,12 +171,69 @@ pub fn search(
             })
         })
         .collect();
-    let mut mean = traces.first().map_or_else(
+    let start = traces.first().map_or_else(
         || DeviceCosts {
             values: vec![0.0; LEVELS],
         },
         |t| fgd_table(&t.pods),
     );
+    let score_all = |tables: &[DeviceCosts]| {
+        run_indexed(
+            tables.len(),
+            opts.threads,
+            |i| score(&jobs, &tables[i]),
+            |_, _| {},
+        )
+    };
+    cross_entropy(start, opts, score_all, progress)
+}
+
+/// Search the table of `start` (FGD's fragmentation if it has none) in the simulator itself:
+/// every candidate is `start` with that table in force, replayed on `traces` x `seeds`. The
+/// pool leaves out the nodes' CPU and memory, which decide where a share may go; here they
+/// are in, at a replay's cost (a few hundred ms, where the pool's takes milliseconds).
+pub fn search_simulated(
+    traces: &[Trace],
+    seeds: &[u64],
+    start: &PolicyFile,
+    opts: &PoolOptions,
+    progress: impl FnMut(PoolGeneration, &DeviceCosts),
+) -> (DeviceCosts, Vec<PoolGeneration>) {
+    let table = start
+        .device_costs
+        .clone()
+        .or_else(|| traces.first().map(|t| fgd_table(&t.pods)));
+    let table = table.unwrap_or_else(|| DeviceCosts {
+        values: vec![0.0; LEVELS],
+    });
+    let score_all = |tables: &[DeviceCosts]| {
+        let files: Vec<PolicyFile> = tables.iter().map(|t| with_table(start, t)).collect();
+        evaluate_files(traces, seeds, &files, opts.threads, None, &mut || {})
+            .into_iter()
+            .map(|e| e.mean)
+            .collect()
+    };
+    cross_entropy(table, opts, score_all, progress)
+}
+
+/// `file` with `table` in force at the table's weight.
+pub fn with_table(file: &PolicyFile, table: &DeviceCosts) -> PolicyFile {
+    let mut f = file.clone();
+    f.weights[DEVICE_COST] = WEIGHT;
+    f.device_costs = Some(table.clone());
+    f
+}
+
+/// The cross-entropy method from `start`: each generation draws `opts.population` tables
+/// around the mean, scores them all at once with `score_all` (lower is better), and moves the
+/// mean and spread to its elite's.
+fn cross_entropy(
+    start: DeviceCosts,
+    opts: &PoolOptions,
+    mut score_all: impl FnMut(&[DeviceCosts]) -> Vec<f64>,
+    mut progress: impl FnMut(PoolGeneration, &DeviceCosts),
+) -> (DeviceCosts, Vec<PoolGeneration>) {
+    let mut mean = start;
     let mut sigma = vec![opts.sigma; LEVELS];
     let mut rng = Rng::derive(opts.seed, STREAM_POOL);
     let mut curve = Vec::new();
@@ -186,12 +245,7 @@ pub fn search(
                     .collect(),
             })
             .collect();
-        let scores = run_indexed(
-            population.len(),
-            opts.threads,
-            |i| score(&jobs, &population[i]),
-            |_, _| {},
-        );
+        let scores = score_all(&population);
         let mut order: Vec<usize> = (0..population.len()).collect();
         order.sort_by(|&a, &b| scores[a].total_cmp(&scores[b]));
         let elite: Vec<&DeviceCosts> = order
@@ -209,7 +263,7 @@ pub fn search(
         let g = PoolGeneration {
             generation,
             best: scores[order[0]],
-            mean: score(&jobs, &mean),
+            mean: score_all(std::slice::from_ref(&mean))[0],
         };
         progress(g, &mean);
         curve.push(g);

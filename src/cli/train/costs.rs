@@ -18,10 +18,10 @@ use super::curves::{curves_csv, curves_svg};
 use crate::learn::CurvePoint;
 use crate::learn::Trace;
 use crate::learn::pool::{self, PoolOptions};
+use crate::learn::pool::{PoolGeneration, search_simulated};
 use crate::learn::search::evaluate_files;
 use crate::policy::learned::PolicyFile;
 use crate::policy::learned::costs::{DeviceCosts, WEIGHT};
-use crate::policy::learned::features::DEVICE_COST;
 
 #[derive(Debug, Args)]
 pub struct TrainCostsArgs {
@@ -41,6 +41,28 @@ pub struct TrainCostsArgs {
     /// The best tables of a generation that set the next one's mean and spread.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub device_costs_elite: u64,
+    /// Where --device-costs scores its tables: `pool` (the pooled model, from FGD's
+    /// fragmentation) or `simulator` (the simulator's replays of --pods x --seeds, from the
+    /// starting policy's own table; a few hundred times slower, with the nodes' limits in).
+    #[arg(long, value_enum, default_value_t = CostsIn::Pool)]
+    pub device_costs_in: CostsIn,
+    /// The initial spread of each value of the table, milli (the pool's default: 60).
+    #[arg(long, default_value_t = 60.0, value_parser = positive)]
+    pub device_costs_sigma: f64,
+}
+
+/// Where `--device-costs` scores its tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CostsIn {
+    Pool,
+    Simulator,
+}
+
+fn positive(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 => Ok(v),
+        _ => Err(format!("{text:?} is not a positive number of milli")),
+    }
 }
 
 /// Run the --device-costs mode of `train` on `traces`: `start` is the starting policy (None:
@@ -72,16 +94,12 @@ pub fn run(
         population: args.device_costs_population as usize,
         elite: args.device_costs_elite as usize,
         threads: train.threads.map_or(defaults.threads, |t| t as usize),
+        sigma: args.device_costs_sigma,
         seed,
         ..defaults
     };
     let start = start.unwrap_or_else(|| PolicyFile::fgd_start(Default::default()));
-    let with = |table: &DeviceCosts| {
-        let mut f = start.clone();
-        f.weights[DEVICE_COST] = WEIGHT;
-        f.device_costs = Some(table.clone());
-        f
-    };
+    let with = |table: &DeviceCosts| pool::with_table(&start, table);
     let validation_of = |f: &PolicyFile| validate(traces, validation, f, opts.threads);
     let base = validation_of(&start);
     let mut curves = vec![CurvePoint {
@@ -93,8 +111,8 @@ pub fn run(
     // The best on the simulator's validation replays, the start included (it wins ties).
     let mut best: (f64, usize, Option<DeviceCosts>) = (base, 0, None);
     let bar = progress_bar(train.quiet, opts.generations);
-    bar.set_message("generations of the device cost table (pooled model, then validated)");
-    pool::search(traces, seeds, &opts, |g, table| {
+    bar.set_message("generations of the device cost table (scored, then validated)");
+    let mut step = |g: PoolGeneration, table: &DeviceCosts| {
         let v = validation_of(&with(table));
         if v < best.0 {
             best = (v, g.generation, Some(table.clone()));
@@ -107,11 +125,21 @@ pub fn run(
             validation_unallocated_pct: v,
         });
         bar.set_position(g.generation as u64);
-    });
+    };
+    let model = match args.device_costs_in {
+        CostsIn::Pool => {
+            pool::search(traces, seeds, &opts, &mut step);
+            "pooled model"
+        }
+        CostsIn::Simulator => {
+            search_simulated(traces, seeds, &start, &opts, &mut step);
+            "simulator"
+        }
+    };
     bar.finish_and_clear();
     for c in &curves {
         eprintln!(
-            "{:<12} generation {:>3}: pooled model {:>7.3} %, validation {:.3} % (the simulator, seeds {})",
+            "{:<12} generation {:>3}: {model} {:>7.3} %, validation {:.3} % (the simulator, seeds {})",
             c.phase,
             c.epoch,
             -c.train_reward,
@@ -132,7 +160,7 @@ pub fn run(
         p.phases
             .push(format!("device costs started from policy {}", start.hash));
         p.phases.push(format!(
-            "device costs: pooled model, {} generations on {} x seeds {}",
+            "device costs: {model}, {} generations on {} x seeds {}",
             opts.generations,
             traces
                 .iter()

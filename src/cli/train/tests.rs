@@ -260,3 +260,69 @@ fn device_costs_keep_the_table_only_if_the_simulator_validates_it_and_say_what_t
     let err = run(&flags(&eval)).unwrap_err().to_string();
     assert!(err.contains("42"), "{err}");
 }
+
+#[test]
+fn device_costs_in_the_simulator_start_from_the_policys_own_table() {
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("p.json");
+    let f = file.display().to_string();
+    let start = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/policies/experts/gpushare-costs.json"
+    );
+    let argv = [
+        "--pods",
+        "default",
+        "--seeds",
+        "1",
+        "--validation-seeds",
+        "60",
+        "--policy-file",
+        start,
+        "--device-costs",
+        "1",
+        "--device-costs-in",
+        "simulator",
+        "--device-costs-sigma",
+        "1",
+        "--device-costs-population",
+        "2",
+        "--device-costs-elite",
+        "1",
+        "--threads",
+        "2",
+        "-q",
+        "-o",
+        &f,
+    ];
+    assert_eq!(run(&flags(&argv)).unwrap(), ExitCode::SUCCESS);
+    let written = PolicyFile::load(&file).unwrap();
+    let own = PolicyFile::load(Path::new(start)).unwrap();
+    let (own_table, table) = (own.device_costs.unwrap(), written.device_costs.unwrap());
+    // Kept or not, the table is the start's or one drawn 1 milli around it (not FGD's).
+    let off = own_table
+        .values
+        .iter()
+        .zip(&table.values)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(off < 10.0, "the table moved {off} milli from the start's");
+    if written.provenance.kept.starts_with("device costs") {
+        assert!(
+            written
+                .provenance
+                .phases
+                .iter()
+                .any(|p| p.contains("simulator"))
+        );
+    } else {
+        assert_eq!(written.weights, own.weights);
+    }
+    for bad in ["0", "-1", "nan"] {
+        let sigma = format!("--device-costs-sigma={bad}");
+        let argv = ["--device-costs", "1", sigma.as_str()];
+        let err = <Line as clap::Parser>::try_parse_from(std::iter::once("train").chain(argv))
+            .unwrap_err();
+        assert!(err.to_string().contains("positive number"), "{err}");
+    }
+}
