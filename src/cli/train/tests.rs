@@ -195,22 +195,16 @@ fn a_run_starting_from_a_file_with_experts_starts_from_the_part_for_its_trace() 
     assert_eq!(again, plain, "a file without experts is used as it is");
 }
 
-#[test]
-fn device_costs_keep_the_table_only_if_the_simulator_validates_it_and_say_what_they_did() {
-    let out = tempfile::tempdir().unwrap();
-    let file = out.path().join("p.json");
-    let f = file.display().to_string();
-    let curves = out.path().join("curves-here");
-    let c = curves.display().to_string();
-    let argv = [
+/// `allot train` flags for one generation of two tables on the bundled trace, seed 1,
+/// validated on seed 60, written to `out`, then `extra`.
+fn one_table_generation<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut argv = vec![
         "--pods",
         "default",
         "--seeds",
         "1",
         "--validation-seeds",
         "60",
-        "--curves",
-        &c,
         "--device-costs",
         "1",
         "--device-costs-population",
@@ -221,9 +215,23 @@ fn device_costs_keep_the_table_only_if_the_simulator_validates_it_and_say_what_t
         "2",
         "-q",
         "-o",
-        &f,
+        out,
     ];
-    assert_eq!(run(&flags(&argv)).unwrap(), ExitCode::SUCCESS);
+    argv.extend_from_slice(extra);
+    argv
+}
+
+#[test]
+fn device_costs_keep_the_table_only_if_the_simulator_validates_it_and_say_what_they_did() {
+    let out = tempfile::tempdir().unwrap();
+    let file = out.path().join("p.json");
+    let f = file.display().to_string();
+    let curves = out.path().join("curves-here");
+    let c = curves.display().to_string();
+    assert_eq!(
+        run(&flags(&one_table_generation(&f, &["--curves", &c]))).unwrap(),
+        ExitCode::SUCCESS
+    );
     let written = PolicyFile::load(&file).unwrap();
     // The curves go where --curves says, not beside the policy file.
     assert!(!out.path().join("curves.csv").exists());
@@ -270,31 +278,15 @@ fn device_costs_in_the_simulator_start_from_the_policys_own_table() {
         env!("CARGO_MANIFEST_DIR"),
         "/policies/experts/gpushare-costs.json"
     );
-    let argv = [
-        "--pods",
-        "default",
-        "--seeds",
-        "1",
-        "--validation-seeds",
-        "60",
+    let simulated = [
         "--policy-file",
         start,
-        "--device-costs",
-        "1",
         "--device-costs-in",
         "simulator",
         "--device-costs-sigma",
         "1",
-        "--device-costs-population",
-        "2",
-        "--device-costs-elite",
-        "1",
-        "--threads",
-        "2",
-        "-q",
-        "-o",
-        &f,
     ];
+    let argv = one_table_generation(&f, &simulated);
     assert_eq!(run(&flags(&argv)).unwrap(), ExitCode::SUCCESS);
     let written = PolicyFile::load(&file).unwrap();
     let own = PolicyFile::load(Path::new(start)).unwrap();
