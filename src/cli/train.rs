@@ -168,6 +168,8 @@ pub struct TrainArgs {
 }
 
 pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
+    // Before any training: a run must not end in "cannot write" after its work is done.
+    prepare_output(&args.output)?;
     if !args.combine.is_empty() {
         return combine::run(&args.combine, &args.output);
     }
@@ -361,4 +363,21 @@ fn curves_dir(args: &TrainArgs) -> PathBuf {
             .parent()
             .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
     })
+}
+
+/// Make -o's directory if it is missing; refuse a directory as -o.
+fn prepare_output(output: &Path) -> anyhow::Result<()> {
+    if output.is_dir() {
+        usage!("-o {} is a directory, not a policy file", output.display());
+    }
+    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        usage!(
+            "-o {}: cannot create {}: {e}",
+            output.display(),
+            dir.display()
+        );
+    }
+    Ok(())
 }

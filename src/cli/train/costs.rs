@@ -95,8 +95,9 @@ pub fn run(
         elite: args.device_costs_elite as usize,
         threads: train.threads.map_or(defaults.threads, |t| t as usize),
         sigma: args.device_costs_sigma,
+        // A spread set below the floor keeps to itself.
+        min_sigma: defaults.min_sigma.min(args.device_costs_sigma),
         seed,
-        ..defaults
     };
     let start = start.unwrap_or_else(|| PolicyFile::fgd_start(Default::default()));
     let with = |table: &DeviceCosts| pool::with_table(&start, table);

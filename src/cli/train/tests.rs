@@ -224,7 +224,8 @@ fn one_table_generation<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 #[test]
 fn device_costs_keep_the_table_only_if_the_simulator_validates_it_and_say_what_they_did() {
     let out = tempfile::tempdir().unwrap();
-    let file = out.path().join("p.json");
+    // -o's missing directories are made before the run, not found missing after it.
+    let file = out.path().join("new/dir/p.json");
     let f = file.display().to_string();
     let curves = out.path().join("curves-here");
     let c = curves.display().to_string();
@@ -234,7 +235,7 @@ fn device_costs_keep_the_table_only_if_the_simulator_validates_it_and_say_what_t
     );
     let written = PolicyFile::load(&file).unwrap();
     // The curves go where --curves says, not beside the policy file.
-    assert!(!out.path().join("curves.csv").exists());
+    assert!(!out.path().join("new/dir/curves.csv").exists());
     assert!(curves.join("curves.svg").exists());
     let csv = std::fs::read_to_string(curves.join("curves.csv")).unwrap();
     let rows: Vec<Vec<&str>> = csv
@@ -317,4 +318,18 @@ fn device_costs_in_the_simulator_start_from_the_policys_own_table() {
             .unwrap_err();
         assert!(err.to_string().contains("positive number"), "{err}");
     }
+}
+
+#[test]
+fn an_output_that_cannot_be_written_is_refused_before_training() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().display().to_string();
+    let err = run(&flags(&["--epochs", "1", "-o", &dir])).unwrap_err();
+    assert!(err.to_string().contains("is a directory"), "{err}");
+    assert_eq!(super::super::usage::exit_code(&err), ExitCode::from(2));
+    let file = out.path().join("f");
+    std::fs::write(&file, "").unwrap();
+    let under = file.join("p.json").display().to_string();
+    let err = run(&flags(&["--epochs", "1", "-o", &under])).unwrap_err();
+    assert!(err.to_string().contains("cannot create"), "{err}");
 }
