@@ -147,6 +147,9 @@ pub struct SimulateArgs {
 }
 
 pub fn run(args: &SimulateArgs) -> anyhow::Result<ExitCode> {
+    if let Some(dir) = &args.out {
+        super::usage::create_output_dir("--out", dir)?;
+    }
     if args.dynamic.dynamic || args.dynamic != dynamic::DynamicArgs::default() {
         return dynamic::run(args);
     }

@@ -10,7 +10,7 @@ mod dynamic;
 mod history;
 mod resume;
 
-use super::usage::usage;
+use super::usage::{create_output_dir, usage};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -370,14 +370,8 @@ fn prepare_output(output: &Path) -> anyhow::Result<()> {
     if output.is_dir() {
         usage!("-o {} is a directory, not a policy file", output.display());
     }
-    if let Some(dir) = output.parent().filter(|d| !d.as_os_str().is_empty())
-        && let Err(e) = std::fs::create_dir_all(dir)
-    {
-        usage!(
-            "-o {}: cannot create {}: {e}",
-            output.display(),
-            dir.display()
-        );
+    match output.parent() {
+        Some(dir) => create_output_dir("-o's directory", dir),
+        None => Ok(()),
     }
-    Ok(())
 }

@@ -18,6 +18,18 @@ macro_rules! usage {
 }
 pub(crate) use usage;
 
+/// Make the directory `dir` that `flag` names, before the run it is for, so that a run never
+/// ends in "cannot create" once its work is done: a path that cannot be one is bad input.
+pub fn create_output_dir(flag: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    if dir.as_os_str().is_empty() {
+        return Ok(());
+    }
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        usage!("{flag} {}: cannot create it: {e}", dir.display());
+    }
+    Ok(())
+}
+
 /// The process exit code for `err`: 2 when it is bad input (anywhere in its chain), else 1.
 pub fn exit_code(err: &anyhow::Error) -> ExitCode {
     let bad_input = err.chain().any(|e| {

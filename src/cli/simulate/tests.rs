@@ -167,3 +167,19 @@ fn a_recorded_history_directory_replays() {
         "{err}"
     );
 }
+
+/// An --out that cannot be a directory is refused before any replay (exit 2), not after.
+#[test]
+fn an_out_directory_that_cannot_be_made_is_refused_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("f");
+    std::fs::write(&file, "").unwrap();
+    let out = file.join("runs").display().to_string();
+    let err = run(&flags(&["--out", &out, "--seeds", "42", "-q"]).unwrap()).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("--out {out}: cannot create it")),
+        "{err}"
+    );
+    assert_eq!(crate::cli::usage::exit_code(&err), ExitCode::from(2));
+}
