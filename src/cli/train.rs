@@ -173,6 +173,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     if !args.combine.is_empty() {
         return combine::run(&args.combine, &args.output);
     }
+    create_output_dir("--curves", &curves_dir(args))?;
     let seeds = parse_seeds_for("--seeds", &args.seeds)?;
     let validation = parse_seeds_for("--validation-seeds", &args.validation_seeds)?;
     if !(0.0..1.0).contains(&args.gamma) {

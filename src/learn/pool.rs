@@ -12,6 +12,7 @@
 //! whose arrived GPU rounds to 100 % of capacity. The search starts from FGD's per-device
 //! fragmentation against the first trace's workload (a device's free milli times the share of
 //! its GPU pods that cannot use them) and is seeded: one seed and thread count, one table.
+//! [`search_simulated`] runs the same search with the simulator's replays as the score.
 
 use super::Trace;
 use super::search::{evaluate_files, normal};

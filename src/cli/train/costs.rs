@@ -3,7 +3,9 @@
 //! the first trace, or FGD's warm start) at the table's fixed weight. Every generation's table
 //! is replayed by the simulator on --validation-seeds, and the best there is kept, the starting
 //! policy included (the pooled model leaves out the nodes, so its best table need not be the
-//! simulator's). No other phase runs.
+//! simulator's). No other phase runs. With `--device-costs-in simulator` the search scores its
+//! tables by the simulator's replays of --pods x --seeds instead, from the starting policy's
+//! own table.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -66,7 +68,7 @@ fn positive(text: &str) -> Result<f64, String> {
 }
 
 /// Run the --device-costs mode of `train` on `traces`: `start` is the starting policy (None:
-/// FGD's warm start), the curves go to `curves` (a directory).
+/// FGD's warm start), the curves go to the directory `curves_dir`.
 pub fn run(
     train: &TrainArgs,
     traces: &[Trace],

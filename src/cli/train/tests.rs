@@ -332,4 +332,9 @@ fn an_output_that_cannot_be_written_is_refused_before_training() {
     let under = file.join("p.json").display().to_string();
     let err = run(&flags(&["--epochs", "1", "-o", &under])).unwrap_err();
     assert!(err.to_string().contains("cannot create"), "{err}");
+    let ok = out.path().join("p.json").display().to_string();
+    let argv = ["--epochs", "1", "-o", &ok, "--curves", &under];
+    let err = run(&flags(&argv)).unwrap_err();
+    assert!(err.to_string().starts_with("--curves "), "{err}");
+    assert_eq!(super::super::usage::exit_code(&err), ExitCode::from(2));
 }
