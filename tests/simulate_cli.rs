@@ -62,6 +62,12 @@ fn leftover_splits_the_unallocated_gpu_and_adds_up_to_it() {
     assert!((total - table).abs() < 1e-9, "{total} against {table}");
     // On the default trace, an 810-milli share alone on its GPU is the largest leftover.
     assert_eq!(row["largest_partial"][0][0], 190);
+    // Some of the partly used GPU is kept free by its nodes' CPU, never more than all of it.
+    let cpu_bound = part("partial_cpu_bound_pct");
+    assert!(
+        cpu_bound > 0.0 && cpu_bound < part("partial_pct"),
+        "{cpu_bound}"
+    );
     let text = allot(&[
         "simulate",
         "-q",

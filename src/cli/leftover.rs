@@ -19,6 +19,9 @@ pub struct PolicyLeftover {
     pub unallocated_pct: f64,
     /// Free GPU in partly used devices.
     pub partial_pct: f64,
+    /// The part of `partial_pct` that a share of the target would fit by size but whose node
+    /// has not the CPU for any such share.
+    pub partial_cpu_bound_pct: f64,
     /// The sizes (free milli per device) holding most of `partial_pct`, with their share.
     pub largest_partial: Vec<(u16, f64)>,
     /// Idle devices on nodes with CPU left for a GPU pod of the target workload.
@@ -50,6 +53,7 @@ pub fn summarise(results: &[PolicyResult], capacity_milli: u64) -> Vec<PolicyLef
                 seeds: runs.len(),
                 unallocated_pct: mean(&Leftover::total),
                 partial_pct: mean(&Leftover::partial_total),
+                partial_cpu_bound_pct: mean(&|l| l.partial_cpu_bound),
                 largest_partial: pooled
                     .largest_partial(SIZES)
                     .into_iter()
@@ -66,10 +70,11 @@ pub fn summarise(results: &[PolicyResult], capacity_milli: u64) -> Vec<PolicyLef
 pub fn table(rows: &[PolicyLeftover], at: usize) -> String {
     let mut out = format!(
         "\nWhere the unallocated GPU lies at {at} % arrived (% of GPU capacity, mean over seeds):\n\
-         {:<16} {:>11} {:>14}  {:<34} {:>6} {:>9}\n",
+         {:<16} {:>11} {:>14} {:>10}  {:<34} {:>6} {:>9}\n",
         "policy",
         "unallocated",
         "partly used",
+        "of it CPU",
         "largest leftovers (free milli: %)",
         "idle",
         "stranded"
@@ -83,12 +88,19 @@ pub fn table(rows: &[PolicyLeftover], at: usize) -> String {
             .join(", ");
         let _ = writeln!(
             out,
-            "{:<16} {:>11.2} {:>14.2}  {:<34} {:>6.2} {:>9.2}",
-            r.policy, r.unallocated_pct, r.partial_pct, sizes, r.idle_pct, r.stranded_pct
+            "{:<16} {:>11.2} {:>14.2} {:>10.2}  {:<34} {:>6.2} {:>9.2}",
+            r.policy,
+            r.unallocated_pct,
+            r.partial_pct,
+            r.partial_cpu_bound_pct,
+            sizes,
+            r.idle_pct,
+            r.stranded_pct
         );
     }
     out.push_str(
-        "(partly used: free milli left in devices that hold shares; idle: whole free devices on \
+        "(partly used: free milli left in devices that hold shares; of it CPU: in devices a share \
+         of the target would fit whose node has not the CPU for one; idle: whole free devices on \
          nodes with the CPU for a GPU pod of the target workload; stranded: on nodes without it)\n",
     );
     out
@@ -120,6 +132,7 @@ mod tests {
         let a = Leftover {
             samples: 1,
             partial: BTreeMap::from([(190, 400), (60, 100)]),
+            partial_cpu_bound: 100,
             idle: 1_000,
             stranded: 0,
         };
@@ -127,6 +140,7 @@ mod tests {
         let b = Leftover {
             samples: 2,
             partial: BTreeMap::from([(190, 400)]),
+            partial_cpu_bound: 400,
             idle: 0,
             stranded: 4_000,
         };
@@ -147,6 +161,8 @@ mod tests {
         assert_eq!(fgd.seeds, 2);
         assert!((fgd.unallocated_pct - 18.5).abs() < 1e-9);
         assert!((fgd.partial_pct - 3.5).abs() < 1e-9);
+        // 100 of one run's 500, 400 of the other's two events' 800.
+        assert!((fgd.partial_cpu_bound_pct - 1.5).abs() < 1e-9);
         assert_eq!(fgd.largest_partial[0].0, 190);
         assert!((fgd.largest_partial[0].1 - 3.0).abs() < 1e-9);
         assert!((fgd.idle_pct - 5.0).abs() < 1e-9);

@@ -137,7 +137,8 @@ pub struct SimulateArgs {
     #[arg(long, value_name = "I[,I...]")]
     pub explain: Option<String>,
     /// Also say where each policy's unallocated GPU lies at the report point (--at): in
-    /// partly used devices (and the leftover sizes holding most of it), in idle devices, and
+    /// partly used devices (the leftover sizes holding most of it, and the part whose node has
+    /// not the CPU for any share that would fit it), in idle devices, and
     /// in idle devices stranded on nodes without the CPU for a GPU pod of the target workload.
     /// With a --move-budget list, of the first budget's runs.
     #[arg(long)]

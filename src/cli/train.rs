@@ -26,7 +26,7 @@ use crate::policy::learned::PolicyFile;
 use crate::policy::learned::file::DEFAULT_LEVELS;
 use crate::policy::learned::support;
 use crate::sim::load_trace;
-use curves::{curves_csv, curves_svg};
+use curves::write_curves;
 pub use dynamic::TrainDynamicArgs;
 
 #[derive(Debug, Args)]
@@ -252,10 +252,8 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     file.save(&args.output)
         .with_context(|| format!("writing {}", args.output.display()))?;
     let dir = curves_dir(args);
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let dynamic = args.dynamic.dynamic;
-    std::fs::write(dir.join("curves.csv"), curves_csv(&curves, dynamic))?;
-    std::fs::write(dir.join("curves.svg"), curves_svg(&curves, dynamic)?)?;
+    write_curves(&dir, &curves, dynamic)?;
     let what = if dynamic {
         "failed GPU (dynamic)"
     } else {

@@ -1,12 +1,13 @@
 //! Where a cluster's unallocated GPU lies at one moment of a replay: in partly used devices
-//! (by how much each has left) and in idle devices, split by whether their node still has the
-//! CPU for a GPU pod of the target workload. `allot simulate --leftover` reports it at the
+//! (by how much each has left, and whether the shares that would fit in it still fit their
+//! node's CPU) and in idle devices, split by whether their node still has the CPU for a GPU pod
+//! of the target workload. `allot simulate --leftover` reports it at the
 //! table's arrival point, which says what a better placement could still win back.
 
 use std::collections::BTreeMap;
 
 use crate::model::frag::TargetWorkload;
-use crate::model::{Cluster, MILLI_PER_GPU};
+use crate::model::{Cluster, GpuDemand, MILLI_PER_GPU};
 use crate::sim::metrics::at_or_near;
 
 /// The unallocated GPU of one cluster, in milli-GPU, or the sum of `samples` such
@@ -18,6 +19,10 @@ pub struct Leftover {
     /// Free milli of partly used devices, summed by the free milli of each device: the
     /// leftovers of shares (190 is what a 810-milli share leaves alone on its GPU).
     pub partial: BTreeMap<u16, u64>,
+    /// The part of `partial` in devices big enough for a share of the target workload whose
+    /// node has not the CPU for any such share: the node's limits, not the device's size, keep
+    /// it free.
+    pub partial_cpu_bound: u64,
     /// Idle devices on nodes with the CPU left for at least one GPU class of the target.
     pub idle: u64,
     /// Idle devices on nodes whose free CPU is below every GPU class of the target: GPU
@@ -35,6 +40,16 @@ impl Leftover {
             .map(|(class, _)| class.cpu_milli)
             .min()
             .unwrap_or(0);
+        // The target's shares, (milli, CPU), smallest first.
+        let mut shares: Vec<(u32, u64)> = target
+            .classes()
+            .iter()
+            .filter_map(|(class, _)| match class.gpu {
+                GpuDemand::Shared { milli } => Some((milli, class.cpu_milli)),
+                _ => None,
+            })
+            .collect();
+        shares.sort_unstable();
         let mut out = Leftover {
             samples: 1,
             ..Leftover::default()
@@ -46,6 +61,10 @@ impl Leftover {
                     continue;
                 } else if free_milli < u64::from(MILLI_PER_GPU) {
                     *out.partial.entry(free).or_default() += free_milli;
+                    let fitting = &shares[..shares.partition_point(|&(m, _)| m <= u32::from(free))];
+                    if !fitting.is_empty() && fitting.iter().all(|&(_, cpu)| cpu > node.cpu_free) {
+                        out.partial_cpu_bound += free_milli;
+                    }
                 } else if node.cpu_free >= least_cpu {
                     out.idle += free_milli;
                 } else {
@@ -61,6 +80,7 @@ impl Leftover {
         for (&size, &milli) in &other.partial {
             *self.partial.entry(size).or_default() += milli;
         }
+        self.partial_cpu_bound += other.partial_cpu_bound;
         self.idle += other.idle;
         self.stranded += other.stranded;
         self.samples += other.samples;
@@ -149,6 +169,41 @@ mod tests {
             (sum.samples, sum.total(), sum.partial[&190]),
             (2, 12_380, 380)
         );
+    }
+
+    #[test]
+    fn partly_used_devices_are_cpu_bound_when_no_share_that_fits_them_fits_the_node() {
+        // The target's shares: 100 milli with 2 cores, 500 milli with 16 cores.
+        let target = target(&[
+            pod(2_000, GpuDemand::Shared { milli: 100 }),
+            pod(16_000, GpuDemand::Shared { milli: 500 }),
+        ]);
+        let on = |node, device| Placement {
+            node,
+            devices: DeviceSet::single(device),
+        };
+        let mut cluster = cluster(&[2, 2, 2]);
+        // Node 0 keeps 8 cores: its 400 free fit the 100-milli share (2 cores): open.
+        cluster
+            .place(&pod(56_000, GpuDemand::Shared { milli: 600 }), on(0, 0))
+            .unwrap();
+        // Node 1 keeps 1 core: its 700 free fit both shares by GPU, neither by CPU.
+        cluster
+            .place(&pod(63_000, GpuDemand::Shared { milli: 300 }), on(1, 0))
+            .unwrap();
+        // Node 2 keeps 1 core and 50 free milli: too small for any share, so not CPU-bound.
+        cluster
+            .place(&pod(63_000, GpuDemand::Shared { milli: 950 }), on(2, 0))
+            .unwrap();
+        let left = Leftover::of(&cluster, &target);
+        assert_eq!(
+            left.partial,
+            BTreeMap::from([(50, 50), (400, 400), (700, 700)])
+        );
+        assert_eq!(left.partial_cpu_bound, 700);
+        let mut sum = left.clone();
+        sum.add(&left);
+        assert_eq!(sum.partial_cpu_bound, 1_400);
     }
 
     #[test]

@@ -16,7 +16,7 @@ use clap::Args;
 use super::super::simulate::progress_bar;
 use super::super::usage::usage;
 use super::TrainArgs;
-use super::curves::{curves_csv, curves_svg};
+use super::curves::write_curves;
 use crate::learn::CurvePoint;
 use crate::learn::Trace;
 use crate::learn::pool::{self, PoolOptions};
@@ -187,10 +187,7 @@ pub fn run(
     file.hash = file.content_hash();
     file.save(output)
         .with_context(|| format!("writing {}", output.display()))?;
-    std::fs::create_dir_all(curves_dir)
-        .with_context(|| format!("creating {}", curves_dir.display()))?;
-    std::fs::write(curves_dir.join("curves.csv"), curves_csv(&curves, false))?;
-    std::fs::write(curves_dir.join("curves.svg"), curves_svg(&curves, false)?)?;
+    write_curves(curves_dir, &curves, false)?;
     eprintln!(
         "wrote {} (hash {}) and {}/curves.{{csv,svg}}",
         output.display(),

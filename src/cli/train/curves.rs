@@ -2,9 +2,25 @@
 //! `curves.svg`, the validation figure (unallocated GPU % at 100 % arrived, or with
 //! `--dynamic` the dynamic replay's failed GPU %) after every step of training.
 
+use std::path::Path;
+
+use anyhow::Context;
 use plotters::prelude::*;
 
 use crate::learn::CurvePoint;
+
+/// Write `curves.csv` and `curves.svg` into `dir`, which `train` made before any work (so a
+/// long run cannot end in "cannot create"); an error names the file.
+pub fn write_curves(dir: &Path, curves: &[CurvePoint], dynamic: bool) -> anyhow::Result<()> {
+    for (name, text) in [
+        ("curves.csv", curves_csv(curves, dynamic)),
+        ("curves.svg", curves_svg(curves, dynamic)?),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
 
 pub fn curves_csv(curves: &[CurvePoint], dynamic: bool) -> String {
     let column = if dynamic {
