@@ -79,15 +79,18 @@ fn the_shipped_policy_is_its_parts_combined_and_bad_combinations_exit_2() {
     let part = |name: &str| root.join("experts").join(name).display().to_string();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("combined.json");
-    let combine = |parts: &str| {
+    let combine_with = |parts: &str, weight: &str| {
         allot(&[
             "train",
             "--combine",
             parts,
+            "--cpu-bound-weight",
+            weight,
             "-o",
             &out.display().to_string(),
         ])
     };
+    let combine = |parts: &str| combine_with(parts, "-3");
     let parts = [
         part("multigpu-costs.json"),
         part("gpushare-costs.json"),
@@ -107,6 +110,12 @@ fn the_shipped_policy_is_its_parts_combined_and_bad_combinations_exit_2() {
         embedded_text(),
         "policies/default.json is the combination BENCHMARKS.md section 8 names"
     );
+    for bad in ["NaN", "inf", "-1e9", "three"] {
+        let run = combine_with(&parts, bad);
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{bad}: {err}");
+        assert!(err.contains("cpu-bound-weight"), "{bad}: {err}");
+    }
     for (parts, says) in [
         (part("base.json"), "at least one expert"),
         (

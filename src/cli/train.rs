@@ -129,6 +129,16 @@ pub struct TrainArgs {
     /// asked in order (BENCHMARKS.md section 8).
     #[arg(long, value_name = "FIRST,EXPERT...", value_delimiter = ',')]
     pub combine: Vec<PathBuf>,
+    /// With --combine: weigh `cpu_bound_change` (the GPU a placement leaves that its node's
+    /// CPU keeps from every GPU class of the workload) by W in every part (BENCHMARKS.md
+    /// section 8); without it each part keeps its own weight.
+    #[arg(
+        long,
+        requires = "combine",
+        allow_negative_numbers = true,
+        value_name = "W"
+    )]
+    pub cpu_bound_weight: Option<f64>,
     /// Replay threads (the result does not depend on it; default: every core).
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub threads: Option<u64>,
@@ -171,7 +181,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     // Before any training: a run must not end in "cannot write" after its work is done.
     prepare_output(&args.output)?;
     if !args.combine.is_empty() {
-        return combine::run(&args.combine, &args.output);
+        return combine::run(&args.combine, &args.output, args.cpu_bound_weight);
     }
     create_output_dir("--curves", &curves_dir(args))?;
     let seeds = parse_seeds_for("--seeds", &args.seeds)?;

@@ -12,6 +12,7 @@ pub mod experts;
 pub mod explain;
 pub mod features;
 pub mod file;
+pub mod strand;
 pub mod support;
 
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -23,7 +24,7 @@ use crate::model::{Cluster, DeviceSet, GpuDemand, MILLI_PER_GPU, Node, NodeShape
 use crate::rng::Rng;
 use costs::DeviceCosts;
 use experts::Choice;
-use features::{COUNT, DEVICE_COST, Globals, PRICE};
+use features::{COUNT, CPU_BOUND, DEVICE_COST, Globals, PRICE};
 pub use file::{HistorySource, PolicyFile, PolicyFileError, Provenance};
 use rustc_hash::FxHashMap;
 pub use support::{Outside, Support, WorkloadMix};
@@ -67,6 +68,8 @@ pub struct Learned {
     /// The device cost table of the weights in force, when they carry one and weigh it: then
     /// a share takes the device the table chooses.
     costs: Option<DeviceCosts>,
+    /// The target's GPU classes by the CPU they need, when `cpu_bound_change` carries weight.
+    reach: Option<strand::CpuReach>,
     /// Set when the target workload lies outside the file's support and every expert's: then
     /// FGD decides alone.
     outside: Option<Outside>,
@@ -107,6 +110,7 @@ impl Learned {
         }
         Learned {
             costs: costs.clone().filter(|_| weights[DEVICE_COST] != 0.0),
+            reach: (weights[CPU_BOUND] != 0.0).then(|| strand::CpuReach::of(&target)),
             weights,
             levels: f64::from(file.levels),
             outside,
@@ -211,12 +215,11 @@ impl Learned {
                     frag: 0.0,
                     cpu_per_gpu: self.cpu_per_gpu,
                 };
+                let (costs, reach) = (self.costs.as_ref(), self.reach.as_ref());
+                let x = features::of(node, pod, 0, 0.0, &none, costs, reach);
                 let part = NodePart {
                     fgd: fgd[0],
-                    local: dot(
-                        &self.weights,
-                        &features::of(node, pod, 0, 0.0, &none, self.costs.as_ref()),
-                    ),
+                    local: dot(&self.weights, &x),
                 };
                 if self.local_memo.len() >= LOCAL_MEMO_CAP {
                     self.local_memo.clear();
@@ -246,7 +249,8 @@ impl Learned {
             .zip(&self.fgd_scores)
             .map(|(&i, &s)| {
                 let cost = self.price_cost(i, pod);
-                features::of(&cluster.nodes()[i], pod, s, cost, &g, self.costs.as_ref())
+                let (costs, reach) = (self.costs.as_ref(), self.reach.as_ref());
+                features::of(&cluster.nodes()[i], pod, s, cost, &g, costs, reach)
             })
             .collect()
     }

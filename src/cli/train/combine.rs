@@ -10,9 +10,18 @@ use anyhow::Context as _;
 
 use super::super::usage::usage;
 use crate::learn::Trace;
+use crate::policy::learned::features::CPU_BOUND;
 use crate::policy::learned::{PolicyFile, WorkloadMix, embedded_file};
 
-pub fn run(files: &[PathBuf], output: &Path) -> anyhow::Result<ExitCode> {
+/// The largest `--cpu-bound-weight` taken: the feature is in GPUs, and at 100 levels a weight
+/// of 1 moves a node by 100 levels per GPU.
+const MAX_WEIGHT: f64 = 1_000.0;
+
+pub fn run(
+    files: &[PathBuf],
+    output: &Path,
+    cpu_bound_weight: Option<f64>,
+) -> anyhow::Result<ExitCode> {
     if files.len() < 2 {
         usage!("--combine needs a first policy file and at least one expert, comma-separated");
     }
@@ -20,10 +29,24 @@ pub fn run(files: &[PathBuf], output: &Path) -> anyhow::Result<ExitCode> {
     for f in files {
         read.push(PolicyFile::load(f)?);
     }
-    let combined = match read[0].clone().with_experts(&read[1..]) {
+    let mut combined = match read[0].clone().with_experts(&read[1..]) {
         Ok(c) => c,
         Err(problem) => usage!("--combine: {problem}"),
     };
+    if let Some(w) = cpu_bound_weight {
+        if !w.is_finite() || w.abs() > MAX_WEIGHT {
+            usage!("--cpu-bound-weight {w} must be a number within -{MAX_WEIGHT}..={MAX_WEIGHT}");
+        }
+        combined.weights[CPU_BOUND] = w;
+        for e in &mut combined.experts {
+            e.weights[CPU_BOUND] = w;
+        }
+        let p = &mut combined.provenance;
+        p.phases
+            .push(format!("cpu_bound_change weighted {w} in every part"));
+        p.hyperparameters.insert("cpu_bound_weight".into(), w);
+        combined.hash = combined.content_hash();
+    }
     combined
         .save(output)
         .with_context(|| format!("writing {}", output.display()))?;

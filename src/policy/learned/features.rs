@@ -5,14 +5,16 @@
 //! file's weights. New features are only ever appended, so an older file's list is a prefix.
 //! Then the node-shape features twice more: for whole-GPU pods only (0 for any other pod), and
 //! for multi-GPU pods only (2 or more whole GPUs), so that those classes can get corrections of
-//! their own. Last, a share's change of the policy's learned device cost table (`costs.rs`).
+//! their own. Then a share's change of the policy's learned device cost table (`costs.rs`).
+//! Last, for a GPU pod, the GPU the placement leaves bound by its node's CPU (`strand.rs`).
 
 use super::costs::DeviceCosts;
+use super::strand::CpuReach;
 use crate::model::{GpuDemand, MAX_GPUS_PER_NODE, MILLI_PER_GPU, Node, PodDemand};
 use crate::policy::{MAX_CPU_MILLI, MAX_GPU_MILLI};
 
 /// Number of features.
-pub const COUNT: usize = 30;
+pub const COUNT: usize = 31;
 
 /// Feature names, in weight order (a policy file lists them and must match).
 pub const NAMES: [&str; COUNT] = [
@@ -81,6 +83,10 @@ pub const NAMES: [&str; COUNT] = [
     // the learned worth of the devices' free levels to the shares to come) over the node's
     // devices that fit it; 0 for other pods and for a policy without a table.
     "device_cost_change",
+    // For a GPU pod, the GPU (in GPUs) that the placement leaves in devices some GPU class of
+    // the target fits by size but none by the node's CPU, less what was so before; 0 for
+    // CPU-only pods (`strand.rs`).
+    "cpu_bound_change",
 ];
 
 /// Index of `lp_price_cost`.
@@ -88,6 +94,13 @@ pub const PRICE: usize = 14;
 
 /// Index of `device_cost_change`.
 pub const DEVICE_COST: usize = 29;
+
+/// Index of `cpu_bound_change`.
+pub const CPU_BOUND: usize = 30;
+
+/// Features every policy file lists, weighed or not: those that existed when a later one
+/// could first be left out of a file that gives it no weight (`file.rs`).
+pub const ALWAYS_LISTED: usize = 30;
 
 /// The node-shape features: those of the node after the placement and the model match, which
 /// differ between the candidates of one decision.
@@ -116,7 +129,8 @@ pub struct Globals {
 
 /// The features of placing `pod` on `node`, whose FGD score is `fgd` (0..100) and whose
 /// opportunity cost at the LP's prices is `price_cost` GPUs, under the device cost table
-/// `costs` when the policy has one.
+/// `costs` when the policy has one; `cpu_bound_change` only when `reach` is given (the
+/// target's classes, when the feature carries weight).
 pub fn of(
     node: &Node,
     pod: &PodDemand,
@@ -124,13 +138,18 @@ pub fn of(
     price_cost: f64,
     g: &Globals,
     costs: Option<&DeviceCosts>,
+    reach: Option<&CpuReach>,
 ) -> [f64; COUNT] {
     let n = node.gpu_count();
     let mut free = [0u16; MAX_GPUS_PER_NODE];
     free[..n].copy_from_slice(node.gpu_free());
-    let device_cost = match (pod.gpu, costs) {
-        (GpuDemand::Shared { milli }, Some(t)) => t.best(&free[..n], milli as u16).map(|b| b.1),
+    let best_device = match (pod.gpu, costs) {
+        (GpuDemand::Shared { milli }, Some(t)) => t.best(&free[..n], milli as u16),
         _ => None,
+    };
+    let cpu_bound = match reach {
+        Some(r) if pod.gpu != GpuDemand::None => r.change(node, pod, best_device.map(|b| b.0)),
+        _ => 0.0,
     };
     take(&mut free[..n], pod.gpu);
     let full = MILLI_PER_GPU as u16;
@@ -188,7 +207,8 @@ pub fn of(
             out[MULTI + k] = out[i];
         }
     }
-    out[DEVICE_COST] = device_cost.unwrap_or(0.0);
+    out[DEVICE_COST] = best_device.map_or(0.0, |b| b.1);
+    out[CPU_BOUND] = cpu_bound;
     out
 }
 
@@ -246,6 +266,7 @@ mod tests {
             0.5,
             &g,
             None,
+            None,
         );
         assert_eq!(f[0], 0.73);
         assert_eq!(f[1], 7_500.0 / MAX_GPU_MILLI);
@@ -260,6 +281,7 @@ mod tests {
             0,
             20.0,
             &g,
+            None,
             None,
         );
         assert_eq!(w[4], 6.0 / 8.0);
@@ -291,7 +313,7 @@ mod tests {
             frag: 0.0,
             cpu_per_gpu: 0.0,
         };
-        let f = of(&node(0), &pod(GpuDemand::None), 100, 0.0, &g, None);
+        let f = of(&node(0), &pod(GpuDemand::None), 100, 0.0, &g, None, None);
         assert_eq!(f.len(), NAMES.len());
         for (k, &i) in NODE_SHAPE.iter().enumerate() {
             assert_eq!(NAMES[WHOLE + k], format!("{}_whole", NAMES[i]));
@@ -322,7 +344,7 @@ mod tests {
             (GpuDemand::Whole { count: 8 }, true, true),
         ];
         for (gpu, whole, multi) in demands {
-            let f = of(&node(8), &pod(gpu), 40, 0.0, &g, None);
+            let f = of(&node(8), &pod(gpu), 40, 0.0, &g, None, None);
             for (k, &i) in NODE_SHAPE.iter().enumerate() {
                 let want_whole = if whole { f[i] } else { 0.0 };
                 let want_multi = if multi { f[i] } else { 0.0 };
@@ -337,6 +359,7 @@ mod tests {
             40,
             0.0,
             &g,
+            None,
             None,
         );
         assert_eq!(f[MULTI + 3], 4.0 / 8.0);
@@ -356,13 +379,16 @@ mod tests {
         let t = DeviceCosts { values };
         let share = pod(GpuDemand::Shared { milli: 300 });
         assert_eq!(
-            of(&node(8), &share, 40, 0.0, &g, Some(&t))[DEVICE_COST],
+            of(&node(8), &share, 40, 0.0, &g, Some(&t), None)[DEVICE_COST],
             0.7
         );
-        assert_eq!(of(&node(8), &share, 40, 0.0, &g, None)[DEVICE_COST], 0.0);
+        assert_eq!(
+            of(&node(8), &share, 40, 0.0, &g, None, None)[DEVICE_COST],
+            0.0
+        );
         let whole = pod(GpuDemand::Whole { count: 1 });
         assert_eq!(
-            of(&node(8), &whole, 40, 0.0, &g, Some(&t))[DEVICE_COST],
+            of(&node(8), &whole, 40, 0.0, &g, Some(&t), None)[DEVICE_COST],
             0.0
         );
     }

@@ -20,7 +20,10 @@
 //! as "not a policy file", naming the field. The optional `device_costs` (of the file or an
 //! expert; `costs.rs`) was added to version 1 on 2026-12-07 the same way. Features are only ever
 //! appended: a file written before one was added lists a prefix of [`NAMES`], and the features
-//! it does not list read weight 0 (its hash stays the one it was written with).
+//! it does not list read weight 0 (its hash stays the one it was written with). Features after
+//! the first [`ALWAYS_LISTED`] (from `cpu_bound_change`, 2026-12-07) are listed only when the
+//! file or an expert weighs them, so a file that does not reads and hashes as it did before; an
+//! allot older than that refuses a file that does, naming its feature list.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -28,7 +31,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::costs::DeviceCosts;
-use super::features::{COUNT, NAMES};
+use super::features::{ALWAYS_LISTED, COUNT, NAMES};
 use super::support::Support;
 use crate::policy::keyed_hash;
 
@@ -206,7 +209,7 @@ impl PolicyFile {
 
     /// The hash of everything but `hash` (its canonical JSON), as 16 hex digits.
     pub fn content_hash(&self) -> String {
-        let mut unsealed = self.clone();
+        let mut unsealed = self.written();
         unsealed.hash = String::new();
         let text = serde_json::to_string(&unsealed).unwrap_or_default();
         format!("{:016x}", keyed_hash(0, &text))
@@ -265,8 +268,28 @@ impl PolicyFile {
 
     /// Write the file as pretty JSON.
     pub fn save(&self, path: &Path) -> std::io::Result<()> {
-        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        let text = serde_json::to_string_pretty(&self.written()).map_err(std::io::Error::other)?;
         std::fs::write(path, text + "\n")
+    }
+
+    /// The file as written and hashed: features after the first [`ALWAYS_LISTED`] are listed
+    /// only up to the last that carries weight (here or in an expert), so a file that weighs
+    /// none of them reads, writes and hashes as it did before they were added.
+    fn written(&self) -> PolicyFile {
+        let weighed = |w: &[f64]| w.iter().rposition(|&v| v != 0.0).map_or(0, |i| i + 1);
+        let n = self
+            .experts
+            .iter()
+            .map(|e| weighed(&e.weights))
+            .fold(weighed(&self.weights), usize::max)
+            .max(self.features.len().min(ALWAYS_LISTED));
+        let mut out = self.clone();
+        out.features.truncate(n);
+        out.weights.truncate(n);
+        for e in &mut out.experts {
+            e.weights.truncate(n);
+        }
+        out
     }
 
     fn check(&self) -> Result<(), String> {

@@ -2,7 +2,8 @@
 //! lists, supports and experts.
 
 use super::*;
-use crate::policy::learned::features::{MULTI, WHOLE};
+use crate::policy::learned::features::{ALWAYS_LISTED, CPU_BOUND, MULTI, WHOLE};
+use crate::policy::learned::support::{Support, WorkloadMix};
 
 #[test]
 fn a_written_file_reads_back_and_a_changed_one_is_refused() {
@@ -20,6 +21,34 @@ fn a_written_file_reads_back_and_a_changed_one_is_refused() {
     let err = PolicyFile::parse("p.json", "{\"weights\": [1]}").unwrap_err();
     assert_eq!(err.reason(), "NotAPolicyFile");
     assert!(err.to_string().contains("p.json"), "{err}");
+}
+
+#[test]
+fn features_past_the_always_listed_are_written_only_when_weighed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.json");
+    let listed = |f: &PolicyFile| {
+        f.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let raw: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let read = PolicyFile::parse("p.json", &text).unwrap();
+        assert_eq!(&read, f, "reads back as it was");
+        raw["features"].as_array().unwrap().len()
+    };
+    let mut file = PolicyFile::fgd_start(Provenance::default());
+    assert_eq!(listed(&file), ALWAYS_LISTED);
+    file.weights[CPU_BOUND] = -3.0;
+    file.hash = file.content_hash();
+    assert_eq!(listed(&file), CPU_BOUND + 1);
+    // An expert's weight counts as well.
+    let mut expert = PolicyFile::fgd_start(Provenance::default());
+    expert.weights[CPU_BOUND] = -3.0;
+    let support = |mix| Support::spanning(&[WorkloadMix(mix)], 0.05);
+    let first = PolicyFile::fgd_start(Provenance::default()).with_support(support([0.1; 4]));
+    let combined = first
+        .with_experts(&[expert.with_support(support([0.5; 4]))])
+        .unwrap();
+    assert_eq!(listed(&combined), CPU_BOUND + 1);
 }
 
 #[test]
@@ -122,7 +151,6 @@ fn the_embedded_policy_is_valid() {
 #[test]
 fn a_device_cost_table_reads_back_travels_with_its_expert_and_a_broken_one_is_refused() {
     use crate::policy::learned::costs::{DeviceCosts, LEVELS};
-    use crate::policy::learned::support::{Support, WorkloadMix};
     let table = DeviceCosts {
         values: (0..LEVELS).map(|k| k as f64).collect(),
     };
