@@ -1,8 +1,9 @@
 //! The features of one (pod, candidate node) pair that the learned Q-function reads. Every
-//! feature is a plain number near 0..1 (the LP's price, in GPUs, up to 8), computed from the
-//! node before and after the hypothetical placement, the pod, FGD's own score, the LP's shadow
-//! prices and two global context values; the order of [`NAMES`] is the order of a policy
-//! file's weights. New features are only ever appended, so an older file's list is a prefix.
+//! feature is a plain number near 0..1 (the LP's price and the CPU-bound change are in GPUs,
+//! up to 8 either way), computed from the node before and after the hypothetical placement, the
+//! pod, FGD's own score, the LP's shadow prices and two global context values; the order of
+//! [`NAMES`] is the order of a policy file's weights. New features are only ever appended, so an
+//! older file's list is a prefix.
 //! Then the node-shape features twice more: for whole-GPU pods only (0 for any other pod), and
 //! for multi-GPU pods only (2 or more whole GPUs), so that those classes can get corrections of
 //! their own. Then a share's change of the policy's learned device cost table (`costs.rs`).
